@@ -1,0 +1,205 @@
+// The application's handle on one raft group: feed it ticks and messages, collect Readies.
+
+import type { RaftConfigInput } from './config.js';
+import { invariant, type Result } from './errors.js';
+import type { MembershipChange } from './membership-change.js';
+import type { ProgressState } from './progress.js';
+import { Raft } from './raft.js';
+import {
+  type Entry,
+  type HardState,
+  hardStateEqual,
+  type Membership,
+  type Message,
+  MessageType,
+  message,
+  type NodeId,
+  type Ready,
+  type Role,
+  type SoftState,
+} from './types.js';
+
+/** A follower's replication state as the leader sees it. */
+export interface ProgressStatus {
+  readonly match: number;
+  readonly next: number;
+  readonly state: ProgressState;
+  readonly isLearner: boolean;
+  readonly recentActive: boolean;
+}
+
+export interface RaftStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly leader: NodeId;
+  readonly term: number;
+  readonly vote: NodeId;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  readonly membership: Membership;
+  readonly leadTransferee: NodeId;
+  /** Only on the leader. */
+  readonly progress?: ReadonlyMap<NodeId, ProgressStatus>;
+}
+
+/**
+ * Wraps the raft state machine with the Ready/advance protocol. Readies may be taken while
+ * earlier ones are still being persisted; they must be advanced in the order taken, and each
+ * Ready's persistence must follow the previous one's (so `messagesAfterPersist` of Ready n
+ * may go once Readies 1..n are durable).
+ */
+export class RawNode {
+  private readonly raft: Raft;
+  private prevSoftState: SoftState;
+  private prevHardState: HardState;
+  private readonly outstanding: Ready[] = [];
+
+  constructor(config: RaftConfigInput) {
+    this.raft = new Raft(config);
+    this.prevSoftState = this.raft.softState();
+    this.prevHardState = this.raft.hardState();
+  }
+
+  get id(): NodeId {
+    return this.raft.id;
+  }
+
+  /** Advances logical time by one tick. */
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Starts an election now (used by tests and by a single node at boot). */
+  campaign(): void {
+    this.raft.step(message({ type: MessageType.Hup, from: this.raft.id, to: this.raft.id }));
+  }
+
+  /** Steps a message received from a peer. A malformed one is refused and changes nothing. */
+  step(m: Message): Result<void> {
+    return this.raft.step(m);
+  }
+
+  propose(data: Uint8Array): Result<{ index: number; term: number }> {
+    return this.raft.propose(data);
+  }
+
+  proposeMembershipChange(change: MembershipChange): Result<{ index: number; term: number }> {
+    return this.raft.proposeMembershipChange(change);
+  }
+
+  readIndex(context: Uint8Array): Result<void> {
+    return this.raft.readIndex(context);
+  }
+
+  transferLeadership(to: NodeId): Result<void> {
+    return this.raft.transferLeadership(to);
+  }
+
+  reportUnreachable(id: NodeId): void {
+    this.raft.reportUnreachable(id);
+  }
+
+  reportSnapshot(id: NodeId, succeeded: boolean): void {
+    this.raft.reportSnapshot(id, succeeded);
+  }
+
+  hasReady(): boolean {
+    const raft = this.raft;
+    return (
+      raft.messages.length > 0 ||
+      raft.messagesAfterPersist.length > 0 ||
+      raft.readStates.length > 0 ||
+      raft.log.unstable.nextEntries().length > 0 ||
+      raft.log.unstable.nextSnapshot() !== undefined ||
+      raft.log.hasNextCommittedEntries() ||
+      !hardStateEqual(raft.hardState(), this.prevHardState) ||
+      !softStateEqual(raft.softState(), this.prevSoftState)
+    );
+  }
+
+  /** Collects what to persist, send and apply since the last Ready. See Ready for the order. */
+  ready(): Ready {
+    const raft = this.raft;
+    const entries = raft.log.unstable.nextEntries();
+    const snapshot = raft.log.unstable.nextSnapshot();
+    const committedEntries = raft.log.nextCommittedEntries(raft.config.maxCommittedBytesPerReady);
+    const hardState = raft.hardState();
+    const softState = raft.softState();
+    const hardStateChanged = !hardStateEqual(hardState, this.prevHardState);
+    const rd: Ready = {
+      ...(softStateEqual(softState, this.prevSoftState) ? {} : { softState }),
+      ...(hardStateChanged ? { hardState } : {}),
+      entries,
+      ...(snapshot ? { snapshot } : {}),
+      committedEntries,
+      messages: raft.messages,
+      messagesAfterPersist: raft.messagesAfterPersist,
+      readStates: raft.readStates,
+      mustSync:
+        entries.length > 0 ||
+        snapshot !== undefined ||
+        hardState.term !== this.prevHardState.term ||
+        hardState.vote !== this.prevHardState.vote,
+    };
+    raft.messages = [];
+    raft.messagesAfterPersist = [];
+    raft.readStates = [];
+    raft.log.unstable.acceptInProgress();
+    if (committedEntries.length > 0)
+      raft.log.acceptApplying(committedEntries[committedEntries.length - 1]!.index);
+    this.prevSoftState = softState;
+    if (hardStateChanged) this.prevHardState = hardState;
+    this.outstanding.push(rd);
+    return rd;
+  }
+
+  /**
+   * Acknowledges the oldest outstanding Ready: its snapshot and entries are durable and its
+   * committed entries applied. Readies must be advanced in the order they were taken.
+   */
+  advance(rd: Ready): void {
+    invariant(this.outstanding[0] === rd, 'advance() called out of order or with an unknown Ready');
+    this.outstanding.shift();
+    const last: Entry | undefined = rd.entries[rd.entries.length - 1];
+    this.raft.onPersisted(last?.index ?? 0, last?.term ?? 0, rd.snapshot?.metadata.index ?? 0);
+    this.raft.onApplied(rd.committedEntries);
+  }
+
+  /** The membership as of the applied index. */
+  membership(): Membership {
+    return this.raft.membership;
+  }
+
+  status(): RaftStatus {
+    const raft = this.raft;
+    const base = {
+      id: raft.id,
+      role: raft.role,
+      leader: raft.lead,
+      term: raft.term,
+      vote: raft.vote,
+      commitIndex: raft.log.committed,
+      appliedIndex: raft.log.applied,
+      lastIndex: raft.log.lastIndex(),
+      membership: raft.membership,
+      leadTransferee: raft.leadTransferee,
+    };
+    if (raft.role !== 'leader') return base;
+    const progress = new Map<NodeId, ProgressStatus>();
+    for (const [id, pr] of raft.progress) {
+      progress.set(id, {
+        match: pr.match,
+        next: pr.next,
+        state: pr.state,
+        isLearner: pr.isLearner,
+        recentActive: pr.recentActive,
+      });
+    }
+    return { ...base, progress };
+  }
+}
+
+function softStateEqual(a: SoftState, b: SoftState): boolean {
+  return a.leader === b.leader && a.role === b.role;
+}
