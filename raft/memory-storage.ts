@@ -15,10 +15,28 @@ export class MemoryStorage implements LogStorage {
   /** entriesAt[0] is a dummy at the snapshot index. */
   private log: Entry[];
 
+  /**
+   * An empty log whose snapshot point (index 0) carries `membership`. Suits a fixed set of
+   * nodes, or a node about to join (empty membership); a cluster that will add nodes should be
+   * created with bootstrap(), because index 0 cannot be sent to a joiner.
+   */
   constructor(membership: Membership = { voters: [], learners: [] }) {
     this.membership = membership;
     this.snap = { metadata: { index: 0, term: 0, membership }, data: new Uint8Array(0) };
     this.log = [dummy(0, 0)];
+  }
+
+  /**
+   * A founding member's storage: the initial membership as a snapshot at index 1, term 1, with
+   * `data` as the initial state. Every founder holds the same snapshot, and a node that joins
+   * later receives a snapshot carrying the membership instead of entries it could not interpret.
+   */
+  static bootstrap(membership: Membership, data: Uint8Array = new Uint8Array(0)): MemoryStorage {
+    const storage = new MemoryStorage(membership);
+    storage.snap = { metadata: { index: 1, term: 1, membership }, data };
+    storage.log = [dummy(1, 1)];
+    storage.hardState = { term: 1, vote: '', commit: 1 };
+    return storage;
   }
 
   initialState(): { hardState: HardState; membership: Membership } {

@@ -656,7 +656,8 @@ export class Raft {
   private restore(snapshot: Snapshot): boolean {
     const { index, term, membership } = snapshot.metadata;
     if (index <= this.log.committed) return false;
-    if (!membership.voters.includes(this.id) && !membership.learners.includes(this.id)) return false;
+    // A snapshot need not list us: a joiner gets one taken before it was added, and learns of
+    // its own addition from the entries that follow.
     if (this.log.matchTerm(index, term)) {
       // Our log already has the snapshot's last entry: just advance commit.
       this.log.commitTo(index);

@@ -166,6 +166,16 @@ export class RawNode {
     this.raft.onApplied(rd.committedEntries);
   }
 
+  /** The term of the log entry at `index` (durable or not), or undefined if compacted or absent. */
+  logTerm(index: number): number | undefined {
+    return this.raft.log.term(index);
+  }
+
+  /** The first index still in the log (one past the snapshot). */
+  firstIndex(): number {
+    return this.raft.log.firstIndex();
+  }
+
   /** The membership as of the applied index. */
   membership(): Membership {
     return this.raft.membership;

@@ -1,0 +1,126 @@
+// Raft's safety properties (Figure 3 of the paper), checked incrementally as the simulation runs.
+
+import type { Entry, NodeId } from '../../raft/index.js';
+
+/** What the checker needs to see of a new leader's log. */
+export interface LeaderLog {
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  termAt(index: number): number | undefined;
+}
+
+/** Each check is O(1) per event, so every event of every step is checked. */
+export class SafetyChecker {
+  readonly violations: string[] = [];
+  /** Election safety: the one leader of each term. */
+  private readonly leaders = new Map<number, NodeId>();
+  /** Log matching: for each (index, term) seen in any durable log, its data and the term before it. */
+  private readonly logEntries = new Map<string, { data: string; previousTerm: number }>();
+  /** State machine safety: the entry applied at each index, by whoever applied it first. */
+  private readonly appliedEntries = new Map<number, { term: number; data: string }>();
+  /** The highest applied (hence committed) entry so far. */
+  private highestApplied: { index: number; term: number } = { index: 0, term: 0 };
+
+  constructor(private readonly now: () => number) {}
+
+  private violation(text: string): void {
+    this.violations.push(`step ${this.now()}: ${text}`);
+  }
+
+  /** §5.2 Election Safety: at most one leader can be elected in a given term. */
+  leaderElected(id: NodeId, term: number, log: LeaderLog): void {
+    const existing = this.leaders.get(term);
+    if (existing !== undefined && existing !== id) {
+      this.violation(`election safety: ${id} and ${existing} both lead term ${term}`);
+    }
+    this.leaders.set(term, id);
+    // §5.4 Leader Completeness: a leader's log holds every entry committed in earlier terms.
+    const { index, term: committedTerm } = this.highestApplied;
+    if (index === 0) return;
+    if (index > log.lastIndex) {
+      this.violation(
+        `leader completeness: ${id} leads term ${term} with last index ${log.lastIndex} < committed ${index}`,
+      );
+    } else if (index >= log.firstIndex - 1) {
+      // (Below that, the leader's snapshot covers the committed entry.)
+      const ours = log.termAt(index);
+      if (ours !== committedTerm) {
+        this.violation(
+          `leader completeness: ${id} leads term ${term} with term ${ours} at ${index}, where term ${committedTerm} was committed`,
+        );
+      }
+    }
+  }
+
+  /**
+   * §5.3 Log Matching, by induction: every durable (index, term) carries the same data and
+   * follows the same previous term everywhere; then equal (index, term) implies equal prefixes.
+   */
+  entryPersisted(node: NodeId, entry: Entry, previousTerm: number | undefined): void {
+    const key = `${entry.index}:${entry.term}`;
+    const data = bytesKey(entry.data);
+    const seen = this.logEntries.get(key);
+    if (seen === undefined) {
+      this.logEntries.set(key, { data, previousTerm: previousTerm ?? -1 });
+      return;
+    }
+    if (seen.data !== data)
+      this.violation(`log matching: ${node} holds different data at index ${entry.index} term ${entry.term}`);
+    if (previousTerm !== undefined && seen.previousTerm !== -1 && seen.previousTerm !== previousTerm) {
+      this.violation(
+        `log matching: ${node} has term ${previousTerm} before (${entry.index}, ${entry.term}), another log has ${seen.previousTerm}`,
+      );
+    }
+  }
+
+  /** §5.4.3 State Machine Safety: no two servers apply different entries at one index. */
+  entryApplied(node: NodeId, entry: Entry, previousApplied: number): void {
+    if (entry.index !== previousApplied + 1) {
+      this.violation(`apply order: ${node} applied ${entry.index} after ${previousApplied}`);
+    }
+    const data = bytesKey(entry.data);
+    const seen = this.appliedEntries.get(entry.index);
+    if (seen === undefined) {
+      this.appliedEntries.set(entry.index, { term: entry.term, data });
+    } else if (seen.term !== entry.term || seen.data !== data) {
+      this.violation(
+        `state machine safety: ${node} applied term ${entry.term} at ${entry.index}, another node applied term ${seen.term}`,
+      );
+    }
+    if (entry.index > this.highestApplied.index)
+      this.highestApplied = { index: entry.index, term: entry.term };
+  }
+
+  /** A snapshot installed at `index` must agree with what was applied there. */
+  snapshotInstalled(node: NodeId, index: number, term: number): void {
+    const seen = this.appliedEntries.get(index);
+    if (seen !== undefined && seen.term !== term) {
+      this.violation(
+        `state machine safety: ${node} installed a snapshot of term ${term} at ${index}, applied term was ${seen.term}`,
+      );
+    }
+  }
+
+  /** Commit never moves backwards on a node that has not crashed (it is persisted in hard state). */
+  commitObserved(node: NodeId, previous: number, current: number): void {
+    if (current < previous) this.violation(`commit regressed on ${node}: ${previous} -> ${current}`);
+  }
+
+  leaderOf(term: number): NodeId | undefined {
+    return this.leaders.get(term);
+  }
+
+  get termsWithLeader(): number {
+    return this.leaders.size;
+  }
+
+  get appliedCount(): number {
+    return this.appliedEntries.size;
+  }
+}
+
+function bytesKey(data: Uint8Array): string {
+  let key = '';
+  for (const byte of data) key += String.fromCharCode(byte);
+  return key;
+}

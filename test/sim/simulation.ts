@@ -1,0 +1,575 @@
+// One seeded simulation run: a cluster under faults (safety phase), then healed (liveness phase), then the history checked.
+
+import {
+  type Entry,
+  EntryType,
+  type Membership,
+  MembershipChangeType,
+  type Message,
+  MessageType,
+  type NodeId,
+  type ReadState,
+  SeededPrng,
+} from '../../raft/index.js';
+import {
+  checkOperations,
+  formatCheckResult,
+  HistoryRecorder,
+  type KvInput,
+  type KvOutput,
+  kvModel,
+} from '../lib/linearizability.js';
+import { SafetyChecker } from './checkers.js';
+import { decodeCommand, encodeCommand, type KvCommand } from './kv.js';
+import { SimNetwork } from './network.js';
+import { SimNode, type SimRaftOptions } from './node.js';
+
+/** Steps per tick: messages and disk writes complete at a finer grain than the raft clock. */
+const STEPS_PER_TICK = 10;
+
+export interface SimulationOptions {
+  seed: number;
+  /** Steps of the safety phase (faults on). */
+  steps: number;
+  /** Ticks the healed cluster has to elect a leader and commit a proposal. */
+  livenessTicks: number;
+  /** Print a line per notable event. */
+  verbose: boolean;
+}
+
+export const SIMULATION_DEFAULTS: Omit<SimulationOptions, 'seed'> = {
+  steps: 4000,
+  livenessTicks: 300,
+  verbose: false,
+};
+
+export interface SimulationResult {
+  readonly seed: number;
+  readonly violations: string[];
+  readonly stats: Record<string, number | string>;
+}
+
+interface PendingWrite {
+  readonly kind: 'write';
+  readonly historyId: number;
+  readonly node: SimNode;
+  readonly index: number;
+  readonly term: number;
+  readonly command: KvCommand;
+  readonly deadline: number;
+}
+
+interface PendingRead {
+  readonly kind: 'read';
+  readonly historyId: number;
+  readonly node: SimNode;
+  readonly key: string;
+  readonly context: string;
+  readIndex: number | undefined;
+  readonly deadline: number;
+}
+
+type PendingOp = PendingWrite | PendingRead;
+
+const KEYS = ['a', 'b', 'c'];
+
+export function runSimulation(input: Partial<SimulationOptions> & { seed: number }): SimulationResult {
+  return new Simulation({ ...SIMULATION_DEFAULTS, ...input }).run();
+}
+
+class Simulation {
+  private readonly prng: SeededPrng;
+  private readonly network: SimNetwork;
+  private readonly checker: SafetyChecker;
+  private readonly nodes = new Map<NodeId, SimNode>();
+  private readonly raftOptions: SimRaftOptions;
+  private readonly history = new HistoryRecorder<KvInput, KvOutput>();
+  /** Client slots; each has at most one operation outstanding. */
+  private readonly clients: (PendingOp | undefined)[];
+  private nextClientId = 0;
+  private readonly clientIds: number[];
+  private step = 0;
+  private nextNodeNumber = 1;
+  private nextOp = 1;
+  private readonly restartAt = new Map<NodeId, number>();
+  private readonly persistDelayMax: number;
+  private readonly clientTimeoutSteps: number;
+  private readonly stats: Record<string, number> = {
+    writesOk: 0,
+    writesFailed: 0,
+    writesUnknown: 0,
+    readsOk: 0,
+    readsFailed: 0,
+    crashes: 0,
+    pauses: 0,
+    partitions: 0,
+    membershipChanges: 0,
+    membershipRefused: 0,
+    transfers: 0,
+    snapshots: 0,
+  };
+  private readonly faultRates: {
+    crash: number;
+    pause: number;
+    partition: number;
+    asymmetric: number;
+    heal: number;
+    membership: number;
+    transfer: number;
+    snapshot: number;
+    clientStart: number;
+  };
+
+  constructor(private readonly options: SimulationOptions) {
+    this.prng = new SeededPrng(options.seed);
+    this.checker = new SafetyChecker(() => this.step);
+    const delayMax = 2 + this.prng.nextInt(25);
+    this.network = new SimNetwork(new SeededPrng(this.prng.nextUint32()), {
+      dropRate: this.prng.nextFloat() * 0.15,
+      duplicateRate: this.prng.nextFloat() * 0.05,
+      delayStepsMin: 1,
+      delayStepsMax: delayMax,
+    });
+    this.persistDelayMax = 1 + this.prng.nextInt(30);
+    this.raftOptions = {
+      preVote: this.prng.chance(0.75),
+      checkQuorum: this.prng.chance(0.75),
+      electionTicks: 10,
+      heartbeatTicks: 1 + this.prng.nextInt(3),
+      maxMessageBytes: 64 + this.prng.nextInt(4096),
+      maxInflightMessages: 1 + this.prng.nextInt(16),
+    };
+    this.faultRates = {
+      crash: this.prng.nextFloat() * 0.03,
+      pause: this.prng.nextFloat() * 0.02,
+      partition: this.prng.nextFloat() * 0.02,
+      asymmetric: this.prng.nextFloat() * 0.01,
+      heal: 0.02 + this.prng.nextFloat() * 0.05,
+      membership: this.prng.nextFloat() * 0.03,
+      transfer: this.prng.nextFloat() * 0.01,
+      snapshot: this.prng.nextFloat() * 0.05,
+      clientStart: 0.2 + this.prng.nextFloat() * 0.6,
+    };
+    // Cluster shapes: 3 voters, 5 voters, or 3 voters and 2 learners.
+    const shape = this.prng.nextInt(3);
+    const voterCount = shape === 1 ? 5 : 3;
+    const learnerCount = shape === 2 ? 2 : 0;
+    const voters = Array.from({ length: voterCount }, () => this.newNodeId());
+    const learners = Array.from({ length: learnerCount }, () => this.newNodeId());
+    const membership: Membership = { voters: voters.slice().sort(), learners: learners.slice().sort() };
+    for (const id of [...voters, ...learners]) this.addNode(id, true, membership);
+    const clientCount = 3 + this.prng.nextInt(6);
+    this.clientTimeoutSteps = (20 + this.prng.nextInt(40)) * STEPS_PER_TICK;
+    this.clients = new Array(clientCount).fill(undefined);
+    this.clientIds = this.clients.map(() => this.nextClientId++);
+  }
+
+  run(): SimulationResult {
+    const { steps, livenessTicks } = this.options;
+    for (; this.step < steps && this.checker.violations.length === 0; this.step++) this.safetyStep();
+    if (this.checker.violations.length === 0) this.livenessPhase(livenessTicks);
+    this.finishClients();
+    if (this.checker.violations.length === 0) this.checkHistory();
+    const membership = this.anyLive()?.raft?.membership();
+    return {
+      seed: this.options.seed,
+      violations: this.checker.violations,
+      stats: {
+        ...this.stats,
+        nodes: this.nodes.size,
+        voters: membership?.voters.length ?? 0,
+        applied: this.checker.appliedCount,
+        terms: this.checker.termsWithLeader,
+        preVote: String(this.raftOptions.preVote),
+        checkQuorum: String(this.raftOptions.checkQuorum),
+        messages: this.network.sent,
+        dropped: this.network.dropped,
+      },
+    };
+  }
+
+  // ---- Phases ----------------------------------------------------------------------------
+
+  private safetyStep(): void {
+    // Faults strike at any step, so also between a Ready's send and its persistence.
+    this.injectFaults();
+    if (this.step % STEPS_PER_TICK === 0) {
+      for (const node of this.nodes.values()) node.tick(this.step);
+      this.clientTick();
+    }
+    this.exchange();
+  }
+
+  /** Heals everything and checks that a leader is elected and a proposal commits within the bound. */
+  private livenessPhase(ticks: number): void {
+    this.network.heal();
+    this.network.options = { ...this.network.options, dropRate: 0, duplicateRate: 0 };
+    for (const node of this.nodes.values()) {
+      node.restart();
+      node.pausedUntil = 0;
+    }
+    this.restartAt.clear();
+    const startStep = this.step;
+    const deadline = this.step + ticks * STEPS_PER_TICK;
+    let probe: { node: SimNode; index: number; term: number } | undefined;
+    for (; this.step < deadline && this.checker.violations.length === 0; this.step++) {
+      if (this.step % STEPS_PER_TICK === 0) {
+        for (const node of this.nodes.values()) node.tick(this.step);
+        if (probe === undefined || !probe.node.isLeader()) {
+          const leader = [...this.nodes.values()].find((node) => node.isLeader());
+          const proposal = leader?.raft?.propose(
+            encodeCommand({ kind: 'put', op: 0, key: 'liveness', value: `${this.step}` }),
+          );
+          if (leader && proposal?.ok) probe = { node: leader, ...proposal.value };
+        }
+      }
+      this.exchange();
+      if (
+        probe &&
+        probe.node.appliedIndex >= probe.index &&
+        probe.node.raft?.logTerm(probe.index) === probe.term
+      ) {
+        this.stats.livenessTicks = Math.ceil((this.step - startStep) / STEPS_PER_TICK);
+        return;
+      }
+    }
+    if (this.checker.violations.length === 0) {
+      const roles = [...this.nodes.values()].map(
+        (n) => `${n.id}:${n.raft?.status().role}/t${n.raft?.status().term}`,
+      );
+      this.checker.violations.push(
+        `liveness: no proposal committed within ${ticks} ticks after healing (${roles.join(' ')}, voters ${this.anyLive()?.raft?.membership().voters.join(',')})`,
+      );
+    }
+  }
+
+  /** Delivers due messages, collects Readies and completes due persistence, once. */
+  private exchange(): void {
+    for (const message of this.network.due(this.step)) this.deliver(message);
+    const persistDelay = () => this.prng.nextInt(this.persistDelayMax + 1);
+    for (const node of this.nodes.values()) {
+      if (node.isPaused(this.step)) continue;
+      if (node.inbox.length > 0) for (const message of node.inbox.splice(0)) this.deliver(message);
+      node.collect(this.step, persistDelay);
+      node.persistDue(this.step);
+      node.collect(this.step, persistDelay);
+    }
+    this.serveReads();
+  }
+
+  private deliver(message: Message): void {
+    const target = this.nodes.get(message.to);
+    const sender = this.nodes.get(message.from);
+    if (message.type === MessageType.Snapshot)
+      sender?.raft?.reportSnapshot(message.to, target?.alive === true);
+    if (!target?.raft) return;
+    if (target.isPaused(this.step)) {
+      target.inbox.push(message);
+      return;
+    }
+    const result = target.raft.step(message);
+    if (!result.ok)
+      this.checker.violations.push(
+        `step ${this.step}: ${target.id} refused a message from raft: ${result.error.message}`,
+      );
+  }
+
+  private send(message: Message): void {
+    this.network.send(message, this.step, (dropped) => {
+      const sender = this.nodes.get(dropped.from);
+      if (dropped.type === MessageType.Snapshot) sender?.raft?.reportSnapshot(dropped.to, false);
+      if (this.network.isCut(dropped.from, dropped.to)) sender?.raft?.reportUnreachable(dropped.to);
+    });
+  }
+
+  // ---- Faults ----------------------------------------------------------------------------
+
+  private injectFaults(): void {
+    // Rates are per tick; faults are drawn at every step.
+    const chance = (perTick: number) => this.prng.chance(perTick / STEPS_PER_TICK);
+    const rates = this.faultRates;
+    for (const [id, at] of this.restartAt) {
+      if (at <= this.step) {
+        this.restartAt.delete(id);
+        this.nodes.get(id)?.restart();
+        this.log(`restart ${id}`);
+      }
+    }
+    if (chance(rates.crash)) {
+      const live = this.liveNodes();
+      if (live.length > 0) {
+        // Leaders are the interesting victims: half the crashes hit one.
+        const leaders = live.filter((node) => node.isLeader());
+        const victim = leaders.length > 0 && this.prng.chance(0.5) ? this.pick(leaders) : this.pick(live);
+        victim.crash();
+        this.stats.crashes++;
+        // Some restarts are immediate (a supervisor), so a node can come back within one election.
+        const downSteps = this.prng.chance(0.3)
+          ? this.prng.nextInt(3 * STEPS_PER_TICK)
+          : (5 + this.prng.nextInt(60)) * STEPS_PER_TICK;
+        this.restartAt.set(victim.id, this.step + downSteps);
+        this.log(`crash ${victim.id}`);
+      }
+    }
+    if (chance(rates.pause)) {
+      const live = this.liveNodes();
+      if (live.length > 0) {
+        const leaders = live.filter((node) => node.isLeader());
+        const victim = leaders.length > 0 && this.prng.chance(0.5) ? this.pick(leaders) : this.pick(live);
+        victim.pausedUntil = this.step + (5 + this.prng.nextInt(40)) * STEPS_PER_TICK;
+        this.stats.pauses++;
+        this.log(`pause ${victim.id} until step ${victim.pausedUntil}`);
+      }
+    }
+    if (chance(rates.partition)) {
+      const ids = [...this.nodes.keys()];
+      const sideA = ids.filter(() => this.prng.chance(0.5));
+      const sideB = ids.filter((id) => !sideA.includes(id));
+      this.network.partition(sideA, sideB);
+      this.stats.partitions++;
+      this.log(`partition [${sideA}] | [${sideB}]`);
+    }
+    if (chance(rates.asymmetric)) {
+      const ids = [...this.nodes.keys()];
+      const from = this.pick(ids);
+      const to = this.pick(ids);
+      if (from !== to) {
+        this.network.cutLink(from, to);
+        this.stats.partitions++;
+        this.log(`cut ${from} -> ${to}`);
+      }
+    }
+    if (this.network.cutCount > 0 && chance(rates.heal)) {
+      this.network.heal();
+      this.log('heal');
+    }
+    if (chance(rates.membership)) this.changeMembership();
+    if (chance(rates.transfer)) this.transferLeadership();
+    if (chance(rates.snapshot)) {
+      const live = this.liveNodes();
+      if (live.length > 0) {
+        this.pick(live).snapshotAndCompact(this.prng.nextInt(20));
+        this.stats.snapshots++;
+      }
+    }
+  }
+
+  private changeMembership(): void {
+    const leader = this.liveNodes().find((node) => node.isLeader());
+    if (!leader?.raft) return;
+    const membership = leader.raft.membership();
+    const members = [...membership.voters, ...membership.learners];
+    const choice = this.prng.nextInt(3);
+    let change: { type: MembershipChangeType; nodeId: NodeId } | undefined;
+    if (choice === 0 && members.length < 7) {
+      const id = this.newNodeId();
+      this.addNode(id, false, { voters: [], learners: [] });
+      change = { type: MembershipChangeType.AddLearner, nodeId: id };
+    } else if (choice === 1 && membership.learners.length > 0) {
+      change = { type: MembershipChangeType.PromoteLearner, nodeId: this.pick(membership.learners) };
+    } else if (choice === 2 && (membership.voters.length > 3 || membership.learners.length > 0)) {
+      const candidates = membership.voters.length > 3 ? members : membership.learners;
+      change = { type: MembershipChangeType.RemoveNode, nodeId: this.pick(candidates) };
+    }
+    if (!change) return;
+    const result = leader.raft.proposeMembershipChange(change);
+    if (result.ok) this.stats.membershipChanges++;
+    else this.stats.membershipRefused++;
+    this.log(
+      `membership ${MembershipChangeType[change.type]} ${change.nodeId}: ${result.ok ? 'proposed' : result.error.code}`,
+    );
+  }
+
+  private transferLeadership(): void {
+    const leader = this.liveNodes().find((node) => node.isLeader());
+    if (!leader?.raft) return;
+    const voters = leader.raft.membership().voters.filter((id) => id !== leader.id);
+    if (voters.length === 0) return;
+    const target = this.pick(voters);
+    const result = leader.raft.transferLeadership(target);
+    if (result.ok) this.stats.transfers++;
+    this.log(`transfer ${leader.id} -> ${target}: ${result.ok ? 'started' : result.error.code}`);
+  }
+
+  // ---- Clients ---------------------------------------------------------------------------
+
+  private clientTick(): void {
+    for (let slot = 0; slot < this.clients.length; slot++) {
+      const pending = this.clients[slot];
+      if (pending !== undefined) {
+        if (this.step >= pending.deadline) this.settleUnknown(slot, pending);
+        continue;
+      }
+      if (this.prng.chance(this.faultRates.clientStart)) this.startOperation(slot);
+    }
+  }
+
+  private startOperation(slot: number): void {
+    const live = this.liveNodes();
+    if (live.length === 0) return;
+    const leaders = live.filter((node) => node.isLeader());
+    const node = leaders.length > 0 && this.prng.chance(0.8) ? this.pick(leaders) : this.pick(live);
+    const raft = node.raft!;
+    const key = this.pick(KEYS);
+    const clientId = this.clientIds[slot]!;
+    const deadline = this.step + this.clientTimeoutSteps;
+    const kind = this.prng.nextInt(10);
+    if (kind < 4) {
+      const context = `r${this.nextOp++}`;
+      const historyId = this.history.invoke(clientId, { op: 'get', key });
+      const result = raft.readIndex(new TextEncoder().encode(context));
+      if (!result.ok) {
+        this.history.discard(historyId);
+        this.stats.readsFailed++;
+        return;
+      }
+      this.clients[slot] = { kind: 'read', historyId, node, key, context, readIndex: undefined, deadline };
+      return;
+    }
+    const op = this.nextOp++;
+    const value = `v${op}`;
+    const command: KvCommand =
+      kind < 8
+        ? { kind: 'put', op, key, value }
+        : {
+            kind: 'cas',
+            op,
+            key,
+            expected: this.prng.chance(0.3) ? null : `v${this.prng.nextInt(op) + 1}`,
+            value,
+          };
+    const input: KvInput =
+      command.kind === 'put'
+        ? { op: 'put', key, value }
+        : { op: 'cas', key, expected: command.expected, value };
+    const historyId = this.history.invoke(clientId, input);
+    const result = raft.propose(encodeCommand(command));
+    if (!result.ok) {
+      // Refused before reaching the log: it never takes effect.
+      this.history.discard(historyId);
+      this.stats.writesFailed++;
+      return;
+    }
+    this.clients[slot] = { kind: 'write', historyId, node, ...result.value, command, deadline };
+  }
+
+  private onApplied(node: SimNode, entry: Entry): void {
+    if (entry.type !== EntryType.Normal || entry.data.length === 0) return;
+    const command = decodeCommand(entry.data);
+    const result = node.kv.apply(command);
+    for (let slot = 0; slot < this.clients.length; slot++) {
+      const pending = this.clients[slot];
+      if (pending?.kind !== 'write' || pending.node !== node || pending.index !== entry.index) continue;
+      if (entry.term === pending.term && command.op === pending.command.op) {
+        this.history.complete(pending.historyId, result.kind === 'cas' ? result.swapped : true);
+        this.stats.writesOk++;
+      } else {
+        // Another entry was committed at our index: ours can never commit (it existed only there).
+        this.history.discard(pending.historyId);
+        this.stats.writesFailed++;
+      }
+      this.clients[slot] = undefined;
+    }
+  }
+
+  private onReadState(node: SimNode, readState: ReadState): void {
+    const context = new TextDecoder().decode(readState.context);
+    for (const pending of this.clients) {
+      if (pending?.kind === 'read' && pending.node === node && pending.context === context) {
+        pending.readIndex = readState.index;
+      }
+    }
+  }
+
+  private serveReads(): void {
+    for (let slot = 0; slot < this.clients.length; slot++) {
+      const pending = this.clients[slot];
+      if (pending?.kind !== 'read' || pending.readIndex === undefined) continue;
+      if (!pending.node.alive || pending.node.appliedIndex < pending.readIndex) continue;
+      this.history.complete(pending.historyId, pending.node.kv.get(pending.key));
+      this.stats.readsOk++;
+      this.clients[slot] = undefined;
+    }
+  }
+
+  private onCrashed(node: SimNode): void {
+    for (let slot = 0; slot < this.clients.length; slot++) {
+      const pending = this.clients[slot];
+      if (pending?.node === node) this.settleUnknown(slot, pending);
+    }
+  }
+
+  /** The client gave up: a write may or may not take effect; a read constrains nothing. */
+  private settleUnknown(slot: number, pending: PendingOp): void {
+    if (pending.kind === 'write') {
+      this.history.completeUnknown(pending.historyId);
+      this.stats.writesUnknown++;
+    } else {
+      this.history.discard(pending.historyId);
+      this.stats.readsFailed++;
+    }
+    this.clients[slot] = undefined;
+    // A client with an indeterminate operation is retired; a fresh one takes its slot.
+    this.clientIds[slot] = this.nextClientId++;
+  }
+
+  private finishClients(): void {
+    for (let slot = 0; slot < this.clients.length; slot++) {
+      const pending = this.clients[slot];
+      if (pending) this.settleUnknown(slot, pending);
+    }
+  }
+
+  private checkHistory(): void {
+    const operations = this.history.operations();
+    const result = checkOperations(kvModel, operations, { timeoutMs: 20_000 });
+    this.stats.historyOperations = operations.length;
+    if (result.result === 'illegal') {
+      this.checker.violations.push(
+        `linearizability: client history is not linearizable\n${formatCheckResult(kvModel, result)}`,
+      );
+    } else if (result.result === 'unknown') {
+      this.checker.violations.push('linearizability: the checker timed out');
+    }
+  }
+
+  // ---- Helpers ---------------------------------------------------------------------------
+
+  private newNodeId(): NodeId {
+    return `n${this.nextNodeNumber++}`;
+  }
+
+  private addNode(id: NodeId, founder: boolean, membership: Membership): void {
+    const node = new SimNode(
+      id,
+      founder,
+      membership,
+      this.raftOptions,
+      new SeededPrng(this.prng.nextUint32()),
+      this.checker,
+      {
+        send: (message) => this.send(message),
+        applied: (n, entry) => this.onApplied(n, entry),
+        readState: (n, readState) => this.onReadState(n, readState),
+        crashed: (n) => this.onCrashed(n),
+      },
+    );
+    this.nodes.set(id, node);
+  }
+
+  private liveNodes(): SimNode[] {
+    return [...this.nodes.values()].filter((node) => node.alive);
+  }
+
+  private anyLive(): SimNode | undefined {
+    return this.liveNodes()[0];
+  }
+
+  private pick<T>(items: readonly T[]): T {
+    return items[this.prng.nextInt(items.length)]!;
+  }
+
+  private log(text: string): void {
+    if (this.options.verbose) console.log(`[seed ${this.options.seed} step ${this.step}] ${text}`);
+  }
+}
