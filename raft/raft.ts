@@ -33,6 +33,7 @@ import {
 
 /** Context of a Vote sent on a leader's TimeoutNow: it bypasses the leader lease (§3.10 / §6.4). */
 const TRANSFER_CONTEXT = Uint8Array.of(0x54);
+const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
 
 /**
  * Responses whose meaning depends on local state being durable: they wait for persistence.
@@ -74,6 +75,7 @@ export class Raft {
   /** Index of the latest membership change in the log; a new one waits until it is applied. */
   private pendingMembershipIndex = 0;
   private uncommittedBytes = 0;
+  private appendBroadcastPending = false;
   private readonly readIndexQueue = new ReadIndexQueue();
   /** ReadIndex requests held until the leader has committed an entry of its term. */
   private pendingReadIndex: Message[] = [];
@@ -254,7 +256,7 @@ export class Raft {
     if (lastIndex > 0) this.log.unstable.stableTo(lastIndex, lastTerm);
     if (this.role === Role.Leader) {
       const self = this.progress.get(this.id);
-      if (self && self.maybeUpdate(this.log.stableLastIndex()) && this.maybeCommit()) this.bcastAppend();
+      if (self?.maybeUpdate(this.log.stableLastIndex()) && this.maybeCommit()) this.bcastAppend();
     }
   }
 
@@ -297,6 +299,7 @@ export class Raft {
     }
     this.pendingMembershipIndex = 0;
     this.uncommittedBytes = 0;
+    this.appendBroadcastPending = false;
     this.readIndexQueue.clear();
     this.pendingReadIndex = [];
   }
@@ -697,7 +700,19 @@ export class Raft {
     // The leader counts itself only once these entries are durable (see onPersisted).
   }
 
+  /**
+   * Appends to all followers go out once per Ready (see flushAppendBroadcast), so proposals
+   * and acknowledgements that arrive together share one Append per follower.
+   */
   private bcastAppend(): void {
+    this.appendBroadcastPending = true;
+  }
+
+  /** Sends the Appends a bcastAppend() asked for; RawNode calls it before building a Ready. */
+  flushAppendBroadcast(): void {
+    if (!this.appendBroadcastPending) return;
+    this.appendBroadcastPending = false;
+    if (this.role !== Role.Leader) return;
     for (const id of this.progress.keys()) {
       if (id !== this.id) this.sendAppend(id);
     }
@@ -917,7 +932,21 @@ export class Raft {
   // ---- Output ----------------------------------------------------------------------------
 
   private send(m: Partial<Message> & Pick<Message, 'type' | 'to'>): void {
-    const stamped = message({ ...m, from: this.id, term: m.term ? m.term : this.term });
+    // Built field by field so every message has one shape (it is the hottest allocation).
+    const stamped: Message = {
+      type: m.type,
+      from: this.id,
+      to: m.to,
+      term: m.term ? m.term : this.term,
+      logTerm: m.logTerm ?? 0,
+      index: m.index ?? 0,
+      entries: m.entries ?? NO_ENTRIES,
+      commit: m.commit ?? 0,
+      reject: m.reject ?? false,
+      rejectHint: m.rejectHint ?? 0,
+      snapshot: m.snapshot,
+      context: m.context,
+    };
     if (AFTER_PERSIST.has(stamped.type)) this.messagesAfterPersist.push(stamped);
     else this.messages.push(stamped);
   }

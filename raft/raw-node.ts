@@ -106,6 +106,7 @@ export class RawNode {
 
   hasReady(): boolean {
     const raft = this.raft;
+    raft.flushAppendBroadcast();
     return (
       raft.messages.length > 0 ||
       raft.messagesAfterPersist.length > 0 ||
@@ -121,6 +122,7 @@ export class RawNode {
   /** Collects what to persist, send and apply since the last Ready. See Ready for the order. */
   ready(): Ready {
     const raft = this.raft;
+    raft.flushAppendBroadcast();
     const entries = raft.log.unstable.nextEntries();
     const snapshot = raft.log.unstable.nextSnapshot();
     const committedEntries = raft.log.nextCommittedEntries(raft.config.maxCommittedBytesPerReady);

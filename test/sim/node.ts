@@ -113,6 +113,10 @@ export class SimNode {
     this.start();
   }
 
+  get persistQueueLength(): number {
+    return this.queue.length;
+  }
+
   isPaused(now: number): boolean {
     return now < this.pausedUntil;
   }

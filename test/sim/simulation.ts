@@ -102,6 +102,7 @@ class Simulation {
     readsFailed: 0,
     crashes: 0,
     pauses: 0,
+    flashCrashes: 0,
     partitions: 0,
     membershipChanges: 0,
     membershipRefused: 0,
@@ -110,6 +111,7 @@ class Simulation {
   };
   private readonly faultRates: {
     crash: number;
+    flashCrash: number;
     pause: number;
     partition: number;
     asymmetric: number;
@@ -134,14 +136,17 @@ class Simulation {
     this.raftOptions = {
       preVote: this.prng.chance(0.75),
       checkQuorum: this.prng.chance(0.75),
-      electionTicks: 10,
-      heartbeatTicks: 1 + this.prng.nextInt(3),
-      maxMessageBytes: 64 + this.prng.nextInt(4096),
+      // Short timeouts against slow links and disks make contested elections common.
+      electionTicks: 4 + this.prng.nextInt(9),
+      heartbeatTicks: 1,
+      // Often one entry per Append, so a new leader's old-term entries travel without its no-op.
+      maxMessageBytes: this.prng.chance(0.4) ? 96 : 128 + this.prng.nextInt(4096),
       maxInflightMessages: 1 + this.prng.nextInt(16),
     };
     this.faultRates = {
       crash: this.prng.nextFloat() * 0.03,
       pause: this.prng.nextFloat() * 0.02,
+      flashCrash: this.prng.nextFloat() * 0.05,
       partition: this.prng.nextFloat() * 0.02,
       asymmetric: this.prng.nextFloat() * 0.01,
       heal: 0.02 + this.prng.nextFloat() * 0.05,
@@ -309,6 +314,18 @@ class Simulation {
           : (5 + this.prng.nextInt(60)) * STEPS_PER_TICK;
         this.restartAt.set(victim.id, this.step + downSteps);
         this.log(`crash ${victim.id}`);
+      }
+    }
+    if (chance(rates.flashCrash)) {
+      // Crash a node while it has Readies not yet durable, and bring it straight back:
+      // what it sent before persisting must not outlive what it forgot.
+      const writing = this.liveNodes().filter((node) => node.persistQueueLength > 0);
+      if (writing.length > 0) {
+        const victim = this.pick(writing);
+        victim.crash();
+        victim.restart();
+        this.stats.flashCrashes++;
+        this.log(`flash crash ${victim.id}`);
       }
     }
     if (chance(rates.pause)) {
