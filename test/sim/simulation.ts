@@ -38,7 +38,7 @@ export interface SimulationOptions {
 }
 
 export const SIMULATION_DEFAULTS: Omit<SimulationOptions, 'seed'> = {
-  steps: 4000,
+  steps: 10000,
   livenessTicks: 300,
   verbose: false,
 };

@@ -1,0 +1,84 @@
+// Runs the deterministic simulator over 200 seeds in CI, and shows its checkers can fail.
+
+import t from 'tap';
+import type { Entry } from '../../raft/index.js';
+import { SafetyChecker } from './checkers.js';
+import { runSimulation } from './simulation.js';
+
+const SEEDS = 200;
+
+t.test(`${SEEDS} seeds of faults, then liveness, then linearizability: no violations`, async (t) => {
+  const failures: string[] = [];
+  let operations = 0;
+  for (let seed = 1; seed <= SEEDS; seed++) {
+    const result = runSimulation({ seed });
+    operations += Number(result.stats.historyOperations ?? 0);
+    if (result.violations.length > 0) {
+      failures.push(
+        `seed ${seed}: ${result.violations.join('; ')} (replay: npm run sim -- --seed ${seed} --verbose)`,
+      );
+    }
+  }
+  t.same(failures, [], 'every seed keeps the safety, liveness and linearizability properties');
+  // A run whose clients did nothing would prove nothing.
+  t.ok(operations > SEEDS * 30, `the clients completed enough operations to check (${operations})`);
+});
+
+t.test('a seed replays exactly', async (t) => {
+  const first = runSimulation({ seed: 7, steps: 1500 });
+  const second = runSimulation({ seed: 7, steps: 1500 });
+  t.same(second.stats, first.stats, 'same seed, same run');
+  const other = runSimulation({ seed: 8, steps: 1500 });
+  t.not(JSON.stringify(other.stats), JSON.stringify(first.stats), 'another seed, another run');
+});
+
+function entry(index: number, term: number, text: string): Entry {
+  return { index, term, type: 0, data: new TextEncoder().encode(text) };
+}
+
+t.test('the safety checker reports each broken property', async (t) => {
+  const log = { firstIndex: 1, lastIndex: 5, termAt: () => 1 };
+
+  const twoLeaders = new SafetyChecker(() => 0);
+  twoLeaders.leaderElected('a', 3, log);
+  twoLeaders.leaderElected('b', 3, log);
+  t.match(twoLeaders.violations, [/election safety/], 'two leaders in one term');
+
+  const diverged = new SafetyChecker(() => 0);
+  diverged.entryPersisted('a', entry(4, 2, 'x'), 2);
+  diverged.entryPersisted('b', entry(4, 2, 'y'), 2);
+  t.match(diverged.violations, [/log matching/], 'same index and term, different data');
+
+  const prefix = new SafetyChecker(() => 0);
+  prefix.entryPersisted('a', entry(4, 3, 'x'), 2);
+  prefix.entryPersisted('b', entry(4, 3, 'x'), 1);
+  t.match(prefix.violations, [/log matching/], 'same entry, different predecessor term');
+
+  const applied = new SafetyChecker(() => 0);
+  applied.entryApplied('a', entry(1, 1, 'x'), 0);
+  applied.entryApplied('b', entry(1, 2, 'y'), 0);
+  t.match(applied.violations, [/state machine safety/], 'different entries applied at one index');
+
+  const gap = new SafetyChecker(() => 0);
+  gap.entryApplied('a', entry(3, 1, 'x'), 1);
+  t.match(gap.violations, [/apply order/], 'an index skipped');
+
+  const incomplete = new SafetyChecker(() => 0);
+  incomplete.entryApplied('a', entry(1, 1, 'x'), 0);
+  incomplete.entryApplied('a', entry(2, 2, 'y'), 1);
+  incomplete.leaderElected('b', 3, { firstIndex: 1, lastIndex: 1, termAt: () => 1 });
+  t.match(incomplete.violations, [/leader completeness/], 'a leader missing a committed entry');
+
+  const wrongTerm = new SafetyChecker(() => 0);
+  wrongTerm.entryApplied('a', entry(1, 2, 'x'), 0);
+  wrongTerm.leaderElected('b', 3, { firstIndex: 1, lastIndex: 4, termAt: () => 1 });
+  t.match(wrongTerm.violations, [/leader completeness/], 'a leader with another term at a committed index');
+
+  const fine = new SafetyChecker(() => 0);
+  fine.entryPersisted('a', entry(1, 1, 'x'), 1);
+  fine.entryPersisted('b', entry(1, 1, 'x'), 1);
+  fine.entryApplied('a', entry(1, 1, 'x'), 0);
+  fine.entryApplied('b', entry(1, 1, 'x'), 0);
+  fine.leaderElected('a', 2, { firstIndex: 1, lastIndex: 1, termAt: () => 1 });
+  t.same(fine.violations, [], 'a consistent history raises nothing');
+});
