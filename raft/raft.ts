@@ -186,10 +186,12 @@ export class Raft {
     if (change.type === MembershipChangeType.PromoteLearner) {
       const pr = this.progress.get(change.nodeId)!;
       const lag = this.log.committed - pr.match;
-      if (!pr.recentActive || lag > this.config.learnerCatchUpMaxLagEntries) {
+      // Dissertation §4.2.1: a server that has never answered (match 0) or has gone quiet is
+      // not promoted, whatever its lag, or the cluster would gain a dead voter.
+      if (pr.match === 0 || !pr.recentActive || lag > this.config.learnerCatchUpMaxLagEntries) {
         return fail(
           'LEARNER_NOT_CAUGHT_UP',
-          `${change.nodeId} is ${lag} entries behind the commit index (at most ${this.config.learnerCatchUpMaxLagEntries}), recently active: ${pr.recentActive}`,
+          `${change.nodeId} is ${lag} entries behind the commit index (at most ${this.config.learnerCatchUpMaxLagEntries}), has answered: ${pr.match > 0}, recently active: ${pr.recentActive}`,
         );
       }
     }
@@ -261,6 +263,10 @@ export class Raft {
   }
 
   /** The application applied committed entries through `index` (the membership changes among them too). */
+  onSnapshotApplied(index: number): void {
+    this.log.appliedTo(index);
+  }
+
   onApplied(entries: readonly Entry[]): void {
     if (entries.length === 0) return;
     for (const entry of entries) {
@@ -615,7 +621,6 @@ export class Raft {
       this.send({ type: MessageType.AppendResponse, to: m.from, index: this.log.committed });
       return;
     }
-    if (!entriesFollow(m)) return;
     const lastNewIndex = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNewIndex !== undefined) {
       this.send({ type: MessageType.AppendResponse, to: m.from, index: lastNewIndex });
@@ -646,8 +651,7 @@ export class Raft {
   }
 
   private handleSnapshot(m: Message): void {
-    const snapshot = m.snapshot;
-    if (snapshot === undefined) return;
+    const snapshot = m.snapshot!; // Present: step() refuses a Snapshot message without one.
     if (this.restore(snapshot)) {
       this.send({ type: MessageType.AppendResponse, to: m.from, index: this.log.lastIndex() });
     } else {
@@ -963,6 +967,34 @@ function messageProblem(m: Message, self: NodeId): string | undefined {
     if (!Number.isSafeInteger(value) || value < 0) return `${field} is not a non-negative integer`;
   }
   if (!Array.isArray(m.entries)) return 'entries is not an array';
+  // Checked before any state changes: a bad message from a newer term must not depose our leader.
+  if (m.type === MessageType.Append && !entriesFollow(m))
+    return 'entries do not follow the message index and term';
+  if (m.type !== MessageType.Append && m.entries.length > 0) return `entries on a message of type ${m.type}`;
+  if (m.type === MessageType.Snapshot) {
+    const problem = snapshotProblem(m.snapshot);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+function snapshotProblem(snapshot: Snapshot | undefined): string | undefined {
+  if (typeof snapshot !== 'object' || snapshot === null) return 'snapshot message without a snapshot';
+  const { metadata, data } = snapshot;
+  if (typeof metadata !== 'object' || metadata === null) return 'snapshot without metadata';
+  if (!Number.isSafeInteger(metadata.index) || metadata.index < 1)
+    return 'snapshot index is not a positive integer';
+  if (!Number.isSafeInteger(metadata.term) || metadata.term < 1)
+    return 'snapshot term is not a positive integer';
+  const membership = metadata.membership;
+  if (typeof membership !== 'object' || membership === null) return 'snapshot without membership';
+  for (const list of [membership.voters, membership.learners]) {
+    if (!Array.isArray(list) || !list.every((id) => typeof id === 'string' && id.length > 0)) {
+      return 'snapshot membership is not two lists of node ids';
+    }
+  }
+  if (membership.voters.length === 0) return 'snapshot membership has no voters';
+  if (!(data instanceof Uint8Array)) return 'snapshot data is not bytes';
   return undefined;
 }
 

@@ -165,6 +165,7 @@ export class RawNode {
     this.outstanding.shift();
     const last: Entry | undefined = rd.entries[rd.entries.length - 1];
     this.raft.onPersisted(last?.index ?? 0, last?.term ?? 0, rd.snapshot?.metadata.index ?? 0);
+    if (rd.snapshot) this.raft.onSnapshotApplied(rd.snapshot.metadata.index);
     this.raft.onApplied(rd.committedEntries);
   }
 

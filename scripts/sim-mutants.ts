@@ -1,0 +1,101 @@
+// Mutation check of the simulator: plants known raft bugs in a copy of the build and counts the seeds that catch each.
+//
+// usage: npm run sim:mutants -- [--seeds N] [--steps K]
+// A simulator that passes on the real code but catches none of these would be proving nothing.
+
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+interface Mutant {
+  readonly name: string;
+  readonly file: string;
+  readonly find: string;
+  readonly replace: string;
+}
+
+const MUTANTS: Mutant[] = [
+  {
+    name: 'vote for any candidate, up to date or not (§5.4.1)',
+    file: 'raft/raft-log.js',
+    find: 'return term > ourTerm || (term === ourTerm && lastIndex >= this.lastIndex());',
+    replace: 'return true;',
+  },
+  {
+    name: 'commit an earlier term’s entry by counting replicas (§5.4.2, Figure 8)',
+    file: 'raft/raft-log.js',
+    find: 'if (maxIndex > this.committed && this.term(maxIndex) === term) {',
+    replace: 'if (maxIndex > this.committed) {',
+  },
+  {
+    name: 'acknowledge appended entries before they are persisted',
+    file: 'raft/raft.js',
+    find: 'MessageType.AppendResponse,\n    MessageType.Vote,',
+    replace: 'MessageType.Vote,',
+  },
+  {
+    name: 'grant a vote before it is persisted',
+    file: 'raft/raft.js',
+    find: '    MessageType.VoteResponse,\n]);',
+    replace: ']);',
+  },
+  {
+    name: 'answer ReadIndex without a quorum round (§6.4)',
+    file: 'raft/raft.js',
+    find: 'if (this.membership.voters.length === 1 && this.isVoter(this.id)) {',
+    replace: 'if (true) {',
+  },
+  {
+    name: 'follower accepts entries without checking the previous entry (§5.3)',
+    file: 'raft/raft-log.js',
+    find: 'if (!this.matchTerm(index, logTerm))',
+    replace: 'if (false)',
+  },
+];
+
+function parseArgs(argv: string[]): { seeds: number; steps: number } {
+  const options = { seeds: 200, steps: 10000 };
+  for (let i = 0; i < argv.length; i += 2) {
+    const value = Number(argv[i + 1]);
+    if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${argv[i]} needs a positive integer`);
+    if (argv[i] === '--seeds') options.seeds = value;
+    else if (argv[i] === '--steps') options.steps = value;
+    else throw new Error(`unknown flag ${argv[i]} (--seeds N --steps K)`);
+  }
+  return options;
+}
+
+function main(): void {
+  const { seeds, steps } = parseArgs(process.argv.slice(2));
+  const dist = join(dirname(fileURLToPath(import.meta.url)), '..');
+  console.log(`sim:mutants — each planted bug against ${seeds} seeds of ${steps} steps`);
+  let missed = 0;
+  for (const mutant of MUTANTS) {
+    const workdir = mkdtempSync(join(tmpdir(), 'conclave-mutant-'));
+    try {
+      cpSync(dist, join(workdir, 'dist'), { recursive: true });
+      const target = join(workdir, 'dist', mutant.file);
+      const source = readFileSync(target, 'utf8');
+      if (!source.includes(mutant.find))
+        throw new Error(`mutant "${mutant.name}": pattern not found in ${mutant.file}`);
+      writeFileSync(target, source.replace(mutant.find, mutant.replace));
+      const run = spawnSync(
+        process.execPath,
+        [join(workdir, 'dist', 'test', 'sim', 'cli.js'), '--seeds', String(seeds), '--steps', String(steps)],
+        { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 },
+      );
+      const failedSeeds = (run.stdout.match(/^seed \d+ FAILED:/gm) ?? []).length;
+      if (failedSeeds === 0) missed++;
+      console.log(
+        `${failedSeeds === 0 ? 'MISSED ' : 'caught '} ${String(failedSeeds).padStart(4)}/${seeds} seeds  ${mutant.name}`,
+      );
+    } finally {
+      rmSync(workdir, { recursive: true, force: true });
+    }
+  }
+  console.log(`sim:mutants: ${MUTANTS.length - missed} of ${MUTANTS.length} planted bugs caught`);
+}
+
+main();
