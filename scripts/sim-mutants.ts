@@ -1,11 +1,11 @@
-// Mutation check of the simulator: plants known raft bugs in a copy of the build and counts the seeds that catch each.
+// Mutation check of the raft tests: plants known raft bugs in a copy of the build and reports what catches each.
 //
 // usage: npm run sim:mutants -- [--seeds N] [--steps K]
-// A simulator that passes on the real code but catches none of these would be proving nothing.
+// For each planted bug: how many simulator seeds fail, and how many paper-test files fail.
+// Tests that pass on the real code but catch none of these would be proving nothing.
 
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -70,10 +70,14 @@ function parseArgs(argv: string[]): { seeds: number; steps: number } {
 function main(): void {
   const { seeds, steps } = parseArgs(process.argv.slice(2));
   const dist = join(dirname(fileURLToPath(import.meta.url)), '..');
+  // Inside the project, so the copies resolve tap from its node_modules.
+  const scratch = join(dist, '..', '.mutants');
+  mkdirSync(scratch, { recursive: true });
+  const paperTests = readdirSync(join(dist, 'test', 'raft')).filter((name) => name.endsWith('.test.js'));
   console.log(`sim:mutants — each planted bug against ${seeds} seeds of ${steps} steps`);
   let missed = 0;
   for (const mutant of MUTANTS) {
-    const workdir = mkdtempSync(join(tmpdir(), 'conclave-mutant-'));
+    const workdir = mkdtempSync(join(scratch, 'mutant-'));
     try {
       cpSync(dist, join(workdir, 'dist'), { recursive: true });
       const target = join(workdir, 'dist', mutant.file);
@@ -87,14 +91,25 @@ function main(): void {
         { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 },
       );
       const failedSeeds = (run.stdout.match(/^seed \d+ FAILED:/gm) ?? []).length;
-      if (failedSeeds === 0) missed++;
+      let failedFiles = 0;
+      for (const file of paperTests) {
+        const test = spawnSync(process.execPath, [join(workdir, 'dist', 'test', 'raft', file)], {
+          encoding: 'utf8',
+          maxBuffer: 256 * 1024 * 1024,
+        });
+        if (test.status !== 0) failedFiles++;
+      }
+      const caught = failedSeeds > 0 || failedFiles > 0;
+      if (!caught) missed++;
       console.log(
-        `${failedSeeds === 0 ? 'MISSED ' : 'caught '} ${String(failedSeeds).padStart(4)}/${seeds} seeds  ${mutant.name}`,
+        `${caught ? 'caught' : 'MISSED'}  sim ${String(failedSeeds).padStart(4)}/${seeds} seeds  ` +
+          `paper tests ${failedFiles}/${paperTests.length} files  ${mutant.name}`,
       );
     } finally {
       rmSync(workdir, { recursive: true, force: true });
     }
   }
+  rmSync(scratch, { recursive: true, force: true });
   console.log(`sim:mutants: ${MUTANTS.length - missed} of ${MUTANTS.length} planted bugs caught`);
 }
 

@@ -63,7 +63,7 @@ function main(): number {
     }
   }
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  if (options.seeds > 1) console.error(`(${seconds} s)`);
+  if (options.seeds > 1) console.log(`(${seconds} s)`);
   console.log(`sim: ${options.seeds} seeds, ${violations} violations`);
   return violations === 0 ? 0 : 1;
 }

@@ -171,10 +171,17 @@ class Simulation {
 
   run(): SimulationResult {
     const { steps, livenessTicks } = this.options;
-    for (; this.step < steps && this.checker.violations.length === 0; this.step++) this.safetyStep();
-    if (this.checker.violations.length === 0) this.livenessPhase(livenessTicks);
-    this.finishClients();
-    if (this.checker.violations.length === 0) this.checkHistory();
+    try {
+      for (; this.step < steps && this.checker.violations.length === 0; this.step++) this.safetyStep();
+      if (this.checker.violations.length === 0) this.livenessPhase(livenessTicks);
+      this.finishClients();
+      if (this.checker.violations.length === 0) this.checkHistory();
+    } catch (error) {
+      // A broken invariant inside raft (or the driver) is a failure of this seed, not of the run.
+      this.checker.violations.push(
+        `step ${this.step}: exception: ${(error as Error).stack ?? String(error)}`,
+      );
+    }
     const membership = this.anyLive()?.raft?.membership();
     return {
       seed: this.options.seed,
