@@ -1,0 +1,396 @@
+// Drives one raft group with real time and I/O: ticks, pipelined persistence, sending, applying, waiting clients.
+
+import {
+  type Entry,
+  type Message,
+  type RaftError,
+  type RaftStatus,
+  type RawNode,
+  type Ready,
+  Role,
+  type Snapshot,
+} from '../raft/index.js';
+
+/**
+ * Durable storage of what a Ready says to persist.
+ *
+ * Contract: persist() may be called again before an earlier call resolved; calls take effect
+ * in call order and resolve in call order, each only once its snapshot, entries (replacing any
+ * conflicting suffix) and hard state are on disk (fsync'd when `ready.mustSync`). An
+ * implementation should coalesce the calls queued behind an in-flight write into one synced
+ * batch (group commit). A rejection is fatal for the group: nothing after it is persisted.
+ */
+export interface ReadyStore {
+  persist(ready: Ready): Promise<void>;
+}
+
+/**
+ * The replicated state machine. Calls come in log order, one at a time: applySnapshot()
+ * replaces the whole state; apply() applies committed entries and records the applied index
+ * with them atomically. Results are returned per entry, in order (undefined for entries that
+ * produce none, such as a leader's no-op or a membership change).
+ */
+export interface StateMachine<Result> {
+  applySnapshot(snapshot: Snapshot): Promise<void>;
+  apply(entries: readonly Entry[]): Promise<(Result | undefined)[]>;
+}
+
+/** Sends raft messages to peers; must not block. Delivery is best effort. */
+export interface MessageSender {
+  send(messages: readonly Message[]): void;
+}
+
+/** A structured logger: one JSON object per line, written only above the configured level. */
+export interface Logger {
+  debug(event: string, fields?: Record<string, unknown>): void;
+  info(event: string, fields?: Record<string, unknown>): void;
+  warn(event: string, fields?: Record<string, unknown>): void;
+  error(event: string, fields?: Record<string, unknown>): void;
+}
+
+export interface RaftDriverOptions<Result> {
+  readonly node: RawNode;
+  readonly store: ReadyStore;
+  readonly stateMachine: StateMachine<Result>;
+  readonly sender: MessageSender;
+  readonly logger: Logger;
+  /** Milliseconds per raft tick. */
+  readonly tickMs: number;
+  /** Requests waiting for their entry or read index; more are refused with UNAVAILABLE. */
+  readonly maxPendingRequests: number;
+}
+
+/** Stable codes the client edge maps to HTTP answers. All but TIMEOUT and UNAVAILABLE are definite. */
+export type DriverErrorCode =
+  | 'NOT_LEADER'
+  | 'NO_LEADER'
+  | 'TIMEOUT'
+  | 'UNAVAILABLE'
+  | 'TOO_LARGE'
+  | 'STOPPED';
+
+/**
+ * An operation failed. `retryable` says whether retrying elsewhere may succeed; `indeterminate`
+ * says the operation may still take effect (a write that was proposed but whose fate is unknown).
+ */
+export class DriverError extends Error {
+  constructor(
+    readonly code: DriverErrorCode,
+    detail: string,
+    readonly leader = '',
+    readonly indeterminate = false,
+  ) {
+    super(`${code}: ${detail}`);
+    this.name = 'DriverError';
+  }
+
+  get retryable(): boolean {
+    return this.code !== 'TOO_LARGE';
+  }
+}
+
+interface PendingProposal<Result> {
+  readonly index: number;
+  readonly term: number;
+  readonly resolve: (result: Result | undefined) => void;
+  readonly reject: (error: DriverError) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+interface PendingRead {
+  readonly context: string;
+  index: number | undefined;
+  readonly resolve: (index: number) => void;
+  readonly reject: (error: DriverError) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/**
+ * Owns one RawNode. Everything that touches the node runs on the event loop, so there are
+ * no concurrent calls into raft. Readies are taken as soon as they appear: their `messages`
+ * go out at once, their persistence is started at once (the store pipelines and group-commits),
+ * and their completions — after-persist messages, apply, advance — run strictly in order.
+ */
+export class RaftDriver<Result> {
+  private readonly node: RawNode;
+  private readonly options: RaftDriverOptions<Result>;
+  private ticker: NodeJS.Timeout | undefined;
+  private scheduled = false;
+  private stopped = false;
+  /** The in-order chain of Ready completions. */
+  private completions: Promise<void> = Promise.resolve();
+  private inFlightReadies = 0;
+  private failure: Error | undefined;
+  private appliedIndex = 0;
+  private readonly proposals = new Map<number, PendingProposal<Result>>();
+  private readonly reads = new Map<string, PendingRead>();
+  private nextReadId = 1;
+  private lastRole: Role = Role.Follower;
+  private lastLeader = '';
+  private readonly stateListeners = new Set<(status: RaftStatus) => void>();
+
+  constructor(options: RaftDriverOptions<Result>) {
+    this.options = options;
+    this.node = options.node;
+    this.appliedIndex = options.node.status().appliedIndex;
+  }
+
+  start(): void {
+    if (this.ticker !== undefined || this.stopped) return;
+    this.ticker = setInterval(() => {
+      this.node.tick();
+      this.schedule();
+    }, this.options.tickMs);
+    this.ticker.unref?.();
+    this.schedule();
+  }
+
+  /** Stops ticking, fails every waiting request with STOPPED, and waits for in-flight writes. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.ticker = undefined;
+    this.failAll(new DriverError('STOPPED', 'the node is stopping', '', true));
+    await this.completions.catch(() => undefined);
+  }
+
+  status(): RaftStatus {
+    return this.node.status();
+  }
+
+  /** Called with the new status whenever this node's role or known leader changes. */
+  onStateChange(listener: (status: RaftStatus) => void): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  /** A message from a peer. Malformed messages are dropped with a log line, never thrown. */
+  receive(message: Message): void {
+    if (this.stopped) return;
+    const result = this.node.step(message);
+    if (!result.ok) {
+      this.options.logger.warn('raft.message_refused', { from: message.from, reason: result.error.message });
+      return;
+    }
+    this.schedule();
+  }
+
+  /** Campaigns at once (a single-voter node at boot need not wait an election timeout). */
+  campaign(): void {
+    this.node.campaign();
+    this.schedule();
+  }
+
+  transferLeadership(to: string): RaftError | undefined {
+    const result = this.node.transferLeadership(to);
+    this.schedule();
+    return result.ok ? undefined : result.error;
+  }
+
+  /**
+   * Proposes `data` on this node (it must lead) and resolves with the state machine's result
+   * once the entry is applied here. Rejects with NOT_LEADER (definite, carries the leader),
+   * TOO_LARGE or UNAVAILABLE (definite), or TIMEOUT / STOPPED / NO_LEADER after it was
+   * proposed (indeterminate: it may still be applied).
+   */
+  propose(data: Uint8Array, timeoutMs: number): Promise<Result | undefined> {
+    if (this.stopped) return Promise.reject(new DriverError('STOPPED', 'the node is stopping'));
+    this.throwIfFailed();
+    if (this.proposals.size + this.reads.size >= this.options.maxPendingRequests) {
+      return Promise.reject(
+        new DriverError('UNAVAILABLE', `${this.options.maxPendingRequests} requests already pending`),
+      );
+    }
+    const proposed = this.node.propose(data);
+    if (!proposed.ok) return Promise.reject(fromRaftError(proposed.error));
+    const { index, term } = proposed.value;
+    this.schedule();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.proposals.delete(index);
+        reject(
+          new DriverError(
+            'TIMEOUT',
+            `entry ${index} not applied within ${timeoutMs} ms`,
+            this.leader(),
+            true,
+          ),
+        );
+      }, timeoutMs);
+      this.proposals.set(index, { index, term, resolve, reject, timer });
+    });
+  }
+
+  /**
+   * Resolves with an index at which a linearizable read may be served, once this node has
+   * applied it (ReadIndex, dissertation §6.4; from a follower it asks the leader).
+   */
+  readIndex(timeoutMs: number): Promise<number> {
+    if (this.stopped) return Promise.reject(new DriverError('STOPPED', 'the node is stopping'));
+    this.throwIfFailed();
+    if (this.proposals.size + this.reads.size >= this.options.maxPendingRequests) {
+      return Promise.reject(
+        new DriverError('UNAVAILABLE', `${this.options.maxPendingRequests} requests already pending`),
+      );
+    }
+    const context = `${this.nextReadId++}`;
+    const requested = this.node.readIndex(new TextEncoder().encode(context));
+    if (!requested.ok) return Promise.reject(fromRaftError(requested.error));
+    this.schedule();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.reads.delete(context);
+        reject(new DriverError('TIMEOUT', `read index not confirmed within ${timeoutMs} ms`, this.leader()));
+      }, timeoutMs);
+      this.reads.set(context, { context, index: undefined, resolve, reject, timer });
+    });
+  }
+
+  private leader(): string {
+    return this.node.status().leader;
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw new DriverError('UNAVAILABLE', `raft group failed: ${this.failure.message}`);
+  }
+
+  /** Coalesces work: many messages and proposals in one event-loop turn make one Ready. */
+  private schedule(): void {
+    if (this.scheduled || this.stopped || this.failure) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.drain();
+    });
+  }
+
+  private drain(): void {
+    if (this.stopped || this.failure) return;
+    while (this.node.hasReady()) {
+      const ready = this.node.ready();
+      if (ready.softState) this.onSoftState();
+      if (ready.messages.length > 0) this.options.sender.send(ready.messages);
+      for (const readState of ready.readStates) {
+        const pending = this.reads.get(new TextDecoder().decode(readState.context));
+        if (pending) pending.index = readState.index;
+      }
+      const persisted = this.options.store.persist(ready);
+      this.inFlightReadies++;
+      this.completions = this.completions.then(async () => {
+        await persisted;
+        await this.complete(ready);
+      });
+      this.completions.catch((error: Error) => this.fail(error));
+    }
+    this.serveReads();
+  }
+
+  /** After `ready` is durable: send what waited for it, apply, advance. Runs in Ready order. */
+  private async complete(ready: Ready): Promise<void> {
+    if (this.failure) return;
+    if (ready.messagesAfterPersist.length > 0) this.options.sender.send(ready.messagesAfterPersist);
+    if (ready.snapshot) {
+      await this.options.stateMachine.applySnapshot(ready.snapshot);
+      this.appliedIndex = Math.max(this.appliedIndex, ready.snapshot.metadata.index);
+    }
+    const entries = ready.committedEntries.filter((entry) => entry.index > this.appliedIndex);
+    if (entries.length > 0) {
+      const results = await this.options.stateMachine.apply(entries);
+      entries.forEach((entry, i) => this.settleProposal(entry, results[i]));
+      this.appliedIndex = entries[entries.length - 1]!.index;
+    }
+    this.node.advance(ready);
+    this.inFlightReadies--;
+    this.serveReads();
+    this.schedule();
+  }
+
+  private settleProposal(entry: Entry, result: Result | undefined): void {
+    const pending = this.proposals.get(entry.index);
+    if (pending === undefined) return;
+    this.proposals.delete(entry.index);
+    clearTimeout(pending.timer);
+    if (entry.term === pending.term) pending.resolve(result);
+    // Another entry won this index: ours was never committed and never will be.
+    else
+      pending.reject(
+        new DriverError(
+          'NOT_LEADER',
+          `entry ${entry.index} was superseded by term ${entry.term}`,
+          this.leader(),
+        ),
+      );
+  }
+
+  private serveReads(): void {
+    for (const pending of this.reads.values()) {
+      if (pending.index !== undefined && pending.index <= this.appliedIndex) {
+        this.reads.delete(pending.context);
+        clearTimeout(pending.timer);
+        pending.resolve(pending.index);
+      }
+    }
+  }
+
+  private onSoftState(): void {
+    const status = this.node.status();
+    const lostLeadership = this.lastRole === Role.Leader && status.role !== Role.Leader;
+    const leaderChanged = status.leader !== this.lastLeader;
+    this.lastRole = status.role;
+    this.lastLeader = status.leader;
+    if (lostLeadership || leaderChanged) {
+      // Raft drops pending read requests on a leader change; fail them now rather than at timeout.
+      for (const pending of this.reads.values()) {
+        if (pending.index !== undefined) continue;
+        clearTimeout(pending.timer);
+        pending.reject(
+          new DriverError('NO_LEADER', 'leadership changed before the read was confirmed', status.leader),
+        );
+        this.reads.delete(pending.context);
+      }
+    }
+    for (const listener of this.stateListeners) listener(status);
+  }
+
+  private fail(error: Error): void {
+    if (this.failure) return;
+    this.failure = error;
+    this.options.logger.error('raft.group_failed', { error: error.message });
+    this.failAll(new DriverError('UNAVAILABLE', `raft group failed: ${error.message}`, '', true));
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.ticker = undefined;
+  }
+
+  private failAll(error: DriverError): void {
+    for (const pending of this.proposals.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(error);
+    }
+    this.proposals.clear();
+    for (const pending of this.reads.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(error);
+    }
+    this.reads.clear();
+  }
+
+  /** Readies handed to the store and not yet completed (for status and tests). */
+  get readiesInFlight(): number {
+    return this.inFlightReadies;
+  }
+}
+
+function fromRaftError(error: RaftError): DriverError {
+  switch (error.code) {
+    case 'NOT_LEADER':
+    case 'TRANSFER_IN_PROGRESS':
+      return new DriverError('NOT_LEADER', error.message, error.leader);
+    case 'NO_LEADER':
+      return new DriverError('NO_LEADER', error.message);
+    case 'TOO_LARGE':
+      return new DriverError('TOO_LARGE', error.message);
+    default:
+      return new DriverError('UNAVAILABLE', error.message, error.leader);
+  }
+}
