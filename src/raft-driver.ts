@@ -297,7 +297,7 @@ export class RaftDriver<Result> {
     const entries = ready.committedEntries.filter((entry) => entry.index > this.appliedIndex);
     if (entries.length > 0) {
       const results = await this.options.stateMachine.apply(entries);
-      entries.forEach((entry, i) => this.settleProposal(entry, results[i]));
+      for (const [i, entry] of entries.entries()) this.settleProposal(entry, results[i]);
       this.appliedIndex = entries[entries.length - 1]!.index;
     }
     this.node.advance(ready);
