@@ -1,0 +1,31 @@
+// storage/'s public surface: what src/ opens, and the formats and errors it passes on.
+
+export * from './commands.js';
+export {
+  STORAGE_DEFAULTS,
+  type StorageConfig,
+  type StorageConfigInput,
+  validateStorageConfig,
+} from './config.js';
+export { ENGINE_KINDS, type EngineKind, MemoryVolume } from './engine.js';
+export * from './errors.js';
+export type { Json, JsonObject } from './json.js';
+export { type LogCacheLimits, type LogUpdate, RaftLogStore } from './log-store.js';
+export {
+  SNAPSHOT_FORMAT_VERSION,
+  type SnapshotFileInfo,
+  type SnapshotHeader,
+  SnapshotReader,
+} from './snapshot-file.js';
+export type {
+  ApplyOutcome,
+  ChangeEvent,
+  Document,
+  HistoryOptions,
+  ListOptions,
+  ReadResult,
+  RealmStateStore,
+  StateMeta,
+} from './state-store.js';
+export { combine, GroupStorage, NodeStorage, STORAGE_FORMAT_VERSION } from './storage.js';
+export type { WriteQueueStats } from './write-queue.js';

@@ -1,0 +1,1085 @@
+// The realm state machine of one group: applies committed commands atomically with the applied index.
+
+/*
+ * Applying: entries are applied in log order, one call per batch of committed entries. The
+ * whole batch - documents, realms, change history, sessions and the applied index - becomes
+ * one request to the WriteQueue, so after a crash the applied index and the data agree: both
+ * include the batch or neither does. Every node computes the same result from the same
+ * entries: nothing here reads a clock, a random source or the batch boundaries (session
+ * expiry uses the leaders' timestamps inside the commands; history eviction counts revisions
+ * and bytes, which are the same on every node).
+ *
+ * Concurrency: apply, snapshot import and the open-time load run one at a time (an internal
+ * chain). Reads run beside them; a read reports the revision applied when it started, a lower
+ * bound of what it saw (an apply may land during a list), and a list is one engine iterator,
+ * so it is one consistent view.
+ *
+ * Memory: realms, sessions and the sizes of the retained history revisions are kept in memory
+ * (each bounded by configuration); documents and history are read from the engine.
+ */
+
+import {
+  applyMembershipChange,
+  decodeMembershipChange,
+  type MembershipChange,
+} from '../raft/membership-change.js';
+import { type Entry, EntryType, type Membership } from '../raft/types.js';
+import {
+  decodeDoc,
+  decodeJson,
+  encodeDoc,
+  encodeJson,
+  encodeJsonText,
+  isMembership,
+  type StoredDoc,
+} from './codec.js';
+import {
+  type Checked,
+  type Command,
+  type CommandError,
+  type CommandResult,
+  type Compare,
+  checked,
+  checkKey,
+  checkRealm,
+  commandError,
+  DEFAULT_REALM,
+  type DocOp,
+  type DocResult,
+  decodeCommand,
+  invalidArgument,
+} from './commands.js';
+import type { StorageConfig } from './config.js';
+import type { KvEngine, WriteOp } from './engine.js';
+import { invariant, SnapshotFileError, StorageError } from './errors.js';
+import { type Json, jsonEqual, mergePatch } from './json.js';
+import {
+  docKey,
+  docOfKey,
+  docRange,
+  generationRange,
+  historyKey,
+  historyKeyRevision,
+  historyRange,
+  MetaRecord,
+  metaKey,
+  otherGenerationRanges,
+  pointerKey,
+  prefixEnd,
+  realmKey,
+  realmOfKey,
+  realmRange,
+  STATE_PREFIX_BYTES,
+  StateKind,
+  sessionKey,
+  sessionRange,
+  stateKeyFromSuffix,
+} from './keys.js';
+import type { SnapshotHeader } from './snapshot-file.js';
+import type { PreparedWrite, WriteQueue } from './write-queue.js';
+
+/** The state machine's own durable bookkeeping, written with every applied batch. */
+export interface StateMeta {
+  readonly appliedIndex: number;
+  readonly appliedTerm: number;
+  /** The cluster-wide revision: the number of changes applied. */
+  readonly revision: number;
+  /** The membership as of appliedIndex. */
+  readonly membership: Membership;
+  /** The largest command timestamp applied: the clock sessions expire by. */
+  readonly logTime: number;
+  /** Every change with a revision above this is retained for watchers. */
+  readonly historyFloor: number;
+}
+
+/** A document as reads return it. */
+export interface Document {
+  readonly key: string;
+  readonly value: Json;
+  readonly createRevision: number;
+  readonly modRevision: number;
+  readonly version: number;
+}
+
+/** One change in the retained history. A transaction's changes share a revision. */
+export type ChangeEvent =
+  | {
+      readonly type: 'put';
+      readonly revision: number;
+      readonly realm: string;
+      readonly key: string;
+      readonly value: Json;
+      readonly createRevision: number;
+      readonly modRevision: number;
+      readonly version: number;
+    }
+  | {
+      readonly type: 'delete';
+      readonly revision: number;
+      readonly realm: string;
+      readonly key: string;
+      readonly prevModRevision: number;
+    }
+  | { readonly type: 'createRealm'; readonly revision: number; readonly realm: string; readonly key: '' };
+
+/** What applying one entry did. */
+export type ApplyOutcome =
+  | { readonly kind: 'command'; readonly index: number; readonly result: CommandResult }
+  | { readonly kind: 'noop'; readonly index: number }
+  | { readonly kind: 'membership'; readonly index: number; readonly membership: Membership };
+
+/** A read's answer: a value with the revision it was served at, or an error with the current revision. */
+export type ReadResult<T> =
+  | { readonly ok: true; readonly revision: number; readonly value: T }
+  | { readonly ok: false; readonly revision: number; readonly error: CommandError };
+
+export interface ListOptions {
+  /** Only keys starting with this (default: every key). */
+  readonly prefix?: string;
+  /** Start after this key (pagination: pass the last key of the previous page). */
+  readonly after?: string;
+  /** Documents per page, 1..listMaxLimit (default 100, or listMaxLimit if smaller). */
+  readonly limit?: number;
+}
+
+export interface HistoryOptions {
+  readonly prefix?: string;
+  /** The first revision wanted. At or below the history floor the answer is COMPACTED. */
+  readonly fromRevision: number;
+  /** Events per call, 1..listMaxLimit; a transaction's events are never split across calls. */
+  readonly limit?: number;
+}
+
+interface Session {
+  readonly id: number;
+  lastActive: number;
+  /** The log index of the last touch: orders sessions by recency, the same on every node. */
+  lastActiveIndex: number;
+  /** No response is kept for any seq at or below this (acknowledged or trimmed). */
+  discardedThrough: number;
+  /** Kept responses in ascending seq. */
+  responses: [number, CommandResult][];
+}
+
+interface RealmRecord {
+  readonly createRevision: number;
+}
+
+/** FIFO of (revision, bytes) of retained history revisions, oldest first. */
+class RevisionQueue {
+  private revisions: number[] = [];
+  private sizes: number[] = [];
+  private head = 0;
+  bytes = 0;
+
+  get length(): number {
+    return this.revisions.length - this.head;
+  }
+
+  push(revision: number, bytes: number): void {
+    const last = this.revisions[this.revisions.length - 1];
+    if (this.length > 0 && last === revision) {
+      this.sizes[this.sizes.length - 1]! += bytes;
+    } else {
+      this.revisions.push(revision);
+      this.sizes.push(bytes);
+    }
+    this.bytes += bytes;
+  }
+
+  /** Removes the oldest revision and returns it. */
+  shift(): number {
+    const revision = this.revisions[this.head]!;
+    this.bytes -= this.sizes[this.head]!;
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.revisions.length) {
+      this.revisions = this.revisions.slice(this.head);
+      this.sizes = this.sizes.slice(this.head);
+      this.head = 0;
+    }
+    return revision;
+  }
+}
+
+const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [] };
+const DEFAULT_PAGE = 100;
+const HISTORY_SCAN_FACTOR = 16;
+
+type Limits = Pick<
+  StorageConfig,
+  | 'keyMaxBytes'
+  | 'valueMaxBytes'
+  | 'commandMaxBytes'
+  | 'txnMaxOps'
+  | 'jsonMaxDepth'
+  | 'realmsMax'
+  | 'listMaxLimit'
+  | 'historyMaxRevisions'
+  | 'historyMaxBytes'
+  | 'sessionsMax'
+  | 'sessionTtlMs'
+  | 'sessionResponsesMax'
+>;
+
+/** Everything loaded from one state generation. */
+interface LoadedState {
+  readonly generation: number;
+  readonly meta: StateMeta;
+  readonly realms: Map<string, RealmRecord>;
+  readonly sessions: Map<number, Session>;
+  readonly history: RevisionQueue;
+}
+
+/**
+ * One group's realm state machine. apply() is the only writer of documents; it and
+ * importSnapshot() are serialized internally. Operating errors of commands and reads are
+ * values (CommandResult, ReadResult); thrown are StorageError (engine failure, corrupt data)
+ * and StorageInvariantError (a caller broke the contract, e.g. a gap in applied entries).
+ */
+export class RealmStateStore {
+  private state: LoadedState;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly engine: KvEngine,
+    private readonly queue: WriteQueue,
+    readonly group: number,
+    private readonly limits: Limits,
+    state: LoadedState,
+  ) {
+    this.state = state;
+  }
+
+  /** Loads the current generation; clears what an interrupted import or a lost clear left behind. */
+  static async open(
+    engine: KvEngine,
+    queue: WriteQueue,
+    group: number,
+    limits: Limits,
+  ): Promise<RealmStateStore> {
+    const [pointer] = await engine.getMany([pointerKey(group)]);
+    const generation = pointer === undefined ? 0 : decodeJson<number>(pointer, 'state pointer');
+    if (!Number.isSafeInteger(generation) || generation < 0) {
+      throw new StorageError('DATA_CORRUPT', `group ${group}: bad state pointer`);
+    }
+    for (const [gte, lt] of otherGenerationRanges(group, generation)) await engine.clear(gte, lt);
+    const state = await loadState(engine, group, generation);
+    // History below the floor is garbage a lost clear left: clear it again.
+    await engine.clear(...historyRange(group, generation, 0, state.meta.historyFloor + 1));
+    return new RealmStateStore(engine, queue, group, limits, state);
+  }
+
+  /** A founding member's state at index 1, term 1: revision 1 created the `default` realm. */
+  static bootstrapOps(group: number, membership: Membership): WriteOp[] {
+    const meta: StateMeta = {
+      appliedIndex: 1,
+      appliedTerm: 1,
+      revision: 1,
+      membership,
+      logTime: 0,
+      historyFloor: 1,
+    };
+    return [
+      { type: 'put', key: pointerKey(group), value: encodeJson(1) },
+      { type: 'put', key: metaKey(group, 1, MetaRecord.Applied), value: encodeJson(meta) },
+      {
+        type: 'put',
+        key: realmKey(group, 1, DEFAULT_REALM),
+        value: encodeJson({ createRevision: 1 } satisfies RealmRecord),
+      },
+    ];
+  }
+
+  get meta(): StateMeta {
+    return this.state.meta;
+  }
+
+  get appliedIndex(): number {
+    return this.state.meta.appliedIndex;
+  }
+
+  get revision(): number {
+    return this.state.meta.revision;
+  }
+
+  /** The membership as of the applied index (what raft's initialState() reports). */
+  get membership(): Membership {
+    return this.state.meta.membership;
+  }
+
+  /** The realms, sorted. */
+  realms(): string[] {
+    return [...this.state.realms.keys()].sort();
+  }
+
+  /** Open client sessions. */
+  get sessionCount(): number {
+    return this.state.sessions.size;
+  }
+
+  /**
+   * Applies committed entries in order: entries at or below the applied index are skipped
+   * (a snapshot covered them), the rest must follow it without a gap. Resolves, once the
+   * batch and the new applied index are durable, with one outcome per applied entry.
+   */
+  apply(entries: readonly Entry[]): Promise<ApplyOutcome[]> {
+    return this.exclusive(() => this.applyNow(entries));
+  }
+
+  private async applyNow(entries: readonly Entry[]): Promise<ApplyOutcome[]> {
+    const fresh = entries.filter((entry) => entry.index > this.state.meta.appliedIndex);
+    if (fresh.length === 0) return [];
+    const applied = this.state.meta.appliedIndex;
+    for (let i = 0; i < fresh.length; i++) {
+      const index = fresh[i]!.index;
+      invariant(
+        index === applied + 1 + i,
+        () => `apply gap: entry ${index} after applied index ${applied + i}`,
+      );
+    }
+    const decoded = fresh.map((entry) =>
+      entry.type === EntryType.Normal && entry.data.length > 0
+        ? decodeCommand(entry.data, this.limits)
+        : undefined,
+    );
+    const batch = new ApplyBatch(this.group, this.state, this.limits, await this.prefetch(decoded));
+    const outcomes = fresh.map((entry, i) => batch.applyEntry(entry, decoded[i]));
+    const { ops, clears, meta, realms } = batch.finish();
+    await this.queue.submit(ops, {
+      clears,
+      onDurable: () => {
+        this.state = { ...this.state, meta, realms };
+      },
+    });
+    return outcomes;
+  }
+
+  /** Reads every document the batch's commands name, in one engine call. */
+  private async prefetch(
+    decoded: readonly (Checked<Command> | undefined)[],
+  ): Promise<Map<string, StoredDoc | null>> {
+    const names = new Map<string, [string, string]>();
+    const add = (realm: string, key: string): void => {
+      names.set(docName(realm, key), [realm, key]);
+    };
+    for (const item of decoded) {
+      if (!item?.ok) continue;
+      const op = item.value.op;
+      if (op.type === 'put' || op.type === 'patch' || op.type === 'delete') add(op.realm, op.key);
+      if (op.type === 'txn') {
+        for (const c of op.compares) add(op.realm, c.key);
+        for (const o of op.success) add(op.realm, o.key);
+        for (const o of op.failure ?? []) add(op.realm, o.key);
+      }
+    }
+    const generation = this.state.generation;
+    const list = [...names.entries()];
+    const values = await this.engine.getMany(
+      list.map(([, [realm, key]]) => docKey(this.group, generation, realm, key)),
+    );
+    const docs = new Map<string, StoredDoc | null>();
+    list.forEach(([name], i) => {
+      const value = values[i];
+      docs.set(name, value === undefined ? null : decodeDoc(value));
+    });
+    return docs;
+  }
+
+  // ---- Reads ----
+
+  /** The document at `key` in `realm`: NOT_FOUND if the realm or the key does not exist. */
+  async get(realm: string, key: string): Promise<ReadResult<Document>> {
+    const revision = this.state.meta.revision;
+    const args = checked(() => [checkRealm(realm), checkKey(key, 'key', this.limits)] as const);
+    if (!args.ok) return { ok: false, revision, error: args.error };
+    if (!this.state.realms.has(realm)) return notFoundRealm(realm, revision);
+    const [value] = await this.engine.getMany([docKey(this.group, this.state.generation, realm, key)]);
+    if (value === undefined) {
+      return {
+        ok: false,
+        revision,
+        error: commandError('NOT_FOUND', `no key ${JSON.stringify(key)} in realm ${realm}`),
+      };
+    }
+    return { ok: true, revision, value: toDocument(key, decodeDoc(value)) };
+  }
+
+  /** One page of the realm's documents in key order, from one consistent view. */
+  async list(
+    realm: string,
+    options: ListOptions = {},
+  ): Promise<ReadResult<{ documents: Document[]; more: boolean }>> {
+    const revision = this.state.meta.revision;
+    const args = checked(() => {
+      checkRealm(realm);
+      const prefix = options.prefix ?? '';
+      if (prefix !== '') checkKey(prefix, 'prefix', this.limits);
+      if (options.after !== undefined) checkKey(options.after, 'after', this.limits);
+      return { prefix, limit: this.pageLimit(options.limit) };
+    });
+    if (!args.ok) return { ok: false, revision, error: args.error };
+    if (!this.state.realms.has(realm)) return notFoundRealm(realm, revision);
+    const { prefix, limit } = args.value;
+    const generation = this.state.generation;
+    let [start, end] = docRange(this.group, generation, realm, prefix);
+    if (options.after !== undefined) {
+      const after = docKey(this.group, generation, realm, options.after);
+      const next = new Uint8Array(after.length + 1); // The smallest key after `after`.
+      next.set(after);
+      if (Buffer.compare(next, start) > 0) start = next;
+    }
+    const documents: Document[] = [];
+    let more = false;
+    if (Buffer.compare(start, end) < 0) {
+      for await (const [rawKey, value] of this.engine.iterate(start, end, {
+        limit: limit + 1,
+        batchEntries: limit + 1,
+      })) {
+        if (documents.length === limit) {
+          more = true;
+          break;
+        }
+        documents.push(toDocument(docOfKey(rawKey).key, decodeDoc(value)));
+      }
+    }
+    return { ok: true, revision, value: { documents, more } };
+  }
+
+  /**
+   * Changes in `realm` (keys starting with `prefix`) from `fromRevision` on, for a watcher
+   * resuming where it left off. `nextRevision` is where to continue. A revision at or below the
+   * history floor answers COMPACTED with the current revision: the watcher must re-read.
+   */
+  async history(
+    realm: string,
+    options: HistoryOptions,
+  ): Promise<ReadResult<{ events: ChangeEvent[]; nextRevision: number }>> {
+    const meta = this.state.meta;
+    const revision = meta.revision;
+    const args = checked(() => {
+      checkRealm(realm);
+      const prefix = options.prefix ?? '';
+      if (prefix !== '') checkKey(prefix, 'prefix', this.limits);
+      if (!Number.isSafeInteger(options.fromRevision) || options.fromRevision < 1) {
+        invalidArgument(`fromRevision must be an integer >= 1, got ${JSON.stringify(options.fromRevision)}`);
+      }
+      return { prefix, limit: this.pageLimit(options.limit) };
+    });
+    if (!args.ok) return { ok: false, revision, error: args.error };
+    if (!this.state.realms.has(realm)) return notFoundRealm(realm, revision);
+    if (options.fromRevision <= meta.historyFloor) {
+      return {
+        ok: false,
+        revision,
+        error: commandError(
+          'COMPACTED',
+          `revision ${options.fromRevision} is compacted (history kept after ${meta.historyFloor}); current revision ${revision}`,
+        ),
+      };
+    }
+    const { prefix, limit } = args.value;
+    const generation = this.state.generation;
+    const [start] = historyRange(this.group, generation, options.fromRevision, options.fromRevision);
+    const [, end] = generationRangeOfHistory(this.group, generation);
+    const events: ChangeEvent[] = [];
+    let nextRevision = options.fromRevision;
+    let scanned = 0;
+    const scanMax = limit * HISTORY_SCAN_FACTOR;
+    for await (const [rawKey, value] of this.engine.iterate(start, end, {
+      batchEntries: Math.min(scanMax, 1024),
+    })) {
+      const eventRevision = historyKeyRevision(rawKey);
+      // Stop only between revisions, so a transaction's events are never split.
+      if (eventRevision >= nextRevision && (events.length >= limit || scanned >= scanMax)) break;
+      scanned++;
+      nextRevision = eventRevision + 1;
+      const event = decodeJson<ChangeEvent>(value, 'history event');
+      if (event.realm === realm && event.key.startsWith(prefix)) events.push(event);
+    }
+    return { ok: true, revision, value: { events, nextRevision } };
+  }
+
+  private pageLimit(limit: number | undefined): number {
+    const max = this.limits.listMaxLimit;
+    if (limit === undefined) return Math.min(DEFAULT_PAGE, max);
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > max) {
+      invalidArgument(`limit must be an integer in [1, ${max}], got ${JSON.stringify(limit)}`);
+    }
+    return limit;
+  }
+
+  // ---- Snapshots ----
+
+  /**
+   * A consistent view of the whole current state for a snapshot file, taken now: the engine
+   * iterator is created before this returns, so writes that land later are not in it. The
+   * records are keys with their group and generation stripped, META first.
+   */
+  async snapshotSource(): Promise<{
+    meta: StateMeta;
+    records: AsyncIterable<readonly [Uint8Array, Uint8Array]>;
+  }> {
+    const generation = this.state.generation;
+    const [start, end] = generationRange(this.group, generation);
+    const iterator = this.engine.iterate(start, end, { batchEntries: 1024 })[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    const expectedMeta = metaKey(this.group, generation, MetaRecord.Applied);
+    if (first.done || Buffer.compare(first.value[0], expectedMeta) !== 0) {
+      await iterator.return?.();
+      throw new StorageError(
+        'DATA_CORRUPT',
+        `group ${this.group}: no state to snapshot (generation ${generation})`,
+      );
+    }
+    const meta = decodeMeta(first.value[1]);
+    const firstRecord = first.value;
+    const records = {
+      async *[Symbol.asyncIterator]() {
+        yield [firstRecord[0].subarray(STATE_PREFIX_BYTES), firstRecord[1]] as const;
+        for (;;) {
+          const next = await iterator.next();
+          if (next.done) return;
+          yield [next.value[0].subarray(STATE_PREFIX_BYTES), next.value[1]] as const;
+        }
+      },
+    };
+    return { meta, records };
+  }
+
+  /**
+   * Writes a snapshot's records aside (the next generation), verifies them against `header`,
+   * and returns the write that switches to them, for GroupStorage to submit together with the
+   * log's side. Nothing the node serves changes until that write is durable; on any error the
+   * aside generation is cleared and the current state is untouched. Runs exclusively, so call
+   * it from inside exclusive() (GroupStorage.installSnapshot does).
+   */
+  async prepareImport(
+    chunks: AsyncIterable<[Uint8Array, Uint8Array][]>,
+    header: SnapshotHeader,
+    path: string,
+    membership?: Membership,
+  ): Promise<PreparedWrite> {
+    const generation = this.state.generation + 1;
+    const [asideStart, asideEnd] = generationRange(this.group, generation);
+    await this.engine.clear(asideStart, asideEnd);
+    try {
+      for await (const records of chunks) {
+        const ops: WriteOp[] = records.map(([suffix, value]) => {
+          if (suffix.length < 2 || suffix[0]! < StateKind.Meta || suffix[0]! > StateKind.Session) {
+            throw new SnapshotFileError(
+              'SNAPSHOT_CORRUPT',
+              path,
+              `a record has an unknown state key kind ${suffix[0]}`,
+            );
+          }
+          return { type: 'put', key: stateKeyFromSuffix(this.group, generation, suffix), value };
+        });
+        // Synced: see write-queue.ts on why only a write made with sync is known durable.
+        await this.engine.write(ops, true);
+      }
+      const loaded = await loadState(this.engine, this.group, generation).catch((error: unknown) => {
+        throw new SnapshotFileError('SNAPSHOT_CORRUPT', path, `the state does not decode: ${String(error)}`);
+      });
+      const meta = loaded.meta;
+      if (
+        meta.appliedIndex !== header.index ||
+        meta.appliedTerm !== header.term ||
+        meta.revision !== header.revision ||
+        JSON.stringify(meta.membership) !== JSON.stringify(header.membership)
+      ) {
+        throw new SnapshotFileError('SNAPSHOT_CORRUPT', path, 'the state inside does not match the header');
+      }
+      let switched = loaded;
+      if (membership !== undefined) {
+        // A restore into a cluster of other nodes: the state is as of the file, the members are new.
+        const replaced: StateMeta = { ...meta, membership };
+        await this.engine.write(
+          [
+            {
+              type: 'put',
+              key: metaKey(this.group, generation, MetaRecord.Applied),
+              value: encodeJson(replaced),
+            },
+          ],
+          true,
+        );
+        switched = { ...loaded, meta: replaced };
+      }
+      const previous = this.state.generation;
+      return {
+        ops: [{ type: 'put', key: pointerKey(this.group), value: encodeJson(generation) }],
+        options: {
+          clears: [generationRange(this.group, previous)],
+          onDurable: () => {
+            this.state = switched;
+          },
+        },
+      };
+    } catch (error) {
+      await this.engine.clear(asideStart, asideEnd);
+      throw error;
+    }
+  }
+
+  /** Runs `task` after every earlier apply or import, and before any later one. */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(task, task);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+}
+
+/** The history range of a generation: from revision 0 to the end of the HISTORY kind. */
+function generationRangeOfHistory(group: number, generation: number): [Uint8Array, Uint8Array] {
+  const start = historyKey(group, generation, 0, 0).subarray(0, STATE_PREFIX_BYTES + 1);
+  return [start, prefixEnd(start)];
+}
+
+function docName(realm: string, key: string): string {
+  return `${realm}\u0000${key}`;
+}
+
+function notFoundRealm<T>(realm: string, revision: number): ReadResult<T> {
+  return { ok: false, revision, error: commandError('NOT_FOUND', `no realm ${realm}`) };
+}
+
+function toDocument(key: string, doc: StoredDoc): Document {
+  return {
+    key,
+    value: JSON.parse(doc.json) as Json,
+    createRevision: doc.createRevision,
+    modRevision: doc.modRevision,
+    version: doc.version,
+  };
+}
+
+function decodeMeta(bytes: Uint8Array): StateMeta {
+  const meta = decodeJson<StateMeta>(bytes, 'state meta');
+  const count = (value: unknown): boolean => Number.isSafeInteger(value) && (value as number) >= 0;
+  if (
+    !count(meta.appliedIndex) ||
+    !count(meta.appliedTerm) ||
+    !count(meta.revision) ||
+    !count(meta.logTime) ||
+    !count(meta.historyFloor) ||
+    !isMembership(meta.membership)
+  ) {
+    throw new StorageError('DATA_CORRUPT', 'state meta: bad fields');
+  }
+  return meta;
+}
+
+async function loadState(engine: KvEngine, group: number, generation: number): Promise<LoadedState> {
+  const empty: StateMeta = {
+    appliedIndex: 0,
+    appliedTerm: 0,
+    revision: 0,
+    membership: EMPTY_MEMBERSHIP,
+    logTime: 0,
+    historyFloor: 0,
+  };
+  if (generation === 0) {
+    return { generation, meta: empty, realms: new Map(), sessions: new Map(), history: new RevisionQueue() };
+  }
+  const [metaBytes] = await engine.getMany([metaKey(group, generation, MetaRecord.Applied)]);
+  if (metaBytes === undefined) {
+    throw new StorageError(
+      'DATA_CORRUPT',
+      `group ${group}: state generation ${generation} has no meta record`,
+    );
+  }
+  const meta = decodeMeta(metaBytes);
+  const realms = new Map<string, RealmRecord>();
+  for await (const [key, value] of engine.iterate(...realmRange(group, generation))) {
+    realms.set(realmOfKey(key), decodeJson<RealmRecord>(value, 'realm'));
+  }
+  const sessions: Session[] = [];
+  for await (const [, value] of engine.iterate(...sessionRange(group, generation))) {
+    sessions.push(decodeJson<Session>(value, 'session'));
+  }
+  sessions.sort((a, b) => a.lastActiveIndex - b.lastActiveIndex);
+  const history = new RevisionQueue();
+  const [historyStart, historyEnd] = generationRangeOfHistory(group, generation);
+  const [floorStart] = historyRange(group, generation, meta.historyFloor + 1, meta.historyFloor + 1);
+  for await (const [key, value] of engine.iterate(
+    Buffer.compare(floorStart, historyStart) > 0 ? floorStart : historyStart,
+    historyEnd,
+    { batchEntries: 1024 },
+  )) {
+    history.push(historyKeyRevision(key), key.length + value.length);
+  }
+  return { generation, meta, realms, sessions: new Map(sessions.map((s) => [s.id, s])), history };
+}
+
+/** The changes one document operation makes, computed without touching anything. */
+type DocChange = { readonly doc: StoredDoc | null; readonly result: DocResult };
+
+/**
+ * One apply() call's work: a view of documents (prefetched, then updated as commands apply),
+ * the operations to write, and the meta and realms to swap in once durable. Sessions and the
+ * history queue are updated in place: nothing reads them outside apply, and a failed write
+ * stops the store (write-queue.ts), so they never need rolling back.
+ */
+class ApplyBatch {
+  private meta: StateMeta;
+  private realms: Map<string, RealmRecord>;
+  private realmsCopied = false;
+  private readonly dirtyDocs = new Map<string, [string, string]>();
+  private readonly dirtySessions = new Set<number>();
+  private readonly ops: WriteOp[] = [];
+  private readonly generation: number;
+  private readonly sessions: Map<number, Session>;
+  private readonly history: RevisionQueue;
+
+  constructor(
+    private readonly group: number,
+    state: LoadedState,
+    private readonly limits: Limits,
+    private readonly docs: Map<string, StoredDoc | null>,
+  ) {
+    this.meta = state.meta;
+    this.realms = state.realms;
+    this.generation = state.generation;
+    this.sessions = state.sessions;
+    this.history = state.history;
+  }
+
+  applyEntry(entry: Entry, decoded: Checked<Command> | undefined): ApplyOutcome {
+    this.meta = { ...this.meta, appliedIndex: entry.index, appliedTerm: entry.term };
+    if (entry.type === EntryType.MembershipChange) {
+      const change: MembershipChange | undefined = decodeMembershipChange(entry.data);
+      const membership = change ? applyMembershipChange(this.meta.membership, change) : this.meta.membership;
+      this.meta = { ...this.meta, membership };
+      return { kind: 'membership', index: entry.index, membership };
+    }
+    if (decoded === undefined) return { kind: 'noop', index: entry.index };
+    if (!decoded.ok) return { kind: 'command', index: entry.index, result: this.failed(decoded.error) };
+    return { kind: 'command', index: entry.index, result: this.applyCommand(entry.index, decoded.value) };
+  }
+
+  private applyCommand(index: number, command: Command): CommandResult {
+    if (command.time > this.meta.logTime) this.meta = { ...this.meta, logTime: command.time };
+    this.expireSessions();
+    const op = command.op;
+    if (op.type === 'openSession') return this.openSession(index);
+    const ref = command.session;
+    if (ref === undefined) return this.execute(command);
+    const session = this.sessions.get(ref.id);
+    if (session === undefined) {
+      return this.failed(commandError('SESSION_EXPIRED', `session ${ref.id} does not exist or has expired`));
+    }
+    this.touch(session, index);
+    if (ref.ack !== undefined) this.acknowledge(session, ref.ack);
+    const cached = session.responses.find(([seq]) => seq === ref.seq);
+    if (cached) return cached[1];
+    if (ref.seq <= session.discardedThrough) {
+      return this.failed(
+        commandError(
+          'SESSION_EXPIRED',
+          `session ${ref.id}: the response to seq ${ref.seq} is no longer kept`,
+        ),
+      );
+    }
+    if (op.type === 'closeSession') {
+      this.sessions.delete(session.id);
+      this.dirtySessions.add(session.id);
+      return { ok: true, revision: this.meta.revision, result: { type: 'closeSession' } };
+    }
+    const result = this.execute(command);
+    session.responses.push([ref.seq, result]);
+    session.responses.sort((a, b) => a[0] - b[0]);
+    while (session.responses.length > this.limits.sessionResponsesMax) {
+      session.discardedThrough = Math.max(session.discardedThrough, session.responses.shift()![0]);
+    }
+    return result;
+  }
+
+  private openSession(index: number): CommandResult {
+    while (this.sessions.size >= this.limits.sessionsMax) {
+      const [oldest] = this.sessions.keys();
+      this.sessions.delete(oldest!);
+      this.dirtySessions.add(oldest!);
+    }
+    const session: Session = {
+      id: index,
+      lastActive: this.meta.logTime,
+      lastActiveIndex: index,
+      discardedThrough: 0,
+      responses: [],
+    };
+    this.sessions.set(index, session);
+    this.dirtySessions.add(index);
+    return { ok: true, revision: this.meta.revision, result: { type: 'openSession', session: index } };
+  }
+
+  /** Moves the session to the most recent end of the (insertion-ordered) map. */
+  private touch(session: Session, index: number): void {
+    session.lastActive = this.meta.logTime;
+    session.lastActiveIndex = index;
+    this.sessions.delete(session.id);
+    this.sessions.set(session.id, session);
+    this.dirtySessions.add(session.id);
+  }
+
+  private acknowledge(session: Session, ack: number): void {
+    session.discardedThrough = Math.max(session.discardedThrough, ack);
+    session.responses = session.responses.filter(([seq]) => seq > ack);
+  }
+
+  /** Sessions idle longer than the TTL in log time expire, least recently active first. */
+  private expireSessions(): void {
+    const cutoff = this.meta.logTime - this.limits.sessionTtlMs;
+    for (const session of this.sessions.values()) {
+      if (session.lastActive >= cutoff) break;
+      this.sessions.delete(session.id);
+      this.dirtySessions.add(session.id);
+    }
+  }
+
+  private execute(command: Command): CommandResult {
+    const op = command.op;
+    switch (op.type) {
+      case 'createRealm':
+        return this.createRealm(op.realm);
+      case 'put':
+      case 'patch':
+      case 'delete': {
+        if (!this.realms.has(op.realm)) return this.failed(commandError('NOT_FOUND', `no realm ${op.realm}`));
+        const revision = this.meta.revision + 1;
+        const change = this.docChange(op.realm, op, revision);
+        if ('code' in change) return this.failed(change);
+        this.commit(op.realm, [[op.key, change]], revision);
+        return { ok: true, revision, result: change.result };
+      }
+      case 'txn': {
+        if (!this.realms.has(op.realm)) return this.failed(commandError('NOT_FOUND', `no realm ${op.realm}`));
+        const succeeded = op.compares.every((compare) =>
+          compareHolds(compare, this.doc(op.realm, compare.key)),
+        );
+        const branch = succeeded ? op.success : (op.failure ?? []);
+        if (branch.length === 0) {
+          return { ok: true, revision: this.meta.revision, result: { type: 'txn', succeeded, results: [] } };
+        }
+        const revision = this.meta.revision + 1;
+        const changes: [string, DocChange][] = [];
+        for (const docOp of branch) {
+          const change = this.docChange(op.realm, docOp, revision);
+          if ('code' in change) return this.failed(change);
+          changes.push([docOp.key, change]);
+        }
+        this.commit(op.realm, changes, revision);
+        return {
+          ok: true,
+          revision,
+          result: { type: 'txn', succeeded, results: changes.map(([, c]) => c.result) },
+        };
+      }
+      case 'openSession':
+      case 'closeSession':
+        return this.failed(commandError('INVALID_ARGUMENT', `${op.type} outside its session handling`));
+    }
+  }
+
+  private createRealm(realm: string): CommandResult {
+    if (this.realms.has(realm)) return this.failed(commandError('CONFLICT', `realm ${realm} exists`));
+    if (this.realms.size >= this.limits.realmsMax) {
+      return this.failed(commandError('TOO_LARGE', `the group holds ${this.realms.size} realms, the limit`));
+    }
+    const revision = this.meta.revision + 1;
+    if (!this.realmsCopied) {
+      this.realms = new Map(this.realms);
+      this.realmsCopied = true;
+    }
+    const record: RealmRecord = { createRevision: revision };
+    this.realms.set(realm, record);
+    this.ops.push({
+      type: 'put',
+      key: realmKey(this.group, this.generation, realm),
+      value: encodeJson(record),
+    });
+    this.addEvent(revision, 0, JSON.stringify({ type: 'createRealm', revision, realm, key: '' }));
+    this.meta = { ...this.meta, revision };
+    return { ok: true, revision, result: { type: 'createRealm', realm } };
+  }
+
+  private doc(realm: string, key: string): StoredDoc | null {
+    const doc = this.docs.get(docName(realm, key));
+    invariant(doc !== undefined, () => `document ${realm}/${key} was not prefetched`);
+    return doc;
+  }
+
+  /** What `op` would do to the document at `revision`, or why it cannot. */
+  private docChange(realm: string, op: DocOp, revision: number): DocChange | CommandError {
+    const current = this.doc(realm, op.key);
+    const currentRevision = current?.modRevision ?? 0;
+    if (op.ifRevision !== undefined && op.ifRevision !== currentRevision) {
+      return commandError(
+        'CONFLICT',
+        `key ${JSON.stringify(op.key)} is at revision ${currentRevision}, not ${op.ifRevision}`,
+      );
+    }
+    switch (op.type) {
+      case 'put': {
+        if (op.ifAbsent && current !== null) {
+          return commandError(
+            'CONFLICT',
+            `key ${JSON.stringify(op.key)} exists (revision ${currentRevision})`,
+          );
+        }
+        return this.written(op.key, current, JSON.stringify(op.value), revision);
+      }
+      case 'patch': {
+        if (current === null) return commandError('NOT_FOUND', `no key ${JSON.stringify(op.key)} to patch`);
+        const merged = mergePatch(JSON.parse(current.json) as Json, op.patch);
+        return this.written(op.key, current, JSON.stringify(merged), revision);
+      }
+      case 'delete': {
+        if (current === null) return commandError('NOT_FOUND', `no key ${JSON.stringify(op.key)} to delete`);
+        return { doc: null, result: { type: 'delete', key: op.key, prevModRevision: current.modRevision } };
+      }
+    }
+  }
+
+  private written(
+    key: string,
+    current: StoredDoc | null,
+    json: string,
+    revision: number,
+  ): DocChange | CommandError {
+    const bytes = Buffer.byteLength(json);
+    if (bytes > this.limits.valueMaxBytes) {
+      return commandError(
+        'TOO_LARGE',
+        `document ${JSON.stringify(key)} would be ${bytes} bytes; the limit is ${this.limits.valueMaxBytes}`,
+      );
+    }
+    const doc: StoredDoc = {
+      createRevision: current?.createRevision ?? revision,
+      modRevision: revision,
+      version: (current?.version ?? 0) + 1,
+      json,
+    };
+    return {
+      doc,
+      result: {
+        type: 'put',
+        key,
+        createRevision: doc.createRevision,
+        modRevision: revision,
+        version: doc.version,
+      },
+    };
+  }
+
+  private commit(realm: string, changes: readonly [string, DocChange][], revision: number): void {
+    changes.forEach(([key, change], event) => {
+      const name = docName(realm, key);
+      this.docs.set(name, change.doc);
+      this.dirtyDocs.set(name, [realm, key]);
+      const doc = change.doc;
+      const text =
+        doc === null
+          ? JSON.stringify({
+              type: 'delete',
+              revision,
+              realm,
+              key,
+              prevModRevision: (change.result as { prevModRevision: number }).prevModRevision,
+            })
+          : `{"type":"put","revision":${revision},"realm":${JSON.stringify(realm)},"key":${JSON.stringify(key)},` +
+            `"createRevision":${doc.createRevision},"modRevision":${doc.modRevision},"version":${doc.version},"value":${doc.json}}`;
+      this.addEvent(revision, event, text);
+    });
+    this.meta = { ...this.meta, revision };
+  }
+
+  private addEvent(revision: number, event: number, json: string): void {
+    const key = historyKey(this.group, this.generation, revision, event);
+    const bytes = encodeJsonText(json);
+    this.ops.push({ type: 'put', key, value: bytes });
+    this.history.push(revision, key.length + bytes.length);
+  }
+
+  private failed(error: CommandError): CommandResult {
+    return { ok: false, revision: this.meta.revision, error };
+  }
+
+  /** The batch's writes, with history eviction; the meta and realms to swap in once durable. */
+  finish(): {
+    ops: WriteOp[];
+    clears: [Uint8Array, Uint8Array][];
+    meta: StateMeta;
+    realms: Map<string, RealmRecord>;
+  } {
+    const g = this.generation;
+    for (const [name, [realm, key]] of this.dirtyDocs) {
+      const doc = this.docs.get(name)!;
+      const k = docKey(this.group, g, realm, key);
+      this.ops.push(doc === null ? { type: 'del', key: k } : { type: 'put', key: k, value: encodeDoc(doc) });
+    }
+    for (const id of this.dirtySessions) {
+      const session = this.sessions.get(id);
+      const k = sessionKey(this.group, g, id);
+      this.ops.push(
+        session === undefined ? { type: 'del', key: k } : { type: 'put', key: k, value: encodeJson(session) },
+      );
+    }
+    const clears: [Uint8Array, Uint8Array][] = [];
+    const floor = this.evictHistory();
+    if (floor > this.meta.historyFloor) {
+      this.meta = { ...this.meta, historyFloor: floor };
+      clears.push(historyRange(this.group, g, 0, floor + 1));
+    }
+    this.ops.push({
+      type: 'put',
+      key: metaKey(this.group, g, MetaRecord.Applied),
+      value: encodeJson(this.meta),
+    });
+    return { ops: this.ops, clears, meta: this.meta, realms: this.realms };
+  }
+
+  /**
+   * Drops the oldest revisions once history passes a limit, down to 15/16 of it, so range
+   * deletes come in steps rather than one per batch. Returns the new floor.
+   */
+  private evictHistory(): number {
+    const { historyMaxRevisions: maxRevisions, historyMaxBytes: maxBytes } = this.limits;
+    let floor = this.meta.historyFloor;
+    if (this.history.length <= maxRevisions && this.history.bytes <= maxBytes) return floor;
+    const targetRevisions = maxRevisions - Math.floor(maxRevisions / 16);
+    const targetBytes = maxBytes - Math.floor(maxBytes / 16);
+    while (
+      this.history.length > 0 &&
+      (this.history.length > targetRevisions || this.history.bytes > targetBytes)
+    ) {
+      floor = this.history.shift();
+    }
+    return floor;
+  }
+}
+
+function compareHolds(compare: Compare, doc: StoredDoc | null): boolean {
+  let cmp: number;
+  switch (compare.target) {
+    case 'exists':
+      cmp = (doc !== null) === compare.value ? 0 : 1;
+      break;
+    case 'value':
+      cmp = jsonEqual(doc === null ? null : (JSON.parse(doc.json) as Json), compare.value) ? 0 : 1;
+      break;
+    default: {
+      const actual = doc === null ? 0 : doc[compare.target];
+      cmp = actual - (compare.value as number);
+    }
+  }
+  switch (compare.op) {
+    case 'eq':
+      return cmp === 0;
+    case 'ne':
+      return cmp !== 0;
+    case 'lt':
+      return cmp < 0;
+    case 'gt':
+      return cmp > 0;
+  }
+}

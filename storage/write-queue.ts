@@ -1,0 +1,221 @@
+// Group commit: every write to an engine goes through one queue that turns many requests into one synced batch.
+
+/*
+ * Why one queue, and why everything is synced:
+ * - A synced write costs one fsync of the write-ahead log whether it carries one entry or a
+ *   thousand, so requests that arrive while a write is in flight (or, for RocksDB, whose
+ *   synced write blocks the JS thread, within the same turn of the event loop) are coalesced
+ *   into the next batch: raft appends, hard states and state machine applies of many Readies
+ *   share one fsync.
+ * - Every batch is synced, applies included. LevelDB syncs only its current log file: when it
+ *   switches to a new log after a memtable fills, an earlier unsynced write may still be lost
+ *   on power failure while a later synced one survives. A write that must survive is
+ *   therefore only ever written with sync, and "applied index N is durable" needs no
+ *   reasoning about which later write flushed it.
+ * - Requests are atomic: a request's ops are never split across batches. A batch is one
+ *   engine write, so a crash keeps either all of a request or none of it.
+ * - Range deletes (clears) run after the batch that recorded the new bound is durable, one
+ *   at a time, beside later batches: callers only clear ranges no later write touches.
+ * - A failed write is fatal (fail-stop): after an fsync error the kernel may have dropped the
+ *   dirty pages, so retrying could report success for data that is gone. Every pending and
+ *   later request is rejected with STORAGE_FAILED and the store must be reopened.
+ */
+
+import type { KvEngine, WriteOp } from './engine.js';
+import { StorageError } from './errors.js';
+
+export interface WriteQueueLimits {
+  /** A batch takes pending requests in order while their bytes stay within this (always at least one). */
+  readonly maxBatchBytes: number;
+  /** Bytes waiting in the queue beyond which submit() refuses: a producer that ignores backpressure. */
+  readonly maxPendingBytes: number;
+}
+
+export interface SubmitOptions {
+  /** Ranges [gte, lt) to delete once this request is durable. */
+  readonly clears?: readonly (readonly [Uint8Array, Uint8Array])[];
+  /**
+   * Runs synchronously once the request is durable, before its promise resolves and before
+   * any later request's callback: where callers update their in-memory view of the store.
+   */
+  readonly onDurable?: () => void;
+}
+
+/** A request prepared but not yet submitted, so that callers can combine several into one. */
+export interface PreparedWrite {
+  readonly ops: WriteOp[];
+  readonly options: SubmitOptions;
+}
+
+interface Request {
+  readonly ops: readonly WriteOp[];
+  readonly bytes: number;
+  readonly options: SubmitOptions;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export interface WriteQueueStats {
+  /** Synced engine writes: the fsyncs the queue caused. */
+  readonly batches: number;
+  readonly requests: number;
+  readonly ops: number;
+  readonly bytes: number;
+  readonly clears: number;
+}
+
+export class WriteQueue {
+  private pending: Request[] = [];
+  private pendingBytes = 0;
+  private flushing = false;
+  private scheduled = false;
+  private clearChain: Promise<void> = Promise.resolve();
+  private idleWaiters: (() => void)[] = [];
+  private failure: StorageError | undefined;
+  private closed = false;
+  private counters = { batches: 0, requests: 0, ops: 0, bytes: 0, clears: 0 };
+
+  constructor(
+    private readonly engine: KvEngine,
+    private readonly limits: WriteQueueLimits,
+  ) {}
+
+  get stats(): WriteQueueStats {
+    return { ...this.counters };
+  }
+
+  /** The error that stopped the queue, if one did. */
+  get failed(): StorageError | undefined {
+    return this.failure;
+  }
+
+  /**
+   * Queues `ops` to be written atomically with sync. Resolves once they are on stable
+   * storage (after `onDurable` ran); rejects with STORAGE_FAILED if the engine failed,
+   * STORAGE_CLOSED after close(), and STORAGE_BUSY if more than maxPendingBytes would wait.
+   */
+  submit(ops: readonly WriteOp[], options: SubmitOptions = {}): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new StorageError('STORAGE_CLOSED', 'the write queue is closed'));
+    let bytes = 0;
+    for (const op of ops) bytes += op.key.length + (op.type === 'put' ? op.value.length : 0);
+    if (this.pendingBytes > 0 && this.pendingBytes + bytes > this.limits.maxPendingBytes) {
+      return Promise.reject(
+        new StorageError(
+          'STORAGE_BUSY',
+          `write queue holds ${this.pendingBytes} bytes; a request of ${bytes} would pass maxPendingBytes ${this.limits.maxPendingBytes}`,
+        ),
+      );
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ ops, bytes, options, resolve, reject });
+      this.pendingBytes += bytes;
+      this.schedule();
+    });
+  }
+
+  /** Resolves when every request submitted so far is durable and every clear has run. */
+  async drain(): Promise<void> {
+    if (this.flushing || this.scheduled || this.pending.length > 0) {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
+    await this.clearChain;
+  }
+
+  /** Drains, then refuses further requests. */
+  async close(): Promise<void> {
+    await this.drain().catch(() => undefined);
+    this.closed = true;
+  }
+
+  private schedule(): void {
+    if (this.flushing || this.scheduled || this.pending.length === 0) return;
+    this.scheduled = true;
+    // One turn of the event loop lets every Ready and proposal of this turn join the batch.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.failure || this.pending.length === 0) return this.settleIdle();
+    this.flushing = true;
+    const taken = this.take();
+    const ops: WriteOp[] = [];
+    for (const request of taken) for (const op of request.ops) ops.push(op);
+    try {
+      if (ops.length > 0) await this.engine.write(ops, true);
+    } catch (error) {
+      this.fail(error, taken);
+      return;
+    }
+    this.counters.batches += ops.length > 0 ? 1 : 0;
+    this.counters.requests += taken.length;
+    this.counters.ops += ops.length;
+    for (const request of taken) this.counters.bytes += request.bytes;
+    for (const request of taken) this.complete(request);
+    this.flushing = false;
+    if (this.pending.length > 0) this.schedule();
+    else this.settleIdle();
+  }
+
+  private take(): Request[] {
+    const taken: Request[] = [];
+    let bytes = 0;
+    while (this.pending.length > 0) {
+      const next = this.pending[0]!;
+      if (taken.length > 0 && bytes + next.bytes > this.limits.maxBatchBytes) break;
+      taken.push(this.pending.shift()!);
+      bytes += next.bytes;
+    }
+    this.pendingBytes -= bytes;
+    return taken;
+  }
+
+  private complete(request: Request): void {
+    try {
+      request.options.onDurable?.();
+    } catch (error) {
+      // A bug in the caller's bookkeeping; the data is durable, so only this request fails.
+      request.reject(error);
+      return;
+    }
+    for (const [gte, lt] of request.options.clears ?? []) this.enqueueClear(gte, lt);
+    request.resolve();
+  }
+
+  private enqueueClear(gte: Uint8Array, lt: Uint8Array): void {
+    this.clearChain = this.clearChain.then(async () => {
+      if (this.failure) return;
+      try {
+        await this.engine.clear(gte, lt);
+        this.counters.clears++;
+      } catch (error) {
+        this.fail(error, []);
+      }
+    });
+  }
+
+  private fail(error: unknown, taken: readonly Request[]): void {
+    this.failure ??= new StorageError(
+      'STORAGE_FAILED',
+      `engine write failed; the store refuses further writes until reopened: ${String(error)}`,
+      { cause: error },
+    );
+    const failure = this.failure;
+    for (const request of taken) request.reject(failure);
+    for (const request of this.pending) request.reject(failure);
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.flushing = false;
+    this.settleIdle();
+  }
+
+  private settleIdle(): void {
+    if (this.flushing || this.scheduled || this.pending.length > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
