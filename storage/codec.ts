@@ -53,8 +53,8 @@ export function decodeEntry(index: number, bytes: Uint8Array): Entry {
   const type = bytes[1]! as EntryType;
   const term = readU64(bytes, 2);
   const crc = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(10);
-  // Copy: engines may hand out views of shared buffers.
-  const data = bytes.slice(ENTRY_HEADER_BYTES);
+  // A copy into a plain Uint8Array: engines hand out Buffers, whose slice() is a view.
+  const data = new Uint8Array(bytes.subarray(ENTRY_HEADER_BYTES));
   if (entryChecksum(index, term, type, data) !== crc) {
     throw new StorageError('DATA_CORRUPT', `log entry ${index}: checksum mismatch`);
   }
@@ -84,7 +84,7 @@ export function decodeHardState(bytes: Uint8Array): HardState {
   if (bytes.length < 17 || bytes[0] !== HARD_STATE_LAYOUT) {
     throw new StorageError('DATA_CORRUPT', 'hard state: unknown layout or short value');
   }
-  return { term: readU64(bytes, 1), commit: readU64(bytes, 9), vote: decodeUtf8(bytes.subarray(17), 'vote') };
+  return { term: readU64(bytes, 1), vote: decodeUtf8(bytes.subarray(17), 'vote'), commit: readU64(bytes, 9) };
 }
 
 /** Where the log starts: entries after `index` are kept; `term` is the term at `index`. */

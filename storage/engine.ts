@@ -316,12 +316,13 @@ class MemoryEngine implements KvEngine {
   }
 
   write(ops: readonly WriteOp[], _sync: boolean): Promise<void> {
-    // Copy: the caller may reuse its buffers, and memory-level stores references.
+    // Copy (new Uint8Array, not slice: a Buffer's slice is a view): the caller may reuse its
+    // buffers, and memory-level stores references.
     return this.db.batch(
       ops.map((op) =>
         op.type === 'put'
-          ? { type: 'put', key: op.key.slice(), value: op.value.slice() }
-          : { type: 'del', key: op.key.slice() },
+          ? { type: 'put', key: new Uint8Array(op.key), value: new Uint8Array(op.value) }
+          : { type: 'del', key: new Uint8Array(op.key) },
       ),
       {},
     );

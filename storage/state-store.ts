@@ -731,6 +731,8 @@ class ApplyBatch {
   private readonly sessions: Map<number, Session>;
   private readonly history: RevisionQueue;
 
+  private readonly floorAtStart: number;
+
   constructor(
     private readonly group: number,
     state: LoadedState,
@@ -738,6 +740,7 @@ class ApplyBatch {
     private readonly docs: Map<string, StoredDoc | null>,
   ) {
     this.meta = state.meta;
+    this.floorAtStart = state.meta.historyFloor;
     this.realms = state.realms;
     this.generation = state.generation;
     this.sessions = state.sessions;
@@ -754,7 +757,10 @@ class ApplyBatch {
     }
     if (decoded === undefined) return { kind: 'noop', index: entry.index };
     if (!decoded.ok) return { kind: 'command', index: entry.index, result: this.failed(decoded.error) };
-    return { kind: 'command', index: entry.index, result: this.applyCommand(entry.index, decoded.value) };
+    const result = this.applyCommand(entry.index, decoded.value);
+    // After every command, not every batch: batch boundaries differ between nodes.
+    this.evictHistory();
+    return { kind: 'command', index: entry.index, result };
   }
 
   private applyCommand(index: number, command: Command): CommandResult {
@@ -1025,10 +1031,8 @@ class ApplyBatch {
       );
     }
     const clears: [Uint8Array, Uint8Array][] = [];
-    const floor = this.evictHistory();
-    if (floor > this.meta.historyFloor) {
-      this.meta = { ...this.meta, historyFloor: floor };
-      clears.push(historyRange(this.group, g, 0, floor + 1));
+    if (this.meta.historyFloor > this.floorAtStart) {
+      clears.push(historyRange(this.group, g, 0, this.meta.historyFloor + 1));
     }
     this.ops.push({
       type: 'put',
@@ -1039,22 +1043,22 @@ class ApplyBatch {
   }
 
   /**
-   * Drops the oldest revisions once history passes a limit, down to 15/16 of it, so range
-   * deletes come in steps rather than one per batch. Returns the new floor.
+   * Drops the oldest revisions once history passes a limit, down to 15/16 of it, so the floor
+   * moves (and range deletes happen) in steps rather than on every command.
    */
-  private evictHistory(): number {
+  private evictHistory(): void {
     const { historyMaxRevisions: maxRevisions, historyMaxBytes: maxBytes } = this.limits;
-    let floor = this.meta.historyFloor;
-    if (this.history.length <= maxRevisions && this.history.bytes <= maxBytes) return floor;
+    if (this.history.length <= maxRevisions && this.history.bytes <= maxBytes) return;
     const targetRevisions = maxRevisions - Math.floor(maxRevisions / 16);
     const targetBytes = maxBytes - Math.floor(maxBytes / 16);
+    let floor = this.meta.historyFloor;
     while (
       this.history.length > 0 &&
       (this.history.length > targetRevisions || this.history.bytes > targetBytes)
     ) {
       floor = this.history.shift();
     }
-    return floor;
+    this.meta = { ...this.meta, historyFloor: floor };
   }
 }
 

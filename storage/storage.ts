@@ -273,8 +273,9 @@ export class GroupStorage {
    * snapshot, and removes snapshot files beyond the retained count. Returns its header.
    */
   async createSnapshot(): Promise<SnapshotFileInfo> {
+    const source = this.state.snapshotSource(); // The view is taken here, before any await.
     await mkdir(this.snapshotDir, { recursive: true });
-    const { meta, records } = await this.state.snapshotSource();
+    const { meta, records } = await source;
     const name = snapshotName(meta.appliedIndex, meta.appliedTerm);
     const path = join(this.snapshotDir, name);
     let info: SnapshotFileInfo;

@@ -1,0 +1,5 @@
+// The storage suite on the leveldb engine.
+
+import { storageSuite } from './suite.js';
+
+storageSuite('leveldb');
