@@ -134,3 +134,26 @@ export async function dumpDocs(group: GroupStorage): Promise<unknown[]> {
   }
   return out;
 }
+
+/**
+ * The entry the crash test writes at (index, term): a transaction putting `k<index % 13>` and
+ * `last`, both carrying the index and term, so a reader can check an entry is intact and
+ * the state agrees with the applied index.
+ */
+export function crashEntry(index: number, term: number): Entry {
+  const pad = 'x'.repeat((index * 7) % 300);
+  return commandEntry(
+    index,
+    term,
+    {
+      type: 'txn',
+      realm: 'default',
+      compares: [],
+      success: [
+        { type: 'put', key: `k${index % 13}`, value: { index, term, pad } },
+        { type: 'put', key: 'last', value: { index, term } },
+      ],
+    },
+    { time: index },
+  );
+}
