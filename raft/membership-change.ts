@@ -17,7 +17,8 @@ export interface MembershipChange {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
-const MAX_NODE_ID_BYTES = 1024;
+/** The longest node id (UTF-8 bytes) a membership change can carry. */
+export const MAX_NODE_ID_BYTES = 1024;
 
 /** Layout: [type: u8][id length: u16 big-endian][id: utf-8][context: rest]. */
 export function encodeMembershipChange(change: MembershipChange): Uint8Array {
@@ -53,6 +54,10 @@ export function membershipChangeProblem(
   membership: Membership,
   change: MembershipChange,
 ): string | undefined {
+  if (typeof change.nodeId !== 'string' || change.nodeId.length === 0) return 'the node id is empty';
+  if (encoder.encode(change.nodeId).length > MAX_NODE_ID_BYTES) {
+    return `the node id is longer than ${MAX_NODE_ID_BYTES} bytes`;
+  }
   const isVoter = membership.voters.includes(change.nodeId);
   const isLearner = membership.learners.includes(change.nodeId);
   switch (change.type) {

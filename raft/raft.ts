@@ -58,6 +58,8 @@ export class Raft {
   role: Role = Role.Follower;
   lead: NodeId = NONE;
   membership: Membership;
+  /** The log index the membership reflects: entries at or below it must not change it again. */
+  membershipIndex: number;
   readonly progress = new Map<NodeId, Progress>();
 
   /** Outgoing messages that may be sent at once. */
@@ -86,6 +88,7 @@ export class Raft {
     const { hardState, membership } = this.config.storage.initialState();
     this.log = new RaftLog(this.config.storage, this.config.applied);
     this.membership = membership;
+    this.membershipIndex = this.log.applied;
     this.rebuildProgress();
     if (hardState.term > 0 || hardState.vote !== NONE || hardState.commit > 0) {
       invariant(
@@ -391,6 +394,11 @@ export class Raft {
   }
 
   private campaign(kind: CampaignKind): void {
+    // Re-checked here: a membership change may have removed us while we pre-campaigned.
+    if (!this.promotable()) {
+      this.becomeFollower(this.term, NONE);
+      return;
+    }
     let voteType: MessageType;
     let term: number;
     if (kind === 'pre-election') {
@@ -402,11 +410,17 @@ export class Raft {
       voteType = MessageType.Vote;
       term = this.term;
     }
-    if (this.poll(this.id, true) === 'won') {
-      // A single-voter cluster wins at once.
-      if (kind === 'pre-election') this.campaign('election');
-      else this.becomeLeader();
-      return;
+    if (kind === 'pre-election') {
+      // A pre-vote changes nothing durable, so it counts itself at once.
+      if (this.poll(this.id, true) === 'won') {
+        this.campaign('election');
+        return;
+      }
+    } else {
+      // Our own vote counts only once the new term and vote are durable (§5.1): it comes back
+      // to us after persistence, like everyone else's. A single voter that led before its term
+      // was on disk could, after a crash, lead that term again with other entries.
+      this.send({ type: MessageType.VoteResponse, to: this.id, term });
     }
     for (const id of this.membership.voters) {
       if (id === this.id) continue;
@@ -604,7 +618,8 @@ export class Raft {
         return;
       case MessageType.TimeoutNow:
         // §3.10: the leader asks us to start an election at once, skipping the pre-vote.
-        if (this.promotable() && m.from === this.lead) this.hup('transfer');
+        // Only this term's leader can send it (election safety), even if we have not heard from it yet.
+        if (this.promotable() && (m.from === this.lead || this.lead === NONE)) this.hup('transfer');
         return;
       case MessageType.ReadIndexResponse:
         if (m.context !== undefined) this.readStates.push({ index: m.index, context: m.context });
@@ -672,6 +687,7 @@ export class Raft {
     }
     this.log.restore(snapshot);
     this.membership = membership;
+    this.membershipIndex = index;
     this.rebuildProgress();
     return true;
   }
@@ -763,6 +779,8 @@ export class Raft {
   }
 
   private handleAppendResponse(m: Message, pr: Progress): void {
+    // An acknowledgement of entries we never had can only come from a broken peer.
+    if (!m.reject && m.index > this.log.lastIndex()) return;
     pr.recentActive = true;
     if (m.reject) {
       let nextProbe = m.rejectHint;
@@ -891,6 +909,9 @@ export class Raft {
   // ---- Membership ------------------------------------------------------------------------
 
   private applyMembershipEntry(entry: Entry): void {
+    // A snapshot installed since this entry was handed out already includes its effect.
+    if (entry.index <= this.membershipIndex) return;
+    this.membershipIndex = entry.index;
     const change = decodeMembershipChange(entry.data);
     if (change === undefined) return;
     const next = applyMembershipChange(this.membership, change);
@@ -904,8 +925,12 @@ export class Raft {
       return;
     }
     if (this.leadTransferee !== NONE && !this.isVoter(this.leadTransferee)) this.abortLeaderTransfer();
-    // A smaller quorum may commit more; a new member needs its first Append.
+    // A smaller quorum may commit more, or already confirm pending reads; a new member needs
+    // its first Append.
     this.maybeCommit();
+    for (const read of this.readIndexQueue.releaseConfirmed((acks) => this.isQuorum(acks))) {
+      this.answerRead(read.from, read.index, read.context);
+    }
     this.bcastAppend();
   }
 
@@ -967,6 +992,11 @@ function messageProblem(m: Message, self: NodeId): string | undefined {
     if (!Number.isSafeInteger(value) || value < 0) return `${field} is not a non-negative integer`;
   }
   if (!Array.isArray(m.entries)) return 'entries is not an array';
+  if (m.context !== undefined && !(m.context instanceof Uint8Array)) return 'context is not bytes';
+  if (m.snapshot !== undefined && m.type !== MessageType.Snapshot)
+    return `snapshot on a message of type ${m.type}`;
+  // Every message between peers carries its sender's term; only local messages have none.
+  if (m.term === 0 && !LOCAL_MESSAGE_TYPES.has(m.type)) return 'term 0 on a peer message';
   // Checked before any state changes: a bad message from a newer term must not depose our leader.
   if (m.type === MessageType.Append && !entriesFollow(m))
     return 'entries do not follow the message index and term';
@@ -1003,6 +1033,8 @@ function entriesFollow(m: Message): boolean {
   let expected = m.index + 1;
   let previousTerm = m.logTerm;
   for (const entry of m.entries) {
+    if (typeof entry !== 'object' || entry === null) return false;
+    if (!Number.isSafeInteger(entry.term) || !Number.isSafeInteger(entry.index)) return false;
     if (entry.index !== expected || entry.term < previousTerm || entry.term > m.term) return false;
     if (
       !(entry.data instanceof Uint8Array) ||

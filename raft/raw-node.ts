@@ -38,6 +38,8 @@ export interface RaftStatus {
   readonly appliedIndex: number;
   readonly lastIndex: number;
   readonly membership: Membership;
+  /** The log index `membership` is as of (a membership entry's, or an installed snapshot's). */
+  readonly membershipIndex: number;
   readonly leadTransferee: NodeId;
   /** Only on the leader. */
   readonly progress?: ReadonlyMap<NodeId, ProgressStatus>;
@@ -54,6 +56,8 @@ export class RawNode {
   private prevSoftState: SoftState;
   private prevHardState: HardState;
   private readonly outstanding: Ready[] = [];
+  /** Per outstanding Ready: messages raft addressed to itself, stepped back once it is durable. */
+  private readonly selfMessages: Message[][] = [];
 
   constructor(config: RaftConfigInput) {
     this.raft = new Raft(config);
@@ -136,7 +140,7 @@ export class RawNode {
       ...(snapshot ? { snapshot } : {}),
       committedEntries,
       messages: raft.messages,
-      messagesAfterPersist: raft.messagesAfterPersist,
+      messagesAfterPersist: raft.messagesAfterPersist.filter((m) => m.to !== raft.id),
       readStates: raft.readStates,
       mustSync:
         entries.length > 0 ||
@@ -144,6 +148,7 @@ export class RawNode {
         hardState.term !== this.prevHardState.term ||
         hardState.vote !== this.prevHardState.vote,
     };
+    this.selfMessages.push(raft.messagesAfterPersist.filter((m) => m.to === raft.id));
     raft.messages = [];
     raft.messagesAfterPersist = [];
     raft.readStates = [];
@@ -163,10 +168,12 @@ export class RawNode {
   advance(rd: Ready): void {
     invariant(this.outstanding[0] === rd, 'advance() called out of order or with an unknown Ready');
     this.outstanding.shift();
+    const toSelf = this.selfMessages.shift() ?? [];
     const last: Entry | undefined = rd.entries[rd.entries.length - 1];
     this.raft.onPersisted(last?.index ?? 0, last?.term ?? 0, rd.snapshot?.metadata.index ?? 0);
     if (rd.snapshot) this.raft.onSnapshotApplied(rd.snapshot.metadata.index);
     this.raft.onApplied(rd.committedEntries);
+    for (const m of toSelf) this.raft.step(m);
   }
 
   /** The term of the log entry at `index` (durable or not), or undefined if compacted or absent. */
@@ -196,6 +203,7 @@ export class RawNode {
       appliedIndex: raft.log.applied,
       lastIndex: raft.log.lastIndex(),
       membership: raft.membership,
+      membershipIndex: raft.membershipIndex,
       leadTransferee: raft.leadTransferee,
     };
     if (raft.role !== 'leader') return base;

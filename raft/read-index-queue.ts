@@ -52,6 +52,15 @@ export class ReadIndexQueue {
     return released;
   }
 
+  /** Removes and returns every request up to the newest one whose acks satisfy `isQuorum`. */
+  releaseConfirmed(isQuorum: (acks: ReadonlySet<NodeId>) => boolean): PendingRead[] {
+    for (let i = this.order.length - 1; i >= 0; i--) {
+      const read = this.pending.get(this.order[i]!)!;
+      if (isQuorum(read.acks)) return this.releaseThrough(read.context);
+    }
+    return [];
+  }
+
   /** The context of the newest request, to piggyback on the next heartbeat round. */
   lastContext(): Uint8Array | undefined {
     const key = this.order[this.order.length - 1];

@@ -48,6 +48,18 @@ const MUTANTS: Mutant[] = [
     replace: 'if (true) {',
   },
   {
+    name: 'membership changes handed out before an installed snapshot are applied on top of it',
+    file: 'raft/raft.js',
+    find: 'if (entry.index <= this.membershipIndex)',
+    replace: 'if (false)',
+  },
+  {
+    name: 'a single voter leads before its new term and vote are durable (§5.1)',
+    file: 'raft/raft.js',
+    find: 'this.send({ type: MessageType.VoteResponse, to: this.id, term });',
+    replace: "if (this.poll(this.id, true) === 'won') { this.becomeLeader(); return; }",
+  },
+  {
     name: 'follower accepts entries without checking the previous entry (§5.3)',
     file: 'raft/raft-log.js',
     find: 'if (!this.matchTerm(index, logTerm))',

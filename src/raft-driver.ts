@@ -234,7 +234,8 @@ export class RaftDriver<Result> {
         new DriverError('UNAVAILABLE', `${this.options.maxPendingRequests} requests already pending`),
       );
     }
-    const context = `${this.nextReadId++}`;
+    // Read contexts must be unique across the cluster (the leader matches acks by context alone).
+    const context = `${this.node.id}/${this.nextReadId++}`;
     const requested = this.node.readIndex(new TextEncoder().encode(context));
     if (!requested.ok) return Promise.reject(fromRaftError(requested.error));
     this.schedule();

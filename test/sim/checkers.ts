@@ -1,6 +1,6 @@
 // Raft's safety properties (Figure 3 of the paper), checked incrementally as the simulation runs.
 
-import type { Entry, NodeId } from '../../raft/index.js';
+import type { Entry, Membership, NodeId } from '../../raft/index.js';
 
 /** What the checker needs to see of a new leader's log. */
 export interface LeaderLog {
@@ -18,6 +18,8 @@ export class SafetyChecker {
   private readonly logEntries = new Map<string, { data: string; previousTerm: number }>();
   /** State machine safety: the entry applied at each index, by whoever applied it first. */
   private readonly appliedEntries = new Map<number, { term: number; data: string }>();
+  /** The membership after applying each membership change, by index. */
+  private readonly memberships = new Map<number, string>();
   /** The highest applied (hence committed) entry so far. */
   private highestApplied: { index: number; term: number } = { index: 0, term: 0 };
 
@@ -89,6 +91,15 @@ export class SafetyChecker {
     }
     if (entry.index > this.highestApplied.index)
       this.highestApplied = { index: entry.index, term: entry.term };
+  }
+
+  /** Membership is state machine state too: after applying index i, every node has the same. */
+  membershipApplied(node: NodeId, index: number, membership: Membership): void {
+    const text = JSON.stringify(membership);
+    const seen = this.memberships.get(index);
+    if (seen === undefined) this.memberships.set(index, text);
+    else if (seen !== text)
+      this.violation(`membership: ${node} has ${text} after applying ${index}, another node has ${seen}`);
   }
 
   /** A snapshot installed at `index` must agree with what was applied there. */

@@ -168,6 +168,13 @@ export class SimNode {
       this.apply(ready);
       this.raft.advance(ready);
       this.storage.setMembership(this.raft.membership());
+      const lastChange = ready.committedEntries.findLast(
+        (entry) => entry.type === EntryType.MembershipChange,
+      );
+      // Only when the membership is as of that entry (a snapshot installed since supersedes it).
+      if (lastChange && this.raft.status().membershipIndex === lastChange.index) {
+        this.checker.membershipApplied(this.id, lastChange.index, this.raft.membership());
+      }
     }
   }
 

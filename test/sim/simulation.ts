@@ -155,10 +155,11 @@ class Simulation {
       snapshot: this.prng.nextFloat() * 0.05,
       clientStart: 0.2 + this.prng.nextFloat() * 0.6,
     };
-    // Cluster shapes: 3 voters, 5 voters, or 3 voters and 2 learners.
-    const shape = this.prng.nextInt(3);
-    const voterCount = shape === 1 ? 5 : 3;
-    const learnerCount = shape === 2 ? 2 : 0;
+    // Cluster shapes: 3 voters, 5 voters, 3 voters and 2 learners, or a single voter and 2
+    // learners (a laptop node growing into a cluster: the learners are promoted later).
+    const shape = this.prng.nextInt(4);
+    const voterCount = [3, 5, 3, 1][shape]!;
+    const learnerCount = shape >= 2 ? 2 : 0;
     const voters = Array.from({ length: voterCount }, () => this.newNodeId());
     const learners = Array.from({ length: learnerCount }, () => this.newNodeId());
     const membership: Membership = { voters: voters.slice().sort(), learners: learners.slice().sort() };
