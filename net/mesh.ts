@@ -1,0 +1,990 @@
+// The node-to-node mesh: libp2p (TCP + Noise + yamux), the secret-proving hello, and Conclave's protocols.
+
+import './polyfill.js';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import { tcp } from '@libp2p/tcp';
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import type { Message } from '../raft/types.js';
+import { backoffDelayMs } from './backoff.js';
+import { FramedChannel } from './channel.js';
+import { decodeRaftBatch, type RaftBatch, type RaftCodecLimits } from './codec.js';
+import { type MeshLimits, validateMeshLimits } from './config.js';
+import { describeError, NetConfigError, NetError } from './errors.js';
+import { HelloError, helloAsDialer, helloAsListener } from './hello.js';
+import { type Logger, silentLogger, withFields } from './log.js';
+import { RaftLink, type RaftLinkCounters } from './raft-link.js';
+import { type RequestHandler, type RequestOptions, type RpcCounters, RpcEndpoint } from './rpc.js';
+import type { ClusterSecret } from './secret.js';
+import {
+  receiveSnapshotOn,
+  type SendSnapshotOptions,
+  type SnapshotCounters,
+  type SnapshotHandler,
+  sendSnapshotOn,
+} from './snapshot.js';
+
+/** Conclave's libp2p protocol ids. The version changes when a wire format does. */
+export const PROTOCOLS = Object.freeze({
+  hello: '/conclave/hello/1.0.0',
+  raft: '/conclave/raft/1.0.0',
+  rpc: '/conclave/rpc/1.0.0',
+  snapshot: '/conclave/snapshot/1.0.0',
+});
+
+/** What the mesh calls into; src/ provides it. Handlers must not throw (a throw closes the stream). */
+export interface MeshHandlers {
+  /**
+   * Raft messages of one group from authenticated peer `from`, in the order they were sent.
+   * Called synchronously as frames arrive: queue, do not block. The mesh vouches for `from`
+   * (the Noise-authenticated peer id) but not for the messages' `from` fields: src/ checks
+   * that they name that peer.
+   */
+  raft(from: string, batch: RaftBatch): void;
+  /** Forwarded requests (client operations sent to the leader); without it, requests are refused. */
+  readonly request?: RequestHandler;
+  /** Incoming snapshot transfers; without it, they are refused. */
+  readonly snapshot?: SnapshotHandler;
+  /** The raft stream with `peer` is ready: sendRaft() to it can succeed. */
+  peerUp?(peer: string): void;
+  /** The raft stream with `peer` is gone (raft should treat the peer as unreachable). */
+  peerDown?(peer: string, reason: string): void;
+}
+
+/** How a mesh is built; see Mesh. */
+export interface MeshInit {
+  /** The node's key (loadOrCreateNodeKey); its peer id names this node on the mesh. */
+  readonly privateKey: PrivateKey;
+  /** Multiaddrs to listen on, e.g. /ip4/0.0.0.0/tcp/7100. */
+  readonly listen: readonly string[];
+  /** Peers to keep connections to: /ip4/10.0.0.2/tcp/7100, optionally ending in /p2p/<peer id> to pin it. */
+  readonly peers: readonly string[];
+  /** Only peers that prove this secret may use the mesh. */
+  readonly secret: ClusterSecret;
+  readonly handlers: MeshHandlers;
+  readonly limits?: Partial<MeshLimits>;
+  /** Quiet by default (silentLogger). */
+  readonly logger?: Logger;
+  /** Randomness for backoff jitter, in [0, 1); injectable for tests. */
+  readonly random?: () => number;
+}
+
+/** Running totals since start; read with Mesh.counters(). */
+export interface MeshCounters extends RaftLinkCounters, RpcCounters, SnapshotCounters {
+  /** Connections closed because the peer did not prove the cluster secret (bad proof, timeout, garbage). */
+  strangersRejected: number;
+  /** Protocol streams opened on a connection that had not proved the secret (the connection is closed too). */
+  streamsRefused: number;
+  /** Inbound connections refused before their handshake because too many were unauthenticated. */
+  connectionsDenied: number;
+  /** Connections that proved the secret. */
+  connectionsAuthenticated: number;
+  /** Duplicate connections to one peer closed by the tie-break. */
+  duplicateConnectionsClosed: number;
+  dials: number;
+  dialFailures: number;
+  raftMessagesReceived: number;
+  raftFramesReceived: number;
+}
+
+/** One peer's state as reported by Mesh.peers(). */
+export interface PeerStatus {
+  readonly peer: string;
+  /** Authenticated connections open right now. */
+  readonly connections: number;
+  readonly raftStream: boolean;
+  readonly rpcStream: boolean;
+  readonly queuedRaftBytes: number;
+}
+
+type ConnectionState = 'pending' | 'authenticated' | 'closed';
+
+interface TrackedConnection {
+  readonly connection: Connection;
+  state: ConnectionState;
+  readonly authenticated: Promise<void>;
+  readonly settle: (err?: Error) => void;
+  readonly openedAt: number;
+  authenticatedAt: number;
+}
+
+/**
+ * The mesh between Conclave nodes. Lifecycle: construct (validates everything, throws
+ * NetConfigError naming the bad setting), start() (listens, then dials every configured peer
+ * and keeps dialing with capped exponential backoff and jitter), stop() (closes everything;
+ * idempotent).
+ *
+ * Access: every connection runs the hello (hello.ts) and must prove the cluster secret within
+ * helloTimeoutMs; until then Conclave's protocols refuse its streams, and a connection that
+ * fails or stalls is closed and counted in strangersRejected. Members and joiners alike prove
+ * the secret; a member's address may also pin its peer id with /p2p/<id>.
+ *
+ * Streams per peer pair: one raft stream and one rpc stream, both opened by the peer with the
+ * smaller peer id and used in both directions; one stream per snapshot transfer, opened by
+ * its sender. When two connections join the same pair, the one dialed by the smaller peer id
+ * wins (the newest if both were) and the other is closed.
+ */
+export class Mesh {
+  readonly peerId: string;
+  private readonly init: MeshInit;
+  private readonly limits: MeshLimits;
+  private readonly codecLimits: RaftCodecLimits;
+  private readonly logger: Logger;
+  private readonly random: () => number;
+  private readonly configuredPeers: readonly ConfiguredPeer[];
+  private readonly counterValues: MeshCounters = newCounters();
+  private readonly connections = new Map<string, TrackedConnection>();
+  private readonly sessions = new Map<string, PeerSession>();
+  private node: Libp2p | undefined;
+  private state: 'new' | 'starting' | 'started' | 'stopping' | 'stopped' = 'new';
+  private outboundSnapshots = 0;
+  private inboundSnapshots = 0;
+
+  constructor(init: MeshInit) {
+    this.init = init;
+    this.limits = validateMeshLimits(init.limits);
+    this.codecLimits = {
+      maxMessagesPerFrame: 1_000_000,
+      maxNodeIdsPerFrame: 1024,
+      maxNodeIdBytes: this.limits.maxNodeIdBytes,
+      maxEntriesPerMessage: 10_000_000,
+      maxGroupId: this.limits.maxGroupId,
+    };
+    if (init.privateKey === undefined || init.privateKey === null)
+      throw new NetConfigError('privateKey', 'is required');
+    if (init.privateKey.type !== 'Ed25519') {
+      throw new NetConfigError('privateKey', `must be an Ed25519 key, got ${init.privateKey.type}`);
+    }
+    if (
+      init.secret === undefined ||
+      !(init.secret.key instanceof Uint8Array) ||
+      init.secret.key.length !== 32
+    ) {
+      throw new NetConfigError('secret', 'is required: a ClusterSecret from readClusterSecretFile()');
+    }
+    if (typeof init.handlers?.raft !== 'function')
+      throw new NetConfigError('handlers.raft', 'must be a function');
+    this.peerId = peerIdFromPrivateKey(init.privateKey).toString();
+    if (!Array.isArray(init.listen)) throw new NetConfigError('listen', 'must be an array of multiaddrs');
+    for (const address of init.listen) parseTcpAddress('listen', address);
+    if (!Array.isArray(init.peers)) throw new NetConfigError('peers', 'must be an array of multiaddrs');
+    if (init.peers.length > this.limits.maxPeers) {
+      throw new NetConfigError(
+        'peers',
+        `lists ${init.peers.length} peers, more than limits.maxPeers = ${this.limits.maxPeers}`,
+      );
+    }
+    this.configuredPeers = init.peers.map((address) => {
+      const { addr, pinned } = parseTcpAddress('peers', address);
+      if (pinned === this.peerId)
+        throw new NetConfigError('peers', `${address} pins this node's own peer id`);
+      return new ConfiguredPeer(addr, pinned);
+    });
+    this.logger = withFields(init.logger ?? silentLogger, { component: 'mesh', node: this.peerId });
+    this.random = init.random ?? Math.random;
+  }
+
+  /** Creates the libp2p node, listens, and starts dialing. Throws if listening fails. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new NetError('STOPPED', `mesh cannot start from state ${this.state}`);
+    this.state = 'starting';
+    const limits = this.limits;
+    const node = await createLibp2p({
+      privateKey: this.init.privateKey,
+      start: false,
+      addresses: { listen: [...this.init.listen] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [
+        yamux({
+          maxInboundStreams: 64,
+          maxOutboundStreams: 64,
+          streamOptions: { maxReadBufferLength: limits.maxStreamReadBufferBytes },
+        }),
+      ],
+      connectionGater: {
+        denyInboundConnection: () => this.denyInbound(),
+      },
+      connectionManager: {
+        maxConnections: limits.maxConnections,
+        inboundConnectionThreshold: limits.inboundConnectionsPerSecondPerHost,
+        maxIncomingPendingConnections: Math.min(limits.maxUnauthenticatedConnections, 256),
+        dialTimeout: limits.dialTimeoutMs,
+        inboundUpgradeTimeout: limits.helloTimeoutMs,
+        reconnectRetries: 0,
+      },
+      connectionMonitor: { enabled: true, pingInterval: limits.pingIntervalMs },
+    });
+    this.node = node;
+    node.addEventListener('connection:open', (event) => this.onConnectionOpen(event.detail));
+    node.addEventListener('connection:close', (event) => this.onConnectionClose(event.detail));
+    await node.handle(PROTOCOLS.hello, (stream, connection) => this.onHelloStream(stream, connection), {
+      maxInboundStreams: 1,
+      maxOutboundStreams: 1,
+    });
+    await node.handle(
+      PROTOCOLS.raft,
+      this.guard('raft', (stream, session) => this.adoptStream('raft', stream, session)),
+      {
+        maxInboundStreams: 2,
+        maxOutboundStreams: 2,
+      },
+    );
+    await node.handle(
+      PROTOCOLS.rpc,
+      this.guard('rpc', (stream, session) => this.adoptStream('rpc', stream, session)),
+      {
+        maxInboundStreams: 2,
+        maxOutboundStreams: 2,
+      },
+    );
+    await node.handle(
+      PROTOCOLS.snapshot,
+      this.guard('snapshot', (stream, session) => this.onSnapshotStream(stream, session)),
+      {
+        maxInboundStreams: limits.maxConcurrentSnapshots + 1,
+        maxOutboundStreams: limits.maxConcurrentSnapshots + 1,
+      },
+    );
+    try {
+      await node.start();
+    } catch (err) {
+      this.state = 'stopped';
+      await Promise.resolve(node.stop()).catch(() => {});
+      throw new NetError(
+        'UNAVAILABLE',
+        `mesh could not listen on ${this.init.listen.join(', ')}: ${describeError(err)}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    this.state = 'started';
+    this.logger.info('mesh_started', { addresses: this.addresses(), peers: this.init.peers.length });
+    for (const peer of this.configuredPeers) this.dialSoon(peer, 0);
+  }
+
+  /** Stops dialing, closes every stream and connection, stops libp2p. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return;
+    if (this.state === 'new') {
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopping';
+    for (const peer of this.configuredPeers) peer.cancel();
+    for (const session of this.sessions.values()) session.shutdown('mesh stopping');
+    for (const tracked of this.connections.values()) tracked.settle(new NetError('STOPPED', 'mesh stopping'));
+    await this.node?.stop();
+    this.sessions.clear();
+    this.connections.clear();
+    this.state = 'stopped';
+    this.logger.info('mesh_stopped');
+  }
+
+  /** The multiaddrs this node listens on, each ending in /p2p/<peer id> (after start). */
+  addresses(): string[] {
+    return this.node?.getMultiaddrs().map((addr) => addr.toString()) ?? [];
+  }
+
+  /**
+   * Queues raft messages of group `groupId` for `peer`. Never blocks; returns false if they
+   * were dropped: no raft stream to that peer, a message too large for a frame, or the peer's
+   * queue full. Messages queued during one event-loop turn go out together, batched into
+   * frames. Delivery is best effort, in order, at most once.
+   */
+  sendRaft(peer: string, groupId: number, messages: readonly Message[]): boolean {
+    if (!Number.isInteger(groupId) || groupId < 0 || groupId > this.limits.maxGroupId) {
+      throw new RangeError(`groupId must be an integer in [0, ${this.limits.maxGroupId}], got ${groupId}`);
+    }
+    const session = this.sessions.get(peer);
+    if (session === undefined) {
+      this.counterValues.raftMessagesDropped += messages.length;
+      return false;
+    }
+    return session.raft.enqueue(groupId, messages);
+  }
+
+  /**
+   * Sends a request to `peer` and waits for its answer (at most maxRequestBytes each way).
+   * Rejects with NetError: UNAVAILABLE (not connected, or the stream broke: a request already
+   * sent may have been applied), TIMEOUT (the deadline passed: the outcome is unknown),
+   * OVERLOADED, FRAME_TOO_LARGE; RemoteError if the remote handler failed with a code.
+   */
+  request(peer: string, payload: Uint8Array, options?: RequestOptions): Promise<Uint8Array> {
+    const session = this.sessions.get(peer);
+    if (session === undefined) {
+      return Promise.reject(new NetError('UNAVAILABLE', `not connected to ${peer}`));
+    }
+    return session.rpc.request(payload, options);
+  }
+
+  /**
+   * Streams a snapshot to `peer` on a stream of its own. Resolves with the bytes sent once the
+   * receiver's handler acknowledged; rejects with NetError (UNAVAILABLE, TIMEOUT on no
+   * progress for snapshotIdleTimeoutMs, OVERLOADED past maxConcurrentSnapshots,
+   * FRAME_TOO_LARGE past maxSnapshotBytes) or RemoteError if the receiver refused.
+   */
+  async sendSnapshot(peer: string, options: SendSnapshotOptions): Promise<number> {
+    const connection = this.sessions.get(peer)?.bestConnection();
+    if (connection === undefined) throw new NetError('UNAVAILABLE', `not connected to ${peer}`);
+    if (this.outboundSnapshots >= this.limits.maxConcurrentSnapshots) {
+      throw new NetError('OVERLOADED', `${this.outboundSnapshots} snapshot transfers already in progress`);
+    }
+    this.outboundSnapshots++;
+    try {
+      const signal =
+        options.signal === undefined
+          ? AbortSignal.timeout(this.limits.dialTimeoutMs)
+          : AbortSignal.any([options.signal, AbortSignal.timeout(this.limits.dialTimeoutMs)]);
+      const stream = await connection.newStream(PROTOCOLS.snapshot, { signal });
+      return await sendSnapshotOn(stream, peer, options, this.shared());
+    } finally {
+      this.outboundSnapshots--;
+    }
+  }
+
+  /** Peers with an authenticated connection or a raft stream right now. */
+  peers(): PeerStatus[] {
+    return [...this.sessions.values()].map((session) => session.status());
+  }
+
+  /** True if sendRaft() to `peer` can currently succeed. */
+  isConnected(peer: string): boolean {
+    return this.sessions.get(peer)?.raft.connected === true;
+  }
+
+  /** A copy of the running counters. */
+  counters(): MeshCounters {
+    return { ...this.counterValues };
+  }
+
+  // ---- connections and the hello ----
+
+  private denyInbound(): boolean {
+    let pending = 0;
+    for (const tracked of this.connections.values()) if (tracked.state === 'pending') pending++;
+    if (pending < this.limits.maxUnauthenticatedConnections) return false;
+    this.counterValues.connectionsDenied++;
+    this.logger.warn('connection_denied', { reason: 'too many unauthenticated connections', pending });
+    return true;
+  }
+
+  private onConnectionOpen(connection: Connection): void {
+    if (this.state !== 'started' && this.state !== 'starting') {
+      connection.abort(new NetError('STOPPED', 'mesh is not running'));
+      return;
+    }
+    let settle!: (err?: Error) => void;
+    const authenticated = new Promise<void>((resolve, reject) => {
+      settle = (err) => (err === undefined ? resolve() : reject(err));
+    });
+    authenticated.catch(() => {});
+    const tracked: TrackedConnection = {
+      connection,
+      state: 'pending',
+      authenticated,
+      settle,
+      openedAt: Date.now(),
+      authenticatedAt: 0,
+    };
+    this.connections.set(connection.id, tracked);
+    const timer = setTimeout(() => {
+      if (tracked.state === 'pending')
+        this.rejectStranger(tracked, 'timeout', 'no hello within the deadline');
+    }, this.limits.helloTimeoutMs + 100);
+    timer.unref();
+    authenticated.then(
+      () => clearTimeout(timer),
+      () => clearTimeout(timer),
+    );
+    if (connection.direction === 'outbound') this.runDialerHello(tracked);
+  }
+
+  private async runDialerHello(tracked: TrackedConnection): Promise<void> {
+    const { connection } = tracked;
+    const remotePeer = connection.remotePeer.toString();
+    try {
+      const stream = await connection.newStream(PROTOCOLS.hello, {
+        signal: AbortSignal.timeout(this.limits.helloTimeoutMs),
+      });
+      await helloAsDialer({
+        stream,
+        secret: this.init.secret,
+        localPeer: this.peerId,
+        remotePeer,
+        timeoutMs: this.limits.helloTimeoutMs,
+        logger: this.logger,
+        counters: this.counterValues,
+      });
+      this.markAuthenticated(tracked);
+    } catch (err) {
+      const reason = err instanceof HelloError ? err.reason : 'closed';
+      this.rejectStranger(tracked, reason, describeError(err));
+    }
+  }
+
+  private async onHelloStream(stream: Stream, connection: Connection): Promise<void> {
+    const tracked = this.connections.get(connection.id);
+    if (tracked === undefined || tracked.state !== 'pending' || connection.direction !== 'inbound') {
+      stream.abort(new NetError('UNAUTHENTICATED', 'unexpected hello'));
+      return;
+    }
+    try {
+      await helloAsListener({
+        stream,
+        secret: this.init.secret,
+        localPeer: this.peerId,
+        remotePeer: connection.remotePeer.toString(),
+        timeoutMs: this.limits.helloTimeoutMs,
+        logger: this.logger,
+        counters: this.counterValues,
+        onVerified: () => this.markAuthenticated(tracked),
+      });
+    } catch (err) {
+      const reason = err instanceof HelloError ? err.reason : 'closed';
+      this.rejectStranger(tracked, reason, describeError(err));
+    }
+  }
+
+  private rejectStranger(tracked: TrackedConnection, reason: string, detail: string): void {
+    if (tracked.state !== 'pending') return;
+    tracked.state = 'closed';
+    this.counterValues.strangersRejected++;
+    this.logger.warn('stranger_rejected', {
+      peer: tracked.connection.remotePeer.toString(),
+      remoteAddr: tracked.connection.remoteAddr.toString(),
+      direction: tracked.connection.direction,
+      reason,
+      detail,
+    });
+    tracked.settle(new NetError('UNAUTHENTICATED', `${reason}: ${detail}`));
+    tracked.connection.abort(new NetError('UNAUTHENTICATED', `hello failed: ${reason}`));
+  }
+
+  private markAuthenticated(tracked: TrackedConnection): void {
+    if (tracked.state !== 'pending') return;
+    const { connection } = tracked;
+    if (connection.status !== 'open' || this.state !== 'started') {
+      tracked.state = 'closed';
+      tracked.settle(new NetError('UNAVAILABLE', 'connection closed during the hello'));
+      return;
+    }
+    tracked.state = 'authenticated';
+    tracked.authenticatedAt = performance.now();
+    this.counterValues.connectionsAuthenticated++;
+    const peer = connection.remotePeer.toString();
+    let session = this.sessions.get(peer);
+    if (session === undefined) {
+      session = new PeerSession(this, peer);
+      this.sessions.set(peer, session);
+    }
+    session.connections.add(tracked);
+    this.logger.info('peer_authenticated', {
+      peer,
+      direction: connection.direction,
+      remoteAddr: connection.remoteAddr.toString(),
+    });
+    tracked.settle();
+    this.closeDuplicates(session);
+    if (this.opensStreamsTo(peer)) session.ensureStreams();
+  }
+
+  private onConnectionClose(connection: Connection): void {
+    const tracked = this.connections.get(connection.id);
+    if (tracked === undefined) return;
+    this.connections.delete(connection.id);
+    const wasAuthenticated = tracked.state === 'authenticated';
+    if (tracked.state === 'pending')
+      tracked.settle(new NetError('UNAVAILABLE', 'connection closed during the hello'));
+    tracked.state = 'closed';
+    if (!wasAuthenticated) return;
+    const peer = connection.remotePeer.toString();
+    const session = this.sessions.get(peer);
+    if (session === undefined) return;
+    session.connections.delete(tracked);
+    if (session.connections.size > 0) {
+      if (this.opensStreamsTo(peer)) session.ensureStreams();
+      return;
+    }
+    session.shutdown('connection closed');
+    this.sessions.delete(peer);
+    this.logger.info('peer_disconnected', { peer });
+    if (this.state !== 'started') return;
+    for (const configured of this.configuredPeers) {
+      if (configured.knownPeer === peer) this.dialSoon(configured, 1);
+    }
+  }
+
+  /** Keeps one connection per peer: the one dialed by the smaller peer id, the newest if both were. */
+  private closeDuplicates(session: PeerSession): void {
+    if (session.connections.size < 2 || !this.opensStreamsTo(session.peer)) return;
+    const winner = session.bestConnection();
+    for (const tracked of [...session.connections]) {
+      if (tracked.connection === winner) continue;
+      session.connections.delete(tracked);
+      this.counterValues.duplicateConnectionsClosed++;
+      this.logger.debug('duplicate_connection_closed', {
+        peer: session.peer,
+        direction: tracked.connection.direction,
+      });
+      tracked.connection.close().catch((err) => tracked.connection.abort(err as Error));
+    }
+  }
+
+  /** The peer with the smaller id opens the shared raft and rpc streams and decides duplicates. */
+  opensStreamsTo(peer: string): boolean {
+    return this.peerId < peer;
+  }
+
+  /** Wraps a protocol handler so that only authenticated connections reach it. */
+  private guard(
+    protocol: string,
+    handler: (stream: Stream, session: PeerSession) => void | Promise<void>,
+  ): (stream: Stream, connection: Connection) => Promise<void> {
+    return async (stream, connection) => {
+      const tracked = this.connections.get(connection.id);
+      const session = this.sessions.get(connection.remotePeer.toString());
+      if (tracked?.state !== 'authenticated' || session === undefined || this.state !== 'started') {
+        this.counterValues.streamsRefused++;
+        this.logger.warn('stream_refused', {
+          peer: connection.remotePeer.toString(),
+          remoteAddr: connection.remoteAddr.toString(),
+          protocol,
+          reason: 'connection has not proved the cluster secret',
+        });
+        stream.abort(new NetError('UNAUTHENTICATED', 'prove the cluster secret first'));
+        if (tracked !== undefined && tracked.state === 'pending') {
+          this.rejectStranger(tracked, 'stream_before_hello', `opened ${protocol} before the hello`);
+        } else {
+          connection.abort(new NetError('UNAUTHENTICATED', 'stream before hello'));
+        }
+        return;
+      }
+      try {
+        await handler(stream, session);
+      } catch (err) {
+        this.logger.error('protocol_handler_failed', {
+          peer: session.peer,
+          protocol,
+          error: describeError(err),
+        });
+        stream.abort(err as Error);
+      }
+    };
+  }
+
+  // ---- streams ----
+
+  /** Wraps an inbound or outbound raft or rpc stream and makes it the session's current one. */
+  adoptStream(kind: 'raft' | 'rpc', stream: Stream, session: PeerSession): void {
+    const limits = this.limits;
+    const channel: FramedChannel = new FramedChannel({
+      stream,
+      peer: session.peer,
+      protocol: kind,
+      maxFrameBytes: limits.maxFrameBytes,
+      highWaterBytes: limits.streamHighWaterBytes,
+      maxReadBufferBytes: limits.maxStreamReadBufferBytes,
+      logger: this.logger,
+      counters: this.counterValues,
+      onFrame:
+        kind === 'raft'
+          ? (payload) => this.onRaftFrame(session.peer, payload)
+          : (payload) => session.rpc.onFrame(payload),
+      onClose: (reason) => session.onChannelClosed(kind, channel, reason),
+    });
+    session.attach(kind, channel);
+  }
+
+  private onRaftFrame(peer: string, payload: Uint8Array): void {
+    const batch = decodeRaftBatch(payload, this.codecLimits);
+    this.counterValues.raftFramesReceived++;
+    this.counterValues.raftMessagesReceived += batch.messages.length;
+    this.init.handlers.raft(peer, batch);
+  }
+
+  private async onSnapshotStream(stream: Stream, session: PeerSession): Promise<void> {
+    if (this.inboundSnapshots >= this.limits.maxConcurrentSnapshots) {
+      this.counterValues.snapshotsFailed++;
+      stream.abort(new NetError('OVERLOADED', 'too many snapshot transfers'));
+      return;
+    }
+    this.inboundSnapshots++;
+    try {
+      await receiveSnapshotOn(stream, session.peer, this.init.handlers.snapshot, this.shared());
+    } finally {
+      this.inboundSnapshots--;
+    }
+  }
+
+  private shared() {
+    return { limits: this.limits, logger: this.logger, counters: this.counterValues };
+  }
+
+  // ---- dialing ----
+
+  private dialSoon(peer: ConfiguredPeer, failures: number): void {
+    if (this.state !== 'started') return;
+    const delayMs = failures === 0 ? 0 : backoffDelayMs(failures, this.backoffPolicy(), this.random);
+    peer.schedule(delayMs, () => this.dial(peer));
+  }
+
+  private backoffPolicy() {
+    return { baseMs: this.limits.redialBaseMs, maxMs: this.limits.redialMaxMs };
+  }
+
+  private async dial(peer: ConfiguredPeer): Promise<void> {
+    if (this.state !== 'started') return;
+    if (peer.knownPeer !== undefined && this.hasAuthenticatedConnection(peer.knownPeer)) {
+      peer.failures = 0;
+      return;
+    }
+    const node = this.node!;
+    this.counterValues.dials++;
+    try {
+      const connection = await node.dial(peer.addr, {
+        signal: AbortSignal.timeout(this.limits.dialTimeoutMs),
+      });
+      const tracked = this.connections.get(connection.id);
+      if (tracked === undefined) throw new NetError('UNAVAILABLE', 'connection closed before it was tracked');
+      await tracked.authenticated;
+      const remote = connection.remotePeer.toString();
+      if (peer.pinned !== undefined && remote !== peer.pinned) {
+        connection.abort(new NetError('UNAUTHENTICATED', 'unexpected peer id'));
+        throw new NetError('UNAUTHENTICATED', `${peer.addr} answered as ${remote}, pinned ${peer.pinned}`);
+      }
+      if (remote === this.peerId) {
+        connection.abort(new NetError('UNAVAILABLE', 'dialed self'));
+        throw new NetError('UNAVAILABLE', `${peer.addr} is this node`);
+      }
+      peer.knownPeer = remote;
+      peer.failures = 0;
+      // If the connection lost the tie-break or dropped meanwhile, the close handler redials.
+      if (!this.hasAuthenticatedConnection(remote)) this.dialSoon(peer, 1);
+    } catch (err) {
+      if (this.state !== 'started') return;
+      peer.failures++;
+      this.counterValues.dialFailures++;
+      const delayMs = backoffDelayMs(peer.failures, this.backoffPolicy(), this.random);
+      this.logger.info('dial_failed', {
+        addr: peer.addr.toString(),
+        failures: peer.failures,
+        retryInMs: delayMs,
+        error: describeError(err),
+      });
+      peer.schedule(delayMs, () => this.dial(peer));
+    }
+  }
+
+  private hasAuthenticatedConnection(peer: string): boolean {
+    const session = this.sessions.get(peer);
+    return session !== undefined && session.connections.size > 0;
+  }
+
+  /** Used by sessions: a new stream for `protocol` on the session's best connection. */
+  async openStream(session: PeerSession, protocol: string): Promise<Stream> {
+    const connection = session.bestConnection();
+    if (connection === undefined) throw new NetError('UNAVAILABLE', `no connection to ${session.peer}`);
+    return connection.newStream(protocol, { signal: AbortSignal.timeout(this.limits.dialTimeoutMs) });
+  }
+
+  /** Used by sessions. */
+  get running(): boolean {
+    return this.state === 'started';
+  }
+
+  /** Used by sessions. */
+  get meshLimits(): MeshLimits {
+    return this.limits;
+  }
+
+  /** Used by sessions. */
+  get meshLogger(): Logger {
+    return this.logger;
+  }
+
+  /** Used by sessions. */
+  get meshCounters(): MeshCounters {
+    return this.counterValues;
+  }
+
+  /** Used by sessions. */
+  get meshHandlers(): MeshHandlers {
+    return this.init.handlers;
+  }
+
+  /** Used by sessions. */
+  get meshRandom(): () => number {
+    return this.random;
+  }
+}
+
+/** One configured peer address and its dialing state. */
+class ConfiguredPeer {
+  knownPeer: string | undefined;
+  failures = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly addr: Multiaddr,
+    readonly pinned: string | undefined,
+  ) {
+    this.knownPeer = pinned;
+  }
+
+  /** Runs `attempt` after `delayMs`, replacing any attempt already scheduled. */
+  schedule(delayMs: number, attempt: () => Promise<void>): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      attempt().catch(() => {});
+    }, delayMs);
+  }
+
+  cancel(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/** Everything the mesh keeps for one authenticated peer. */
+class PeerSession {
+  readonly peer: string;
+  readonly connections = new Set<TrackedConnection>();
+  readonly raft: RaftLink;
+  readonly rpc: RpcEndpoint;
+  private raftChannel: FramedChannel | undefined;
+  private rpcChannel: FramedChannel | undefined;
+  private readonly opening = new Set<'raft' | 'rpc'>();
+  private readonly reopenTimers = new Map<'raft' | 'rpc', NodeJS.Timeout>();
+  private readonly openFailures = new Map<'raft' | 'rpc', number>();
+  private closed = false;
+  private up = false;
+
+  constructor(
+    private readonly mesh: Mesh,
+    peer: string,
+  ) {
+    this.peer = peer;
+    this.raft = new RaftLink({
+      peer,
+      limits: mesh.meshLimits,
+      logger: mesh.meshLogger,
+      counters: mesh.meshCounters,
+    });
+    this.rpc = new RpcEndpoint({
+      peer,
+      limits: mesh.meshLimits,
+      logger: mesh.meshLogger,
+      counters: mesh.meshCounters,
+      handler: mesh.meshHandlers.request,
+    });
+  }
+
+  /** The connection to use: dialed by the smaller peer id if any, the newest authenticated among equals. */
+  bestConnection(): Connection | undefined {
+    const smallerDialed = this.mesh.opensStreamsTo(this.peer) ? 'outbound' : 'inbound';
+    let best: TrackedConnection | undefined;
+    for (const tracked of this.connections) {
+      if (tracked.connection.status !== 'open') continue;
+      if (best === undefined) {
+        best = tracked;
+        continue;
+      }
+      const trackedPreferred = tracked.connection.direction === smallerDialed;
+      const bestPreferred = best.connection.direction === smallerDialed;
+      if (trackedPreferred !== bestPreferred) {
+        if (trackedPreferred) best = tracked;
+      } else if (tracked.authenticatedAt > best.authenticatedAt) {
+        best = tracked;
+      }
+    }
+    return best?.connection;
+  }
+
+  /** Opener side: opens whichever of the raft and rpc streams is missing. */
+  ensureStreams(): void {
+    for (const kind of ['raft', 'rpc'] as const) {
+      const channel = kind === 'raft' ? this.raftChannel : this.rpcChannel;
+      if (channel?.open === true || this.opening.has(kind) || this.reopenTimers.has(kind)) continue;
+      this.open(kind);
+    }
+  }
+
+  private open(kind: 'raft' | 'rpc'): void {
+    if (this.closed || !this.mesh.running) return;
+    this.opening.add(kind);
+    const protocol = kind === 'raft' ? PROTOCOLS.raft : PROTOCOLS.rpc;
+    this.mesh
+      .openStream(this, protocol)
+      .then((stream) => {
+        this.opening.delete(kind);
+        if (this.closed) {
+          stream.abort(new NetError('STOPPED', 'session closed'));
+          return;
+        }
+        this.openFailures.set(kind, 0);
+        this.mesh.adoptStream(kind, stream, this);
+      })
+      .catch((err: unknown) => {
+        this.opening.delete(kind);
+        this.mesh.meshLogger.info('stream_open_failed', {
+          peer: this.peer,
+          protocol: kind,
+          error: describeError(err),
+        });
+        this.scheduleReopen(kind);
+      });
+  }
+
+  private scheduleReopen(kind: 'raft' | 'rpc'): void {
+    if (this.closed || !this.mesh.running || this.connections.size === 0) return;
+    const failures = (this.openFailures.get(kind) ?? 0) + 1;
+    this.openFailures.set(kind, failures);
+    const limits = this.mesh.meshLimits;
+    const delayMs = backoffDelayMs(
+      failures,
+      { baseMs: limits.redialBaseMs, maxMs: limits.redialMaxMs },
+      this.mesh.meshRandom,
+    );
+    const timer = setTimeout(() => {
+      this.reopenTimers.delete(kind);
+      this.ensureStreams();
+    }, delayMs);
+    this.reopenTimers.set(kind, timer);
+  }
+
+  /** Makes `channel` the current stream of its kind; an older one is closed. */
+  attach(kind: 'raft' | 'rpc', channel: FramedChannel): void {
+    if (this.closed) {
+      channel.abort('session closed');
+      return;
+    }
+    const previous = kind === 'raft' ? this.raftChannel : this.rpcChannel;
+    if (kind === 'raft') {
+      this.raftChannel = channel;
+      this.raft.attach(channel);
+    } else {
+      this.rpcChannel = channel;
+      this.rpc.attach(channel);
+    }
+    if (previous !== undefined && previous !== channel) previous.abort(`replaced by a newer ${kind} stream`);
+    if (kind === 'raft' && !this.up) {
+      this.up = true;
+      this.mesh.meshLogger.info('peer_up', { peer: this.peer });
+      callSafely(this.mesh.meshLogger, 'peerUp', () => this.mesh.meshHandlers.peerUp?.(this.peer));
+    }
+  }
+
+  onChannelClosed(kind: 'raft' | 'rpc', channel: FramedChannel, reason: string): void {
+    if (kind === 'raft') {
+      this.raft.detach(channel);
+      if (this.raftChannel !== channel) return;
+      this.raftChannel = undefined;
+      if (this.up) {
+        this.up = false;
+        this.mesh.meshLogger.info('peer_down', { peer: this.peer, reason });
+        callSafely(this.mesh.meshLogger, 'peerDown', () =>
+          this.mesh.meshHandlers.peerDown?.(this.peer, reason),
+        );
+      }
+    } else {
+      this.rpc.detach(channel, reason);
+      if (this.rpcChannel !== channel) return;
+      this.rpcChannel = undefined;
+    }
+    if (!this.closed && this.mesh.opensStreamsTo(this.peer) && this.connections.size > 0)
+      this.scheduleReopen(kind);
+  }
+
+  shutdown(reason: string): void {
+    if (this.closed) return;
+    for (const timer of this.reopenTimers.values()) clearTimeout(timer);
+    this.reopenTimers.clear();
+    this.raftChannel?.abort(reason);
+    this.rpcChannel?.abort(reason);
+    this.closed = true;
+  }
+
+  status(): PeerStatus {
+    return {
+      peer: this.peer,
+      connections: this.connections.size,
+      raftStream: this.raftChannel?.open === true,
+      rpcStream: this.rpcChannel?.open === true,
+      queuedRaftBytes: this.raft.queuedBytesMax,
+    };
+  }
+}
+
+function callSafely(logger: Logger, what: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    logger.error('handler_failed', { handler: what, error: describeError(err) });
+  }
+}
+
+/** Parses a TCP multiaddr (ip4/ip6/dns + tcp, optionally /p2p/<id>); throws NetConfigError naming `setting`. */
+function parseTcpAddress(setting: string, address: string): { addr: Multiaddr; pinned: string | undefined } {
+  let addr: Multiaddr;
+  try {
+    addr = multiaddr(address);
+  } catch (err) {
+    throw new NetConfigError(
+      setting,
+      `has an invalid multiaddr ${JSON.stringify(address)}: ${describeError(err)}`,
+    );
+  }
+  const components = addr.getComponents();
+  const [host, port, p2p, ...rest] = components;
+  const hostOk = host !== undefined && ['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(host.name);
+  if (!hostOk || port?.name !== 'tcp' || rest.length > 0 || (p2p !== undefined && p2p.name !== 'p2p')) {
+    throw new NetConfigError(setting, `needs /ip4|ip6|dns/<host>/tcp/<port>[/p2p/<peer id>], got ${address}`);
+  }
+  let pinned: string | undefined;
+  if (p2p !== undefined) {
+    try {
+      pinned = peerIdFromString(p2p.value ?? '').toString();
+    } catch (err) {
+      throw new NetConfigError(setting, `pins an invalid peer id in ${address}: ${describeError(err)}`);
+    }
+    if (setting === 'listen') throw new NetConfigError(setting, `must not pin a peer id: ${address}`);
+  }
+  return { addr, pinned };
+}
+
+function newCounters(): MeshCounters {
+  return {
+    framesReceived: 0,
+    framesSent: 0,
+    bytesReceived: 0,
+    bytesSent: 0,
+    framesRejected: 0,
+    raftMessagesSent: 0,
+    raftFramesSent: 0,
+    raftMessagesDropped: 0,
+    raftMessagesReceived: 0,
+    raftFramesReceived: 0,
+    requestsSent: 0,
+    requestsReceived: 0,
+    requestTimeouts: 0,
+    lateResponses: 0,
+    snapshotsSent: 0,
+    snapshotsReceived: 0,
+    snapshotsFailed: 0,
+    snapshotBytesSent: 0,
+    snapshotBytesReceived: 0,
+    strangersRejected: 0,
+    streamsRefused: 0,
+    connectionsDenied: 0,
+    connectionsAuthenticated: 0,
+    duplicateConnectionsClosed: 0,
+    dials: 0,
+    dialFailures: 0,
+  };
+}
