@@ -20,6 +20,8 @@ export interface MeshLimits {
   readonly streamHighWaterBytes: number;
   /** Bytes a paused inbound stream may buffer before libp2p resets it. */
   readonly maxStreamReadBufferBytes: number;
+  /** Largest yamux receive window of one stream: what a sender may have in flight to a reader that stopped. */
+  readonly maxStreamWindowBytes: number;
   /** Forwarded request and response payloads. */
   readonly maxRequestBytes: number;
   /** Requests this node has outstanding to one peer. */
@@ -70,6 +72,7 @@ export const MESH_DEFAULTS: MeshLimits = Object.freeze({
   maxRaftQueueBytesPerPeer: 64 * MIB,
   streamHighWaterBytes: 1 * MIB,
   maxStreamReadBufferBytes: 32 * MIB,
+  maxStreamWindowBytes: 8 * MIB,
   maxRequestBytes: 4 * MIB,
   maxOutboundRequestsPerPeer: 4096,
   maxInboundRequestsPerPeer: 4096,
@@ -103,7 +106,8 @@ const BOUNDS: { readonly [K in keyof MeshLimits]: Bound } = {
   maxMessagesPerFrame: [1, 1_000_000],
   maxRaftQueueBytesPerPeer: [1 * KIB, 64 * GIB],
   streamHighWaterBytes: [16 * KIB, 1 * GIB],
-  maxStreamReadBufferBytes: [(l) => l.maxFrameBytes, 4 * GIB],
+  maxStreamReadBufferBytes: [(l) => Math.max(l.maxFrameBytes, l.maxStreamWindowBytes), 4 * GIB],
+  maxStreamWindowBytes: [256 * KIB, 4 * GIB - 1],
   maxRequestBytes: [1 * KIB, (l) => l.maxFrameBytes - 64],
   maxOutboundRequestsPerPeer: [1, 1_000_000],
   maxInboundRequestsPerPeer: [1, 1_000_000],

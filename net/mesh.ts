@@ -202,7 +202,10 @@ export class Mesh {
         yamux({
           maxInboundStreams: 64,
           maxOutboundStreams: 64,
-          streamOptions: { maxReadBufferLength: limits.maxStreamReadBufferBytes },
+          streamOptions: {
+            maxReadBufferLength: limits.maxStreamReadBufferBytes,
+            maxStreamWindowSize: limits.maxStreamWindowBytes,
+          },
         }),
       ],
       connectionGater: {
@@ -345,6 +348,17 @@ export class Mesh {
     } finally {
       this.outboundSnapshots--;
     }
+  }
+
+  /**
+   * Closes every connection to `peer` at once (its streams reset, queued messages dropped).
+   * A configured peer is redialed with backoff; use it to reset a misbehaving link.
+   */
+  async disconnect(peer: string): Promise<void> {
+    if (this.node === undefined || this.state !== 'started') return;
+    const connections = this.node.getConnections(peerIdFromString(peer));
+    for (const connection of connections)
+      connection.abort(new NetError('UNAVAILABLE', 'disconnected locally'));
   }
 
   /** Peers with an authenticated connection or a raft stream right now. */

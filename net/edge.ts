@@ -1,0 +1,866 @@
+// The client edge: uWebSockets.js HTTP routes and one WebSocket endpoint, moving requests in and answers out.
+//
+// What a route does belongs to src/; the edge only parses, bounds and answers. Every error
+// answer is JSON `{"error":{"code":…,"message":…}}` with a stable code (EdgeErrorCode) and
+// the status in EDGE_ERROR_STATUS.
+
+import type {
+  HttpRequest,
+  HttpResponse,
+  TemplatedApp,
+  us_listen_socket,
+  us_socket,
+  WebSocket,
+} from 'uWebSockets.js';
+import { existsSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
+import { describeError, NetConfigError, NetError } from './errors.js';
+import { type Logger, silentLogger, withFields } from './log.js';
+import { loadUws, type UwsRuntime } from './uws.js';
+
+/** Stable error codes of the client API; never renamed. */
+export type EdgeErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'TOO_LARGE'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'NO_LEADER'
+  | 'NOT_LEADER'
+  | 'TIMEOUT'
+  | 'COMPACTED'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'UNAVAILABLE'
+  | 'READ_ONLY'
+  | 'INTERNAL';
+
+/** The HTTP status each code answers with. */
+export const EDGE_ERROR_STATUS: Readonly<Record<EdgeErrorCode, number>> = Object.freeze({
+  INVALID_ARGUMENT: 400,
+  UNAUTHENTICATED: 401,
+  PERMISSION_DENIED: 403,
+  READ_ONLY: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  COMPACTED: 410,
+  TOO_LARGE: 413,
+  INTERNAL: 500,
+  NO_LEADER: 503,
+  NOT_LEADER: 503,
+  UNAVAILABLE: 503,
+  TIMEOUT: 504,
+});
+
+/** WebSocket close codes the edge uses. */
+export const EDGE_CLOSE_CODES = Object.freeze({
+  /** The edge is stopping (drain, rolling upgrade): reconnect elsewhere. */
+  GOING_AWAY: 1001,
+  /** A message over maxWsPayloadBytes. (Beyond twice that, uWS drops the TCP connection: 1006.) */
+  TOO_LARGE: 1009,
+  /** The client read too slowly: more than maxWsBackpressureBytes waited to be sent. */
+  SLOW_CONSUMER: 4008,
+});
+
+/** An answer with a stable code; throw it from a handler. */
+export class EdgeError extends Error {
+  readonly code: EdgeErrorCode;
+  readonly status: number;
+  /** Extra JSON fields for the error object (e.g. the leader to retry at, the current revision). */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: EdgeErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'EdgeError';
+    this.code = code;
+    this.status = EDGE_ERROR_STATUS[code];
+    this.details = details;
+  }
+}
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** A request as the edge hands it to a route handler. */
+export interface EdgeRequest {
+  readonly method: HttpMethod;
+  /** The path without the query string. */
+  readonly path: string;
+  /** The raw query string, without '?'. */
+  readonly query: string;
+  /** Values of the route pattern's :name parameters, URL-decoded. */
+  readonly params: Readonly<Record<string, string>>;
+  /** Request headers, names lowercased. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The parsed JSON body for routes with body 'json'; undefined otherwise. */
+  readonly body: unknown;
+  readonly remoteAddress: string;
+  /** Fires when the client goes away or requestTimeoutMs passes; the answer is then dropped. */
+  readonly signal: AbortSignal;
+}
+
+/** A route's answer: a status and a JSON body. */
+export interface EdgeResponse {
+  readonly status: number;
+  readonly body?: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface EdgeRoute {
+  readonly method: HttpMethod;
+  /** A uWS pattern: literal segments, :name parameters, a trailing * wildcard. */
+  readonly pattern: string;
+  /** 'json' reads and parses a JSON body (required); 'none' reads none. */
+  readonly body: 'json' | 'none';
+  /**
+   * Answers the request. Throwing EdgeError answers with its code; any other throw with a
+   * string `code` that is an EdgeErrorCode answers with that code; anything else is INTERNAL
+   * (logged).
+   */
+  readonly handler: (request: EdgeRequest) => EdgeResponse | Promise<EdgeResponse>;
+}
+
+/** One open WebSocket, as the edge hands it to src/. */
+export interface EdgeSocket {
+  readonly id: number;
+  readonly remoteAddress: string;
+  /** The upgrade request's query string. */
+  readonly query: string;
+  /** The upgrade request's headers, names lowercased. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** False once closed, by either side or for being slow. */
+  readonly open: boolean;
+  /** Bytes waiting to be sent to the client. */
+  readonly bufferedBytes: number;
+  /** src/'s per-connection state. */
+  state: unknown;
+  /**
+   * Sends one JSON message. Returns false if the socket is closed, or if sending would put more
+   * than maxWsBackpressureBytes behind a client that is not reading: then the socket is closed
+   * with SLOW_CONSUMER (4008) rather than buffering without bound.
+   */
+  send(message: unknown): boolean;
+  close(code?: number, reason?: string): void;
+}
+
+/** The WebSocket endpoint's behaviour; src/ implements it. Callbacks must not throw. */
+export interface EdgeWebSocketHandler {
+  /** Path of the endpoint, e.g. /v1/ws. */
+  readonly path: string;
+  open?(socket: EdgeSocket): void;
+  /**
+   * One parsed JSON message. Messages that are binary or not JSON are answered by the edge
+   * with {"type":"error","error":{"code":"INVALID_ARGUMENT",…}} and do not reach here.
+   */
+  message(socket: EdgeSocket, message: unknown): void;
+  close?(socket: EdgeSocket, code: number, reason: string): void;
+}
+
+export interface EdgeLimits {
+  /** Request body bytes; larger answers 413 TOO_LARGE and closes the connection. */
+  readonly maxBodyBytes: number;
+  /** Requests being handled at once; more answer 503 UNAVAILABLE. */
+  readonly maxInflightRequests: number;
+  /** A handler's answer after this many ms is dropped and 504 TIMEOUT sent instead. */
+  readonly requestTimeoutMs: number;
+  /** WebSocket message bytes; larger closes with 1009. */
+  readonly maxWsPayloadBytes: number;
+  /** WebSocket idle seconds (uWS pings before); 0 disables, otherwise at least 8. */
+  readonly wsIdleTimeoutSeconds: number;
+  /** Bytes buffered for one slow WebSocket client before it is closed with 4008. */
+  readonly maxWsBackpressureBytes: number;
+  /** Open WebSockets; more upgrades answer 503 UNAVAILABLE. */
+  readonly maxWsConnections: number;
+}
+
+export const EDGE_DEFAULTS: EdgeLimits = Object.freeze({
+  maxBodyBytes: 1024 * 1024,
+  maxInflightRequests: 4096,
+  requestTimeoutMs: 30_000,
+  maxWsPayloadBytes: 1024 * 1024,
+  wsIdleTimeoutSeconds: 120,
+  maxWsBackpressureBytes: 4 * 1024 * 1024,
+  maxWsConnections: 10_000,
+});
+
+export interface EdgeInit {
+  /** Interface to bind, e.g. 0.0.0.0 or 127.0.0.1. */
+  readonly host: string;
+  /** TCP port; 0 picks a free one (read it from port after start). */
+  readonly port: number;
+  /** Serve HTTPS/WSS with these PEM files (SSLApp); plain HTTP without. */
+  readonly tls?: { readonly keyFile: string; readonly certFile: string; readonly passphrase?: string };
+  readonly routes: readonly EdgeRoute[];
+  readonly websocket?: EdgeWebSocketHandler;
+  readonly limits?: Partial<EdgeLimits>;
+  /** Quiet by default. */
+  readonly logger?: Logger;
+}
+
+/** Running totals since start. */
+export interface EdgeCounters {
+  requests: number;
+  /** Answers by error code. */
+  errors: Partial<Record<EdgeErrorCode, number>>;
+  wsOpened: number;
+  wsClosed: number;
+  wsMessagesIn: number;
+  wsMessagesOut: number;
+  wsSlowConsumersClosed: number;
+  wsTooLargeClosed: number;
+  wsInvalidMessages: number;
+}
+
+const METHODS: readonly HttpMethod[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+const TEXT_DECODER = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The HTTP + WebSocket edge on uWebSockets.js. Lifecycle: construct (validates; throws
+ * NetConfigError naming the bad setting, before uWS can abort the process on a bad value),
+ * start() (listens; logs whether uWS is native), stop() (closes the listener, closes every
+ * WebSocket with 1001, then every connection). One instance per port.
+ */
+export class Edge {
+  readonly runtime: UwsRuntime;
+  private readonly init: EdgeInit;
+  private readonly limits: EdgeLimits;
+  private readonly logger: Logger;
+  private app: TemplatedApp | undefined;
+  private listenSocket: us_listen_socket | undefined;
+  private boundPort = 0;
+  private inflight = 0;
+  private nextSocketId = 1;
+  private readonly sockets = new Map<number, SocketState>();
+  private readonly counterValues: EdgeCounters = {
+    requests: 0,
+    errors: {},
+    wsOpened: 0,
+    wsClosed: 0,
+    wsMessagesIn: 0,
+    wsMessagesOut: 0,
+    wsSlowConsumersClosed: 0,
+    wsTooLargeClosed: 0,
+    wsInvalidMessages: 0,
+  };
+  private state: 'new' | 'started' | 'stopped' = 'new';
+
+  constructor(init: EdgeInit) {
+    this.init = init;
+    this.limits = validateEdgeLimits(init.limits);
+    validateEdgeInit(init);
+    this.logger = withFields(init.logger ?? silentLogger, { component: 'edge' });
+    this.runtime = loadUws();
+  }
+
+  /** The bound port (after start). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Listens; resolves once bound, rejects with NetError UNAVAILABLE if the port cannot be bound. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new NetError('STOPPED', `edge cannot start from state ${this.state}`);
+    const { uws, native, description } = this.runtime;
+    if (this.init.tls !== undefined && !native) {
+      throw new NetError('UNAVAILABLE', 'TLS needs the native uWebSockets.js binary, which did not load');
+    }
+    const app =
+      this.init.tls === undefined
+        ? uws.App()
+        : uws.SSLApp({
+            key_file_name: this.init.tls.keyFile,
+            cert_file_name: this.init.tls.certFile,
+            ...(this.init.tls.passphrase === undefined ? {} : { passphrase: this.init.tls.passphrase }),
+          });
+    this.app = app;
+    if (this.init.websocket !== undefined) this.registerWebSocket(app, this.init.websocket);
+    for (const route of this.init.routes) this.registerRoute(app, route);
+    app.any('/*', (res, req) => {
+      const method = req.getMethod();
+      const url = req.getUrl();
+      this.counterValues.requests++;
+      this.answerError(res, new EdgeError('NOT_FOUND', `no route for ${method.toUpperCase()} ${url}`), true);
+    });
+    const socket = await new Promise<us_listen_socket | false>((resolve) => {
+      app.listen(this.init.host, this.init.port, (listenSocket) => resolve(listenSocket));
+    });
+    if (socket === false) {
+      this.state = 'stopped';
+      throw new NetError('UNAVAILABLE', `edge could not listen on ${this.init.host}:${this.init.port}`);
+    }
+    this.listenSocket = socket;
+    // The listen socket is a socket to uSockets; the typings keep the two apart.
+    this.boundPort = uws.us_socket_local_port(socket as unknown as us_socket);
+    this.state = 'started';
+    const fields = { host: this.init.host, port: this.boundPort, tls: this.init.tls !== undefined, native };
+    if (native) this.logger.info('edge_started', { ...fields, uws: description });
+    else this.logger.warn('edge_started', { ...fields, uws: description });
+  }
+
+  /** Stops listening, closes WebSockets with 1001 GOING_AWAY, then closes all connections. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.state !== 'started') {
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopped';
+    const { uws } = this.runtime;
+    if (this.listenSocket !== undefined) uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = undefined;
+    for (const socket of [...this.sockets.values()]) socket.close(EDGE_CLOSE_CODES.GOING_AWAY, 'GOING_AWAY');
+    (this.app as unknown as { close?: () => void }).close?.();
+    this.app = undefined;
+    this.logger.info('edge_stopped');
+  }
+
+  /** A copy of the running counters. */
+  counters(): EdgeCounters {
+    return { ...this.counterValues, errors: { ...this.counterValues.errors } };
+  }
+
+  // ---- HTTP ----
+
+  private registerRoute(app: TemplatedApp, route: EdgeRoute): void {
+    const names = parameterNames(route.pattern);
+    const register = {
+      GET: app.get,
+      POST: app.post,
+      PUT: app.put,
+      PATCH: app.patch,
+      DELETE: app.del,
+    }[route.method].bind(app);
+    register(route.pattern, (res, req) => this.onRequest(res, req, route, names));
+  }
+
+  private onRequest(res: HttpResponse, req: HttpRequest, route: EdgeRoute, names: readonly string[]): void {
+    this.counterValues.requests++;
+    // uWS's request object lives only during this call: copy what is needed now.
+    const headers: Record<string, string> = {};
+    req.forEach((name, value) => {
+      headers[name] = value;
+    });
+    const params: Record<string, string> = {};
+    for (let i = 0; i < names.length; i++) {
+      try {
+        params[names[i]!] = decodeURIComponent(req.getParameter(i));
+      } catch {
+        this.answerError(
+          res,
+          new EdgeError('INVALID_ARGUMENT', `parameter ${names[i]} is not valid URL encoding`),
+          true,
+        );
+        return;
+      }
+    }
+    const path = req.getUrl();
+    const query = req.getQuery() ?? '';
+    const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
+    const exchange = new Exchange(res);
+    res.onAborted(() => exchange.abort());
+    if (this.inflight >= this.limits.maxInflightRequests) {
+      this.answerError(
+        res,
+        new EdgeError('UNAVAILABLE', 'too many requests in flight; retry'),
+        route.body === 'json',
+      );
+      return;
+    }
+    const request = (body: unknown): EdgeRequest => ({
+      method: route.method,
+      path,
+      query,
+      params,
+      headers,
+      body,
+      remoteAddress,
+      signal: exchange.signal,
+    });
+    if (route.body === 'none') {
+      this.dispatch(exchange, route, request(undefined));
+      return;
+    }
+    const contentType = headers['content-type'] ?? '';
+    if (!/^application\/json\s*(;|$)/i.test(contentType)) {
+      this.answerError(res, new EdgeError('INVALID_ARGUMENT', 'content-type must be application/json'), true);
+      return;
+    }
+    const declared = headers['content-length'];
+    if (declared !== undefined && Number(declared) > this.limits.maxBodyBytes) {
+      this.answerError(
+        res,
+        new EdgeError('TOO_LARGE', `body of ${declared} bytes exceeds ${this.limits.maxBodyBytes}`, {
+          limitBytes: this.limits.maxBodyBytes,
+        }),
+        true,
+      );
+      return;
+    }
+    this.inflight++;
+    exchange.onSettled(() => this.inflight--);
+    readBody(res, exchange, this.limits.maxBodyBytes, (result) => {
+      if (exchange.done) return;
+      if (result.kind === 'too_large') {
+        this.answerErrorOn(
+          exchange,
+          new EdgeError('TOO_LARGE', `body exceeds ${this.limits.maxBodyBytes} bytes`, {
+            limitBytes: this.limits.maxBodyBytes,
+          }),
+          true,
+        );
+        return;
+      }
+      const parsed = parseJson(result.bytes);
+      if (parsed.error !== undefined) {
+        this.answerErrorOn(exchange, new EdgeError('INVALID_ARGUMENT', parsed.error), false);
+        return;
+      }
+      this.dispatch(exchange, route, request(parsed.value), true);
+    });
+  }
+
+  private dispatch(exchange: Exchange, route: EdgeRoute, request: EdgeRequest, counted = false): void {
+    if (!counted) {
+      this.inflight++;
+      exchange.onSettled(() => this.inflight--);
+    }
+    const timer = setTimeout(() => {
+      this.answerErrorOn(
+        exchange,
+        new EdgeError('TIMEOUT', `no answer within ${this.limits.requestTimeoutMs} ms`),
+        false,
+      );
+      exchange.abort();
+    }, this.limits.requestTimeoutMs);
+    exchange.onSettled(() => clearTimeout(timer));
+    let answer: Promise<EdgeResponse>;
+    try {
+      answer = Promise.resolve(route.handler(request));
+    } catch (err) {
+      answer = Promise.reject(err);
+    }
+    answer.then(
+      (response) => this.answer(exchange, response),
+      (err: unknown) => this.answerErrorOn(exchange, this.toEdgeError(err, route), false),
+    );
+  }
+
+  private toEdgeError(err: unknown, route: EdgeRoute): EdgeError {
+    if (err instanceof EdgeError) return err;
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === 'string' && code in EDGE_ERROR_STATUS) {
+      return new EdgeError(code as EdgeErrorCode, err instanceof Error ? err.message : String(err));
+    }
+    this.logger.error('route_failed', {
+      method: route.method,
+      pattern: route.pattern,
+      error: describeError(err),
+    });
+    return new EdgeError('INTERNAL', 'internal error');
+  }
+
+  private answer(exchange: Exchange, response: EdgeResponse): void {
+    let body: string;
+    try {
+      body = response.body === undefined ? '' : JSON.stringify(response.body);
+    } catch (err) {
+      this.logger.error('response_not_json', { error: describeError(err) });
+      this.answerErrorOn(exchange, new EdgeError('INTERNAL', 'internal error'), false);
+      return;
+    }
+    exchange.finish((res) => {
+      res.writeStatus(statusLine(response.status));
+      if (body.length > 0) res.writeHeader('content-type', 'application/json');
+      for (const [name, value] of Object.entries(response.headers ?? {})) res.writeHeader(name, value);
+      res.end(body);
+    });
+  }
+
+  private answerErrorOn(exchange: Exchange, err: EdgeError, closeConnection: boolean): void {
+    this.countError(err.code);
+    const body = errorBody(err);
+    exchange.finish((res) => {
+      res
+        .writeStatus(statusLine(err.status))
+        .writeHeader('content-type', 'application/json')
+        .end(body, closeConnection);
+    });
+  }
+
+  /** Answers synchronously, inside uWS's handler (the response is corked already). */
+  private answerError(res: HttpResponse, err: EdgeError, closeConnection: boolean): void {
+    this.countError(err.code);
+    res
+      .writeStatus(statusLine(err.status))
+      .writeHeader('content-type', 'application/json')
+      .end(errorBody(err), closeConnection);
+  }
+
+  private countError(code: EdgeErrorCode): void {
+    this.counterValues.errors[code] = (this.counterValues.errors[code] ?? 0) + 1;
+  }
+
+  // ---- WebSocket ----
+
+  private registerWebSocket(app: TemplatedApp, handler: EdgeWebSocketHandler): void {
+    const { uws } = this.runtime;
+    const limits = this.limits;
+    // uWS drops the TCP connection (no close frame) above its own payload limit; keeping it at
+    // twice ours lets every message up to that get a proper 1009 close.
+    const hardPayloadLimit = Math.min(limits.maxWsPayloadBytes * 2, 0x7fff_ffff);
+    app.ws<{ edge: SocketState | undefined; upgrade: UpgradeInfo }>(handler.path, {
+      maxPayloadLength: hardPayloadLimit,
+      idleTimeout: limits.wsIdleTimeoutSeconds,
+      sendPingsAutomatically: true,
+      maxBackpressure: limits.maxWsBackpressureBytes * 2,
+      closeOnBackpressureLimit: 0,
+      compression: uws.DISABLED,
+      upgrade: (res, req, context) => {
+        const headers: Record<string, string> = {};
+        req.forEach((name, value) => {
+          headers[name] = value;
+        });
+        const info: UpgradeInfo = {
+          query: req.getQuery() ?? '',
+          headers,
+          remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+        };
+        if (this.sockets.size >= limits.maxWsConnections) {
+          this.answerError(res, new EdgeError('UNAVAILABLE', 'too many WebSocket connections; retry'), true);
+          return;
+        }
+        res.upgrade(
+          { edge: undefined, upgrade: info },
+          headers['sec-websocket-key'] ?? '',
+          headers['sec-websocket-protocol'] ?? '',
+          headers['sec-websocket-extensions'] ?? '',
+          context,
+        );
+      },
+      open: (ws) => {
+        const data = ws.getUserData();
+        const socket = new SocketState(
+          this.nextSocketId++,
+          ws,
+          data.upgrade,
+          limits,
+          this.counterValues,
+          this.logger,
+        );
+        data.edge = socket;
+        this.sockets.set(socket.id, socket);
+        this.counterValues.wsOpened++;
+        this.callHandler('open', () => handler.open?.(socket));
+      },
+      message: (ws, message, isBinary) => {
+        const socket = ws.getUserData().edge;
+        if (socket === undefined || !socket.open) return;
+        this.counterValues.wsMessagesIn++;
+        if (message.byteLength > limits.maxWsPayloadBytes) {
+          this.counterValues.wsTooLargeClosed++;
+          socket.close(EDGE_CLOSE_CODES.TOO_LARGE, 'TOO_LARGE');
+          return;
+        }
+        if (isBinary) {
+          this.rejectMessage(socket, 'binary messages are not accepted; send JSON text');
+          return;
+        }
+        const parsed = parseJson(new Uint8Array(message));
+        if (parsed.error !== undefined) {
+          this.rejectMessage(socket, parsed.error);
+          return;
+        }
+        this.callHandler('message', () => handler.message(socket, parsed.value));
+      },
+      drain: () => {},
+      close: (ws, code, message) => {
+        const socket = ws.getUserData().edge;
+        if (socket === undefined) return;
+        socket.markClosed();
+        this.sockets.delete(socket.id);
+        this.counterValues.wsClosed++;
+        const reason = Buffer.from(message).toString();
+        if (reason === 'Received too big message') this.counterValues.wsTooLargeClosed++;
+        this.callHandler('close', () => handler.close?.(socket, code, reason));
+      },
+    });
+  }
+
+  private rejectMessage(socket: SocketState, message: string): void {
+    this.counterValues.wsInvalidMessages++;
+    socket.send({ type: 'error', error: { code: 'INVALID_ARGUMENT', message } });
+  }
+
+  private callHandler(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.logger.error('websocket_handler_failed', { handler: what, error: describeError(err) });
+    }
+  }
+}
+
+interface UpgradeInfo {
+  readonly query: string;
+  readonly headers: Record<string, string>;
+  readonly remoteAddress: string;
+}
+
+/** The edge's side of one WebSocket. */
+class SocketState implements EdgeSocket {
+  state: unknown = undefined;
+  private closed = false;
+
+  constructor(
+    readonly id: number,
+    private readonly ws: WebSocket<unknown>,
+    private readonly upgrade: UpgradeInfo,
+    private readonly limits: EdgeLimits,
+    private readonly counters: EdgeCounters,
+    private readonly logger: Logger,
+  ) {}
+
+  get remoteAddress(): string {
+    return this.upgrade.remoteAddress;
+  }
+
+  get query(): string {
+    return this.upgrade.query;
+  }
+
+  get headers(): Readonly<Record<string, string>> {
+    return this.upgrade.headers;
+  }
+
+  get open(): boolean {
+    return !this.closed;
+  }
+
+  get bufferedBytes(): number {
+    return this.closed ? 0 : this.ws.getBufferedAmount();
+  }
+
+  send(message: unknown): boolean {
+    if (this.closed) return false;
+    const text = JSON.stringify(message);
+    const buffered = this.ws.getBufferedAmount();
+    if (buffered > 0 && buffered + Buffer.byteLength(text) > this.limits.maxWsBackpressureBytes) {
+      this.counters.wsSlowConsumersClosed++;
+      this.logger.info('websocket_slow_consumer', {
+        id: this.id,
+        bufferedBytes: buffered,
+        remote: this.remoteAddress,
+      });
+      this.close(EDGE_CLOSE_CODES.SLOW_CONSUMER, 'SLOW_CONSUMER');
+      return false;
+    }
+    const status = this.ws.send(text, false, false);
+    if (status === 2) {
+      // Dropped by uWS's own limit (set at twice ours): treat like a slow consumer.
+      this.counters.wsSlowConsumersClosed++;
+      this.close(EDGE_CLOSE_CODES.SLOW_CONSUMER, 'SLOW_CONSUMER');
+      return false;
+    }
+    this.counters.wsMessagesOut++;
+    return true;
+  }
+
+  close(code = 1000, reason = ''): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.ws.end(code, reason);
+    } catch {
+      // Already closed by uWS.
+    }
+  }
+
+  markClosed(): void {
+    this.closed = true;
+  }
+}
+
+/** One HTTP exchange: answered at most once, never after the client went away. */
+class Exchange {
+  private readonly controller = new AbortController();
+  private settled = false;
+  private readonly onSettledCallbacks: (() => void)[] = [];
+
+  constructor(private readonly res: HttpResponse) {}
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get done(): boolean {
+    return this.settled;
+  }
+
+  onSettled(callback: () => void): void {
+    if (this.settled) callback();
+    else this.onSettledCallbacks.push(callback);
+  }
+
+  /** Writes the answer (corked) unless already answered or aborted. */
+  finish(write: (res: HttpResponse) => void): void {
+    if (this.settled) return;
+    this.settle();
+    this.res.cork(() => write(this.res));
+  }
+
+  /** The client went away, or the edge gave up: no answer will be written. */
+  abort(): void {
+    if (!this.controller.signal.aborted) this.controller.abort(new NetError('ABORTED', 'request abandoned'));
+    this.settle();
+  }
+
+  private settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    for (const callback of this.onSettledCallbacks.splice(0)) callback();
+  }
+}
+
+type BodyResult = { kind: 'ok'; bytes: Uint8Array } | { kind: 'too_large' };
+
+/** Collects the body chunk by chunk (uWS reuses its buffers: each chunk is copied), bounded. */
+function readBody(
+  res: HttpResponse,
+  exchange: Exchange,
+  maxBytes: number,
+  done: (result: BodyResult) => void,
+): void {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  let finished = false;
+  res.onData((chunk, isLast) => {
+    if (finished || exchange.done) return;
+    total += chunk.byteLength;
+    if (total > maxBytes) {
+      finished = true;
+      done({ kind: 'too_large' });
+      return;
+    }
+    chunks.push(new Uint8Array(chunk.slice(0)));
+    if (!isLast) return;
+    finished = true;
+    const bytes = new Uint8Array(total);
+    let offset = 0;
+    for (const part of chunks) {
+      bytes.set(part, offset);
+      offset += part.length;
+    }
+    done({ kind: 'ok', bytes });
+  });
+}
+
+function parseJson(
+  bytes: Uint8Array,
+): { value: unknown; error?: undefined } | { value?: undefined; error: string } {
+  if (bytes.length === 0) return { error: 'a JSON body is required' };
+  let text: string;
+  try {
+    text = TEXT_DECODER.decode(bytes);
+  } catch {
+    return { error: 'body is not valid UTF-8' };
+  }
+  try {
+    return { value: JSON.parse(text) };
+  } catch (err) {
+    return { error: `body is not valid JSON: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+function errorBody(err: EdgeError): string {
+  return JSON.stringify({ error: { code: err.code, message: err.message, ...err.details } });
+}
+
+function statusLine(status: number): string {
+  return `${status} ${STATUS_CODES[status] ?? 'Unknown'}`;
+}
+
+function parameterNames(pattern: string): string[] {
+  return pattern
+    .split('/')
+    .filter((segment) => segment.startsWith(':'))
+    .map((segment) => segment.slice(1));
+}
+
+/** Fills defaults and checks every bound; throws NetConfigError naming the first bad one. */
+export function validateEdgeLimits(input: Partial<EdgeLimits> = {}): EdgeLimits {
+  for (const key of Object.keys(input)) {
+    if (!(key in EDGE_DEFAULTS)) throw new NetConfigError(`limits.${key}`, 'is not a known setting');
+  }
+  const limits: Record<keyof EdgeLimits, number> = { ...EDGE_DEFAULTS };
+  for (const [key, value] of Object.entries(input) as [keyof EdgeLimits, number | undefined][]) {
+    if (value !== undefined) limits[key] = value;
+  }
+  const bounds: Record<keyof EdgeLimits, [number, number]> = {
+    maxBodyBytes: [1, 1024 * 1024 * 1024],
+    maxInflightRequests: [1, 1_000_000],
+    requestTimeoutMs: [1, 3_600_000],
+    maxWsPayloadBytes: [16, 512 * 1024 * 1024],
+    wsIdleTimeoutSeconds: [0, 960],
+    maxWsBackpressureBytes: [1024, 1024 * 1024 * 1024],
+    maxWsConnections: [1, 10_000_000],
+  };
+  for (const key of Object.keys(bounds) as (keyof EdgeLimits)[]) {
+    const [min, max] = bounds[key];
+    const value = limits[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      throw new NetConfigError(
+        `limits.${key}`,
+        `must be an integer in [${min}, ${max}], got ${String(value)}`,
+      );
+    }
+  }
+  // uWS aborts the whole process (not an exception) on an idle timeout in 1..7.
+  if (limits.wsIdleTimeoutSeconds !== 0 && limits.wsIdleTimeoutSeconds < 8) {
+    throw new NetConfigError(
+      'limits.wsIdleTimeoutSeconds',
+      `must be 0 or at least 8, got ${limits.wsIdleTimeoutSeconds}`,
+    );
+  }
+  return Object.freeze(limits);
+}
+
+function validateEdgeInit(init: EdgeInit): void {
+  if (typeof init.host !== 'string' || init.host.length === 0)
+    throw new NetConfigError('host', 'must be a non-empty string');
+  if (!Number.isInteger(init.port) || init.port < 0 || init.port > 65535) {
+    throw new NetConfigError('port', `must be an integer in [0, 65535], got ${String(init.port)}`);
+  }
+  if (init.tls !== undefined) {
+    for (const file of ['keyFile', 'certFile'] as const) {
+      const path = init.tls[file];
+      if (typeof path !== 'string' || !existsSync(path)) {
+        throw new NetConfigError(`tls.${file}`, `must name a readable PEM file, got ${String(path)}`);
+      }
+    }
+  }
+  if (!Array.isArray(init.routes)) throw new NetConfigError('routes', 'must be an array');
+  const seen = new Set<string>();
+  for (const [i, route] of init.routes.entries()) {
+    if (!METHODS.includes(route.method)) {
+      throw new NetConfigError(
+        `routes[${i}].method`,
+        `must be one of ${METHODS.join(', ')}, got ${String(route.method)}`,
+      );
+    }
+    if (typeof route.pattern !== 'string' || !route.pattern.startsWith('/')) {
+      throw new NetConfigError(`routes[${i}].pattern`, `must start with /, got ${String(route.pattern)}`);
+    }
+    if (route.body !== 'json' && route.body !== 'none') {
+      throw new NetConfigError(`routes[${i}].body`, `must be 'json' or 'none', got ${String(route.body)}`);
+    }
+    if (typeof route.handler !== 'function')
+      throw new NetConfigError(`routes[${i}].handler`, 'must be a function');
+    const key = `${route.method} ${route.pattern}`;
+    if (seen.has(key)) throw new NetConfigError(`routes[${i}]`, `duplicates ${key}`);
+    seen.add(key);
+  }
+  const ws = init.websocket;
+  if (ws !== undefined) {
+    if (typeof ws.path !== 'string' || !ws.path.startsWith('/')) {
+      throw new NetConfigError('websocket.path', `must start with /, got ${String(ws.path)}`);
+    }
+    if (typeof ws.message !== 'function') throw new NetConfigError('websocket.message', 'must be a function');
+  }
+}
