@@ -1,0 +1,440 @@
+// The node's configuration: flags over CONCLAVE_* environment over a config file over defaults, validated at start.
+
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { LOG_LEVELS, type LogLevel } from './logger.js';
+
+/** What a node may be told to run. A node never guesses: it needs --services or --single. */
+export const SERVICES = ['raft', 'api', 'admin'] as const;
+export type Service = (typeof SERVICES)[number];
+
+export const STORAGE_ENGINES = ['rocksdb', 'leveldb'] as const;
+export type StorageEngineName = (typeof STORAGE_ENGINES)[number];
+
+export interface ClusterMember {
+  readonly name: string;
+  /** The member's mesh address, a multiaddr such as /ip4/10.0.0.1/tcp/7001 (optionally with /p2p/<id>). */
+  readonly address: string;
+}
+
+export interface NodeConfig {
+  readonly name: string;
+  readonly dataDir: string;
+  readonly peerListen: string;
+  readonly clientHost: string;
+  readonly clientPort: number;
+  readonly initialCluster: readonly ClusterMember[];
+  readonly clusterSecretFile: string | undefined;
+  readonly services: readonly Service[];
+  readonly single: boolean;
+  readonly storageEngine: StorageEngineName;
+  readonly electionTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly requestTimeoutMs: number;
+  readonly maxRequestBytes: number;
+  readonly logLevel: LogLevel;
+  readonly tlsKeyFile: string | undefined;
+  readonly tlsCertFile: string | undefined;
+}
+
+/** A refused setting: `setting` is the flag name, `source` where the value came from. */
+export class ConfigError extends Error {
+  readonly code = 'INVALID_CONFIG';
+  constructor(
+    readonly setting: string,
+    readonly source: string,
+    detail: string,
+  ) {
+    super(`invalid ${setting} (from ${source}): ${detail}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Kind = 'string' | 'integer' | 'boolean' | 'list';
+
+interface Setting {
+  /** The key in NodeConfig and in config files. */
+  readonly key: keyof NodeConfig;
+  /** The command-line flag without dashes; the environment variable is CONCLAVE_ + its upper snake case. */
+  readonly flag: string;
+  readonly kind: Kind;
+  readonly describe: string;
+}
+
+/** Every setting, once: the CLI, the environment and config files are all read through this table. */
+export const SETTINGS: readonly Setting[] = [
+  {
+    key: 'name',
+    flag: 'name',
+    kind: 'string',
+    describe: 'this node’s name in the cluster (letters, digits, -, _)',
+  },
+  { key: 'dataDir', flag: 'data-dir', kind: 'string', describe: 'where this node keeps its data and key' },
+  {
+    key: 'peerListen',
+    flag: 'peer-listen',
+    kind: 'string',
+    describe: 'mesh listen multiaddr, e.g. /ip4/127.0.0.1/tcp/7001',
+  },
+  {
+    key: 'clientHost',
+    flag: 'client-host',
+    kind: 'string',
+    describe: 'client edge host (see also --client-listen)',
+  },
+  {
+    key: 'clientPort',
+    flag: 'client-port',
+    kind: 'integer',
+    describe: 'client edge port (see also --client-listen)',
+  },
+  {
+    key: 'initialCluster',
+    flag: 'initial-cluster',
+    kind: 'list',
+    describe: 'founding members: name=multiaddr,...',
+  },
+  {
+    key: 'clusterSecretFile',
+    flag: 'cluster-secret-file',
+    kind: 'string',
+    describe: 'file holding the cluster secret',
+  },
+  { key: 'services', flag: 'services', kind: 'list', describe: `what this node runs: ${SERVICES.join(',')}` },
+  { key: 'single', flag: 'single', kind: 'boolean', describe: 'one node with every service (laptop mode)' },
+  { key: 'storageEngine', flag: 'storage-engine', kind: 'string', describe: STORAGE_ENGINES.join(' or ') },
+  {
+    key: 'electionTimeoutMs',
+    flag: 'election-timeout-ms',
+    kind: 'integer',
+    describe: 'leader loss detection, ms',
+  },
+  {
+    key: 'heartbeatIntervalMs',
+    flag: 'heartbeat-interval-ms',
+    kind: 'integer',
+    describe: 'leader heartbeat, ms',
+  },
+  {
+    key: 'requestTimeoutMs',
+    flag: 'request-timeout-ms',
+    kind: 'integer',
+    describe: 'client request deadline, ms',
+  },
+  {
+    key: 'maxRequestBytes',
+    flag: 'max-request-bytes',
+    kind: 'integer',
+    describe: 'largest client request body',
+  },
+  { key: 'logLevel', flag: 'log-level', kind: 'string', describe: LOG_LEVELS.join(', ') },
+  { key: 'tlsKeyFile', flag: 'tls-key-file', kind: 'string', describe: 'TLS key for the client edge' },
+  {
+    key: 'tlsCertFile',
+    flag: 'tls-cert-file',
+    kind: 'string',
+    describe: 'TLS certificate for the client edge',
+  },
+];
+
+export const CONFIG_DEFAULTS = {
+  dataDir: './data',
+  peerListen: '/ip4/127.0.0.1/tcp/7000',
+  clientHost: '127.0.0.1',
+  clientPort: 8080,
+  storageEngine: 'rocksdb',
+  // A dead leader is noticed after 300–600 ms (randomised), heartbeats every 50 ms.
+  electionTimeoutMs: 300,
+  heartbeatIntervalMs: 50,
+  requestTimeoutMs: 5000,
+  maxRequestBytes: 1024 * 1024,
+  logLevel: 'warn',
+} as const;
+
+export function envName(flag: string): string {
+  return `CONCLAVE_${flag.toUpperCase().replaceAll('-', '_')}`;
+}
+
+type Raw = Partial<Record<keyof NodeConfig | 'clientListen', { value: unknown; source: string }>>;
+
+/**
+ * Builds the configuration from, in rising precedence: defaults, the config file named by
+ * `--config` / CONCLAVE_CONFIG (YAML or JSON, keys as in NodeConfig), CONCLAVE_* variables,
+ * and flags. Throws ConfigError naming the first bad setting and where it came from.
+ */
+export function resolveConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): NodeConfig {
+  const raw: Raw = {};
+  const configPath = (flags.config as string | undefined) ?? env.CONCLAVE_CONFIG;
+  if (configPath !== undefined) readConfigFile(configPath, raw);
+  for (const setting of SETTINGS) {
+    const fromEnv = env[envName(setting.flag)];
+    if (fromEnv !== undefined) raw[setting.key] = { value: fromEnv, source: envName(setting.flag) };
+  }
+  if (env.CONCLAVE_CLIENT_LISTEN !== undefined)
+    raw.clientListen = { value: env.CONCLAVE_CLIENT_LISTEN, source: 'CONCLAVE_CLIENT_LISTEN' };
+  for (const setting of SETTINGS) {
+    const fromFlag = flags[setting.flag];
+    if (fromFlag !== undefined) raw[setting.key] = { value: fromFlag, source: `--${setting.flag}` };
+  }
+  if (flags['client-listen'] !== undefined)
+    raw.clientListen = { value: flags['client-listen'], source: '--client-listen' };
+  return validate(raw);
+}
+
+function readConfigFile(path: string, raw: Raw): void {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError('config', path, `cannot read it: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(
+      'config',
+      path,
+      `not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`,
+    );
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError('config', path, 'must hold a mapping of settings');
+  }
+  const known = new Set<string>([...SETTINGS.map((s) => s.key), 'clientListen']);
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!known.has(key))
+      throw new ConfigError(key, path, `unknown setting (known: ${[...known].join(', ')})`);
+    raw[key as keyof Raw] = { value, source: path };
+  }
+}
+
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+function validate(raw: Raw): NodeConfig {
+  const single = toBoolean(raw, 'single', 'single') ?? false;
+  const name = toString(raw, 'name', 'name') ?? (single ? 'node1' : undefined);
+  if (name === undefined) throw new ConfigError('name', 'nothing', 'every node needs a name (--name)');
+  if (!NAME_PATTERN.test(name)) {
+    throw new ConfigError(
+      'name',
+      raw.name?.source ?? 'default',
+      `${JSON.stringify(name)} must be 1–64 letters, digits, - or _`,
+    );
+  }
+
+  let clientHost = toString(raw, 'clientHost', 'client-host') ?? CONFIG_DEFAULTS.clientHost;
+  let clientPort = toInteger(raw, 'clientPort', 'client-port', 0, 65535) ?? CONFIG_DEFAULTS.clientPort;
+  if (raw.clientListen !== undefined) {
+    const { value, source } = raw.clientListen;
+    const match = typeof value === 'string' ? /^(.+):(\d{1,5})$/.exec(value) : null;
+    const port = match ? Number(match[2]) : Number.NaN;
+    if (!match || port > 65535)
+      throw new ConfigError('client-listen', source, `${JSON.stringify(value)} is not HOST:PORT`);
+    clientHost = match[1]!;
+    clientPort = port;
+  }
+
+  const servicesRaw = toList(raw, 'services', 'services');
+  let services: Service[];
+  if (servicesRaw !== undefined) {
+    for (const service of servicesRaw) {
+      if (!(SERVICES as readonly string[]).includes(service)) {
+        throw new ConfigError(
+          'services',
+          raw.services!.source,
+          `unknown service ${JSON.stringify(service)} (known: ${SERVICES.join(', ')})`,
+        );
+      }
+    }
+    if (servicesRaw.length === 0) throw new ConfigError('services', raw.services!.source, 'names no service');
+    services = [...new Set(servicesRaw as Service[])];
+  } else if (single) {
+    services = [...SERVICES];
+  } else {
+    throw new ConfigError(
+      'services',
+      'nothing',
+      'a node never guesses its job: start it with --single (one laptop node with every service) or --services ' +
+        `${SERVICES.join(',')} (or a subset)`,
+    );
+  }
+
+  const peerListen = toString(raw, 'peerListen', 'peer-listen') ?? CONFIG_DEFAULTS.peerListen;
+  if (!/^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/[A-Za-z0-9]+)?$/.test(peerListen)) {
+    throw new ConfigError(
+      'peer-listen',
+      raw.peerListen?.source ?? 'default',
+      `${JSON.stringify(peerListen)} is not a TCP multiaddr like /ip4/127.0.0.1/tcp/7001`,
+    );
+  }
+  const initialCluster = parseInitialCluster(raw, name, peerListen, single);
+
+  const storageEngine = (toString(raw, 'storageEngine', 'storage-engine') ??
+    CONFIG_DEFAULTS.storageEngine) as StorageEngineName;
+  if (!STORAGE_ENGINES.includes(storageEngine)) {
+    throw new ConfigError(
+      'storage-engine',
+      raw.storageEngine!.source,
+      `${JSON.stringify(storageEngine)} is not one of ${STORAGE_ENGINES.join(', ')}`,
+    );
+  }
+  const logLevel = (toString(raw, 'logLevel', 'log-level') ?? CONFIG_DEFAULTS.logLevel) as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(
+      'log-level',
+      raw.logLevel!.source,
+      `${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(', ')}`,
+    );
+  }
+  const heartbeatIntervalMs =
+    toInteger(raw, 'heartbeatIntervalMs', 'heartbeat-interval-ms', 5, 10_000) ??
+    CONFIG_DEFAULTS.heartbeatIntervalMs;
+  const electionTimeoutMs =
+    toInteger(raw, 'electionTimeoutMs', 'election-timeout-ms', 20, 120_000) ??
+    CONFIG_DEFAULTS.electionTimeoutMs;
+  if (electionTimeoutMs < 3 * heartbeatIntervalMs) {
+    throw new ConfigError(
+      'election-timeout-ms',
+      raw.electionTimeoutMs?.source ?? 'default',
+      `${electionTimeoutMs} must be at least 3 heartbeat intervals (${3 * heartbeatIntervalMs}), or followers time out between heartbeats`,
+    );
+  }
+  const tlsKeyFile = toString(raw, 'tlsKeyFile', 'tls-key-file');
+  const tlsCertFile = toString(raw, 'tlsCertFile', 'tls-cert-file');
+  if ((tlsKeyFile === undefined) !== (tlsCertFile === undefined)) {
+    throw new ConfigError(
+      tlsKeyFile ? 'tls-cert-file' : 'tls-key-file',
+      'nothing',
+      'TLS needs both a key and a certificate',
+    );
+  }
+  const clusterSecretFile = toString(raw, 'clusterSecretFile', 'cluster-secret-file');
+  if (initialCluster.length > 1 && clusterSecretFile === undefined) {
+    throw new ConfigError(
+      'cluster-secret-file',
+      'nothing',
+      'a cluster of several nodes needs a shared secret (conclave secret new > FILE)',
+    );
+  }
+  return {
+    name,
+    dataDir: resolve(toString(raw, 'dataDir', 'data-dir') ?? CONFIG_DEFAULTS.dataDir),
+    peerListen,
+    clientHost,
+    clientPort,
+    initialCluster,
+    clusterSecretFile: clusterSecretFile === undefined ? undefined : resolve(clusterSecretFile),
+    services,
+    single,
+    storageEngine,
+    electionTimeoutMs,
+    heartbeatIntervalMs,
+    requestTimeoutMs:
+      toInteger(raw, 'requestTimeoutMs', 'request-timeout-ms', 10, 600_000) ??
+      CONFIG_DEFAULTS.requestTimeoutMs,
+    maxRequestBytes:
+      toInteger(raw, 'maxRequestBytes', 'max-request-bytes', 1024, 64 * 1024 * 1024) ??
+      CONFIG_DEFAULTS.maxRequestBytes,
+    logLevel,
+    tlsKeyFile,
+    tlsCertFile,
+  };
+}
+
+function parseInitialCluster(raw: Raw, name: string, peerListen: string, single: boolean): ClusterMember[] {
+  const entries = toList(raw, 'initialCluster', 'initial-cluster');
+  if (entries === undefined) {
+    if (single) return [{ name, address: peerListen }];
+    throw new ConfigError(
+      'initial-cluster',
+      'nothing',
+      'name the founding members: --initial-cluster n1=/ip4/…/tcp/7001,n2=…',
+    );
+  }
+  const source = raw.initialCluster!.source;
+  const members: ClusterMember[] = [];
+  for (const entry of entries) {
+    const at = entry.indexOf('=');
+    const memberName = entry.slice(0, at);
+    const address = entry.slice(at + 1);
+    if (at <= 0 || !NAME_PATTERN.test(memberName) || !address.startsWith('/')) {
+      throw new ConfigError('initial-cluster', source, `${JSON.stringify(entry)} is not NAME=MULTIADDR`);
+    }
+    if (members.some((m) => m.name === memberName))
+      throw new ConfigError('initial-cluster', source, `${memberName} is listed twice`);
+    members.push({ name: memberName, address });
+  }
+  if (!members.some((m) => m.name === name)) {
+    throw new ConfigError(
+      'initial-cluster',
+      source,
+      `does not list this node (${name}); list every founding member, this one included`,
+    );
+  }
+  if (members.length > 9)
+    throw new ConfigError(
+      'initial-cluster',
+      source,
+      `${members.length} founding voters; at most 9 (add learners later)`,
+    );
+  return members;
+}
+
+function toString(raw: Raw, key: keyof NodeConfig, flag: string): string | undefined {
+  const entry = raw[key];
+  if (entry === undefined) return undefined;
+  if (typeof entry.value !== 'string' || entry.value.length === 0) {
+    throw new ConfigError(flag, entry.source, `${JSON.stringify(entry.value)} must be a non-empty string`);
+  }
+  return entry.value;
+}
+
+function toInteger(
+  raw: Raw,
+  key: keyof NodeConfig,
+  flag: string,
+  min: number,
+  max: number,
+): number | undefined {
+  const entry = raw[key];
+  if (entry === undefined) return undefined;
+  const value =
+    typeof entry.value === 'string' && /^-?\d+$/.test(entry.value.trim()) ? Number(entry.value) : entry.value;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(
+      flag,
+      entry.source,
+      `${JSON.stringify(entry.value)} must be an integer in [${min}, ${max}]`,
+    );
+  }
+  return value;
+}
+
+function toBoolean(raw: Raw, key: keyof NodeConfig, flag: string): boolean | undefined {
+  const entry = raw[key];
+  if (entry === undefined) return undefined;
+  if (typeof entry.value === 'boolean') return entry.value;
+  if (entry.value === 'true' || entry.value === '1') return true;
+  if (entry.value === 'false' || entry.value === '0') return false;
+  throw new ConfigError(flag, entry.source, `${JSON.stringify(entry.value)} must be true or false`);
+}
+
+function toList(raw: Raw, key: keyof NodeConfig, flag: string): string[] | undefined {
+  const entry = raw[key];
+  if (entry === undefined) return undefined;
+  const items = Array.isArray(entry.value)
+    ? entry.value
+    : typeof entry.value === 'string'
+      ? entry.value.split(',')
+      : undefined;
+  if (items === undefined || !items.every((item) => typeof item === 'string')) {
+    throw new ConfigError(
+      flag,
+      entry.source,
+      `${JSON.stringify(entry.value)} must be a comma-separated list`,
+    );
+  }
+  return (items as string[]).map((item) => item.trim()).filter((item) => item.length > 0);
+}

@@ -1,0 +1,98 @@
+// Configuration: precedence of flags, environment and file; every bad value refused by name.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { ConfigError, resolveConfig } from '../../src/config.js';
+
+const CLUSTER = {
+  name: 'n1',
+  services: 'raft,api,admin',
+  'initial-cluster': 'n1=/ip4/127.0.0.1/tcp/7001,n2=/ip4/127.0.0.1/tcp/7002,n3=/ip4/127.0.0.1/tcp/7003',
+  'peer-listen': '/ip4/127.0.0.1/tcp/7001',
+  'cluster-secret-file': '/tmp/secret',
+};
+
+function refused(
+  t: Test,
+  flags: Record<string, unknown>,
+  setting: string,
+  env: NodeJS.ProcessEnv = {},
+): void {
+  try {
+    resolveConfig(flags, env);
+    t.fail(`expected ${setting} to be refused`);
+  } catch (error) {
+    t.ok(error instanceof ConfigError, 'a ConfigError');
+    t.equal((error as ConfigError).setting, setting, `names ${setting}: ${(error as Error).message}`);
+  }
+}
+
+t.test('--single gives a laptop node with every service and the documented defaults', async (t) => {
+  const config = resolveConfig({ single: true }, {});
+  t.same(config.services, ['raft', 'api', 'admin']);
+  t.equal(config.clientHost, '127.0.0.1');
+  t.equal(config.clientPort, 8080);
+  t.match(config.dataDir, /\/data$/);
+  t.same(config.initialCluster, [{ name: 'node1', address: '/ip4/127.0.0.1/tcp/7000' }]);
+  t.equal(config.logLevel, 'warn', 'quiet by default');
+});
+
+t.test('a node without --services or --single refuses to start and says why', async (t) => {
+  refused(t, { name: 'n1' }, 'services');
+});
+
+t.test('flags beat environment beat file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'conclave-config-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'node.yaml');
+  writeFileSync(file, 'clientPort: 9001\nlogLevel: info\nrequestTimeoutMs: 1234\n');
+  const config = resolveConfig(
+    { ...CLUSTER, config: file, 'client-listen': '127.0.0.1:9003' },
+    { CONCLAVE_LOG_LEVEL: 'debug', CONCLAVE_REQUEST_TIMEOUT_MS: '2345' },
+  );
+  t.equal(config.clientPort, 9003, 'the flag wins');
+  t.equal(config.logLevel, 'debug', 'the environment beats the file');
+  t.equal(config.requestTimeoutMs, 2345, 'integers come from the environment as text');
+  const fromFile = resolveConfig({ ...CLUSTER, config: file }, {});
+  t.equal(fromFile.clientPort, 9001, 'the file beats the default');
+  t.equal(fromFile.initialCluster.length, 3);
+});
+
+t.test('each bad value is refused with the name of the setting', async (t) => {
+  refused(t, { ...CLUSTER, name: 'bad name!' }, 'name');
+  refused(t, { ...CLUSTER, services: 'raft,coffee' }, 'services');
+  refused(t, { ...CLUSTER, 'client-listen': 'localhost' }, 'client-listen');
+  refused(t, { ...CLUSTER, 'client-port': '70000' }, 'client-port');
+  refused(t, { ...CLUSTER, 'peer-listen': 'tcp://127.0.0.1:7001' }, 'peer-listen');
+  refused(t, { ...CLUSTER, 'initial-cluster': 'n2=/ip4/127.0.0.1/tcp/7002' }, 'initial-cluster');
+  refused(
+    t,
+    { ...CLUSTER, 'initial-cluster': 'n1=/ip4/127.0.0.1/tcp/7001,n1=/ip4/127.0.0.1/tcp/7002' },
+    'initial-cluster',
+  );
+  refused(t, { ...CLUSTER, 'initial-cluster': 'garbage' }, 'initial-cluster');
+  refused(t, { ...CLUSTER, 'storage-engine': 'sqlite' }, 'storage-engine');
+  refused(t, { ...CLUSTER, 'log-level': 'loud' }, 'log-level');
+  refused(
+    t,
+    { ...CLUSTER, 'election-timeout-ms': '100', 'heartbeat-interval-ms': '50' },
+    'election-timeout-ms',
+  );
+  refused(t, { ...CLUSTER, 'cluster-secret-file': undefined }, 'cluster-secret-file');
+  refused(t, { ...CLUSTER, 'tls-key-file': '/k.pem' }, 'tls-cert-file');
+  refused(t, { single: true }, 'request-timeout-ms', { CONCLAVE_REQUEST_TIMEOUT_MS: 'soon' });
+});
+
+t.test('a bad config file is refused naming the file and the setting', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'conclave-config-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const unknown = join(dir, 'unknown.json');
+  writeFileSync(unknown, JSON.stringify({ colour: 'blue' }));
+  refused(t, { single: true, config: unknown }, 'colour');
+  const broken = join(dir, 'broken.json');
+  writeFileSync(broken, '{ not json');
+  refused(t, { single: true, config: broken }, 'config');
+  refused(t, { single: true, config: join(dir, 'missing.yaml') }, 'config');
+});
