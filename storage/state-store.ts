@@ -526,9 +526,10 @@ export class RealmStateStore {
     const expectedMeta = metaKey(this.group, generation, MetaRecord.Applied);
     if (first.done || Buffer.compare(first.value[0], expectedMeta) !== 0) {
       await iterator.return?.();
+      invariant(generation !== 0, `group ${this.group} has no state to snapshot yet (nothing applied)`);
       throw new StorageError(
         'DATA_CORRUPT',
-        `group ${this.group}: no state to snapshot (generation ${generation})`,
+        `group ${this.group}: state generation ${generation} has no meta record`,
       );
     }
     const meta = decodeMeta(first.value[1]);

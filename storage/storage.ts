@@ -87,18 +87,18 @@ export class NodeStorage {
     const dir = config.dataDir;
     await mkdir(dir, { recursive: true });
     await checkOrWriteMarker(config);
-    await rm(join(dir, 'tmp'), { recursive: true, force: true });
-    await mkdir(join(dir, 'tmp'), { recursive: true });
-    await mkdir(join(dir, 'snapshots'), { recursive: true });
     const engine = createEngine({
       kind: config.storageEngine,
       location: join(dir, 'db'),
       ...(config.memoryVolume ? { volume: config.memoryVolume } : {}),
       rocksdbCacheBytes: config.rocksdbCacheBytes,
     });
-    await engine.open();
+    await engine.open(); // Takes the engine's lock: only now is the directory ours to clean.
     try {
       await checkOrWriteDatabaseIdentity(engine, config);
+      await rm(join(dir, 'tmp'), { recursive: true, force: true });
+      await mkdir(join(dir, 'tmp'), { recursive: true });
+      await mkdir(join(dir, 'snapshots'), { recursive: true });
     } catch (error) {
       await engine.close();
       throw error;
@@ -227,6 +227,8 @@ export class NodeStorage {
  */
 export class GroupStorage {
   private readonly snapshotDir: string;
+  /** Settles when the last persist queued behind a snapshot install has run. */
+  private installTail: Promise<void> | undefined;
 
   /** @internal Created by NodeStorage. */
   constructor(
@@ -238,9 +240,42 @@ export class GroupStorage {
     this.snapshotDir = join(node.config.dataDir, 'snapshots', `g${group}`);
   }
 
-  /** Persists a Ready's entries and hard state (one synced, group-committed write). See RaftLogStore.save. */
-  persist(update: LogUpdate): Promise<void> {
-    return this.log.save(update);
+  /**
+   * Persists what a Ready says, in raft's order: its snapshot (installed from `snapshotFile`,
+   * the file received for it; see installSnapshot), then its entries and hard state in one
+   * synced, group-committed write (see RaftLogStore.save). Calls may overlap; they take effect
+   * and resolve in call order, also across a snapshot install.
+   */
+  persist(update: LogUpdate & { readonly snapshot?: Snapshot }, snapshotFile?: string): Promise<void> {
+    const { snapshot } = update;
+    if (snapshot === undefined && this.installTail === undefined) return this.log.save(update);
+    if (snapshot !== undefined) {
+      invariant(
+        snapshotFile !== undefined,
+        'persisting a Ready with a snapshot needs the received snapshot file',
+      );
+    }
+    const run = async (): Promise<void> => {
+      if (snapshot !== undefined) {
+        await this.installSnapshot(snapshotFile!, {
+          index: snapshot.metadata.index,
+          term: snapshot.metadata.term,
+        });
+      }
+      await this.log.save(update);
+    };
+    // The log store computes a save's truncation when save() is called, so while an install is
+    // pending every later persist waits for the one before it (rare, and only then serial).
+    const result = (this.installTail ?? Promise.resolve()).then(run);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.installTail = tail;
+    void tail.then(() => {
+      if (this.installTail === tail) this.installTail = undefined;
+    });
+    return result;
   }
 
   /** Applies committed entries (see RealmStateStore.apply); resolves once they and the applied index are durable. */
@@ -402,15 +437,17 @@ export class GroupStorage {
         invariant(reader.complete, 'snapshot import finished before the end record');
         const membership = options.membership ?? header.membership;
         const name = snapshotName(header.index, header.term);
-        // With a new membership the file no longer describes the state; a new one is written below.
-        kept = await this.keepFile(path, name, options.membership !== undefined);
+        // With a new membership or another cluster's id the file does not describe this node's
+        // state; ensureSnapshotFile() writes one that does.
+        const foreign = options.membership !== undefined || header.clusterId !== this.node.config.clusterId;
+        kept = await this.keepFile(path, name, foreign);
         const combined = combine([
           stateWrite,
           this.log.prepareInstall({ index: header.index, term: header.term, membership }, utf8(name)),
         ]);
         await this.node.queue.submit(combined.ops, combined.options);
         kept = undefined; // Now referenced by the log store.
-        if (options.membership) await rm(join(this.snapshotDir, name), { force: true });
+        if (foreign) await rm(join(this.snapshotDir, name), { force: true });
         await this.ensureSnapshotFile();
         await this.pruneSnapshots();
         return header;

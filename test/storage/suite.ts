@@ -815,6 +815,44 @@ function snapshotTests(engine: EngineKind): void {
   );
 
   t.test(
+    `${engine}: persisting a Ready with a snapshot installs it; saves called meanwhile land after it`,
+    async (t) => {
+      const leader = await (await new Disk(t, engine).open()).bootstrapGroup(1, THREE);
+      await applyOps(
+        leader,
+        Array.from({ length: 30 }, (_, i) => put(`k${i}`, i)),
+        2,
+      );
+      const info = await leader.createSnapshot();
+      const S = info.header.index;
+      const snapshot = { metadata: { index: S, term: 2, membership: THREE }, data: new Uint8Array(0) };
+      const file = leader.snapshotPath(leader.log.snapshot());
+      const follower = await (await new Disk(t, engine).open()).createGroup(1);
+      await follower.persist({ entries: entries(1, 3, 1) }); // A stale log the snapshot replaces.
+      const order: string[] = [];
+      const first = follower
+        .persist({ snapshot, hardState: { term: 2, vote: '', commit: S } }, file)
+        .then(() => order.push('snapshot'));
+      const second = follower
+        .persist({ entries: entries(S + 1, S + 3, 2) })
+        .then(() => order.push('entries'));
+      await Promise.all([first, second]);
+      t.same(order, ['snapshot', 'entries']);
+      t.equal(follower.log.firstIndex(), S + 1);
+      t.equal(follower.log.lastIndex(), S + 3);
+      t.equal(follower.log.term(S + 1), 2);
+      t.equal(follower.state.appliedIndex, S);
+      t.same(follower.log.initialState().hardState, { term: 2, vote: '', commit: S });
+      t.same(await dumpDocs(follower), await dumpDocs(leader));
+      t.throws(
+        () => follower.persist({ snapshot, entries: [] }),
+        StorageInvariantError,
+        'a snapshot needs its file',
+      );
+    },
+  );
+
+  t.test(
     `${engine}: createSnapshot records the snapshot raft sends and keeps the newest files`,
     async (t) => {
       const node = await new Disk(t, engine).open({ snapshotsRetained: 2 });
