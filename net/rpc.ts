@@ -78,7 +78,7 @@ export class RpcEndpoint {
   private channel: FramedChannel | undefined;
   private nextId = 1;
   private readonly outstanding = new Map<number, Outstanding>();
-  private readonly serving = new Map<number, AbortController>();
+  private readonly serving = new Map<number, { controller: AbortController; timer: NodeJS.Timeout }>();
 
   constructor(init: RpcEndpointInit) {
     this.init = init;
@@ -105,7 +105,10 @@ export class RpcEndpoint {
       call.cleanup();
       call.reject(err);
     }
-    for (const controller of this.serving.values()) controller.abort(err);
+    for (const { controller, timer } of this.serving.values()) {
+      clearTimeout(timer);
+      controller.abort(err);
+    }
     this.serving.clear();
   }
 
@@ -224,10 +227,10 @@ export class RpcEndpoint {
       () => controller.abort(new NetError('TIMEOUT', `the caller's deadline of ${timeoutMs} ms passed`)),
       timeoutMs,
     );
-    this.serving.set(id, controller);
+    this.serving.set(id, { controller, timer });
     const finish = () => {
       clearTimeout(timer);
-      if (this.serving.get(id) !== controller) return false;
+      if (this.serving.get(id)?.controller !== controller) return false;
       this.serving.delete(id);
       return !controller.signal.aborted;
     };
@@ -302,10 +305,11 @@ export class RpcEndpoint {
       reader.expectEnd('rpc cancel');
       return id;
     });
-    const controller = this.serving.get(id);
-    if (controller === undefined) return;
+    const serving = this.serving.get(id);
+    if (serving === undefined) return;
     this.serving.delete(id);
-    controller.abort(new NetError('ABORTED', 'the caller cancelled the request'));
+    clearTimeout(serving.timer);
+    serving.controller.abort(new NetError('ABORTED', 'the caller cancelled the request'));
   }
 
   private respond(id: number, body: Uint8Array): void {
