@@ -21,6 +21,8 @@ export type StorageErrorCode =
   | 'STORAGE_FAILED'
   /** More bytes wait in the write queue than its limit: the producer must wait for earlier writes. */
   | 'STORAGE_BUSY'
+  /** A file this call must create (a backup) already exists; nothing was overwritten. */
+  | 'FILE_EXISTS'
   /** The store was closed. */
   | 'STORAGE_CLOSED'
   /** The raft group does not exist on this node (or already exists, for creation). */

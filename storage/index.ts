@@ -27,5 +27,11 @@ export type {
   RealmStateStore,
   StateMeta,
 } from './state-store.js';
-export { combine, GroupStorage, NodeStorage, STORAGE_FORMAT_VERSION } from './storage.js';
+export {
+  type CreatedSnapshot,
+  combine,
+  GroupStorage,
+  NodeStorage,
+  STORAGE_FORMAT_VERSION,
+} from './storage.js';
 export type { WriteQueueStats } from './write-queue.js';

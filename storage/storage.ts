@@ -33,7 +33,7 @@ import {
   stat,
   writeFile,
 } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Entry, Membership, Snapshot } from '../raft/types.js';
 import { decodeJson, encodeJson, fromUtf8, utf8 } from './codec.js';
 import type { CommandResult } from './commands.js';
@@ -305,21 +305,24 @@ export class GroupStorage {
 
   /**
    * Writes a snapshot file of the state as of now (while applies go on), records it as raft's
-   * snapshot, and removes snapshot files beyond the retained count. Returns its header.
+   * snapshot, and removes snapshot files beyond the retained count. A file already written at
+   * the same index and term (hence the same state) is reused.
    */
-  async createSnapshot(): Promise<SnapshotFileInfo> {
+  async createSnapshot(): Promise<CreatedSnapshot> {
     const source = this.state.snapshotSource(); // The view is taken here, before any await.
     await mkdir(this.snapshotDir, { recursive: true });
     const { meta, records } = await source;
     const name = snapshotName(meta.appliedIndex, meta.appliedTerm);
     const path = join(this.snapshotDir, name);
-    let info: SnapshotFileInfo;
+    let created: CreatedSnapshot;
     if (await exists(path)) {
       for await (const _ of records) break; // Closes the iterator.
-      info = await describeFile(path);
+      const reader = await SnapshotReader.open(path);
+      await reader.close();
+      created = { header: reader.header, path, bytes: reader.size, reused: true };
     } else {
       const temp = this.tempPath(name);
-      info = await writeSnapshotFile(
+      const info = await writeSnapshotFile(
         temp,
         this.headerFor(meta),
         records,
@@ -327,6 +330,7 @@ export class GroupStorage {
       );
       await rename(temp, path);
       await syncDir(this.snapshotDir);
+      created = { header: info.header, path, bytes: info.bytes, reused: false };
     }
     if (meta.appliedIndex > this.log.lastIndex()) await this.node.queue.drain();
     await this.log.recordSnapshot(
@@ -334,7 +338,7 @@ export class GroupStorage {
       utf8(name),
     );
     await this.pruneSnapshots();
-    return info;
+    return created;
   }
 
   /** The file of a snapshot raft's LogStorage handed out (this group's own snapshot()). */
@@ -355,10 +359,12 @@ export class GroupStorage {
   }
 
   /**
-   * Writes a backup of the state as of now to `path` (the snapshot format). The file must not
-   * exist; it is written under a temporary name beside it and renamed when complete.
+   * Writes a backup of the state as of now to `path` (the snapshot format), under a temporary
+   * name beside it, fsynced, then linked into place. An existing `path` is never overwritten:
+   * StorageError FILE_EXISTS, before or after the write.
    */
   async backup(path: string): Promise<SnapshotFileInfo> {
+    if (await exists(path)) throw new StorageError('FILE_EXISTS', `backup target ${path} exists`);
     const { meta, records } = await this.state.snapshotSource();
     const temp = `${path}.${randomBytes(6).toString('hex')}.part`;
     try {
@@ -368,8 +374,15 @@ export class GroupStorage {
         records,
         this.node.config.snapshotChunkBytes,
       );
-      if (await exists(path)) throw new StorageError('DATA_CORRUPT', `backup target ${path} exists`);
-      await rename(temp, path);
+      try {
+        await link(temp, path); // Unlike rename, fails if the target appeared meanwhile.
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+          throw new StorageError('FILE_EXISTS', `backup target ${path} exists`);
+        }
+        throw error;
+      }
+      await syncDir(dirname(path));
       return info;
     } finally {
       await rm(temp, { force: true });
@@ -458,14 +471,19 @@ export class GroupStorage {
     }
   }
 
-  /** Re-creates the recorded snapshot's file if a crash lost it and the state is still at its index. */
+  /** Writes a snapshot file again if the recorded one is missing (lost in a crash, or deleted by hand). */
   async ensureSnapshotFile(): Promise<void> {
     const snapshot = this.log.snapshot();
     if (snapshot.metadata.index === 0) return;
     const path = this.snapshotPath(snapshot);
     if (await exists(path)) return;
-    if (this.state.appliedIndex !== snapshot.metadata.index) return; // The next createSnapshot() records a new one.
-    await this.createSnapshot();
+    // Write one at the applied index: it is at or past the lost one, so it serves the same purpose.
+    if (
+      this.state.appliedIndex >= snapshot.metadata.index &&
+      this.state.appliedIndex <= this.log.lastIndex()
+    ) {
+      await this.createSnapshot();
+    }
   }
 
   /** Links (or copies) a received file into the snapshot directory under its final name. */
@@ -514,6 +532,14 @@ export class GroupStorage {
   }
 }
 
+/** A snapshot createSnapshot() wrote (or found already written at that index and term). */
+export interface CreatedSnapshot {
+  readonly header: SnapshotHeader;
+  readonly path: string;
+  readonly bytes: number;
+  readonly reused: boolean;
+}
+
 /** Combines prepared writes into one request: their ops in order, their callbacks in order. */
 export function combine(writes: readonly PreparedWrite[]): PreparedWrite {
   return {
@@ -550,15 +576,6 @@ async function syncDir(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
-  }
-}
-
-async function describeFile(path: string): Promise<SnapshotFileInfo> {
-  const reader = await SnapshotReader.open(path);
-  try {
-    return { header: reader.header, bytes: reader.size, records: -1, chunks: -1 };
-  } finally {
-    await reader.close();
   }
 }
 

@@ -981,6 +981,32 @@ function snapshotTests(engine: EngineKind): void {
     },
   );
 
+  t.test(`${engine}: a lost snapshot file is written again at open; a backup never overwrites`, async (t) => {
+    const disk = new Disk(t, engine);
+    const node = await disk.open();
+    const group = await node.bootstrapGroup(1, ONE);
+    await applyOps(group, [put('a', 1), put('b', 2)]);
+    const created = await group.createSnapshot();
+    t.equal(created.reused, false);
+    t.equal((await group.createSnapshot()).reused, true, 'same index and term: the file is reused');
+    await applyOps(group, [put('c', 3)]);
+    await node.close();
+    const { rmSync, existsSync, writeFileSync: write } = await import('node:fs');
+    rmSync(created.path);
+    const reopened = await (await disk.open()).openGroup(1);
+    const path = reopened.snapshotPath(reopened.log.snapshot());
+    t.ok(existsSync(path), 'a snapshot file exists again');
+    t.equal(
+      reopened.log.snapshot().metadata.index,
+      reopened.state.appliedIndex,
+      'written at the applied index',
+    );
+    const target = join(tempDir(t, 'backup'), 'taken.snap');
+    write(target, 'precious');
+    await t.rejects(reopened.backup(target), { code: 'FILE_EXISTS' });
+    t.equal(readFileSync(target, 'utf8'), 'precious');
+  });
+
   t.test(`${engine}: a backup restores into a new cluster with new members`, async (t) => {
     const source = await new Disk(t, engine).open();
     const group = await source.bootstrapGroup(1, THREE);
