@@ -472,6 +472,14 @@ export class Raft {
         m.type === MessageType.Snapshot
       ) {
         this.becomeFollower(m.term, m.from);
+      } else if (m.type === MessageType.Vote) {
+        // Figure 2: only hearing from the leader or granting a vote restarts the election timer.
+        // Adopting a candidate's term must not: a candidate whose log is behind could otherwise
+        // keep resetting the timer of the one node able to win, and no leader would ever emerge.
+        const { electionElapsed, randomizedElectionTimeout } = this;
+        this.becomeFollower(m.term, NONE);
+        this.electionElapsed = electionElapsed;
+        this.randomizedElectionTimeout = randomizedElectionTimeout;
       } else {
         this.becomeFollower(m.term, NONE);
       }

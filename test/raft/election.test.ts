@@ -344,3 +344,38 @@ t.test('§5.4.1 election restriction: a voter refuses a candidate whose log is l
   t.same(net.values('3'), ['x'], 'and the committed entry survives the leader change');
   t.end();
 });
+
+t.test('§5.2 / Figure 2: adopting a losing candidate’s term does not restart the election timer', (t) => {
+  // Without PreVote, 2 keeps campaigning with a shorter log and loses; 1 (the only node that
+  // can win) must still reach its own timeout rather than be reset by every vote request.
+  const net = new Network({
+    voters: ['1', '2', '3'],
+    config: { preVote: false, checkQuorum: false, electionTicks: 10 },
+  });
+  net.elect('1');
+  t.ok(net.propose('1', 'a').ok);
+  net.stabilize();
+  net.crash('3');
+  net.cut('1', '2');
+  t.ok(net.propose('1', 'b').ok); // Only 1 has 'b' now: 2's log is behind.
+  net.stabilize();
+  net.crash('1');
+  net.restart('1');
+  net.heal();
+  // 2 campaigns every few ticks; deliver its requests to 1 as they come.
+  let oneCampaigned = false;
+  const sentBefore = net.sent.length;
+  for (let tick = 0; tick < 40 && !oneCampaigned; tick++) {
+    // 2's clock runs at three times 1's speed: its timeouts (10–19 ticks) always come first.
+    for (let i = 0; i < 3; i++) net.raw('2').tick();
+    net.processNode('2');
+    net.tick('1');
+    net.deliver((m) => m.to === '1');
+    oneCampaigned = net.sent.slice(sentBefore).some((m) => m.from === '1' && m.type === MessageType.Vote);
+    net.take((m) => m.from === '1' && m.type !== MessageType.Vote);
+  }
+  t.ok(oneCampaigned, 'the up-to-date node campaigned although the other kept raising the term');
+  for (let tick = 0; tick < 100 && net.leaderIds().length === 0; tick++) net.tickAll();
+  t.same(net.leaderIds(), ['1'], 'and only it can win');
+  t.end();
+});

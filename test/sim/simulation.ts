@@ -247,11 +247,14 @@ class Simulation {
       }
     }
     if (this.checker.violations.length === 0) {
-      const roles = [...this.nodes.values()].map(
-        (n) => `${n.id}:${n.raft?.status().role}/t${n.raft?.status().term}`,
-      );
+      const roles = [...this.nodes.values()].map((n) => {
+        const st = n.raft?.status();
+        if (!st) return `${n.id}: down`;
+        const members = `${st.membership.voters}|${st.membership.learners}@${st.membershipIndex}`;
+        return `${n.id}: ${st.role} term ${st.term} vote ${st.vote || '-'} lead ${st.leader || '-'} commit ${st.commitIndex} applied ${st.appliedIndex} last ${st.lastIndex}/t${n.raft?.logTerm(st.lastIndex)} voters|learners ${members}`;
+      });
       this.checker.violations.push(
-        `liveness: no proposal committed within ${ticks} ticks after healing (${roles.join(' ')}, voters ${this.anyLive()?.raft?.membership().voters.join(',')})`,
+        `liveness: no proposal committed within ${ticks} ticks after healing:\n    ${roles.join('\n    ')}`,
       );
     }
   }
