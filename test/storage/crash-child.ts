@@ -1,12 +1,14 @@
-// Crash-test child: appends, syncs and applies entries forever, reporting each step on stdout until killed.
+// Crash-test child: appends, syncs and applies entries (or installs a snapshot), reporting each step until killed.
 
 /*
- * Usage: node crash-child.js <dataDir> <engine> <seed>
+ * Usage: node crash-child.js append <dataDir> <engine> <seed>
+ *        node crash-child.js install <dataDir> <engine> <snapshot file>
  * Lines (each written with one synchronous write, so a kill never leaves half a line that parses):
  *   ready <firstIndex> <lastIndex> <appliedIndex>   after opening
  *   submit <seq> <from> <to> <term>                 before a write is handed to storage
  *   ack <seq>                                       after that write is durable
  *   applied <index>                                 after entries up to <index> are applied (durably)
+ *   installing / installed <index>                  around installSnapshot (install mode)
  * The child exits by itself after 30 s so that a lost parent never leaves it running.
  */
 
@@ -16,8 +18,8 @@ import type { EngineKind } from '../../storage/engine.js';
 import { NodeStorage } from '../../storage/storage.js';
 import { crashEntry, ONE } from './helpers.js';
 
-const [dataDir, engine, seedText] = process.argv.slice(2);
-const prng = new SeededPrng(Number(seedText));
+const [mode, dataDir, engine, argument] = process.argv.slice(2);
+const prng = new SeededPrng(Number(argument));
 
 function report(line: string): void {
   const bytes = Buffer.from(`${line}\n`);
@@ -31,8 +33,22 @@ function report(line: string): void {
   }
 }
 
+async function install(): Promise<void> {
+  const node = await NodeStorage.open({
+    dataDir: dataDir!,
+    clusterId: 'crash-test',
+    storageEngine: engine as EngineKind,
+  });
+  const group = await node.openGroup(1);
+  report('installing');
+  const header = await group.installSnapshot(argument!);
+  report(`installed ${header.index}`);
+  setInterval(() => undefined, 1000); // Stay alive until killed (the 30 s exit still applies).
+}
+
 async function main(): Promise<void> {
   setTimeout(() => process.exit(3), 30_000).unref();
+  if (mode === 'install') return install();
   const node = await NodeStorage.open({
     dataDir: dataDir!,
     clusterId: 'crash-test',

@@ -11,17 +11,25 @@
  * - the applied index is at least the last one reported, its term is the log's, and the data
  *   agrees with it: revision = applied index (one change per entry), the `last` document names
  *   the applied index, and each k<j> document holds the latest entry for it at or below it.
- * Rounds per engine: CONCLAVE_CRASH_ROUNDS (default 8). A failure prints the seed of its round.
+ * A second test kills the child while it installs a snapshot (state written aside, then one
+ * switch): after reopen the node holds exactly its old state or exactly the snapshot's, an
+ * acknowledged install is kept, and nothing of an interrupted import is left.
+ * Rounds per engine: CONCLAVE_CRASH_ROUNDS (default 8; install rounds 3/4 of it). A failure
+ * prints the seed of its round.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { SeededPrng } from '../../raft/prng.js';
+import { decodeJson } from '../../storage/codec.js';
 import type { EngineKind } from '../../storage/engine.js';
+import { otherGenerationRanges, pointerKey } from '../../storage/keys.js';
 import { NodeStorage } from '../../storage/storage.js';
-import { crashEntry, tempDir } from './helpers.js';
+import { applyOps, crashEntry, dumpDocs, ONE, tempDir } from './helpers.js';
 
 const CHILD = join(fileURLToPath(new URL('.', import.meta.url)), 'crash-child.js');
 const ROUNDS = Number(process.env.CONCLAVE_CRASH_ROUNDS ?? 8);
@@ -50,7 +58,7 @@ async function runChild(
   seed: number,
   killAfterMs: number,
 ): Promise<RoundReport> {
-  const child: ChildProcess = spawn(process.execPath, [CHILD, dir, engine, String(seed)], {
+  const child: ChildProcess = spawn(process.execPath, [CHILD, 'append', dir, engine, String(seed)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const pid = child.pid!;
@@ -202,5 +210,142 @@ function crashTest(engine: EngineKind): void {
   );
 }
 
+/** Runs the child's install of `file`, killing it `killAfterMs` after it starts installing. */
+async function runInstallChild(
+  t: Tap,
+  dir: string,
+  engine: EngineKind,
+  file: string,
+  killAfterMs: number,
+): Promise<{ installed: boolean; exit: string }> {
+  const child = spawn(process.execPath, [CHILD, 'install', dir, engine, file], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const pid = child.pid!;
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL');
+  });
+  let installed = false;
+  let timer: NodeJS.Timeout | undefined;
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const text = chunk.toString();
+    if (text.includes('installing')) timer ??= setTimeout(() => process.kill(pid, 'SIGKILL'), killAfterMs);
+    if (text.includes('installed')) installed = true;
+    if (text.includes('error')) stderr += text;
+  });
+  const exit = await new Promise<string>((resolve) =>
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve(signal ?? `code ${code}`);
+    }),
+  );
+  if (stderr) t.comment(`child stderr: ${stderr.slice(0, 2000)}`);
+  return { installed, exit };
+}
+
+/** The snapshot the install test installs: its file, its documents and its index. */
+interface InstallSource {
+  file: string;
+  docs: unknown[];
+  index: number;
+}
+
+function installCrashTest(engine: EngineKind, source: InstallSource, rounds: number): void {
+  t.test(
+    `${engine}: a snapshot install killed at any moment leaves the old state or the new one, never a mix`,
+    async (t) => {
+      const prng = new SeededPrng(BASE_SEED + 7 * engine.length);
+      let killedBefore = 0;
+      let killedAfter = 0;
+      for (let round = 0; round < rounds; round++) {
+        const where = `round ${round} (CONCLAVE_CRASH_SEED=${BASE_SEED})`;
+        const dir = tempDir(t, `install-${engine}`);
+        const setup = await NodeStorage.open({
+          dataDir: dir,
+          clusterId: 'crash-test',
+          storageEngine: engine,
+        });
+        const own = await setup.bootstrapGroup(1, ONE);
+        await applyOps(
+          own,
+          Array.from(
+            { length: 5 },
+            (_, i) => ({ type: 'put', realm: 'default', key: `mine${i}`, value: i }) as const,
+          ),
+        );
+        const ownDocs = await dumpDocs(own);
+        const ownApplied = own.state.appliedIndex;
+        await setup.close();
+
+        const report = await runInstallChild(t, dir, engine, source.file, prng.nextInt(700));
+        t.equal(report.exit, 'SIGKILL', `${where}: killed`);
+        if (report.installed) killedAfter++;
+        else killedBefore++;
+
+        const node = await NodeStorage.open({ dataDir: dir, clusterId: 'crash-test', storageEngine: engine });
+        try {
+          const group = await node.openGroup(1);
+          const applied = group.state.appliedIndex;
+          if (report.installed) t.equal(applied, source.index, `${where}: an acknowledged install survives`);
+          if (applied === ownApplied) {
+            t.same(await dumpDocs(group), ownDocs, `${where}: the old state, whole`);
+            t.equal(group.log.lastIndex(), ownApplied, `${where}: the old log`);
+          } else {
+            t.equal(applied, source.index, `${where}: otherwise the snapshot's index`);
+            t.same(await dumpDocs(group), source.docs, `${where}: the new state, whole`);
+            t.equal(group.log.firstIndex(), source.index + 1, `${where}: the log starts after the snapshot`);
+            t.equal(group.log.lastIndex(), source.index);
+          }
+          const [pointer] = await node.engine.getMany([pointerKey(1)]);
+          const generation = pointer === undefined ? 0 : decodeJson<number>(pointer, 'pointer');
+          let stray = 0;
+          for (const [gte, lt] of otherGenerationRanges(1, generation))
+            for await (const _ of node.engine.iterate(gte, lt)) stray++;
+          t.equal(stray, 0, `${where}: nothing of an interrupted import is left after reopen`);
+        } finally {
+          await node.close();
+        }
+      }
+      t.comment(`${engine}: ${killedBefore} kills before the install finished, ${killedAfter} after`);
+      t.ok(killedBefore > 0, 'some kills landed inside an install');
+    },
+  );
+}
+
 crashTest('rocksdb');
 crashTest('leveldb');
+
+// One snapshot file for the install tests, built on the memory engine (the format is engine-independent).
+const installSource: InstallSource = { file: '', docs: [], index: 0 };
+t.before(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'conclave-install-source-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const source = await NodeStorage.open({
+    dataDir: join(dir, 'node'),
+    clusterId: 'crash-test',
+    storageEngine: 'memory',
+  });
+  const group = await source.bootstrapGroup(1, ONE);
+  const pad = 'p'.repeat(3000);
+  for (let batch = 0; batch < 10; batch++) {
+    await applyOps(
+      group,
+      Array.from(
+        { length: 400 },
+        (_, i) =>
+          ({ type: 'put', realm: 'default', key: `d${batch}/${i}`, value: { batch, i, pad } }) as const,
+      ),
+    );
+  }
+  installSource.docs = await dumpDocs(group);
+  installSource.file = join(dir, 'source.snap');
+  installSource.index = (await group.backup(installSource.file)).header.index;
+  await source.close();
+});
+const INSTALL_ROUNDS = Math.max(2, Math.ceil(ROUNDS * 0.75));
+installCrashTest('rocksdb', installSource, INSTALL_ROUNDS);
+installCrashTest('leveldb', installSource, INSTALL_ROUNDS);
