@@ -9,12 +9,12 @@ import { encodeMembershipChange, MembershipChangeType } from '../../raft/members
 import { MemoryStorage } from '../../raft/memory-storage.js';
 import { SeededPrng } from '../../raft/prng.js';
 import { type Entry, EntryType } from '../../raft/types.js';
-import { encodeEntry } from '../../storage/codec.js';
+import { encodeEntry, encodeJson } from '../../storage/codec.js';
 import type { Operation } from '../../storage/commands.js';
 import * as crc from '../../storage/crc32c.js';
 import type { EngineKind } from '../../storage/engine.js';
 import { StorageInvariantError } from '../../storage/errors.js';
-import { logKey } from '../../storage/keys.js';
+import { logKey, nodeKey } from '../../storage/keys.js';
 import { SnapshotReader, writeSnapshotFile } from '../../storage/snapshot-file.js';
 import type { GroupStorage } from '../../storage/storage.js';
 import {
@@ -1057,6 +1057,10 @@ function dataDirTests(engine: EngineKind): void {
       const reopened = await disk.open();
       t.same(await reopened.groupIds(), [1], 'the directory still opens with the right identity');
       await t.rejects(disk.open(), { code: 'DATA_DIR_LOCKED' }, 'a second open while open is refused');
+      // A database whose own format record is newer is refused even under a current marker.
+      await reopened.engine.write([{ type: 'put', key: nodeKey('format'), value: encodeJson(2) }], true);
+      await reopened.close();
+      await t.rejects(disk.open(), { code: 'DATA_DIR_NEWER_FORMAT' });
     },
   );
 
