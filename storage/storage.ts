@@ -9,8 +9,10 @@
  *   <dataDir>/tmp/                    files being written; emptied at open
  *
  * The format version and cluster id are also records inside the database, so a database
- * moved without its marker is still recognised. A directory of a newer format, of another
- * cluster or of the other engine is refused before anything in it is touched.
+ * moved without its marker is still recognised. A directory whose marker names a newer format,
+ * another cluster or the other engine is refused before the engine opens it; one whose inner
+ * records disagree is refused right after the engine opened it, before storage reads or
+ * writes any of its data.
  *
  * Snapshots: createSnapshot() streams the state from one engine iterator (an implicit
  * snapshot, while applies go on) into a temporary file, fsyncs it, renames it into place and
