@@ -228,7 +228,8 @@ class Simulation {
     for (; this.step < deadline && this.checker.violations.length === 0; this.step++) {
       if (this.step % STEPS_PER_TICK === 0) {
         for (const node of this.nodes.values()) node.tick(this.step);
-        if (probe === undefined || !probe.node.isLeader()) {
+        // Propose again if the probe's leader lost its term since (it may have been re-elected in a later one).
+        if (probe === undefined || !probe.node.isLeader() || probe.node.raft?.status().term !== probe.term) {
           const leader = [...this.nodes.values()].find((node) => node.isLeader());
           const proposal = leader?.raft?.propose(
             encodeCommand({ kind: 'put', op: 0, key: 'liveness', value: `${this.step}` }),
