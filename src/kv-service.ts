@@ -1,0 +1,62 @@
+// What the client API needs from a node: writes through raft, reads at a chosen consistency, status.
+
+import type { CommandResult, Document, ListOptions, Operation, ReadResult } from '../storage/index.js';
+
+/** `linearizable` (default) confirms leadership and waits to apply the read index; `stale` reads local state at once. */
+export type Consistency = 'linearizable' | 'stale';
+
+/** How far a stale read may lag: the local applied index and the leader's commit index as last known. */
+export interface Staleness {
+  readonly appliedIndex: number;
+  readonly leaderCommitIndex: number;
+}
+
+/** A read's answer plus, for stale reads, how far behind it may be. */
+export type ServedRead<T> = ReadResult<T> & { readonly stale?: Staleness };
+
+export interface MemberStatus {
+  readonly name: string;
+  readonly role: 'voter' | 'learner';
+  /** Only known on the leader. */
+  readonly match?: number;
+  readonly next?: number;
+  readonly state?: string;
+  readonly recentActive?: boolean;
+}
+
+export interface NodeStatus {
+  readonly name: string;
+  /** This node's mesh peer id. */
+  readonly id: string;
+  readonly role: 'voter' | 'learner' | 'none';
+  /** Raft state: leader, follower, candidate, pre-candidate. */
+  readonly state: string;
+  /** The leader's name, or '' when none is known. */
+  readonly leader: string;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly revision: number;
+  readonly members: readonly MemberStatus[];
+}
+
+/**
+ * The node as the client edge sees it. Errors are thrown as values with a string `code` among
+ * the edge's stable codes (NOT_LEADER and NO_LEADER with a `leader` field where known,
+ * TIMEOUT, UNAVAILABLE, TOO_LARGE); a command's own failure (CONFLICT, NOT_FOUND, …) is not
+ * thrown but returned in its CommandResult / ReadResult.
+ */
+export interface KvService {
+  /** Proposes `op` through raft (forwarding to the leader if needed) and resolves once applied. */
+  write(op: Operation): Promise<CommandResult>;
+  get(realm: string, key: string, consistency: Consistency): Promise<ServedRead<Document>>;
+  list(
+    realm: string,
+    options: ListOptions,
+    consistency: Consistency,
+  ): Promise<ServedRead<{ documents: Document[]; more: boolean }>>;
+  realms(consistency: Consistency): Promise<ServedRead<string[]>>;
+  status(): NodeStatus;
+  /** 200 only with a known leader and applied state close to it. */
+  ready(): { ready: boolean; reason?: string };
+}
