@@ -3,7 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { LOG_LEVELS, type LogLevel } from './logger.js';
+import type { LogLevel } from '../net/log.js';
+
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 
 /** What a node may be told to run. A node never guesses: it needs --services or --single. */
 export const SERVICES = ['raft', 'api', 'admin'] as const;

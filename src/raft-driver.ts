@@ -11,6 +11,10 @@ import {
   type Snapshot,
 } from '../raft/index.js';
 
+export type { Logger } from '../net/log.js';
+
+import type { Logger } from '../net/log.js';
+
 /**
  * Durable storage of what a Ready says to persist.
  *
@@ -38,14 +42,6 @@ export interface StateMachine<Result> {
 /** Sends raft messages to peers; must not block. Delivery is best effort. */
 export interface MessageSender {
   send(messages: readonly Message[]): void;
-}
-
-/** A structured logger: one JSON object per line, written only above the configured level. */
-export interface Logger {
-  debug(event: string, fields?: Record<string, unknown>): void;
-  info(event: string, fields?: Record<string, unknown>): void;
-  warn(event: string, fields?: Record<string, unknown>): void;
-  error(event: string, fields?: Record<string, unknown>): void;
 }
 
 export interface RaftDriverOptions<Result> {
