@@ -95,6 +95,8 @@ interface PendingProposal<Result> {
 
 interface PendingRead {
   readonly context: string;
+  /** The term the request was made in: raft drops it if the term changes or leadership is lost. */
+  readonly term: number;
   index: number | undefined;
   readonly resolve: (index: number) => void;
   readonly reject: (error: DriverError) => void;
@@ -159,6 +161,28 @@ export class RaftDriver<Result> {
   onStateChange(listener: (status: RaftStatus) => void): () => void {
     this.stateListeners.add(listener);
     return () => this.stateListeners.delete(listener);
+  }
+
+  /**
+   * Resolves once a leader is known (at once if one is), or rejects with NO_LEADER after
+   * `timeoutMs`: requests that arrive during an election wait for it instead of failing.
+   */
+  waitForLeader(timeoutMs: number): Promise<string> {
+    const known = this.node.status().leader;
+    if (known !== '') return Promise.resolve(known);
+    if (this.stopped) return Promise.reject(new DriverError('STOPPED', 'the node is stopping'));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        unsubscribe();
+        reject(new DriverError('NO_LEADER', `no leader known after ${timeoutMs} ms`));
+      }, timeoutMs);
+      const unsubscribe = this.onStateChange((status) => {
+        if (status.leader === '') return;
+        clearTimeout(timer);
+        unsubscribe();
+        resolve(status.leader);
+      });
+    });
   }
 
   /** A message from a peer. Malformed messages are dropped with a log line, never thrown. */
@@ -240,7 +264,14 @@ export class RaftDriver<Result> {
         this.reads.delete(context);
         reject(new DriverError('TIMEOUT', `read index not confirmed within ${timeoutMs} ms`, this.leader()));
       }, timeoutMs);
-      this.reads.set(context, { context, index: undefined, resolve, reject, timer });
+      this.reads.set(context, {
+        context,
+        term: this.node.status().term,
+        index: undefined,
+        resolve,
+        reject,
+        timer,
+      });
     });
   }
 
@@ -337,9 +368,11 @@ export class RaftDriver<Result> {
     this.lastRole = status.role;
     this.lastLeader = status.leader;
     if (lostLeadership || leaderChanged) {
-      // Raft drops pending read requests on a leader change; fail them now rather than at timeout.
+      // Raft drops pending read requests when the term changes or leadership is lost; fail
+      // those now rather than at their timeout.
       for (const pending of this.reads.values()) {
         if (pending.index !== undefined) continue;
+        if (pending.term === status.term && status.leader !== '') continue;
         clearTimeout(pending.timer);
         pending.reject(
           new DriverError('NO_LEADER', 'leadership changed before the read was confirmed', status.leader),

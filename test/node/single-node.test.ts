@@ -1,0 +1,127 @@
+// A real single node as a child process: the CLI starts it, the HTTP API serves it, SIGTERM stops it, data survives.
+
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+
+const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a node and resolves once it prints where it serves. */
+function startNode(dataDir: string, port: number): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [CLI, 'start', '--single', '--data-dir', dataDir, '--client-listen', `127.0.0.1:${port}`],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`node did not start within 15 s: ${output}`));
+    }, 15_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('serving http://')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`node exited with ${code} before serving: ${output}`));
+    });
+  });
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode);
+    else child.on('exit', (code) => resolve(code));
+  });
+}
+
+const json = { 'content-type': 'application/json' };
+
+t.test('a single node serves writes and reads, stops on SIGTERM, and keeps its data', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'conclave-single-'));
+  const children: ChildProcess[] = [];
+  t.teardown(() => {
+    for (const child of children)
+      if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const first = await startNode(dataDir, port);
+  children.push(first);
+
+  const put = await fetch(`${base}/v1/realms/default/kv/greeting`, {
+    method: 'PUT',
+    headers: json,
+    body: '{"text":"hello"}',
+  });
+  t.equal(put.status, 200);
+  const { revision } = (await put.json()) as { revision: number };
+  t.ok(revision > 0, `the write answers its revision (${revision})`);
+  const conflict = await fetch(`${base}/v1/realms/default/kv/greeting?ifAbsent=true`, {
+    method: 'PUT',
+    headers: json,
+    body: '1',
+  });
+  t.equal(conflict.status, 409, 'ifAbsent on an existing key conflicts');
+  t.equal(((await conflict.json()) as { code: string }).code, 'CONFLICT');
+  const status = (await (await fetch(`${base}/v1/status`)).json()) as {
+    state: string;
+    leader: string;
+    name: string;
+  };
+  t.equal(status.state, 'leader', 'the single node leads');
+  t.equal(status.leader, status.name);
+  t.equal((await fetch(`${base}/readyz`)).status, 200, 'ready');
+
+  const started = Date.now();
+  process.kill(first.pid!, 'SIGTERM');
+  t.equal(await exited(first), 0, `SIGTERM stops it cleanly (in ${Date.now() - started} ms)`);
+
+  const second = await startNode(dataDir, port);
+  children.push(second);
+  const get = await fetch(`${base}/v1/realms/default/kv/greeting`);
+  t.equal(get.status, 200, 'a restart reuses the data');
+  t.same(await get.json(), {
+    key: 'greeting',
+    value: { text: 'hello' },
+    createRevision: revision,
+    modRevision: revision,
+    version: 1,
+  });
+  process.kill(second.pid!, 'SIGTERM');
+  t.equal(await exited(second), 0);
+});
+
+t.test('a node told neither --single nor --services refuses to start and says why', async (t) => {
+  const result = spawnSync(process.execPath, [CLI, 'start', '--name', 'n1'], {
+    encoding: 'utf8',
+    timeout: 15_000,
+  });
+  t.equal(result.status, 2, 'exit code 2');
+  t.match(result.stderr, /never guesses its job.*--single.*--services/s);
+});
