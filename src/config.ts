@@ -216,7 +216,7 @@ const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 function validate(raw: Raw): NodeConfig {
   const single = toBoolean(raw, 'single', 'single') ?? false;
-  const name = toString(raw, 'name', 'name') ?? (single ? 'node1' : undefined);
+  const name = toText(raw, 'name', 'name') ?? (single ? 'node1' : undefined);
   if (name === undefined) throw new ConfigError('name', 'nothing', 'every node needs a name (--name)');
   if (!NAME_PATTERN.test(name)) {
     throw new ConfigError(
@@ -226,7 +226,7 @@ function validate(raw: Raw): NodeConfig {
     );
   }
 
-  let clientHost = toString(raw, 'clientHost', 'client-host') ?? CONFIG_DEFAULTS.clientHost;
+  let clientHost = toText(raw, 'clientHost', 'client-host') ?? CONFIG_DEFAULTS.clientHost;
   let clientPort = toInteger(raw, 'clientPort', 'client-port', 0, 65535) ?? CONFIG_DEFAULTS.clientPort;
   if (raw.clientListen !== undefined) {
     const { value, source } = raw.clientListen;
@@ -263,7 +263,7 @@ function validate(raw: Raw): NodeConfig {
     );
   }
 
-  const peerListen = toString(raw, 'peerListen', 'peer-listen') ?? CONFIG_DEFAULTS.peerListen;
+  const peerListen = toText(raw, 'peerListen', 'peer-listen') ?? CONFIG_DEFAULTS.peerListen;
   if (!/^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/[A-Za-z0-9]+)?$/.test(peerListen)) {
     throw new ConfigError(
       'peer-listen',
@@ -273,7 +273,7 @@ function validate(raw: Raw): NodeConfig {
   }
   const initialCluster = parseInitialCluster(raw, name, peerListen, single);
 
-  const storageEngine = (toString(raw, 'storageEngine', 'storage-engine') ??
+  const storageEngine = (toText(raw, 'storageEngine', 'storage-engine') ??
     CONFIG_DEFAULTS.storageEngine) as StorageEngineName;
   if (!STORAGE_ENGINES.includes(storageEngine)) {
     throw new ConfigError(
@@ -282,7 +282,7 @@ function validate(raw: Raw): NodeConfig {
       `${JSON.stringify(storageEngine)} is not one of ${STORAGE_ENGINES.join(', ')}`,
     );
   }
-  const logLevel = (toString(raw, 'logLevel', 'log-level') ?? CONFIG_DEFAULTS.logLevel) as LogLevel;
+  const logLevel = (toText(raw, 'logLevel', 'log-level') ?? CONFIG_DEFAULTS.logLevel) as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(
       'log-level',
@@ -303,8 +303,8 @@ function validate(raw: Raw): NodeConfig {
       `${electionTimeoutMs} must be at least 3 heartbeat intervals (${3 * heartbeatIntervalMs}), or followers time out between heartbeats`,
     );
   }
-  const tlsKeyFile = toString(raw, 'tlsKeyFile', 'tls-key-file');
-  const tlsCertFile = toString(raw, 'tlsCertFile', 'tls-cert-file');
+  const tlsKeyFile = toText(raw, 'tlsKeyFile', 'tls-key-file');
+  const tlsCertFile = toText(raw, 'tlsCertFile', 'tls-cert-file');
   if ((tlsKeyFile === undefined) !== (tlsCertFile === undefined)) {
     throw new ConfigError(
       tlsKeyFile ? 'tls-cert-file' : 'tls-key-file',
@@ -312,7 +312,7 @@ function validate(raw: Raw): NodeConfig {
       'TLS needs both a key and a certificate',
     );
   }
-  const clusterSecretFile = toString(raw, 'clusterSecretFile', 'cluster-secret-file');
+  const clusterSecretFile = toText(raw, 'clusterSecretFile', 'cluster-secret-file');
   if (initialCluster.length > 1 && clusterSecretFile === undefined) {
     throw new ConfigError(
       'cluster-secret-file',
@@ -322,7 +322,7 @@ function validate(raw: Raw): NodeConfig {
   }
   return {
     name,
-    dataDir: resolve(toString(raw, 'dataDir', 'data-dir') ?? CONFIG_DEFAULTS.dataDir),
+    dataDir: resolve(toText(raw, 'dataDir', 'data-dir') ?? CONFIG_DEFAULTS.dataDir),
     peerListen,
     clientHost,
     clientPort,
@@ -384,7 +384,7 @@ function parseInitialCluster(raw: Raw, name: string, peerListen: string, single:
   return members;
 }
 
-function toString(raw: Raw, key: keyof NodeConfig, flag: string): string | undefined {
+function toText(raw: Raw, key: keyof NodeConfig, flag: string): string | undefined {
   const entry = raw[key];
   if (entry === undefined) return undefined;
   if (typeof entry.value !== 'string' || entry.value.length === 0) {
