@@ -457,6 +457,12 @@ export class Edge {
   }
 
   private answer(exchange: Exchange, response: EdgeResponse): void {
+    const status = (response as EdgeResponse | undefined)?.status;
+    if (!Number.isInteger(status) || status! < 200 || status! > 599) {
+      this.logger.error('route_answer_invalid', { status: String(status) });
+      this.answerErrorOn(exchange, new EdgeError('INTERNAL', 'internal error'), false);
+      return;
+    }
     let body: string;
     try {
       body = response.body === undefined ? '' : JSON.stringify(response.body);
@@ -698,11 +704,19 @@ class Exchange {
     else this.onSettledCallbacks.push(callback);
   }
 
-  /** Writes the answer (corked) unless already answered or aborted. */
-  finish(write: (res: HttpResponse) => void): void {
-    if (this.settled) return;
+  /**
+   * Writes the answer (corked) unless already answered or aborted. Returns false if uWS refused
+   * the write (the connection vanished under it, e.g. the edge stopped): never throws.
+   */
+  finish(write: (res: HttpResponse) => void): boolean {
+    if (this.settled) return true;
     this.settle();
-    this.res.cork(() => write(this.res));
+    try {
+      this.res.cork(() => write(this.res));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The client went away, or the edge gave up: no answer will be written. */

@@ -22,8 +22,10 @@ export interface RaftLinkInit {
   readonly counters: RaftLinkCounters;
 }
 
+/** One group's queue: messages[head..] are waiting (a moving head, not shift/splice, keeps taking O(1)). */
 interface Pending {
-  readonly messages: Message[];
+  messages: Message[];
+  head: number;
   bytes: number;
 }
 
@@ -99,7 +101,7 @@ export class RaftLink {
       return this.drop(messages.length);
     let pending = this.queues.get(groupId);
     if (pending === undefined) {
-      pending = { messages: [], bytes: 0 };
+      pending = { messages: [], head: 0, bytes: 0 };
       this.queues.set(groupId, pending);
     }
     for (const message of messages) pending.messages.push(message);
@@ -139,7 +141,8 @@ export class RaftLink {
           }
           continue;
         }
-        for (const groupId of [...this.queues.keys()]) {
+        // Deleting the current key while iterating a Map is safe; nothing is added meanwhile.
+        for (const groupId of this.queues.keys()) {
           if (!channel.writable) break;
           this.sendOneFrame(channel, groupId);
         }
@@ -158,8 +161,9 @@ export class RaftLink {
     let frameBytes = BATCH_HEADER_BYTES_MAX;
     let count = 0;
     let taken = 0;
-    while (count < pending.messages.length && count < maxMessagesPerFrame) {
-      const message = pending.messages[count]!;
+    const waiting = pending.messages.length - pending.head;
+    while (count < waiting && count < maxMessagesPerFrame) {
+      const message = pending.messages[pending.head + count]!;
       const messageBytes = messageBytesMax(message);
       let bytes = messageBytes;
       if (!ids.has(message.from)) bytes += nodeIdBytesMax(message.from);
@@ -171,9 +175,19 @@ export class RaftLink {
       taken += messageBytes;
       count++;
     }
-    const batch = count === pending.messages.length ? pending.messages : pending.messages.slice(0, count);
-    if (count === pending.messages.length) this.queues.delete(groupId);
-    else pending.messages.splice(0, count);
+    const batch =
+      pending.head === 0 && count === waiting
+        ? pending.messages
+        : pending.messages.slice(pending.head, pending.head + count);
+    if (count === waiting) {
+      this.queues.delete(groupId);
+    } else {
+      pending.head += count;
+      if (pending.head > 1024 && pending.head * 2 > pending.messages.length) {
+        pending.messages = pending.messages.slice(pending.head);
+        pending.head = 0;
+      }
+    }
     pending.bytes -= taken;
     this.queuedBytes -= taken;
     let encoded: Uint8Array;
@@ -201,7 +215,7 @@ export class RaftLink {
 
   private dropAll(): void {
     let count = 0;
-    for (const pending of this.queues.values()) count += pending.messages.length;
+    for (const pending of this.queues.values()) count += pending.messages.length - pending.head;
     this.queues.clear();
     this.queuedBytes = 0;
     if (count > 0) this.drop(count);

@@ -302,15 +302,21 @@ t.test(
     t.equal(logger.events('websocket_slow_consumer').length, 1);
     ws.resume();
     await waitFor('the client to see the close', () => ws.closed !== undefined);
-    if (ws.closed!.clean) t.equal(ws.closed!.code, EDGE_CLOSE_CODES.SLOW_CONSUMER);
-    else t.pass('the connection ended before the close frame could be read');
+    // The close frame waits behind the data already buffered, and arrives once the client reads.
+    t.same(ws.closed, { code: EDGE_CLOSE_CODES.SLOW_CONSUMER, reason: 'SLOW_CONSUMER', clean: true });
   },
 );
 
 t.test(
   'WebSocket: upgrades beyond maxWsConnections answer 503; stop() closes sockets with 1001',
   async (t) => {
-    const { edge } = await startEdge(t, { maxWsConnections: 2 });
+    const { edge, base, held } = await startEdge(t, { maxWsConnections: 2 });
+    // A request still in its handler when the edge stops: its late answer must go nowhere, quietly.
+    const inFlight = fetch(`${base}/v1/hold`).then(
+      (r) => r.status,
+      () => 'connection closed',
+    );
+    await waitFor('the held request', () => held.length === 1);
     const first = await TestWebSocket.open(edge.port, '/v1/ws');
     const second = await TestWebSocket.open(edge.port, '/v1/ws');
     t.teardown(() => {
@@ -322,6 +328,10 @@ t.test(
     await waitFor('both closed', () => first.closed !== undefined && second.closed !== undefined);
     t.same(first.closed, { code: EDGE_CLOSE_CODES.GOING_AWAY, reason: 'GOING_AWAY', clean: true });
     await t.rejects(fetch(`http://127.0.0.1:${edge.port}/v1/ping`), 'no longer listening');
+    t.equal(await inFlight, 'connection closed', 'the in-flight request was cut off by stop()');
+    held[0]!();
+    await new Promise((resolve) => setImmediate(resolve));
+    t.pass('answering after stop() neither throws nor crashes');
   },
 );
 
