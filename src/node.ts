@@ -1,10 +1,18 @@
 // A Conclave node: opens storage, runs raft through the driver, and serves the client API on the edge.
 
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Edge, type Logger, withFields } from '../net/index.js';
-import { RawNode, SeededPrng } from '../raft/index.js';
+import {
+  Edge,
+  type Logger,
+  loadOrCreateNodeKey,
+  Mesh,
+  RemoteError,
+  readClusterSecretFile,
+  withFields,
+} from '../net/index.js';
+import { type Message, MessageType, RawNode, SeededPrng } from '../raft/index.js';
 import {
   COMMAND_VERSION,
   type CommandResult,
@@ -18,6 +26,7 @@ import {
 import type { NodeConfig } from './config.js';
 import { buildHttpRoutes } from './http-api.js';
 import type { Consistency, KvService, NodeStatus, ServedRead } from './kv-service.js';
+import { decodePeerAnswer, decodePeerRequest, encodePeerMessage, PeerDirectory } from './peer-directory.js';
 import { DriverError, RaftDriver } from './raft-driver.js';
 
 /** The raft group every realm lives in today; frames and keys already carry it. */
@@ -36,6 +45,7 @@ interface NodeIdentityRecord {
  */
 export class ConclaveNode implements KvService {
   private stopping = false;
+  private readonly identifying = new Set<string>();
 
   private constructor(
     readonly config: NodeConfig,
@@ -44,18 +54,17 @@ export class ConclaveNode implements KvService {
     private readonly group: GroupStorage,
     private readonly driver: RaftDriver<CommandResult>,
     private readonly edge: Edge,
+    private readonly mesh: Mesh | undefined,
+    private readonly peers: PeerDirectory,
   ) {}
 
   static async start(config: NodeConfig, logger: Logger): Promise<ConclaveNode> {
-    if (config.initialCluster.length > 1) {
-      throw new DriverError(
-        'UNAVAILABLE',
-        'multi-node clusters are not wired into the node yet (issue 5 in progress): start with --single',
-      );
-    }
     const log = withFields(logger, { node: config.name });
     await mkdir(config.dataDir, { recursive: true });
-    const identity = await loadOrCreateIdentity(config);
+    const secret = config.clusterSecretFile
+      ? await readClusterSecretFile(config.clusterSecretFile)
+      : undefined;
+    const identity = await loadOrCreateIdentity(config, secret?.key);
     const storage = await NodeStorage.open({
       dataDir: config.dataDir,
       clusterId: identity.clusterId,
@@ -103,13 +112,28 @@ export class ConclaveNode implements KvService {
             return entries.map((entry) => results.get(entry.index));
           },
         },
-        sender: {
-          send: (messages) => {
-            if (messages.length > 0) log.debug('raft.unsent', { count: messages.length });
-          },
-        },
+        sender: { send: (messages) => self.node?.sendRaft(messages) },
       });
       const self: { node?: ConclaveNode } = {};
+      const peers = new PeerDirectory(log);
+      let mesh: Mesh | undefined;
+      if (config.initialCluster.length > 1) {
+        if (secret === undefined)
+          throw new DriverError('UNAVAILABLE', 'a cluster needs --cluster-secret-file');
+        const key = await loadOrCreateNodeKey(config.dataDir);
+        mesh = new Mesh({
+          privateKey: key.privateKey,
+          listen: [config.peerListen],
+          peers: config.initialCluster.filter((m) => m.name !== config.name).map((m) => m.address),
+          secret,
+          logger: log,
+          handlers: {
+            raft: (from, batch) => self.node?.receiveRaft(from, batch.groupId, batch.messages),
+            request: (from, payload) => self.node!.servePeer(from, payload),
+            peerUp: (peer) => void self.node?.identify(peer),
+          },
+        });
+      }
       const service: KvService = {
         write: (op) => self.node!.write(op),
         get: (realm, key, consistency) => self.node!.get(realm, key, consistency),
@@ -128,11 +152,17 @@ export class ConclaveNode implements KvService {
           ? { tls: { keyFile: config.tlsKeyFile, certFile: config.tlsCertFile } }
           : {}),
       });
-      const instance = new ConclaveNode(config, log, storage, group, driver, edge);
+      const instance = new ConclaveNode(config, log, storage, group, driver, edge, mesh, peers);
       self.node = instance;
-      driver.start();
-      if (config.initialCluster.length === 1) driver.campaign();
-      await edge.start();
+      try {
+        await mesh?.start();
+        driver.start();
+        if (config.initialCluster.length === 1) driver.campaign();
+        await edge.start();
+      } catch (error) {
+        await instance.stop().catch(() => undefined);
+        throw error;
+      }
       return instance;
     } catch (error) {
       await storage.close().catch(() => undefined);
@@ -153,17 +183,152 @@ export class ConclaveNode implements KvService {
     if (this.stopping) return;
     this.stopping = true;
     this.logger.info('node.stopping', {});
+    await this.handOverLeadership();
     await this.edge.stop();
     await this.driver.stop();
+    await this.mesh?.stop();
     await this.storage.close();
     this.logger.info('node.stopped', {});
   }
 
+  /** A leader of several voters hands leadership to a caught-up voter before it stops (bounded wait). */
+  private async handOverLeadership(): Promise<void> {
+    const status = this.driver.status();
+    if (status.role !== 'leader' || status.membership.voters.length < 2 || !status.progress) return;
+    let best: { name: string; match: number } | undefined;
+    for (const name of status.membership.voters) {
+      const progress = status.progress.get(name);
+      if (name === this.config.name || !progress?.recentActive) continue;
+      if (!best || progress.match > best.match) best = { name, match: progress.match };
+    }
+    if (!best) return;
+    this.driver.transferLeadership(best.name);
+    const deadline = Date.now() + this.config.electionTimeoutMs * 2;
+    while (Date.now() < deadline && this.driver.status().role === 'leader') {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    this.logger.info('node.leadership_handed_over', {
+      to: best.name,
+      done: this.driver.status().role !== 'leader',
+    });
+  }
+
+  // ---- Mesh ----------------------------------------------------------------------------------
+
+  /** Sends raft messages to their peers, batched per peer; an unknown or unreachable peer is reported to raft. */
+  sendRaft(messages: readonly Message[]): void {
+    const byPeer = new Map<string, Message[]>();
+    for (const message of messages) {
+      if (message.type === MessageType.Snapshot) {
+        // Snapshot streaming is not wired yet: founders share the bootstrap snapshot, and the
+        // node does not compact its log yet, so followers catch up from entries.
+        this.logger.warn('raft.snapshot_send_unsupported', { to: message.to });
+        this.driver.reportSnapshot(message.to, false);
+        continue;
+      }
+      const list = byPeer.get(message.to) ?? [];
+      list.push(message);
+      byPeer.set(message.to, list);
+    }
+    for (const [name, list] of byPeer) {
+      const peer = this.peers.peerOf(name);
+      if (!this.mesh || peer === undefined || !this.mesh.sendRaft(peer, GROUP, list))
+        this.driver.reportUnreachable(name);
+    }
+  }
+
+  /** Raft messages from an authenticated peer; each must carry that peer's own name. */
+  receiveRaft(from: string, groupId: number, messages: readonly Message[]): void {
+    const name = this.peers.nameOf(from);
+    if (name === undefined) {
+      void this.identify(from);
+      return;
+    }
+    if (groupId !== GROUP) return;
+    for (const message of messages) {
+      if (message.from !== name) {
+        this.logger.warn('raft.spoofed_sender', {
+          peer: from,
+          name,
+          claimed: message.from,
+          type: MessageType[message.type],
+        });
+        continue;
+      }
+      this.driver.receive(message);
+    }
+  }
+
+  /**
+   * Asks a newly connected peer for its name, retrying briefly: the mesh reports a peer up when
+   * its raft stream is ready, and its request stream may follow a moment later.
+   */
+  async identify(peer: string): Promise<void> {
+    if (!this.mesh || this.peers.nameOf(peer) !== undefined || this.identifying.has(peer)) return;
+    this.identifying.add(peer);
+    try {
+      for (let attempt = 0; attempt < 50 && !this.stopping; attempt++) {
+        try {
+          const answer = decodePeerAnswer<{ name?: unknown }>(
+            await this.mesh.request(peer, encodePeerMessage({ type: 'identify' }), { timeoutMs: 2000 }),
+          );
+          if (typeof answer.name === 'string') this.peers.bind(peer, answer.name);
+          return;
+        } catch (error) {
+          this.logger.debug('peer.identify_retry', { peer, attempt, error: (error as Error).message });
+          if (!this.mesh.isConnected(peer)) return;
+          await new Promise((resolve) => setTimeout(resolve, 50 + attempt * 20));
+        }
+      }
+    } finally {
+      this.identifying.delete(peer);
+    }
+  }
+
+  /** Serves a peer's request: who we are, or a write forwarded to us as the leader. */
+  async servePeer(from: string, payload: Uint8Array): Promise<Uint8Array> {
+    const request = decodePeerRequest(payload);
+    if (request.type === 'identify') return encodePeerMessage({ name: this.config.name });
+    if (this.peers.nameOf(from) === undefined) await this.identify(from);
+    // One hop only: a forwarded write is proposed here or refused, never forwarded again.
+    return encodePeerMessage(await this.proposeHere(request.op as Operation));
+  }
+
   // ---- KvService ---------------------------------------------------------------------------
 
+  /** Proposes on the leader: here if this node leads, otherwise forwarded over the mesh. */
   async write(op: Operation): Promise<CommandResult> {
     this.refuseIfStopping();
-    await this.driver.waitForLeader(this.config.requestTimeoutMs);
+    const leader = await this.driver.waitForLeader(this.config.requestTimeoutMs);
+    if (leader === this.config.name || !this.mesh) return this.proposeHere(op);
+    const peer = this.peers.peerOf(leader);
+    if (peer === undefined)
+      throw new DriverError('NOT_LEADER', `the leader ${leader} is not reachable from here yet`, leader);
+    try {
+      return decodePeerAnswer<CommandResult>(
+        await this.mesh.request(peer, encodePeerMessage({ type: 'write', op }), {
+          timeoutMs: this.config.requestTimeoutMs,
+        }),
+      );
+    } catch (error) {
+      if (error instanceof RemoteError) {
+        throw Object.assign(new Error(error.remoteMessage), {
+          code: error.remoteCode,
+          leader,
+          indeterminate: true,
+        });
+      }
+      throw new DriverError(
+        'TIMEOUT',
+        `forwarding to ${leader} failed: ${(error as Error).message}`,
+        leader,
+        true,
+      );
+    }
+  }
+
+  private async proposeHere(op: Operation): Promise<CommandResult> {
+    this.refuseIfStopping();
     const command = encodeCommand({ v: COMMAND_VERSION, time: Date.now(), op });
     const result = await this.driver.propose(command, this.config.requestTimeoutMs);
     if (result === undefined) throw new DriverError('UNAVAILABLE', 'the entry applied without a result');
@@ -272,7 +437,10 @@ function progressOf(
  * The node's name and cluster id, fixed at first start. A later start with another name is
  * refused: the name is this node's identity in the membership.
  */
-async function loadOrCreateIdentity(config: NodeConfig): Promise<NodeIdentityRecord> {
+async function loadOrCreateIdentity(
+  config: NodeConfig,
+  secretKey: Uint8Array | undefined,
+): Promise<NodeIdentityRecord> {
   const path = join(config.dataDir, IDENTITY_FILE);
   let text: string | undefined;
   try {
@@ -290,7 +458,22 @@ async function loadOrCreateIdentity(config: NodeConfig): Promise<NodeIdentityRec
     }
     return record;
   }
-  const record: NodeIdentityRecord = { name: config.name, clusterId: randomUUID() };
+  // Founders of a cluster derive the same id from what they share: the secret and the founding
+  // membership. A single node draws a random one.
+  const clusterId =
+    config.initialCluster.length > 1 && secretKey
+      ? createHash('sha256')
+          .update(secretKey)
+          .update(
+            config.initialCluster
+              .map((m) => `${m.name}=${m.address}`)
+              .sort()
+              .join(','),
+          )
+          .digest('hex')
+          .slice(0, 32)
+      : randomUUID();
+  const record: NodeIdentityRecord = { name: config.name, clusterId };
   const temporary = `${path}.tmp`;
   await writeFile(temporary, `${JSON.stringify(record)}\n`, { mode: 0o600 });
   await rename(temporary, path);

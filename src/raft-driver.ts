@@ -202,6 +202,17 @@ export class RaftDriver<Result> {
     this.schedule();
   }
 
+  /** The transport could not deliver to `peer`: raft stops pipelining to it until it answers. */
+  reportUnreachable(peer: string): void {
+    this.node.reportUnreachable(peer);
+  }
+
+  /** A snapshot send to `peer` finished (or failed): raft probes it again. */
+  reportSnapshot(peer: string, succeeded: boolean): void {
+    this.node.reportSnapshot(peer, succeeded);
+    this.schedule();
+  }
+
   transferLeadership(to: string): RaftError | undefined {
     const result = this.node.transferLeadership(to);
     this.schedule();
