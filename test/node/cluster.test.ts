@@ -1,33 +1,17 @@
-// Three real node processes on loopback: bootstrap from hardcoded peers, forwarding, kill -9 of the leader, rejoin.
+// Three real node processes on loopback: bootstrap from hardcoded peers, forwarding, kill -9 of the leader, rejoin, linearizability.
 
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t from 'tap';
+import { LocalCluster } from '../../scripts/local-cluster.js';
+import {
+  checkOperations,
+  formatCheckResult,
+  HistoryRecorder,
+  type KvInput,
+  type KvOutput,
+  kvModel,
+} from '../lib/linearizability.js';
 
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 const json = { 'content-type': 'application/json' };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-interface Member {
-  name: string;
-  peerPort: number;
-  clientPort: number;
-  dataDir: string;
-  child?: ChildProcess;
-}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -39,94 +23,36 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function status(member: Member): Promise<{ state: string; leader: string; term: number } | undefined> {
-  const response = await fetch(`http://127.0.0.1:${member.clientPort}/v1/status`, {
-    signal: AbortSignal.timeout(1000),
-  });
-  return response.ok
-    ? ((await response.json()) as { state: string; leader: string; term: number })
-    : undefined;
-}
-
 t.test(
   'three nodes bootstrap from hardcoded peers, survive kill -9 of the leader, and a restarted node catches up',
   async (t) => {
-    const root = mkdtempSync(join(tmpdir(), 'conclave-cluster-'));
-    const secretFile = join(root, 'secret');
-    const secret = spawnSync(process.execPath, [CLI, 'secret', 'new'], { encoding: 'utf8' });
-    writeFileSync(secretFile, secret.stdout);
-    chmodSync(secretFile, 0o600);
-    const members: Member[] = [];
-    for (const name of ['n1', 'n2', 'n3']) {
-      members.push({
-        name,
-        peerPort: await freePort(),
-        clientPort: await freePort(),
-        dataDir: join(root, name),
-      });
-    }
-    const initialCluster = members.map((m) => `${m.name}=/ip4/127.0.0.1/tcp/${m.peerPort}`).join(',');
-    const start = (m: Member) => {
-      m.child = spawn(
-        process.execPath,
-        [
-          CLI,
-          'start',
-          '--name',
-          m.name,
-          '--data-dir',
-          m.dataDir,
-          '--peer-listen',
-          `/ip4/127.0.0.1/tcp/${m.peerPort}`,
-          '--client-listen',
-          `127.0.0.1:${m.clientPort}`,
-          '--initial-cluster',
-          initialCluster,
-          '--cluster-secret-file',
-          secretFile,
-          '--services',
-          'raft,api,admin',
-        ],
-        { stdio: 'ignore' },
-      );
-    };
-    t.teardown(() => {
-      for (const m of members)
-        if (m.child?.exitCode === null && m.child.pid) process.kill(m.child.pid, 'SIGKILL');
-      rmSync(root, { recursive: true, force: true });
-    });
+    const cluster = new LocalCluster();
+    t.teardown(() => cluster.stop());
+    await cluster.create(3);
     // Started in reverse order: the order must not matter.
-    for (const m of [...members].reverse()) start(m);
+    cluster.startAll([...cluster.nodes].reverse());
+    const leader = await cluster.waitForLeader();
+    t.pass(`elected ${leader.name} with no outside coordinator`);
+    const [follower, other] = cluster.nodes.filter((n) => n !== leader);
 
-    const leaderName = await until('one leader that every node knows', async () => {
-      const all = await Promise.all(members.map(status));
-      const leaders = new Set(all.map((s) => s?.leader));
-      return leaders.size === 1 && all.every((s) => s?.leader) ? all[0]!.leader : undefined;
-    });
-    t.ok(leaderName, `elected ${leaderName} with no outside coordinator`);
-    const leader = members.find((m) => m.name === leaderName)!;
-    const follower = members.find((m) => m !== leader)!;
-
-    const put = await fetch(`http://127.0.0.1:${follower.clientPort}/v1/realms/default/kv/k`, {
+    const put = await fetch(`${follower!.url}/v1/realms/default/kv/k`, {
       method: 'PUT',
       headers: json,
       body: '{"n":1}',
     });
     t.equal(put.status, 200, 'a write on a follower is forwarded to the leader');
-    const other = members.find((m) => m !== leader && m !== follower)!;
-    const read = await fetch(`http://127.0.0.1:${other.clientPort}/v1/realms/default/kv/k`);
+    const read = await fetch(`${other!.url}/v1/realms/default/kv/k`);
     t.same(
       ((await read.json()) as { value: unknown }).value,
       { n: 1 },
       'and read linearizably on another follower',
     );
 
-    process.kill(leader.child!.pid!, 'SIGKILL');
+    await cluster.kill(leader);
     const killedAt = Date.now();
-    const survivors = members.filter((m) => m !== leader);
     await until('a put through a survivor', async () => {
-      for (const m of survivors) {
-        const response = await fetch(`http://127.0.0.1:${m.clientPort}/v1/realms/default/kv/k`, {
+      for (const node of [follower!, other!]) {
+        const response = await fetch(`${node.url}/v1/realms/default/kv/k`, {
           method: 'PUT',
           headers: json,
           body: '{"n":2}',
@@ -139,24 +65,123 @@ t.test(
     const failoverMs = Date.now() - killedAt;
     t.ok(failoverMs < 5000, `the survivors elect a new leader and commit (${failoverMs} ms after kill -9)`);
 
-    start(leader);
+    cluster.start(leader);
     await until('the restarted node to serve the latest value', async () => {
-      const response = await fetch(
-        `http://127.0.0.1:${leader.clientPort}/v1/realms/default/kv/k?consistency=stale`,
-      );
+      const response = await fetch(`${leader.url}/v1/realms/default/kv/k?consistency=stale`);
       if (!response.ok) return undefined;
       const body = (await response.json()) as { value: { n: number } };
       return body.value.n === 2 ? true : undefined;
     });
     t.pass('the restarted node caught up from the log');
-    for (const m of members) process.kill(m.child!.pid!, 'SIGTERM');
-    await Promise.all(
-      members.map(
-        (m) =>
-          new Promise((resolve) =>
-            m.child!.exitCode !== null ? resolve(null) : m.child!.on('exit', resolve),
-          ),
-      ),
+  },
+);
+
+t.test(
+  'concurrent clients through every node, with a leader kill, give a linearizable history',
+  async (t) => {
+    const cluster = new LocalCluster();
+    t.teardown(() => cluster.stop());
+    await cluster.create(3);
+    cluster.startAll();
+    await cluster.waitForLeader();
+    const history = new HistoryRecorder<KvInput, KvOutput>();
+    const keys = ['a', 'b'];
+    let counter = 0;
+    const deadline = Date.now() + 6000;
+    let killed = false;
+
+    const client = async (clientId: number): Promise<void> => {
+      let id = clientId;
+      while (Date.now() < deadline) {
+        const node = cluster.nodes[Math.floor(Math.random() * cluster.nodes.length)]!;
+        const key = keys[Math.floor(Math.random() * keys.length)]!;
+        const url = `${node.url}/v1/realms/default/kv/${key}`;
+        const choice = Math.random();
+        try {
+          if (choice < 0.4) {
+            const op = history.invoke(id, { op: 'get', key });
+            const response = await fetch(url, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+            if (response?.status === 200)
+              history.complete(op, ((await response.json()) as { value: string }).value);
+            else if (response?.status === 404) history.complete(op, null);
+            else history.discard(op); // A failed read constrains nothing.
+            continue;
+          }
+          const value = `v${++counter}`;
+          const isCas = choice >= 0.75;
+          const expected = isCas
+            ? Math.random() < 0.3
+              ? null
+              : `v${Math.max(1, Math.floor(Math.random() * counter))}`
+            : null;
+          const op = history.invoke(
+            id,
+            isCas ? { op: 'cas', key, expected, value } : { op: 'put', key, value },
+          );
+          const request = isCas
+            ? fetch(`${node.url}/v1/realms/default/txn`, {
+                method: 'POST',
+                headers: json,
+                signal: AbortSignal.timeout(2000),
+                body: JSON.stringify({
+                  compares:
+                    expected === null
+                      ? [{ key, target: 'exists', op: 'eq', value: false }]
+                      : [{ key, target: 'value', op: 'eq', value: expected }],
+                  success: [{ type: 'put', key, value }],
+                }),
+              })
+            : fetch(url, {
+                method: 'PUT',
+                headers: json,
+                body: JSON.stringify(value),
+                signal: AbortSignal.timeout(2000),
+              });
+          const response = await request.catch(() => undefined);
+          if (response?.status === 200) {
+            const body = (await response.json()) as { succeeded?: boolean };
+            history.complete(op, isCas ? body.succeeded === true : true);
+          } else {
+            const body = response
+              ? ((await response.json().catch(() => ({}))) as { indeterminate?: boolean; code?: string })
+              : {};
+            if (response === undefined || body.indeterminate || body.code === 'TIMEOUT') {
+              history.completeUnknown(op);
+              id += 1000; // A client whose write may still apply is retired (its next op is another process).
+            } else {
+              history.discard(op); // Refused before it was proposed: it never takes effect.
+            }
+          }
+        } catch (error) {
+          t.fail(`client ${clientId}: ${(error as Error).message}`);
+          return;
+        }
+      }
+    };
+
+    const killer = (async () => {
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const leader = await cluster.waitForLeader();
+      await cluster.kill(leader);
+      killed = true;
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      cluster.start(leader);
+    })();
+    await Promise.all([...Array.from({ length: 6 }, (_, i) => client(i)), killer]);
+    t.ok(killed, 'the leader was killed during the run');
+    const operations = history.operations();
+    const completed = operations.filter(
+      (op) => op.output !== undefined && op.return !== Number.POSITIVE_INFINITY,
+    );
+    t.ok(
+      completed.length > 50,
+      `the clients completed enough operations to check (${completed.length} of ${operations.length})`,
+    );
+    const result = checkOperations(kvModel, operations, { timeoutMs: 30_000 });
+    t.equal(
+      result.result,
+      'ok',
+      result.result === 'illegal' ? formatCheckResult(kvModel, result) : 'linearizable',
     );
   },
 );

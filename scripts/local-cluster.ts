@@ -1,0 +1,141 @@
+// Launches a cluster of real conclave node processes on 127.0.0.1 with free ports; used by tests and benchmarks.
+
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'src', 'cli.js');
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ClusterNode {
+  readonly name: string;
+  readonly peerPort: number;
+  readonly clientPort: number;
+  readonly dataDir: string;
+  readonly url: string;
+  child: ChildProcess | undefined;
+}
+
+export interface NodeStatusView {
+  readonly state: string;
+  readonly leader: string;
+  readonly term: number;
+  readonly commitIndex: number;
+}
+
+/**
+ * N voters bootstrapped from hardcoded addresses, each a child process with its own data
+ * directory under one temporary root. stop() kills every process by pid and removes the root.
+ */
+export class LocalCluster {
+  readonly nodes: ClusterNode[] = [];
+  private readonly root: string;
+  private readonly secretFile: string;
+  private initialCluster = '';
+
+  constructor(private readonly extraArgs: readonly string[] = []) {
+    this.root = mkdtempSync(join(tmpdir(), 'conclave-cluster-'));
+    this.secretFile = join(this.root, 'secret');
+  }
+
+  async create(size: number): Promise<void> {
+    const secret = spawnSync(process.execPath, [CLI, 'secret', 'new'], { encoding: 'utf8' });
+    if (secret.status !== 0) throw new Error(`conclave secret new failed: ${secret.stderr}`);
+    writeFileSync(this.secretFile, secret.stdout, { mode: 0o600 });
+    chmodSync(this.secretFile, 0o600);
+    for (let i = 1; i <= size; i++) {
+      const clientPort = await freePort();
+      this.nodes.push({
+        name: `n${i}`,
+        peerPort: await freePort(),
+        clientPort,
+        dataDir: join(this.root, `n${i}`),
+        url: `http://127.0.0.1:${clientPort}`,
+        child: undefined,
+      });
+    }
+    this.initialCluster = this.nodes.map((n) => `${n.name}=/ip4/127.0.0.1/tcp/${n.peerPort}`).join(',');
+  }
+
+  start(node: ClusterNode): void {
+    node.child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'start',
+        '--name',
+        node.name,
+        '--data-dir',
+        node.dataDir,
+        '--peer-listen',
+        `/ip4/127.0.0.1/tcp/${node.peerPort}`,
+        '--client-listen',
+        `127.0.0.1:${node.clientPort}`,
+        '--initial-cluster',
+        this.initialCluster,
+        '--cluster-secret-file',
+        this.secretFile,
+        '--services',
+        'raft,api,admin',
+        ...this.extraArgs,
+      ],
+      { stdio: 'ignore' },
+    );
+  }
+
+  startAll(order: readonly ClusterNode[] = this.nodes): void {
+    for (const node of order) this.start(node);
+  }
+
+  kill(node: ClusterNode, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = node.child;
+    if (!child?.pid || child.exitCode !== null) return Promise.resolve();
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    process.kill(child.pid, signal);
+    return exited;
+  }
+
+  async status(node: ClusterNode): Promise<NodeStatusView | undefined> {
+    try {
+      const response = await fetch(`${node.url}/v1/status`, { signal: AbortSignal.timeout(1000) });
+      return response.ok ? ((await response.json()) as NodeStatusView) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Waits until every running node names the same leader; returns it. */
+  async waitForLeader(timeoutMs = 15_000): Promise<ClusterNode> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const running = this.nodes.filter((n) => n.child?.exitCode === null);
+      const views = await Promise.all(running.map((n) => this.status(n)));
+      const leaders = new Set(views.map((v) => v?.leader));
+      const name = views[0]?.leader;
+      if (name && leaders.size === 1 && views.every((v) => v !== undefined)) {
+        const leader = this.nodes.find((n) => n.name === name);
+        if (leader) return leader;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`no agreed leader within ${timeoutMs} ms`);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => this.kill(n, 'SIGKILL')));
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
