@@ -118,7 +118,7 @@ export function encodeRaftBatch(
   }
   const writer = new Writer(sizeHint > 0 ? sizeHint : batchBytesMax(messages, ids));
   writer.uint32(0).uint8(FrameKind.RaftBatch).varint(groupId).varint(ids.size);
-  for (const id of ids.keys()) writer.string(id);
+  for (const id of ids.keys()) writer.internedString(id);
   writer.varint(messages.length);
   for (const message of messages) writeMessage(writer, message, idOf);
   const payloadBytes = writer.length - LENGTH_PREFIX_BYTES;

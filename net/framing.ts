@@ -65,7 +65,7 @@ export class FrameDecoder {
       for (;;) {
         if (this.expected < 0) {
           if (this.buffered < LENGTH_PREFIX_BYTES) break;
-          const length = new DataView(this.take(LENGTH_PREFIX_BYTES).buffer).getUint32(0);
+          const length = this.takeLength();
           this.expected = length;
           if (length === 0) throw new MalformedFrameError('empty frame');
           if (length > this.maxFrameBytes) throw new FrameTooLargeError('frame', length, this.maxFrameBytes);
@@ -89,12 +89,31 @@ export class FrameDecoder {
     this.buffered += chunk.length;
   }
 
-  /** Removes and returns the first `length` buffered bytes; a fresh copy for the prefix. */
+  /** Removes the big-endian u32 length prefix (at least four bytes are buffered), without allocating. */
+  private takeLength(): number {
+    const first = this.chunks[0]!;
+    if (first.length >= LENGTH_PREFIX_BYTES) {
+      const value = first[0]! * 0x1000000 + ((first[1]! << 16) | (first[2]! << 8) | first[3]!);
+      if (first.length === LENGTH_PREFIX_BYTES) this.chunks.shift();
+      else this.chunks[0] = first.subarray(LENGTH_PREFIX_BYTES);
+      this.buffered -= LENGTH_PREFIX_BYTES;
+      return value;
+    }
+    let value = 0;
+    for (let i = 0; i < LENGTH_PREFIX_BYTES; i++) {
+      const head = this.chunks[0]!;
+      value = value * 256 + head[0]!;
+      if (head.length === 1) this.chunks.shift();
+      else this.chunks[0] = head.subarray(1);
+    }
+    this.buffered -= LENGTH_PREFIX_BYTES;
+    return value;
+  }
+
+  /** Removes and returns the first `length` buffered bytes: a view if they lie in one chunk, else a copy. */
   private take(length: number): Uint8Array {
     const head = this.chunks[0]!;
-    if (head.length >= length && length !== LENGTH_PREFIX_BYTES) {
-      return this.takeFromHead(head, length);
-    }
+    if (head.length >= length) return this.takeFromHead(head, length);
     const out = new Uint8Array(length);
     let filled = 0;
     while (filled < length) {

@@ -230,7 +230,9 @@ export class Mesh {
     });
     await node.handle(
       PROTOCOLS.raft,
-      this.guard('raft', (stream, session) => this.adoptStream('raft', stream, session)),
+      this.guard('raft', (stream, session, connection) =>
+        this.adoptStream('raft', stream, session, connection),
+      ),
       {
         maxInboundStreams: 2,
         maxOutboundStreams: 2,
@@ -238,7 +240,9 @@ export class Mesh {
     );
     await node.handle(
       PROTOCOLS.rpc,
-      this.guard('rpc', (stream, session) => this.adoptStream('rpc', stream, session)),
+      this.guard('rpc', (stream, session, connection) =>
+        this.adoptStream('rpc', stream, session, connection),
+      ),
       {
         maxInboundStreams: 2,
         maxOutboundStreams: 2,
@@ -312,7 +316,9 @@ export class Mesh {
   }
 
   /**
-   * Sends a request to `peer` and waits for its answer (at most maxRequestBytes each way).
+   * Sends a request to `peer` and waits for its answer (at most maxRequestBytes each way). If
+   * the peer is connected but its request stream is being reopened, waits for it within the
+   * deadline.
    * Rejects with NetError: UNAVAILABLE (not connected, or the stream broke: a request already
    * sent may have been applied), TIMEOUT (the deadline passed: the outcome is unknown),
    * OVERLOADED, FRAME_TOO_LARGE; RemoteError if the remote handler failed with a code.
@@ -557,7 +563,7 @@ export class Mesh {
   /** Wraps a protocol handler so that only authenticated connections reach it. */
   private guard(
     protocol: string,
-    handler: (stream: Stream, session: PeerSession) => void | Promise<void>,
+    handler: (stream: Stream, session: PeerSession, connection: Connection) => void | Promise<void>,
   ): (stream: Stream, connection: Connection) => Promise<void> {
     return async (stream, connection) => {
       const tracked = this.connections.get(connection.id);
@@ -579,7 +585,7 @@ export class Mesh {
         return;
       }
       try {
-        await handler(stream, session);
+        await handler(stream, session, connection);
       } catch (err) {
         this.logger.error('protocol_handler_failed', {
           peer: session.peer,
@@ -594,7 +600,7 @@ export class Mesh {
   // ---- streams ----
 
   /** Wraps an inbound or outbound raft or rpc stream and makes it the session's current one. */
-  adoptStream(kind: 'raft' | 'rpc', stream: Stream, session: PeerSession): void {
+  adoptStream(kind: 'raft' | 'rpc', stream: Stream, session: PeerSession, connection: Connection): void {
     const limits = this.limits;
     const channel: FramedChannel = new FramedChannel({
       stream,
@@ -611,7 +617,7 @@ export class Mesh {
           : (payload) => session.rpc.onFrame(payload),
       onClose: (reason) => session.onChannelClosed(kind, channel, reason),
     });
-    session.attach(kind, channel);
+    session.attach(kind, channel, connection);
   }
 
   private onRaftFrame(peer: string, payload: Uint8Array): void {
@@ -700,10 +706,16 @@ export class Mesh {
   }
 
   /** Used by sessions: a new stream for `protocol` on the session's best connection. */
-  async openStream(session: PeerSession, protocol: string): Promise<Stream> {
+  async openStream(
+    session: PeerSession,
+    protocol: string,
+  ): Promise<{ stream: Stream; connection: Connection }> {
     const connection = session.bestConnection();
     if (connection === undefined) throw new NetError('UNAVAILABLE', `no connection to ${session.peer}`);
-    return connection.newStream(protocol, { signal: AbortSignal.timeout(this.limits.dialTimeoutMs) });
+    const stream = await connection.newStream(protocol, {
+      signal: AbortSignal.timeout(this.limits.dialTimeoutMs),
+    });
+    return { stream, connection };
   }
 
   /** Used by sessions. */
@@ -772,6 +784,7 @@ class PeerSession {
   readonly raft: RaftLink;
   readonly rpc: RpcEndpoint;
   private raftChannel: FramedChannel | undefined;
+  private raftConnection: Connection | undefined;
   private rpcChannel: FramedChannel | undefined;
   private readonly opening = new Set<'raft' | 'rpc'>();
   private readonly reopenTimers = new Map<'raft' | 'rpc', NodeJS.Timeout>();
@@ -799,8 +812,15 @@ class PeerSession {
     });
   }
 
-  /** The connection to use: dialed by the smaller peer id if any, the newest authenticated among equals. */
+  /**
+   * The connection to use: the one carrying the current raft stream (so the tie-break never
+   * closes a working link), else one dialed by the smaller peer id, the newest among equals.
+   */
   bestConnection(): Connection | undefined {
+    const carrier = this.raftConnection;
+    if (carrier !== undefined && carrier.status === 'open') {
+      for (const tracked of this.connections) if (tracked.connection === carrier) return carrier;
+    }
     const smallerDialed = this.mesh.opensStreamsTo(this.peer) ? 'outbound' : 'inbound';
     let best: TrackedConnection | undefined;
     for (const tracked of this.connections) {
@@ -835,14 +855,14 @@ class PeerSession {
     const protocol = kind === 'raft' ? PROTOCOLS.raft : PROTOCOLS.rpc;
     this.mesh
       .openStream(this, protocol)
-      .then((stream) => {
+      .then(({ stream, connection }) => {
         this.opening.delete(kind);
         if (this.closed) {
           stream.abort(new NetError('STOPPED', 'session closed'));
           return;
         }
         this.openFailures.set(kind, 0);
-        this.mesh.adoptStream(kind, stream, this);
+        this.mesh.adoptStream(kind, stream, this, connection);
       })
       .catch((err: unknown) => {
         this.opening.delete(kind);
@@ -873,7 +893,7 @@ class PeerSession {
   }
 
   /** Makes `channel` the current stream of its kind; an older one is closed. */
-  attach(kind: 'raft' | 'rpc', channel: FramedChannel): void {
+  attach(kind: 'raft' | 'rpc', channel: FramedChannel, connection: Connection): void {
     if (this.closed) {
       channel.abort('session closed');
       return;
@@ -881,6 +901,7 @@ class PeerSession {
     const previous = kind === 'raft' ? this.raftChannel : this.rpcChannel;
     if (kind === 'raft') {
       this.raftChannel = channel;
+      this.raftConnection = connection;
       this.raft.attach(channel);
     } else {
       this.rpcChannel = channel;
@@ -899,6 +920,7 @@ class PeerSession {
       this.raft.detach(channel);
       if (this.raftChannel !== channel) return;
       this.raftChannel = undefined;
+      this.raftConnection = undefined;
       if (this.up) {
         this.up = false;
         this.mesh.meshLogger.info('peer_down', { peer: this.peer, reason });
@@ -919,9 +941,10 @@ class PeerSession {
     if (this.closed) return;
     for (const timer of this.reopenTimers.values()) clearTimeout(timer);
     this.reopenTimers.clear();
+    this.closed = true;
     this.raftChannel?.abort(reason);
     this.rpcChannel?.abort(reason);
-    this.closed = true;
+    this.rpc.shutdown(reason);
   }
 
   status(): PeerStatus {

@@ -79,6 +79,9 @@ export class RpcEndpoint {
   private nextId = 1;
   private readonly outstanding = new Map<number, Outstanding>();
   private readonly serving = new Map<number, { controller: AbortController; timer: NodeJS.Timeout }>();
+  /** Callers waiting for a stream to be attached (a reopen in progress). */
+  private readonly waiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
+  private shutDownReason: string | undefined;
 
   constructor(init: RpcEndpointInit) {
     this.init = init;
@@ -90,6 +93,16 @@ export class RpcEndpoint {
 
   attach(channel: FramedChannel): void {
     this.channel = channel;
+    for (const waiter of this.waiters) waiter.resolve();
+    this.waiters.clear();
+  }
+
+  /** The peer is gone for good (its session ended): callers waiting for a stream fail now. */
+  shutdown(reason: string): void {
+    this.shutDownReason = reason;
+    const err = new NetError('UNAVAILABLE', `connection to ${this.init.peer} closed (${reason})`);
+    for (const waiter of this.waiters) waiter.reject(err);
+    this.waiters.clear();
   }
 
   /** Forgets `channel` if attached: outstanding calls fail with UNAVAILABLE, handlers are signalled. */
@@ -132,14 +145,17 @@ export class RpcEndpoint {
       );
     }
     const deadline = performance.now() + timeoutMs;
-    let channel = this.requireChannel();
-    if (!channel.writable) {
+    let channel = this.channel;
+    if (channel === undefined || !channel.open || !channel.writable) {
+      // The stream is being (re)opened, or is full: wait, within the caller's deadline.
       const signal =
         options.signal === undefined
           ? AbortSignal.timeout(timeoutMs)
           : AbortSignal.any([options.signal, AbortSignal.timeout(timeoutMs)]);
       try {
-        await channel.waitWritable(signal);
+        if (channel === undefined || !channel.open) await this.waitAttached(signal);
+        channel = this.requireChannel();
+        if (!channel.writable) await channel.waitWritable(signal);
       } catch (err) {
         if (options.signal?.aborted) throw options.signal.reason;
         if (err instanceof NetError && err.code === 'UNAVAILABLE') throw err;
@@ -350,6 +366,32 @@ export class RpcEndpoint {
     } catch {
       // The channel closed; detach() reports it.
     }
+  }
+
+  private waitAttached(signal: AbortSignal): Promise<void> {
+    if (this.shutDownReason !== undefined) {
+      return Promise.reject(
+        new NetError('UNAVAILABLE', `connection to ${this.init.peer} closed (${this.shutDownReason})`),
+      );
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        resolve: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        reject: (err: Error) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      const onAbort = () => {
+        this.waiters.delete(waiter);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiters.add(waiter);
+    });
   }
 
   private requireChannel(): FramedChannel {

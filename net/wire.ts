@@ -5,6 +5,9 @@ import { MalformedFrameError } from './errors.js';
 const TEXT_ENCODER = new TextEncoder();
 const TEXT_DECODER = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+const STRING_CACHE_ENTRIES = 4096;
+const STRING_CACHE = new Map<string, Uint8Array>();
+
 /** The largest varint: 2^53 - 1 needs 8 bytes of 7 bits. */
 const MAX_VARINT_BYTES = 8;
 
@@ -77,6 +80,20 @@ export class Writer {
   /** A varint byte length followed by the UTF-8 encoding. */
   string(value: string): this {
     return this.bytes(TEXT_ENCODER.encode(value));
+  }
+
+  /**
+   * Like string(), for the few strings written again and again (node ids): their encodings are
+   * cached (at most STRING_CACHE_ENTRIES; the cache is emptied when full).
+   */
+  internedString(value: string): this {
+    let encoded = STRING_CACHE.get(value);
+    if (encoded === undefined) {
+      if (STRING_CACHE.size >= STRING_CACHE_ENTRIES) STRING_CACHE.clear();
+      encoded = TEXT_ENCODER.encode(value);
+      STRING_CACHE.set(value, encoded);
+    }
+    return this.bytes(encoded);
   }
 
   /** The written bytes; a view of the internal buffer, valid until the next write. */

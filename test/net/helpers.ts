@@ -184,11 +184,18 @@ export async function startCluster(
   );
 }
 
-/** Waits until every node has a raft stream to every other. */
+/** Waits until every node has raft and rpc streams to every other. */
 export async function waitFullyConnected(nodes: readonly TestNode[], timeoutMs = 15_000): Promise<void> {
   await waitFor(
-    'every pair of nodes to have a raft stream',
-    () => nodes.every((a) => nodes.every((b) => a === b || a.mesh.isConnected(b.mesh.peerId))),
+    'every pair of nodes to have its raft and rpc streams',
+    () =>
+      nodes.every((a) =>
+        nodes.every(
+          (b) =>
+            a === b ||
+            a.mesh.peers().some((peer) => peer.peer === b.mesh.peerId && peer.raftStream && peer.rpcStream),
+        ),
+      ),
     { timeoutMs },
   );
 }
