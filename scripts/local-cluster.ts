@@ -70,30 +70,40 @@ export class LocalCluster {
     this.initialCluster = this.nodes.map((n) => `${n.name}=/ip4/127.0.0.1/tcp/${n.peerPort}`).join(',');
   }
 
+  /** The command line that starts `node` (CLI path first); `secretFile` overrides the cluster's. */
+  args(node: ClusterNode, secretFile = this.secretFile): string[] {
+    return [
+      CLI,
+      'start',
+      '--name',
+      node.name,
+      '--data-dir',
+      node.dataDir,
+      '--peer-listen',
+      `/ip4/127.0.0.1/tcp/${node.peerPort}`,
+      '--client-listen',
+      `127.0.0.1:${node.clientPort}`,
+      '--initial-cluster',
+      this.initialCluster,
+      '--cluster-secret-file',
+      secretFile,
+      '--services',
+      'raft,api,admin',
+      ...this.extraArgs,
+    ];
+  }
+
   start(node: ClusterNode): void {
-    node.child = spawn(
-      process.execPath,
-      [
-        CLI,
-        'start',
-        '--name',
-        node.name,
-        '--data-dir',
-        node.dataDir,
-        '--peer-listen',
-        `/ip4/127.0.0.1/tcp/${node.peerPort}`,
-        '--client-listen',
-        `127.0.0.1:${node.clientPort}`,
-        '--initial-cluster',
-        this.initialCluster,
-        '--cluster-secret-file',
-        this.secretFile,
-        '--services',
-        'raft,api,admin',
-        ...this.extraArgs,
-      ],
-      { stdio: 'ignore' },
-    );
+    node.child = spawn(process.execPath, this.args(node), { stdio: 'ignore' });
+  }
+
+  /** A fresh secret file in the cluster's root, for starting a node as if of another cluster. */
+  otherSecretFile(): string {
+    const path = join(this.root, 'other-secret');
+    const secret = spawnSync(process.execPath, [CLI, 'secret', 'new'], { encoding: 'utf8' });
+    writeFileSync(path, secret.stdout, { mode: 0o600 });
+    chmodSync(path, 0o600);
+    return path;
   }
 
   startAll(order: readonly ClusterNode[] = this.nodes): void {
@@ -102,7 +112,7 @@ export class LocalCluster {
 
   kill(node: ClusterNode, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = node.child;
-    if (!child?.pid || child.exitCode !== null) return Promise.resolve();
+    if (!child?.pid || !isRunning(child)) return Promise.resolve();
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     process.kill(child.pid, signal);
     return exited;
@@ -121,7 +131,7 @@ export class LocalCluster {
   async waitForLeader(timeoutMs = 15_000): Promise<ClusterNode> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const running = this.nodes.filter((n) => n.child?.exitCode === null);
+      const running = this.nodes.filter((n) => n.child !== undefined && isRunning(n.child));
       const views = await Promise.all(running.map((n) => this.status(n)));
       const leaders = new Set(views.map((v) => v?.leader));
       const name = views[0]?.leader;
@@ -138,4 +148,9 @@ export class LocalCluster {
     await Promise.all(this.nodes.map((n) => this.kill(n, 'SIGKILL')));
     rmSync(this.root, { recursive: true, force: true });
   }
+}
+
+/** A child killed by a signal has a null exitCode but a signalCode: neither means it runs. */
+function isRunning(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
 }

@@ -24,6 +24,7 @@ import {
   type Operation,
 } from '../storage/index.js';
 import type { NodeConfig } from './config.js';
+import { refuseIfClusterExists } from './founding-check.js';
 import { buildHttpRoutes } from './http-api.js';
 import type { Consistency, KvService, NodeStatus, ServedRead } from './kv-service.js';
 import { decodePeerAnswer, decodePeerRequest, encodePeerMessage, PeerDirectory } from './peer-directory.js';
@@ -64,6 +65,9 @@ export class ConclaveNode implements KvService {
     const secret = config.clusterSecretFile
       ? await readClusterSecretFile(config.clusterSecretFile)
       : undefined;
+    if (secret && config.initialCluster.length > 1 && !(await hasIdentity(config))) {
+      await refuseIfClusterExists(config, secret, log, Math.max(2000, config.electionTimeoutMs * 4));
+    }
     const identity = await loadOrCreateIdentity(config, secret?.key);
     const storage = await NodeStorage.open({
       dataDir: config.dataDir,
@@ -288,7 +292,9 @@ export class ConclaveNode implements KvService {
   /** Serves a peer's request: who we are, or a write forwarded to us as the leader. */
   async servePeer(from: string, payload: Uint8Array): Promise<Uint8Array> {
     const request = decodePeerRequest(payload);
-    if (request.type === 'identify') return encodePeerMessage({ name: this.config.name });
+    if (request.type === 'identify') {
+      return encodePeerMessage({ name: this.config.name, commitIndex: this.driver.status().commitIndex });
+    }
     if (this.peers.nameOf(from) === undefined) await this.identify(from);
     // One hop only: a forwarded write is proposed here or refused, never forwarded again.
     return encodePeerMessage(await this.proposeHere(request.op as Operation));
@@ -437,6 +443,15 @@ function progressOf(
  * The node's name and cluster id, fixed at first start. A later start with another name is
  * refused: the name is this node's identity in the membership.
  */
+async function hasIdentity(config: NodeConfig): Promise<boolean> {
+  try {
+    await readFile(join(config.dataDir, IDENTITY_FILE));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function loadOrCreateIdentity(
   config: NodeConfig,
   secretKey: Uint8Array | undefined,
@@ -448,19 +463,9 @@ async function loadOrCreateIdentity(
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  if (text !== undefined) {
-    const record = JSON.parse(text) as NodeIdentityRecord;
-    if (record.name !== config.name) {
-      throw new DriverError(
-        'UNAVAILABLE',
-        `the data directory ${config.dataDir} belongs to node ${JSON.stringify(record.name)}, not ${JSON.stringify(config.name)}`,
-      );
-    }
-    return record;
-  }
   // Founders of a cluster derive the same id from what they share: the secret and the founding
   // membership. A single node draws a random one.
-  const clusterId =
+  const derivedId =
     config.initialCluster.length > 1 && secretKey
       ? createHash('sha256')
           .update(secretKey)
@@ -472,7 +477,25 @@ async function loadOrCreateIdentity(
           )
           .digest('hex')
           .slice(0, 32)
-      : randomUUID();
+      : undefined;
+  if (text !== undefined) {
+    const record = JSON.parse(text) as NodeIdentityRecord;
+    if (record.name !== config.name) {
+      throw new DriverError(
+        'UNAVAILABLE',
+        `the data directory ${config.dataDir} belongs to node ${JSON.stringify(record.name)}, not ${JSON.stringify(config.name)}`,
+      );
+    }
+    if (derivedId !== undefined && record.clusterId !== derivedId) {
+      throw new DriverError(
+        'UNAVAILABLE',
+        `the data directory ${config.dataDir} belongs to another cluster (id ${record.clusterId}); this configuration's ` +
+          `secret and --initial-cluster describe cluster ${derivedId}. Use that cluster's data directory, or an empty one.`,
+      );
+    }
+    return record;
+  }
+  const clusterId = derivedId ?? randomUUID();
   const record: NodeIdentityRecord = { name: config.name, clusterId };
   const temporary = `${path}.tmp`;
   await writeFile(temporary, `${JSON.stringify(record)}\n`, { mode: 0o600 });

@@ -1,5 +1,7 @@
 // Three real node processes on loopback: bootstrap from hardcoded peers, forwarding, kill -9 of the leader, rejoin, linearizability.
 
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import t from 'tap';
 import { LocalCluster } from '../../scripts/local-cluster.js';
 import {
@@ -73,6 +75,25 @@ t.test(
       return body.value.n === 2 ? true : undefined;
     });
     t.pass('the restarted node caught up from the log');
+
+    // The same node with another cluster's secret: its data belongs to this cluster, not that one.
+    await cluster.kill(leader);
+    const foreign = spawnSync(process.execPath, cluster.args(leader, cluster.otherSecretFile()), {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    t.not(
+      foreign.status,
+      0,
+      'a node started with another cluster’s configuration on this data refuses to start',
+    );
+    t.match(foreign.stderr, /belongs to another cluster/);
+
+    // The same name with its data wiped while the others run: it must not vote with an empty log.
+    rmSync(leader.dataDir, { recursive: true, force: true });
+    const wiped = spawnSync(process.execPath, cluster.args(leader), { encoding: 'utf8', timeout: 30_000 });
+    t.not(wiped.status, 0, 'a member restarted with wiped data refuses to start');
+    t.match(wiped.stderr, /its data was lost/);
   },
 );
 
