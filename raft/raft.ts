@@ -92,11 +92,17 @@ export class Raft {
     this.rebuildProgress();
     if (hardState.term > 0 || hardState.vote !== NONE || hardState.commit > 0) {
       invariant(
-        hardState.commit >= this.log.committed && hardState.commit <= this.log.lastIndex(),
-        () =>
-          `hard state commit ${hardState.commit} outside [${this.log.committed}, ${this.log.lastIndex()}]`,
+        hardState.commit <= this.log.lastIndex(),
+        () => `hard state commit ${hardState.commit} beyond the last index ${this.log.lastIndex()}`,
       );
-      this.log.committed = hardState.commit;
+      // The commit index need not be durable (the driver may skip writing a Ready that only
+      // moves it): the snapshot index and what the application applied were committed, so
+      // both are floors.
+      this.log.committed = Math.max(
+        hardState.commit,
+        this.log.committed,
+        Math.min(this.log.applied, this.log.lastIndex()),
+      );
       this.term = hardState.term;
       this.vote = hardState.vote;
     }

@@ -314,7 +314,10 @@ export class RaftDriver<Result> {
         const pending = this.reads.get(new TextDecoder().decode(readState.context));
         if (pending) pending.index = readState.index;
       }
-      const persisted = this.options.store.persist(ready);
+      // A Ready that only moves the commit index has nothing raft needs on disk (the commit
+      // index is recovered from the applied index and the leader): skip the synced write.
+      const mustWrite = ready.entries.length > 0 || ready.snapshot !== undefined || ready.mustSync;
+      const persisted = mustWrite ? this.options.store.persist(ready) : Promise.resolve();
       this.inFlightReadies++;
       this.completions = this.completions.then(async () => {
         await persisted;

@@ -190,7 +190,10 @@ export class SimNode {
       }
       this.checker.entryPersisted(this.id, entry, previousTerm);
     }
-    if (ready.hardState) this.storage.setHardState(ready.hardState);
+    // Like the real driver, often skip writing a Ready that only moves the commit index:
+    // raft must recover the commit index from the applied index and the leader.
+    const commitOnly = ready.entries.length === 0 && !ready.snapshot && !ready.mustSync;
+    if (ready.hardState && !(commitOnly && this.prng.chance(0.7))) this.storage.setHardState(ready.hardState);
   }
 
   private installSnapshot(snapshot: Snapshot): void {
