@@ -51,6 +51,9 @@ export const EDGE_ERROR_STATUS: Readonly<Record<EdgeErrorCode, number>> = Object
   TIMEOUT: 504,
 });
 
+/** Codes that mean the client may retry (here or at another node). */
+const RETRYABLE: ReadonlySet<EdgeErrorCode> = new Set(['NO_LEADER', 'NOT_LEADER', 'TIMEOUT', 'UNAVAILABLE']);
+
 /** WebSocket close codes the edge uses. */
 export const EDGE_CLOSE_CODES = Object.freeze({
   /** The edge is stopping (drain, rolling upgrade): reconnect elsewhere. */
@@ -377,9 +380,18 @@ export class Edge {
       this.dispatch(exchange, route, request(undefined));
       return;
     }
+    // JSON bodies: application/json, any application/*+json (e.g. RFC 7386's merge-patch+json),
+    // or no content-type at all; an explicit other type is refused.
     const contentType = headers['content-type'] ?? '';
-    if (!/^application\/json\s*(;|$)/i.test(contentType)) {
-      this.answerError(res, new EdgeError('INVALID_ARGUMENT', 'content-type must be application/json'), true);
+    if (contentType !== '' && !/^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i.test(contentType)) {
+      this.answerError(
+        res,
+        new EdgeError(
+          'INVALID_ARGUMENT',
+          `content-type ${JSON.stringify(contentType)} is not JSON (send application/json)`,
+        ),
+        true,
+      );
       return;
     }
     const declared = headers['content-length'];
@@ -782,8 +794,14 @@ function parseJson(
   }
 }
 
+/** The one error body of the client API: `{"code","message",...details}` (flat, as src/'s routes answer). */
 function errorBody(err: EdgeError): string {
-  return JSON.stringify({ error: { code: err.code, message: err.message, ...err.details } });
+  return JSON.stringify({
+    ...err.details,
+    code: err.code,
+    message: err.message,
+    retryable: RETRYABLE.has(err.code),
+  });
 }
 
 function statusLine(status: number): string {
