@@ -70,6 +70,12 @@ export interface MeshInit {
   readonly logger?: Logger;
   /** Randomness for backoff jitter, in [0, 1); injectable for tests. */
   readonly random?: () => number;
+  /**
+   * Called with a peer id right after Noise has proved it, before the hello; false refuses the
+   * connection (counted in peersDenied). For src/ to shut out peers that still hold the secret
+   * but must not return, such as a removed member. May be called often: keep it cheap.
+   */
+  readonly admit?: (peer: string) => boolean;
 }
 
 /** Running totals since start; read with Mesh.counters(). */
@@ -80,6 +86,8 @@ export interface MeshCounters extends RaftLinkCounters, RpcCounters, SnapshotCou
   streamsRefused: number;
   /** Inbound connections refused before their handshake because too many were unauthenticated. */
   connectionsDenied: number;
+  /** Connections refused because admit() said no to the peer id. */
+  peersDenied: number;
   /** Connections that proved the secret. */
   connectionsAuthenticated: number;
   /** Duplicate connections to one peer closed by the tie-break. */
@@ -210,6 +218,8 @@ export class Mesh {
       ],
       connectionGater: {
         denyInboundConnection: () => this.denyInbound(),
+        denyInboundEncryptedConnection: (peerId) => this.denyPeer(peerId.toString(), 'inbound'),
+        denyOutboundEncryptedConnection: (peerId) => this.denyPeer(peerId.toString(), 'outbound'),
       },
       connectionManager: {
         maxConnections: limits.maxConnections,
@@ -390,6 +400,22 @@ export class Mesh {
     if (pending < this.limits.maxUnauthenticatedConnections) return false;
     this.counterValues.connectionsDenied++;
     this.logger.warn('connection_denied', { reason: 'too many unauthenticated connections', pending });
+    return true;
+  }
+
+  private denyPeer(peer: string, direction: string): boolean {
+    const admit = this.init.admit;
+    if (admit === undefined) return false;
+    let admitted: boolean;
+    try {
+      admitted = admit(peer) === true;
+    } catch (err) {
+      this.logger.error('admit_failed', { peer, error: describeError(err) });
+      admitted = false;
+    }
+    if (admitted) return false;
+    this.counterValues.peersDenied++;
+    this.logger.warn('peer_denied', { peer, direction });
     return true;
   }
 
@@ -1019,6 +1045,7 @@ function newCounters(): MeshCounters {
     strangersRejected: 0,
     streamsRefused: 0,
     connectionsDenied: 0,
+    peersDenied: 0,
     connectionsAuthenticated: 0,
     duplicateConnectionsClosed: 0,
     dials: 0,

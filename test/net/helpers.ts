@@ -113,6 +113,7 @@ export interface NodeSpec {
   readonly limits?: Partial<MeshLimits>;
   readonly handlers?: Partial<MeshHandlers>;
   readonly logger?: Logger;
+  readonly admit?: (peer: string) => boolean;
 }
 
 /** Fast timings for loopback tests: quick redials, short hello deadline. */
@@ -143,6 +144,7 @@ export async function startNode(spec: NodeSpec): Promise<TestNode> {
     secret: spec.secret,
     limits: { ...TEST_LIMITS, ...spec.limits },
     logger: spec.logger ?? logger,
+    ...(spec.admit === undefined ? {} : { admit: spec.admit }),
     handlers: {
       raft: (from, batch) => received.raft.push({ from, groupId: batch.groupId, messages: batch.messages }),
       peerUp: (peer) => received.ups.push(peer),

@@ -43,7 +43,9 @@ t.test('a peer without the secret cannot connect: both ends close and count it',
     () =>
       a.mesh.counters().strangersRejected >= 1 &&
       b.mesh.counters().strangersRejected >= 1 &&
-      c.mesh.counters().strangersRejected >= 2,
+      [a, b].every((member) =>
+        c.logger.events('stranger_rejected').some((line) => line.peer === member.mesh.peerId),
+      ),
   );
   for (const member of [a, b]) {
     t.equal(member.mesh.isConnected(c.mesh.peerId), false);
@@ -75,6 +77,31 @@ t.test('a peer without the secret cannot connect: both ends close and count it',
   t.equal(c.mesh.peers().length, 0);
   t.ok(c.mesh.counters().dialFailures >= 2, 'the stranger keeps failing with backoff');
   t.ok(a.mesh.isConnected(b.mesh.peerId), 'the members are unaffected');
+});
+
+t.test('a peer that holds the secret but is refused by admit() never connects', async (t) => {
+  const [portA, portB] = await freePorts(2);
+  const secret = newSecret();
+  const keyB = await newKey();
+  const { peerIdFromPrivateKey } = await import('@libp2p/peer-id');
+  const removed = peerIdFromPrivateKey(keyB).toString();
+  const a = await startNode({
+    key: await newKey(),
+    port: portA!,
+    secret,
+    peers: [],
+    admit: (peer) => peer !== removed,
+  });
+  const b = await startNode({ key: keyB, port: portB!, secret, peers: [`/ip4/127.0.0.1/tcp/${portA}`] });
+  t.teardown(() => stopAll([a, b]));
+  await waitFor(
+    'two refusals at A, two failed dials at B',
+    () => a.mesh.counters().peersDenied >= 2 && b.mesh.counters().dialFailures >= 2,
+  );
+  t.equal(a.mesh.peers().length, 0);
+  t.equal(a.mesh.counters().connectionsAuthenticated, 0, 'refused before the hello');
+  t.equal(a.logger.events('peer_denied')[0]!.peer, removed);
+  t.equal(b.mesh.peers().length, 0, 'the refused peer has no session either');
 });
 
 t.test('a connection that never says hello is closed at the deadline and counted', async (t) => {
