@@ -98,6 +98,58 @@ t.test('a single node serves writes and reads, stops on SIGTERM, and keeps its d
   t.equal(status.leader, status.name);
   t.equal((await fetch(`${base}/readyz`)).status, 200, 'ready');
 
+  // Bad requests answer their documented codes and change nothing.
+  const before = ((await (await fetch(`${base}/v1/status`)).json()) as { revision: number }).revision;
+  const bad: [string, Promise<Response>, number, string][] = [
+    [
+      'malformed JSON',
+      fetch(`${base}/v1/realms/default/kv/x`, { method: 'PUT', headers: json, body: '{"a":' }),
+      400,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'oversized document',
+      fetch(`${base}/v1/realms/default/kv/x`, {
+        method: 'PUT',
+        headers: json,
+        body: JSON.stringify('x'.repeat(2 * 1024 * 1024)),
+      }),
+      413,
+      'TOO_LARGE',
+    ],
+    [
+      'unknown realm',
+      fetch(`${base}/v1/realms/nowhere/kv/x`, { method: 'PUT', headers: json, body: '1' }),
+      404,
+      'NOT_FOUND',
+    ],
+    [
+      'empty key',
+      fetch(`${base}/v1/realms/default/kv/`, { method: 'PUT', headers: json, body: '1' }),
+      400,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'oversized key',
+      fetch(`${base}/v1/realms/default/kv/${'k'.repeat(2000)}`, { method: 'PUT', headers: json, body: '1' }),
+      413,
+      'TOO_LARGE',
+    ],
+    [
+      'bad ifRevision',
+      fetch(`${base}/v1/realms/default/kv/x?ifRevision=soon`, { method: 'PUT', headers: json, body: '1' }),
+      400,
+      'INVALID_ARGUMENT',
+    ],
+  ];
+  for (const [what, pending, statusCode, code] of bad) {
+    const response = await pending;
+    t.equal(response.status, statusCode, `${what}: ${statusCode}`);
+    t.equal(((await response.json().catch(() => ({}))) as { code?: string }).code, code, `${what}: ${code}`);
+  }
+  const after = ((await (await fetch(`${base}/v1/status`)).json()) as { revision: number }).revision;
+  t.equal(after, before, 'no bad request changed anything');
+
   const started = Date.now();
   process.kill(first.pid!, 'SIGTERM');
   t.equal(await exited(first), 0, `SIGTERM stops it cleanly (in ${Date.now() - started} ms)`);
