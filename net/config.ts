@@ -24,6 +24,8 @@ export interface MeshLimits {
   readonly maxStreamWindowBytes: number;
   /** Forwarded request and response payloads. */
   readonly maxRequestBytes: number;
+  /** Request, response and cancel frames queued for one peer's request stream, in bytes; beyond, OVERLOADED. */
+  readonly maxRpcQueueBytesPerPeer: number;
   /** Requests this node has outstanding to one peer. */
   readonly maxOutboundRequestsPerPeer: number;
   /** Requests one peer may have outstanding at this node. */
@@ -74,6 +76,7 @@ export const MESH_DEFAULTS: MeshLimits = Object.freeze({
   maxStreamReadBufferBytes: 32 * MIB,
   maxStreamWindowBytes: 8 * MIB,
   maxRequestBytes: 4 * MIB,
+  maxRpcQueueBytesPerPeer: 64 * MIB,
   maxOutboundRequestsPerPeer: 4096,
   maxInboundRequestsPerPeer: 4096,
   defaultRequestTimeoutMs: 5_000,
@@ -109,6 +112,7 @@ const BOUNDS: { readonly [K in keyof MeshLimits]: Bound } = {
   maxStreamReadBufferBytes: [(l) => Math.max(l.maxFrameBytes, l.maxStreamWindowBytes), 4 * GIB],
   maxStreamWindowBytes: [256 * KIB, 4 * GIB - 1],
   maxRequestBytes: [1 * KIB, (l) => l.maxFrameBytes - 64],
+  maxRpcQueueBytesPerPeer: [(l) => l.maxRequestBytes + 64, 64 * GIB],
   maxOutboundRequestsPerPeer: [1, 1_000_000],
   maxInboundRequestsPerPeer: [1, 1_000_000],
   defaultRequestTimeoutMs: [1, (l) => l.maxRequestTimeoutMs],

@@ -55,6 +55,12 @@ export interface RpcEndpointInit {
   readonly handler: RequestHandler | undefined;
 }
 
+interface Outgoing {
+  readonly frame: Uint8Array;
+  /** Set when the caller gave up before the frame left: it is dropped, not sent. */
+  skip: boolean;
+}
+
 interface Outstanding {
   readonly resolve: (payload: Uint8Array) => void;
   readonly reject: (err: Error) => void;
@@ -82,6 +88,10 @@ export class RpcEndpoint {
   /** Callers waiting for a stream to be attached (a reopen in progress). */
   private readonly waiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
   private shutDownReason: string | undefined;
+  /** Frames waiting for room in the stream's write buffer. */
+  private readonly outbox: Outgoing[] = [];
+  private outboxBytes = 0;
+  private pumping = false;
 
   constructor(init: RpcEndpointInit) {
     this.init = init;
@@ -109,6 +119,7 @@ export class RpcEndpoint {
   detach(channel: FramedChannel, reason: string): void {
     if (this.channel !== channel) return;
     this.channel = undefined;
+    this.clearOutbox();
     const err = new NetError(
       'UNAVAILABLE',
       `request stream to ${this.init.peer} closed (${reason}); a request already sent may have been applied`,
@@ -145,49 +156,49 @@ export class RpcEndpoint {
       );
     }
     const deadline = performance.now() + timeoutMs;
-    let channel = this.channel;
-    if (channel === undefined || !channel.open || !channel.writable) {
-      // The stream is being (re)opened, or is full: wait, within the caller's deadline.
+    const channel = this.channel;
+    if (channel === undefined || !channel.open) {
+      // The stream is being (re)opened: wait for it, within the caller's deadline.
       const signal =
         options.signal === undefined
           ? AbortSignal.timeout(timeoutMs)
           : AbortSignal.any([options.signal, AbortSignal.timeout(timeoutMs)]);
       try {
-        if (channel === undefined || !channel.open) await this.waitAttached(signal);
-        channel = this.requireChannel();
-        if (!channel.writable) await channel.waitWritable(signal);
+        await this.waitAttached(signal);
       } catch (err) {
         if (options.signal?.aborted) throw options.signal.reason;
         if (err instanceof NetError && err.code === 'UNAVAILABLE') throw err;
         this.init.counters.requestTimeouts++;
-        throw new NetError(
-          'TIMEOUT',
-          `request to ${this.init.peer} could not be sent within ${timeoutMs} ms`,
-        );
+        throw new NetError('TIMEOUT', `no request stream to ${this.init.peer} within ${timeoutMs} ms`);
       }
-      channel = this.requireChannel();
     }
     const remainingMs = Math.max(1, Math.round(deadline - performance.now()));
     const id = this.nextId++;
-    const frame = new Writer(payload.length + 32)
+    const writer = new Writer(payload.length + 32)
       .uint32(0)
       .uint8(FrameKind.RpcRequest)
       .varint(id)
       .varint(remainingMs)
       .raw(payload);
-    frame.patchUint32(0, frame.length - LENGTH_PREFIX_BYTES);
+    writer.patchUint32(0, writer.length - LENGTH_PREFIX_BYTES);
+    const queued: Outgoing = { frame: writer.finish(), skip: false };
     return new Promise<Uint8Array>((resolve, reject) => {
+      // A request still queued when its caller gives up is not sent at all, nor cancelled.
+      const giveUp = () => {
+        if (this.outbox.includes(queued)) queued.skip = true;
+        else this.sendCancel(id);
+      };
       const onAbort = () => {
         if (!this.outstanding.delete(id)) return;
         cleanup();
-        this.sendCancel(id);
+        giveUp();
         reject(options.signal?.reason ?? new NetError('ABORTED', 'request aborted'));
       };
       const timer = setTimeout(() => {
         if (!this.outstanding.delete(id)) return;
         cleanup();
         this.init.counters.requestTimeouts++;
-        this.sendCancel(id);
+        giveUp();
         reject(new NetError('TIMEOUT', `no answer from ${this.init.peer} within ${timeoutMs} ms`));
       }, remainingMs);
       const cleanup = () => {
@@ -195,15 +206,20 @@ export class RpcEndpoint {
         options.signal?.removeEventListener('abort', onAbort);
       };
       options.signal?.addEventListener('abort', onAbort);
+      // Registered before the frame can leave, so a stream that fails on send fails this call.
       this.outstanding.set(id, { resolve, reject, timer, cleanup });
-      try {
-        channel.send(frame.finish());
-        this.init.counters.requestsSent++;
-      } catch (err) {
+      if (!this.enqueue(queued)) {
         this.outstanding.delete(id);
         cleanup();
-        reject(err);
+        reject(
+          new NetError(
+            'OVERLOADED',
+            `more than ${this.init.limits.maxRpcQueueBytesPerPeer} bytes queued for ${this.init.peer}`,
+          ),
+        );
+        return;
       }
+      this.init.counters.requestsSent++;
     });
   }
 
@@ -359,13 +375,61 @@ export class RpcEndpoint {
 
   /** Answers and cancels are best effort: a closed stream already failed both ends' calls. */
   private sendQuietly(frame: Uint8Array): void {
-    const channel = this.channel;
-    if (channel === undefined || !channel.open) return;
-    try {
-      channel.send(frame);
-    } catch {
-      // The channel closed; detach() reports it.
+    if (this.channel === undefined || !this.channel.open) return;
+    if (!this.enqueue({ frame, skip: false })) {
+      this.init.logger.warn('rpc_queue_full', { peer: this.init.peer, queuedBytes: this.outboxBytes });
     }
+  }
+
+  /**
+   * Queues a frame for the stream, in order; false if the queue would pass
+   * maxRpcQueueBytesPerPeer. The pump hands frames to libp2p only while the stream is below its
+   * high-water mark, so many concurrent calls cannot pile megabytes into libp2p's buffer.
+   */
+  private enqueue(outgoing: Outgoing): boolean {
+    if (this.outboxBytes + outgoing.frame.length > this.init.limits.maxRpcQueueBytesPerPeer) return false;
+    this.outbox.push(outgoing);
+    this.outboxBytes += outgoing.frame.length;
+    this.pump();
+    return true;
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    const run = async () => {
+      try {
+        while (this.outbox.length > 0) {
+          const channel = this.channel;
+          if (channel === undefined || !channel.open) {
+            this.clearOutbox();
+            return;
+          }
+          if (!channel.writable) {
+            await channel.waitWritable().catch(() => {});
+            continue;
+          }
+          const next = this.outbox.shift()!;
+          this.outboxBytes -= next.frame.length;
+          if (next.skip) continue;
+          try {
+            channel.send(next.frame);
+          } catch {
+            // Closed: detach() fails the outstanding calls.
+          }
+        }
+      } finally {
+        this.pumping = false;
+      }
+    };
+    run().catch((err) =>
+      this.init.logger.error('rpc_pump_failed', { peer: this.init.peer, error: describeError(err) }),
+    );
+  }
+
+  private clearOutbox(): void {
+    this.outbox.length = 0;
+    this.outboxBytes = 0;
   }
 
   private waitAttached(signal: AbortSignal): Promise<void> {

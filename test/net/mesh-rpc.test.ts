@@ -143,6 +143,32 @@ t.test(
   },
 );
 
+t.test('many large requests at once queue behind the stream instead of overflowing libp2p', async (t) => {
+  // 64 × 512 KiB each way: far beyond libp2p's hard write-buffer cap for these limits (which
+  // resets the stream), so this passes only if requests and answers wait for the stream.
+  const limits = {
+    maxFrameBytes: 1024 * 1024,
+    maxRequestBytes: 600 * 1024,
+    raftFrameTargetBytes: 64 * 1024,
+    snapshotChunkBytes: 64 * 1024,
+    maxSnapshotHeaderBytes: 1024,
+    streamHighWaterBytes: 256 * 1024,
+    maxStreamWindowBytes: 1024 * 1024,
+  };
+  const [a, b] = await pair(t, { request: async (_from, payload) => payload }, limits);
+  const payloads = Array.from({ length: 64 }, (_, i) => new Uint8Array(512 * 1024).fill(i));
+  const answers = await Promise.all(
+    payloads.map((p) => a.mesh.request(b.mesh.peerId, p, { timeoutMs: 60_000 })),
+  );
+  t.ok(
+    answers.every(
+      (answer, i) => answer.length === 512 * 1024 && answer[0] === i && answer[answer.length - 1] === i,
+    ),
+  );
+  t.equal(a.mesh.counters().framesRejected + b.mesh.counters().framesRejected, 0);
+  t.ok(a.mesh.peers()[0]!.rpcStream, 'the request stream survived');
+});
+
 t.test('a lost connection fails outstanding requests with UNAVAILABLE', async (t) => {
   let started = 0;
   const [a, b] = await pair(t, {
