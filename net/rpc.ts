@@ -457,14 +457,6 @@ export class RpcEndpoint {
       this.waiters.add(waiter);
     });
   }
-
-  private requireChannel(): FramedChannel {
-    const channel = this.channel;
-    if (channel === undefined || !channel.open) {
-      throw new NetError('UNAVAILABLE', `no request stream to ${this.init.peer}`);
-    }
-    return channel;
-  }
 }
 
 /** Cuts a string so that its UTF-8 encoding fits in maxBytes, never inside a character. */
