@@ -188,7 +188,9 @@ export async function receiveSnapshotOn(
         header.resolve(decodeHeader(payload, limits));
         progress.state = 'chunks';
       } else if (state === 'chunks' && kind === FrameKind.SnapshotChunk) {
-        const chunk = copyBytes(payload, 1);
+        // A view, not a copy: the frame's buffer is this frame's alone (reassembled, or one
+        // decrypted Noise message) and the consumer is about to write it out.
+        const chunk = payload.subarray(1);
         received += chunk.length;
         if (received > limits.maxSnapshotBytes)
           throw new FrameTooLargeError('snapshot', received, limits.maxSnapshotBytes);
