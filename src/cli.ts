@@ -2,6 +2,7 @@
 // The conclave command line: `start` runs a node, `secret new` writes a cluster secret.
 
 import '../net/polyfill.js';
+import { fchmodSync, fstatSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { generateClusterSecret, jsonLogger } from '../net/index.js';
@@ -79,7 +80,11 @@ async function main(): Promise<void> {
       'cluster secrets: `conclave secret new > FILE`',
       (y) => y.positional('action', { choices: ['new'] as const, describe: 'new: print a fresh secret' }),
       (argv) => {
-        if (argv.action === 'new') process.stdout.write(generateClusterSecret());
+        if (argv.action !== 'new') return;
+        // `conclave secret new > FILE`: stdout is that file; make it private (0600), since a node
+        // refuses a secret file that others may read.
+        if (fstatSync(1).isFile()) fchmodSync(1, 0o600);
+        process.stdout.write(generateClusterSecret());
       },
     )
     .demandCommand(1, 'say what to do: conclave start --single')
