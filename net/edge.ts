@@ -1,8 +1,8 @@
 // The client edge: uWebSockets.js HTTP routes and one WebSocket endpoint, moving requests in and answers out.
 //
 // What a route does belongs to src/; the edge only parses, bounds and answers. Every error
-// answer is JSON `{"error":{"code":…,"message":…}}` with a stable code (EdgeErrorCode) and
-// the status in EDGE_ERROR_STATUS.
+// answer is the flat JSON `{"code":…,"message":…,"retryable":…, ...details}` with a stable
+// code (EdgeErrorCode) and the status in EDGE_ERROR_STATUS.
 
 import type {
   HttpRequest,
