@@ -112,16 +112,20 @@ async function main(): Promise<void> {
       `bench:cluster — 3 voters (separate processes, loopback, RocksDB, synced writes), 256-byte JSON puts, ` +
         `${options.seconds} s per row, clients round-robin over all nodes (node ${process.version})`,
     );
-    const rows = [['clients', 'puts/s', 'p50 ms', 'p99 ms', 'errors']];
+    const rows = [['clients', 'puts/s', 'p50 ms', 'p99 ms', 'errors', 'elections']];
     for (const clients of options.clients) {
       await load(cluster.nodes, clients, 1); // Warm-up.
+      const termBefore = (await cluster.status(await cluster.waitForLeader()))?.term ?? 0;
       const result = await load(cluster.nodes, clients, options.seconds);
+      const termAfter = (await cluster.status(await cluster.waitForLeader()))?.term ?? 0;
       rows.push([
         String(clients),
         Math.round(result.rate).toLocaleString('en-US'),
         result.p50.toFixed(2),
         result.p99.toFixed(2),
         String(result.errors),
+        // Terms started during the row: a leader change under load is a spurious election.
+        String(termAfter - termBefore),
       ]);
     }
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
