@@ -248,33 +248,9 @@ class RocksEngine implements KvEngine {
   }
 }
 
-class LevelEngine implements KvEngine {
-  readonly kind = 'leveldb' as const;
-  readonly rangeDelete = 'key-by-key' as const;
-  private readonly db: SyncGetDb;
-
-  constructor(private readonly location: string) {
-    const { ClassicLevel } = require('classic-level') as {
-      ClassicLevel: new (location: string, options: Record<string, unknown>) => SyncGetDb;
-    };
-    this.db = new ClassicLevel(location, VIEW_ENCODINGS);
-  }
-
-  async open(): Promise<void> {
-    try {
-      await this.db.open({ createIfMissing: true });
-    } catch (error) {
-      throw openError(this.location, error);
-    }
-  }
-
-  close(): Promise<void> {
-    return this.db.close();
-  }
-
-  write(ops: readonly WriteOp[], sync: boolean): Promise<void> {
-    return this.db.batch(ops as WriteOp[], { sync });
-  }
+/** The reads and range clears LevelDB and the memory engine share: both are abstract-level stores with getSync. */
+abstract class SyncGetLevelEngine {
+  protected abstract readonly db: SyncGetDb;
 
   clear(gte: Uint8Array, lt: Uint8Array): Promise<void> {
     return this.db.clear({ gte, lt });
@@ -298,12 +274,43 @@ class LevelEngine implements KvEngine {
   }
 }
 
-class MemoryEngine implements KvEngine {
+class LevelEngine extends SyncGetLevelEngine implements KvEngine {
+  readonly kind = 'leveldb' as const;
+  readonly rangeDelete = 'key-by-key' as const;
+  protected readonly db: SyncGetDb;
+
+  constructor(private readonly location: string) {
+    super();
+    const { ClassicLevel } = require('classic-level') as {
+      ClassicLevel: new (location: string, options: Record<string, unknown>) => SyncGetDb;
+    };
+    this.db = new ClassicLevel(location, VIEW_ENCODINGS);
+  }
+
+  async open(): Promise<void> {
+    try {
+      await this.db.open({ createIfMissing: true });
+    } catch (error) {
+      throw openError(this.location, error);
+    }
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  write(ops: readonly WriteOp[], sync: boolean): Promise<void> {
+    return this.db.batch(ops as WriteOp[], { sync });
+  }
+}
+
+class MemoryEngine extends SyncGetLevelEngine implements KvEngine {
   readonly kind = 'memory' as const;
   readonly rangeDelete = 'key-by-key' as const;
-  private readonly db: SyncGetDb;
+  protected readonly db: SyncGetDb;
 
   constructor(location: string, volume: MemoryVolume) {
+    super();
     this.db = volume.db(location);
   }
 
@@ -329,26 +336,5 @@ class MemoryEngine implements KvEngine {
       ),
       {},
     );
-  }
-
-  clear(gte: Uint8Array, lt: Uint8Array): Promise<void> {
-    return this.db.clear({ gte, lt });
-  }
-
-  getManySync(keys: readonly Uint8Array[]): (Uint8Array | undefined)[] {
-    return keys.map((key) => this.db.getSync(key));
-  }
-
-  getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
-    if (keys.length === 0) return Promise.resolve([]);
-    return this.db.getMany(keys as Uint8Array[]);
-  }
-
-  iterate(
-    gte: Uint8Array,
-    lt: Uint8Array,
-    options: IterateOptions = {},
-  ): AsyncIterable<[Uint8Array, Uint8Array]> {
-    return iterateLevel(this.db, gte, lt, {}, options);
   }
 }
