@@ -33,6 +33,13 @@ import { DriverError, RaftDriver } from './raft-driver.js';
 /** The raft group every realm lives in today; frames and keys already carry it. */
 const GROUP = 1;
 const IDENTITY_FILE = 'node.json';
+/** Codes a leader answers a forwarded write with before proposing it: the write did not happen. */
+const DEFINITE_REMOTE_CODES: ReadonlySet<string> = new Set([
+  'NOT_LEADER',
+  'NO_LEADER',
+  'TOO_LARGE',
+  'INVALID_ARGUMENT',
+]);
 
 interface NodeIdentityRecord {
   readonly name: string;
@@ -318,10 +325,11 @@ export class ConclaveNode implements KvService {
       );
     } catch (error) {
       if (error instanceof RemoteError) {
+        // The leader refused before proposing (definite) or lost track after (indeterminate).
         throw Object.assign(new Error(error.remoteMessage), {
           code: error.remoteCode,
           leader,
-          indeterminate: true,
+          indeterminate: !DEFINITE_REMOTE_CODES.has(error.remoteCode),
         });
       }
       throw new DriverError(
