@@ -35,6 +35,10 @@ export interface NodeConfig {
   readonly heartbeatIntervalMs: number;
   readonly requestTimeoutMs: number;
   readonly maxRequestBytes: number;
+  /** Entries applied past the log's first index before the node snapshots and compacts. */
+  readonly snapshotEntries: number;
+  /** Entries kept before the snapshot point, so followers that lag a little catch up from the log. */
+  readonly logRetainEntries: number;
   readonly logLevel: LogLevel;
   readonly tlsKeyFile: string | undefined;
   readonly tlsCertFile: string | undefined;
@@ -130,6 +134,18 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'integer',
     describe: 'largest client request body',
   },
+  {
+    key: 'snapshotEntries',
+    flag: 'snapshot-entries',
+    kind: 'integer',
+    describe: 'applied entries between snapshots',
+  },
+  {
+    key: 'logRetainEntries',
+    flag: 'log-retain-entries',
+    kind: 'integer',
+    describe: 'log entries kept behind a snapshot',
+  },
   { key: 'logLevel', flag: 'log-level', kind: 'string', describe: LOG_LEVELS.join(', ') },
   { key: 'tlsKeyFile', flag: 'tls-key-file', kind: 'string', describe: 'TLS key for the client edge' },
   {
@@ -151,6 +167,8 @@ export const CONFIG_DEFAULTS = {
   heartbeatIntervalMs: 50,
   requestTimeoutMs: 5000,
   maxRequestBytes: 1024 * 1024,
+  snapshotEntries: 10_000,
+  logRetainEntries: 1_000,
   logLevel: 'warn',
 } as const;
 
@@ -339,6 +357,12 @@ function validate(raw: Raw): NodeConfig {
     maxRequestBytes:
       toInteger(raw, 'maxRequestBytes', 'max-request-bytes', 1024, 64 * 1024 * 1024) ??
       CONFIG_DEFAULTS.maxRequestBytes,
+    snapshotEntries:
+      toInteger(raw, 'snapshotEntries', 'snapshot-entries', 10, 100_000_000) ??
+      CONFIG_DEFAULTS.snapshotEntries,
+    logRetainEntries:
+      toInteger(raw, 'logRetainEntries', 'log-retain-entries', 0, 100_000_000) ??
+      CONFIG_DEFAULTS.logRetainEntries,
     logLevel,
     tlsKeyFile,
     tlsCertFile,

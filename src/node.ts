@@ -1,10 +1,12 @@
 // A Conclave node: opens storage, runs raft through the driver, and serves the client API on the edge.
 
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   Edge,
+  type IncomingSnapshot,
   type Logger,
   loadOrCreateNodeKey,
   Mesh,
@@ -12,7 +14,15 @@ import {
   readClusterSecretFile,
   withFields,
 } from '../net/index.js';
-import { type Message, MessageType, RawNode, SeededPrng } from '../raft/index.js';
+import {
+  type Membership,
+  type Message,
+  MessageType,
+  message,
+  RawNode,
+  SeededPrng,
+  type Snapshot,
+} from '../raft/index.js';
 import {
   COMMAND_VERSION,
   type CommandResult,
@@ -54,6 +64,9 @@ interface NodeIdentityRecord {
 export class ConclaveNode implements KvService {
   private stopping = false;
   private readonly identifying = new Set<string>();
+  private readonly sendingSnapshots = new Set<string>();
+  private readonly receivedSnapshots = new Map<string, string>();
+  private compacting = false;
 
   private constructor(
     readonly config: NodeConfig,
@@ -106,10 +119,14 @@ export class ConclaveNode implements KvService {
         maxPendingRequests: 100_000,
         store: {
           persist: (ready) =>
-            group.persist({
-              entries: ready.entries,
-              ...(ready.hardState ? { hardState: ready.hardState } : {}),
-            }),
+            group.persist(
+              {
+                entries: ready.entries,
+                ...(ready.hardState ? { hardState: ready.hardState } : {}),
+                ...(ready.snapshot ? { snapshot: ready.snapshot } : {}),
+              },
+              ready.snapshot ? self.node?.takeReceivedSnapshot(ready.snapshot) : undefined,
+            ),
         },
         stateMachine: {
           applySnapshot: async () => {
@@ -120,6 +137,7 @@ export class ConclaveNode implements KvService {
             for (const outcome of await group.apply(entries)) {
               if (outcome.kind === 'command') results.set(outcome.index, outcome.result);
             }
+            self.node?.maybeCompact();
             return entries.map((entry) => results.get(entry.index));
           },
         },
@@ -142,6 +160,7 @@ export class ConclaveNode implements KvService {
             raft: (from, batch) => self.node?.receiveRaft(from, batch.groupId, batch.messages),
             request: (from, payload) => self.node!.servePeer(from, payload),
             peerUp: (peer) => void self.node?.identify(peer),
+            snapshot: (incoming) => self.node!.receiveSnapshot(incoming),
           },
         });
       }
@@ -231,10 +250,7 @@ export class ConclaveNode implements KvService {
     const byPeer = new Map<string, Message[]>();
     for (const message of messages) {
       if (message.type === MessageType.Snapshot) {
-        // Snapshot streaming is not wired yet: founders share the bootstrap snapshot, and the
-        // node does not compact its log yet, so followers catch up from entries.
-        this.logger.warn('raft.snapshot_send_unsupported', { to: message.to });
-        this.driver.reportSnapshot(message.to, false);
+        void this.sendSnapshot(message);
         continue;
       }
       const list = byPeer.get(message.to) ?? [];
@@ -246,6 +262,108 @@ export class ConclaveNode implements KvService {
       if (!this.mesh || peer === undefined || !this.mesh.sendRaft(peer, GROUP, list))
         this.driver.reportUnreachable(name);
     }
+  }
+
+  /**
+   * Streams the snapshot file a Snapshot message names to its peer, the message itself in the
+   * header; raft learns the outcome through reportSnapshot.
+   */
+  private async sendSnapshot(snapshotMessage: Message): Promise<void> {
+    const to = snapshotMessage.to;
+    const peer = this.peers.peerOf(to);
+    const snapshot = snapshotMessage.snapshot;
+    if (this.sendingSnapshots.has(to)) return;
+    if (!this.mesh || peer === undefined || snapshot === undefined) {
+      this.driver.reportSnapshot(to, false);
+      return;
+    }
+    this.sendingSnapshots.add(to);
+    try {
+      const header = encodePeerMessage({
+        term: snapshotMessage.term,
+        index: snapshot.metadata.index,
+        snapshotTerm: snapshot.metadata.term,
+        membership: snapshot.metadata.membership,
+        data: Buffer.from(snapshot.data).toString('base64'),
+      });
+      const source = createReadStream(this.group.snapshotPath(snapshot));
+      await this.mesh.sendSnapshot(peer, { groupId: GROUP, header, source });
+      this.logger.info('raft.snapshot_sent', { to, index: snapshot.metadata.index });
+      this.driver.reportSnapshot(to, true);
+    } catch (error) {
+      this.logger.warn('raft.snapshot_send_failed', { to, error: (error as Error).message });
+      this.driver.reportSnapshot(to, false);
+    } finally {
+      this.sendingSnapshots.delete(to);
+    }
+  }
+
+  /** A snapshot from the leader: the file is written aside, then its message goes to raft. */
+  async receiveSnapshot(incoming: IncomingSnapshot): Promise<void> {
+    const name = this.peers.nameOf(incoming.from);
+    if (name === undefined || incoming.groupId !== GROUP) {
+      throw Object.assign(new Error('snapshot from an unidentified peer or for an unknown group'), {
+        code: 'INVALID_ARGUMENT',
+      });
+    }
+    const header = decodePeerAnswer<{
+      term: number;
+      index: number;
+      snapshotTerm: number;
+      membership: Membership;
+      data: string;
+    }>(incoming.header);
+    const path = this.group.tempPath(`snapshot-${header.index}-${header.snapshotTerm}`);
+    const file = await open(path, 'w', 0o600);
+    try {
+      for await (const chunk of incoming.chunks) await file.write(chunk);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    const snapshot: Snapshot = {
+      metadata: { index: header.index, term: header.snapshotTerm, membership: header.membership },
+      data: new Uint8Array(Buffer.from(header.data, 'base64')),
+    };
+    this.receivedSnapshots.set(`${header.index}:${header.snapshotTerm}`, path);
+    // Raft checks the message (a malformed snapshot is refused and logged by the driver).
+    this.driver.receive(
+      message({ type: MessageType.Snapshot, from: name, to: this.config.name, term: header.term, snapshot }),
+    );
+  }
+
+  /** The received file for a snapshot raft asks us to persist. */
+  takeReceivedSnapshot(snapshot: Snapshot): string | undefined {
+    const key = `${snapshot.metadata.index}:${snapshot.metadata.term}`;
+    const path = this.receivedSnapshots.get(key);
+    this.receivedSnapshots.delete(key);
+    return path;
+  }
+
+  /**
+   * Bounds the log: once `snapshotEntries` entries are applied past the first index, takes a
+   * snapshot (in the background, one at a time) and compacts all but the last
+   * `logRetainEntries` entries before it, so followers that lag a little catch up from the log.
+   */
+  maybeCompact(): void {
+    if (this.compacting || this.stopping) return;
+    if (this.group.state.appliedIndex - this.group.log.firstIndex() < this.config.snapshotEntries) return;
+    this.compacting = true;
+    void (async () => {
+      try {
+        const created = await this.group.createSnapshot();
+        const upTo = created.header.index - this.config.logRetainEntries;
+        if (upTo >= this.group.log.firstIndex()) await this.group.compact(upTo);
+        this.logger.info('storage.compacted', {
+          snapshotIndex: created.header.index,
+          firstIndex: this.group.log.firstIndex(),
+        });
+      } catch (error) {
+        this.logger.warn('storage.compaction_failed', { error: (error as Error).message });
+      } finally {
+        this.compacting = false;
+      }
+    })();
   }
 
   /** Raft messages from an authenticated peer; each must carry that peer's own name. */

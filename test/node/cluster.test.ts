@@ -1,7 +1,8 @@
 // Three real node processes on loopback: bootstrap from hardcoded peers, forwarding, kill -9 of the leader, rejoin, linearizability.
 
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { LocalCluster } from '../../scripts/local-cluster.js';
 import {
@@ -204,5 +205,46 @@ t.test(
       'ok',
       result.result === 'illegal' ? formatCheckResult(kvModel, result) : 'linearizable',
     );
+  },
+);
+
+t.test(
+  'a follower that missed more than the retained log catches up from a snapshot streamed over the mesh',
+  async (t) => {
+    const cluster = new LocalCluster(['--snapshot-entries', '20', '--log-retain-entries', '5']);
+    t.teardown(() => cluster.stop());
+    await cluster.create(3);
+    cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const lagging = cluster.nodes.find((n) => n !== leader)!;
+    await cluster.kill(lagging);
+    for (let i = 0; i < 120; i++) {
+      const response = await fetch(`${leader.url}/v1/realms/default/kv/k${i % 7}`, {
+        method: 'PUT',
+        headers: json,
+        body: JSON.stringify(i),
+      });
+      t.equal(response.status, 200, `put ${i}`, { diagnostic: response.status !== 200 });
+      if (response.status !== 200) break;
+    }
+    const leaderSnapshots = await until('the leader to compact its log', async () => {
+      const indexes = readdirSync(join(leader.dataDir, 'snapshots', 'g1')).map((name) =>
+        Number(name.split('-')[0]),
+      );
+      return Math.max(...indexes) >= 100 ? indexes : undefined;
+    });
+    t.ok(
+      Math.max(...leaderSnapshots) - 5 > 3,
+      `the leader compacted past where the stopped follower was (snapshots at ${leaderSnapshots})`,
+    );
+    cluster.start(lagging);
+    await until('the lagging follower to serve the latest value', async () => {
+      const response = await fetch(`${lagging.url}/v1/realms/default/kv/k1?consistency=stale`);
+      if (!response.ok) return undefined;
+      return ((await response.json()) as { value: number }).value === 113 ? true : undefined;
+    });
+    t.pass('it caught up (from a snapshot: the entries it missed are gone from the leader’s log)');
+    const read = await fetch(`${lagging.url}/v1/realms/default/kv/k6`);
+    t.same(((await read.json()) as { value: number }).value, 118, 'and serves linearizable reads');
   },
 );
