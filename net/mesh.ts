@@ -238,26 +238,17 @@ export class Mesh {
       maxInboundStreams: 1,
       maxOutboundStreams: 1,
     });
-    await node.handle(
-      PROTOCOLS.raft,
-      this.guard('raft', (stream, session, connection) =>
-        this.adoptStream('raft', stream, session, connection),
-      ),
-      {
-        maxInboundStreams: 2,
-        maxOutboundStreams: 2,
-      },
-    );
-    await node.handle(
-      PROTOCOLS.rpc,
-      this.guard('rpc', (stream, session, connection) =>
-        this.adoptStream('rpc', stream, session, connection),
-      ),
-      {
-        maxInboundStreams: 2,
-        maxOutboundStreams: 2,
-      },
-    );
+    // The raft and rpc streams: one long-lived stream each per peer pair (two while a duplicate
+    // connection is being resolved).
+    for (const kind of ['raft', 'rpc'] as const) {
+      await node.handle(
+        PROTOCOLS[kind],
+        this.guard(kind, (stream, session, connection) =>
+          this.adoptStream(kind, stream, session, connection),
+        ),
+        { maxInboundStreams: 2, maxOutboundStreams: 2 },
+      );
+    }
     await node.handle(
       PROTOCOLS.snapshot,
       this.guard('snapshot', (stream, session) => this.onSnapshotStream(stream, session)),
