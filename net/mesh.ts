@@ -142,7 +142,7 @@ export class Mesh {
   private readonly codecLimits: RaftCodecLimits;
   private readonly logger: Logger;
   private readonly random: () => number;
-  private readonly configuredPeers: readonly ConfiguredPeer[];
+  private readonly configuredPeers: ConfiguredPeer[];
   private readonly counterValues: MeshCounters = newCounters();
   private readonly connections = new Map<string, TrackedConnection>();
   private readonly sessions = new Map<string, PeerSession>();
@@ -291,6 +291,33 @@ export class Mesh {
     this.connections.clear();
     this.state = 'stopped';
     this.logger.info('mesh_stopped');
+  }
+
+  /**
+   * Dials `address` and keeps a connection to it like a configured peer (a member learned at
+   * runtime). Idempotent per address; an address of this node itself is ignored. Throws
+   * NetConfigError for an address that is not a TCP multiaddr.
+   */
+  addPeer(address: string): void {
+    const { addr, pinned } = parseTcpAddress('peers', address);
+    if (pinned === this.peerId) return;
+    if (this.configuredPeers.some((p) => p.addr.toString() === addr.toString())) return;
+    if (this.init.listen.some((own) => own === address)) return;
+    if (this.configuredPeers.length >= this.limits.maxPeers) {
+      throw new NetConfigError('peers', `more than limits.maxPeers = ${this.limits.maxPeers} peers`);
+    }
+    const peer = new ConfiguredPeer(addr, pinned);
+    this.configuredPeers.push(peer);
+    this.logger.info('peer_added', { addr: addr.toString() });
+    this.dialSoon(peer, 0);
+  }
+
+  /** Stops dialing `address` (a removed member); an open connection closes when the peer goes. */
+  removePeer(address: string): void {
+    const index = this.configuredPeers.findIndex((p) => p.addr.toString() === address);
+    if (index === -1) return;
+    this.configuredPeers[index]!.cancel();
+    this.configuredPeers.splice(index, 1);
   }
 
   /** The multiaddrs this node listens on, each ending in /p2p/<peer id> (after start). */

@@ -26,7 +26,10 @@ export interface NodeConfig {
   readonly peerListen: string;
   readonly clientHost: string;
   readonly clientPort: number;
+  /** Founding members; empty for a node that joins an existing cluster (see `join`). */
   readonly initialCluster: readonly ClusterMember[];
+  /** Mesh addresses of members of an existing cluster this node joins (added with `conclave members add`). */
+  readonly join: readonly string[];
   readonly clusterSecretFile: string | undefined;
   readonly services: readonly Service[];
   readonly single: boolean;
@@ -100,6 +103,12 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'initial-cluster',
     kind: 'list',
     describe: 'founding members: name=multiaddr,...',
+  },
+  {
+    key: 'join',
+    flag: 'join',
+    kind: 'list',
+    describe: 'join an existing cluster through these members: multiaddr,... (instead of --initial-cluster)',
   },
   {
     key: 'clusterSecretFile',
@@ -230,7 +239,11 @@ function readConfigFile(path: string, raw: Raw): void {
   }
 }
 
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+/** A mesh address: a TCP multiaddr, optionally pinning the peer id. */
+const TCP_MULTIADDR = /^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/[A-Za-z0-9]+)?$/;
+
+/** A node name: what raft, the membership and the CLI call a node. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 function validate(raw: Raw): NodeConfig {
   const single = toBoolean(raw, 'single', 'single') ?? false;
@@ -282,14 +295,34 @@ function validate(raw: Raw): NodeConfig {
   }
 
   const peerListen = toText(raw, 'peerListen', 'peer-listen') ?? CONFIG_DEFAULTS.peerListen;
-  if (!/^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/[A-Za-z0-9]+)?$/.test(peerListen)) {
+  if (!TCP_MULTIADDR.test(peerListen)) {
     throw new ConfigError(
       'peer-listen',
       raw.peerListen?.source ?? 'default',
       `${JSON.stringify(peerListen)} is not a TCP multiaddr like /ip4/127.0.0.1/tcp/7001`,
     );
   }
-  const initialCluster = parseInitialCluster(raw, name, peerListen, single);
+  const join = toList(raw, 'join', 'join') ?? [];
+  if (join.length > 0) {
+    if (single) throw new ConfigError('join', raw.join!.source, 'a --single node does not join a cluster');
+    if (raw.initialCluster !== undefined) {
+      throw new ConfigError(
+        'join',
+        raw.join!.source,
+        'give --join (a node added to a running cluster) or --initial-cluster (a founder), not both',
+      );
+    }
+    for (const address of join) {
+      if (!TCP_MULTIADDR.test(address)) {
+        throw new ConfigError(
+          'join',
+          raw.join!.source,
+          `${JSON.stringify(address)} is not a TCP multiaddr like /ip4/10.0.0.1/tcp/7001`,
+        );
+      }
+    }
+  }
+  const initialCluster = join.length > 0 ? [] : parseInitialCluster(raw, name, peerListen, single);
 
   const storageEngine = (toText(raw, 'storageEngine', 'storage-engine') ??
     CONFIG_DEFAULTS.storageEngine) as StorageEngineName;
@@ -331,7 +364,7 @@ function validate(raw: Raw): NodeConfig {
     );
   }
   const clusterSecretFile = toText(raw, 'clusterSecretFile', 'cluster-secret-file');
-  if (initialCluster.length > 1 && clusterSecretFile === undefined) {
+  if ((initialCluster.length > 1 || join.length > 0) && clusterSecretFile === undefined) {
     throw new ConfigError(
       'cluster-secret-file',
       'nothing',
@@ -345,6 +378,7 @@ function validate(raw: Raw): NodeConfig {
     clientHost,
     clientPort,
     initialCluster,
+    join,
     clusterSecretFile: clusterSecretFile === undefined ? undefined : resolve(clusterSecretFile),
     services,
     single,

@@ -2,7 +2,7 @@
 
 import { type ClusterSecret, type Logger, loadOrCreateNodeKey, Mesh } from '../net/index.js';
 import type { NodeConfig } from './config.js';
-import { decodePeerAnswer, encodePeerMessage } from './peer-directory.js';
+import { decodePeerAnswer, encodePeerMessage } from './peer-protocol.js';
 import { DriverError } from './raft-driver.js';
 
 /** What a peer says of itself when identified. */

@@ -21,6 +21,8 @@
  *            -> 201 {"name", "revision"}
  *   GET    /v1/realms[?consistency=…]
  *            -> {"realms": ["default", …], "revision": N}
+ *   POST   /v1/sessions  -> {"session": N}: opens a client session (see SESSIONS)
+ *   DELETE /v1/sessions/{N}?seq=S  -> {}: closes it (S: the session's next sequence number)
  *   GET    /v1/status   -> the node's NodeStatus (kv-service.ts) as JSON
  *   GET    /healthz     -> {"status": "ok"}: the process answers
  *   GET    /readyz      -> {"ready": true}, or 503 UNAVAILABLE with "ready": false and "reason"
@@ -56,6 +58,14 @@
  * `conclave-leader-commit-index` (the leader's commit index as this node last heard it) and
  * `conclave-lag-entries` (their difference, at least 0). Headers, so that the documented body
  * shapes stay exactly as they are.
+ *
+ * SESSIONS (Raft dissertation §6.3): a write (PUT, PATCH, DELETE, txn) with the headers
+ * `conclave-session: N` and `conclave-seq: S` (and optionally `conclave-ack: A`) applies at most
+ * once per (N, S): sent again with the same S, at any node, it answers the first attempt's
+ * result. S starts at 1 and is never reused in a session; A says every answer up to A has been
+ * received, so the cluster may forget them. A session idle past the cluster's session TTL is
+ * gone: its writes answer 410 SESSION_EXPIRED, and a retried write's fate is then unknown.
+ * The WebSocket API (ws-protocol.ts) carries the same triple as `session: {id, seq, ack}`.
  *
  * ERRORS: `{"code", "message", "retryable", ...details}` with the status of EDGE_ERROR_STATUS.
  * `retryable` is true for NO_LEADER, NOT_LEADER, TIMEOUT and UNAVAILABLE; NOT_LEADER and
@@ -96,6 +106,7 @@ import {
   parseQuery,
 } from './http-query.js';
 import type { Consistency, KvService, ServedRead } from './kv-service.js';
+import type { SessionRef } from './ws-protocol.js';
 
 /** The storage limits a command is checked against before it is proposed. */
 export type CommandLimits = Pick<
@@ -123,7 +134,7 @@ const SERVICE_CODE_ALIASES: Readonly<Record<string, EdgeErrorCode>> = {
   OVERLOADED: 'UNAVAILABLE',
 };
 
-/** HTTP status of each command error code; SESSION_EXPIRED is not an edge code (the HTTP API opens no sessions). */
+/** HTTP status of each command error code; SESSION_EXPIRED is 410 Gone like COMPACTED. */
 const COMMAND_ERROR_STATUS: Readonly<Record<CommandError['code'], number>> = {
   INVALID_ARGUMENT: EDGE_ERROR_STATUS.INVALID_ARGUMENT,
   NOT_FOUND: EDGE_ERROR_STATUS.NOT_FOUND,
@@ -142,7 +153,15 @@ const REALM_FIELDS = ['name'] as const;
  * all become the documented error bodies.
  */
 export function buildHttpRoutes(service: KvService, options: HttpApiOptions): EdgeRoute[] {
-  const api = new HttpApi(service, options.limits, options.logger ?? silentLogger);
+  return httpRoutes(newHttpApi(service, options));
+}
+
+export function newHttpApi(service: KvService, options: HttpApiOptions): HttpApi {
+  return new HttpApi(service, options.limits, options.logger ?? silentLogger);
+}
+
+/** The routes of the table above on `api`. */
+export function httpRoutes(api: HttpApi): EdgeRoute[] {
   const route = (
     method: EdgeRoute['method'],
     pattern: string,
@@ -163,13 +182,16 @@ export function buildHttpRoutes(service: KvService, options: HttpApiOptions): Ed
     route('POST', '/v1/realms/:realm/txn', 'json', (r) => api.txn(r)),
     route('POST', '/v1/realms', 'json', (r) => api.createRealm(r)),
     route('GET', '/v1/realms', 'none', (r) => api.realms(r)),
+    route('POST', '/v1/sessions', 'none', (r) => api.openSession(r)),
+    route('DELETE', '/v1/sessions/:session', 'none', (r) => api.closeSession(r)),
     route('GET', '/v1/status', 'none', (r) => api.status(r)),
     route('GET', '/healthz', 'none', (r) => api.healthz(r)),
     route('GET', '/readyz', 'none', (r) => api.readyz(r)),
   ];
 }
 
-class HttpApi {
+/** The client API's operations on EdgeRequests; the HTTP routes and the WebSocket API both call it. */
+export class HttpApi {
   constructor(
     private readonly service: KvService,
     private readonly limits: CommandLimits,
@@ -198,7 +220,7 @@ class HttpApi {
     if (ifRevision !== undefined && ifAbsent === true) {
       throw invalid('give ifRevision or ifAbsent=true, not both (ifRevision=0 also means "only if absent")');
     }
-    return this.writeDocument({
+    return this.writeDocument(request, {
       type: 'put',
       realm: realmOf(request),
       key: keyFromPath(request.path),
@@ -210,7 +232,7 @@ class HttpApi {
 
   async patch(request: EdgeRequest): Promise<EdgeResponse> {
     const ifRevision = integerParam(parseQuery(request.query, ['ifRevision']), 'ifRevision');
-    return this.writeDocument({
+    return this.writeDocument(request, {
       type: 'patch',
       realm: realmOf(request),
       key: keyFromPath(request.path),
@@ -221,7 +243,7 @@ class HttpApi {
 
   async delete(request: EdgeRequest): Promise<EdgeResponse> {
     const ifRevision = integerParam(parseQuery(request.query, ['ifRevision']), 'ifRevision');
-    return this.writeDocument({
+    return this.writeDocument(request, {
       type: 'delete',
       realm: realmOf(request),
       key: keyFromPath(request.path),
@@ -288,7 +310,7 @@ class HttpApi {
       success: body.success,
       ...(body.failure === undefined ? {} : { failure: body.failure }),
     } as Operation;
-    const result = await this.write(operation);
+    const result = await this.write(operation, sessionOf(request));
     if (!result.ok) return commandFailure(result.error, result.revision);
     const outcome = result.result;
     if (outcome.type !== 'txn') throw new Error(`a txn answered ${outcome.type}`);
@@ -308,7 +330,7 @@ class HttpApi {
     parseQuery(request.query, []);
     const body = objectBody(request.body, 'the realm body', REALM_FIELDS);
     if (body.name === undefined) throw invalid('the realm body needs a "name"');
-    const result = await this.write({ type: 'createRealm', realm: body.name as string });
+    const result = await this.write({ type: 'createRealm', realm: body.name as string }, sessionOf(request));
     if (!result.ok) return commandFailure(result.error, result.revision);
     return { status: 201, body: { name: body.name, revision: result.revision } };
   }
@@ -322,6 +344,29 @@ class HttpApi {
       headers: readHeaders(served, consistency),
       body: { realms: served.value, revision: served.revision },
     };
+  }
+
+  // ---- Sessions ----
+
+  async openSession(request: EdgeRequest): Promise<EdgeResponse> {
+    parseQuery(request.query, []);
+    const result = await this.service.write({ type: 'openSession' });
+    if (!result.ok) return commandFailure(result.error, result.revision);
+    if (result.result.type !== 'openSession') throw new Error(`openSession answered ${result.result.type}`);
+    return { status: 200, body: { session: result.result.session } };
+  }
+
+  async closeSession(request: EdgeRequest): Promise<EdgeResponse> {
+    const seq = integerParam(parseQuery(request.query, ['seq']), 'seq');
+    const id = Number(request.params.session);
+    if (!/^[1-9][0-9]*$/.test(request.params.session ?? '') || !Number.isSafeInteger(id)) {
+      throw invalid(`the session must be a positive integer, got ${JSON.stringify(request.params.session)}`);
+    }
+    if (seq === undefined || seq < 1)
+      throw invalid('closing a session needs ?seq= (its next sequence number)');
+    const result = await this.service.write({ type: 'closeSession' }, { id, seq });
+    if (!result.ok) return commandFailure(result.error, result.revision);
+    return { status: 200, body: {} };
   }
 
   // ---- The node ----
@@ -349,15 +394,15 @@ class HttpApi {
 
   // ---- Writing ----
 
-  private async writeDocument(operation: Operation): Promise<EdgeResponse> {
-    const result = await this.write(operation);
+  private async writeDocument(request: EdgeRequest, operation: Operation): Promise<EdgeResponse> {
+    const result = await this.write(operation, sessionOf(request));
     if (!result.ok) return commandFailure(result.error, result.revision);
     return { status: 200, body: { revision: result.revision } };
   }
 
   /** Checks `operation` exactly as the state machine will, then proposes it. */
-  private async write(operation: Operation): Promise<CommandResult> {
-    const command: Command = { v: COMMAND_VERSION, time: 0, op: operation };
+  private async write(operation: Operation, session: SessionRef | undefined): Promise<CommandResult> {
+    const command: Command = { v: COMMAND_VERSION, time: 0, ...(session ? { session } : {}), op: operation };
     const checked = validateCommand(command, this.limits);
     // Validation answers INVALID_ARGUMENT or TOO_LARGE, both edge codes.
     if (!checked.ok) throw new EdgeError(checked.error.code as EdgeErrorCode, checked.error.message);
@@ -377,7 +422,7 @@ class HttpApi {
         );
       }
     }
-    return this.service.write(checked.value.op);
+    return this.service.write(checked.value.op, checked.value.session);
   }
 
   // ---- Errors ----
@@ -390,6 +435,7 @@ class HttpApi {
       code?: unknown;
       leader?: unknown;
       indeterminate?: unknown;
+      reason?: unknown;
     };
     const raw = typeof fields.code === 'string' ? fields.code : undefined;
     const code = raw === undefined ? undefined : (SERVICE_CODE_ALIASES[raw] ?? raw);
@@ -404,6 +450,7 @@ class HttpApi {
     const details: Record<string, unknown> = {};
     if (typeof fields.leader === 'string' && fields.leader !== '') details.leader = fields.leader;
     if (fields.indeterminate === true) details.indeterminate = true;
+    if (typeof fields.reason === 'string') details.reason = fields.reason;
     const message = error instanceof Error ? error.message : code;
     return errorResponse(EDGE_ERROR_STATUS[code as EdgeErrorCode], code, message, details);
   }
@@ -448,6 +495,28 @@ function docResultBody(result: DocResult): Record<string, unknown> {
         version: result.version,
       }
     : { type: 'delete', key: result.key, prevModRevision: result.prevModRevision };
+}
+
+const SESSION_HEADERS = ['conclave-session', 'conclave-seq', 'conclave-ack'] as const;
+
+/** The write's session from the `conclave-session`, `conclave-seq`, `conclave-ack` headers. */
+function sessionOf(request: EdgeRequest): SessionRef | undefined {
+  const [id, seq, ack] = SESSION_HEADERS.map((name) => {
+    const text = request.headers[name];
+    if (text === undefined) return undefined;
+    if (!/^(0|[1-9][0-9]*)$/.test(text) || !Number.isSafeInteger(Number(text))) {
+      throw invalid(`header ${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
+    }
+    return Number(text);
+  });
+  if (id === undefined) {
+    if (seq !== undefined || ack !== undefined)
+      throw invalid('conclave-seq and conclave-ack need conclave-session');
+    return undefined;
+  }
+  if (id < 1) throw invalid('conclave-session must be at least 1');
+  if (seq === undefined || seq < 1) throw invalid('a write in a session needs conclave-seq of at least 1');
+  return { id, seq, ...(ack === undefined ? {} : { ack }) };
 }
 
 /** The realm as the edge decoded it from the path; the state machine checks its name. */

@@ -1,6 +1,13 @@
 // What the client API needs from a node: writes through raft, reads at a chosen consistency, status.
 
-import type { CommandResult, Document, ListOptions, Operation, ReadResult } from '../storage/index.js';
+import type {
+  CommandResult,
+  Document,
+  ListOptions,
+  Operation,
+  ReadResult,
+  SessionRef,
+} from '../storage/index.js';
 
 /** `linearizable` (default) confirms leadership and waits to apply the read index; `stale` reads local state at once. */
 export type Consistency = 'linearizable' | 'stale';
@@ -47,8 +54,11 @@ export interface NodeStatus {
  * thrown but returned in its CommandResult / ReadResult.
  */
 export interface KvService {
-  /** Proposes `op` through raft (forwarding to the leader if needed) and resolves once applied. */
-  write(op: Operation): Promise<CommandResult>;
+  /**
+   * Proposes `op` through raft (forwarding to the leader if needed) and resolves once applied.
+   * With `session`, the state machine applies it at most once per (session id, seq).
+   */
+  write(op: Operation, session?: SessionRef): Promise<CommandResult>;
   get(realm: string, key: string, consistency: Consistency): Promise<ServedRead<Document>>;
   list(
     realm: string,

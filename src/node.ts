@@ -16,10 +16,13 @@ import {
 } from '../net/index.js';
 import {
   type Membership,
+  MembershipChangeType,
   type Message,
   MessageType,
   message,
+  RaftError,
   RawNode,
+  Role,
   SeededPrng,
   type Snapshot,
 } from '../raft/index.js';
@@ -32,13 +35,19 @@ import {
   type ListOptions,
   NodeStorage,
   type Operation,
+  type SessionRef,
 } from '../storage/index.js';
+import { type AdminService, adminRoutes, type MembersView } from './admin-api.js';
 import type { NodeConfig } from './config.js';
 import { refuseIfClusterExists } from './founding-check.js';
-import { buildHttpRoutes } from './http-api.js';
+import { httpRoutes, newHttpApi } from './http-api.js';
+import { discoverCluster } from './join.js';
 import type { Consistency, KvService, NodeStatus, ServedRead } from './kv-service.js';
-import { decodePeerAnswer, decodePeerRequest, encodePeerMessage, PeerDirectory } from './peer-directory.js';
+import { PeerDirectory } from './peer-directory.js';
+import { type AdminAction, decodePeerAnswer, decodePeerRequest, encodePeerMessage } from './peer-protocol.js';
 import { DriverError, RaftDriver } from './raft-driver.js';
+import { WatchHub } from './watch-hub.js';
+import { webSocketApi } from './ws-api.js';
 
 /** The raft group every realm lives in today; frames and keys already carry it. */
 const GROUP = 1;
@@ -51,6 +60,17 @@ const DEFINITE_REMOTE_CODES: ReadonlySet<string> = new Set([
   'INVALID_ARGUMENT',
 ]);
 
+/**
+ * Fault injection for tests only: a node started with this variable set to a key is killed
+ * (SIGKILL) after a client write of that key has applied and before the node answers it.
+ */
+const FAULT_KILL_BEFORE_ANSWER = process.env.CONCLAVE_FAULT_KILL_BEFORE_ANSWER;
+
+/** An admin answer carried over the mesh as a value, so raft's refusal reason survives the hop. */
+type AdminAnswer =
+  | { ok: true; value: unknown }
+  | { ok: false; error: { code: string; message: string; reason?: string } };
+
 interface NodeIdentityRecord {
   readonly name: string;
   readonly clusterId: string;
@@ -61,8 +81,12 @@ interface NodeIdentityRecord {
  * stop() hands leadership over (when it leads a multi-voter cluster), stops taking requests,
  * fails those in flight with a retryable code, and closes storage last.
  */
-export class ConclaveNode implements KvService {
+export class ConclaveNode implements KvService, AdminService {
   private stopping = false;
+  /** When the leader last heard from each member (ms since epoch), by name. */
+  private readonly lastContact = new Map<string, number>();
+  /** Mesh addresses dialed because the replicated address book lists them. */
+  private readonly dialedAddresses = new Set<string>();
   private readonly identifying = new Set<string>();
   private readonly sendingSnapshots = new Set<string>();
   private readonly receivedSnapshots = new Map<string, string>();
@@ -77,6 +101,8 @@ export class ConclaveNode implements KvService {
     private readonly edge: Edge,
     private readonly mesh: Mesh | undefined,
     private readonly peers: PeerDirectory,
+    private readonly hub: WatchHub,
+    private readonly clusterId: string,
   ) {}
 
   static async start(config: NodeConfig, logger: Logger): Promise<ConclaveNode> {
@@ -88,7 +114,12 @@ export class ConclaveNode implements KvService {
     if (secret && config.initialCluster.length > 1 && !(await hasIdentity(config))) {
       await refuseIfClusterExists(config, secret, log, Math.max(2000, config.electionTimeoutMs * 4));
     }
-    const identity = await loadOrCreateIdentity(config, secret?.key);
+    const joining = config.join.length > 0;
+    const joinedClusterId =
+      joining && secret && !(await hasIdentity(config))
+        ? await discoverCluster(config, secret, log, Math.max(10_000, config.electionTimeoutMs * 20))
+        : undefined;
+    const identity = await loadOrCreateIdentity(config, secret?.key, joinedClusterId);
     const storage = await NodeStorage.open({
       dataDir: config.dataDir,
       clusterId: identity.clusterId,
@@ -99,10 +130,15 @@ export class ConclaveNode implements KvService {
       const groups = await storage.groupIds();
       const group = groups.includes(GROUP)
         ? await storage.openGroup(GROUP)
-        : await storage.bootstrapGroup(GROUP, {
-            voters: config.initialCluster.map((m) => m.name),
-            learners: [],
-          });
+        : joining
+          ? await storage.createGroup(GROUP)
+          : await storage.bootstrapGroup(
+              GROUP,
+              { voters: config.initialCluster.map((m) => m.name), learners: [] },
+              Object.fromEntries(config.initialCluster.map((m) => [m.name, m.address])),
+            );
+      const hub = new WatchHub(group.state);
+      group.state.onChange((change) => hub.onChange(change));
       const tickMs = Math.max(1, Math.floor(config.heartbeatIntervalMs / 2));
       const node = new RawNode({
         id: config.name,
@@ -130,13 +166,17 @@ export class ConclaveNode implements KvService {
         },
         stateMachine: {
           applySnapshot: async () => {
-            // Installed by persist() with the snapshot's file; nothing more to do here.
+            // Installed by persist() with the snapshot's file; only the address book may be new.
+            self.node?.dialMembers();
           },
           apply: async (entries) => {
             const results = new Map<number, CommandResult>();
+            let membershipChanged = false;
             for (const outcome of await group.apply(entries)) {
               if (outcome.kind === 'command') results.set(outcome.index, outcome.result);
+              if (outcome.kind === 'membership') membershipChanged = true;
             }
+            if (membershipChanged) self.node?.onMembershipApplied();
             self.node?.maybeCompact();
             return entries.map((entry) => results.get(entry.index));
           },
@@ -146,14 +186,19 @@ export class ConclaveNode implements KvService {
       const self: { node?: ConclaveNode } = {};
       const peers = new PeerDirectory(log);
       let mesh: Mesh | undefined;
-      if (config.initialCluster.length > 1) {
+      if (config.initialCluster.length > 1 || joining) {
         if (secret === undefined)
           throw new DriverError('UNAVAILABLE', 'a cluster needs --cluster-secret-file');
         const key = await loadOrCreateNodeKey(config.dataDir);
         mesh = new Mesh({
           privateKey: key.privateKey,
           listen: [config.peerListen],
-          peers: config.initialCluster.filter((m) => m.name !== config.name).map((m) => m.address),
+          peers: [
+            ...new Set([
+              ...config.initialCluster.filter((m) => m.name !== config.name).map((m) => m.address),
+              ...config.join,
+            ]),
+          ],
           secret,
           logger: log,
           handlers: {
@@ -165,27 +210,48 @@ export class ConclaveNode implements KvService {
         });
       }
       const service: KvService = {
-        write: (op) => self.node!.write(op),
+        write: (op, session) => self.node!.write(op, session),
         get: (realm, key, consistency) => self.node!.get(realm, key, consistency),
         list: (realm, options, consistency) => self.node!.list(realm, options, consistency),
         realms: (consistency) => self.node!.realms(consistency),
         status: () => self.node!.status(),
         ready: () => self.node!.ready(),
       };
+      const admin: AdminService = {
+        members: () => self.node!.members(),
+        addLearner: (name, address) => self.node!.addLearner(name, address),
+        promote: (name) => self.node!.promote(name),
+        remove: (name) => self.node!.remove(name),
+        transferLeadership: (to) => self.node!.transferLeadership(to),
+      };
+      const api = newHttpApi(service, { limits: storage.config, logger: log });
       const edge = new Edge({
         host: config.clientHost,
         port: config.clientPort,
-        routes: buildHttpRoutes(service, { limits: storage.config, logger: log }),
+        routes: [...httpRoutes(api), ...adminRoutes(api, admin, config.services.includes('admin'))],
+        websocket: webSocketApi(api, service, hub, log),
         logger: log,
         limits: { maxBodyBytes: config.maxRequestBytes, requestTimeoutMs: config.requestTimeoutMs * 2 },
         ...(config.tlsKeyFile && config.tlsCertFile
           ? { tls: { keyFile: config.tlsKeyFile, certFile: config.tlsCertFile } }
           : {}),
       });
-      const instance = new ConclaveNode(config, log, storage, group, driver, edge, mesh, peers);
+      const instance = new ConclaveNode(
+        config,
+        log,
+        storage,
+        group,
+        driver,
+        edge,
+        mesh,
+        peers,
+        hub,
+        identity.clusterId,
+      );
       self.node = instance;
       try {
         await mesh?.start();
+        instance.dialMembers();
         driver.start();
         if (config.initialCluster.length === 1) driver.campaign();
         await edge.start();
@@ -214,6 +280,7 @@ export class ConclaveNode implements KvService {
     this.stopping = true;
     this.logger.info('node.stopping', {});
     await this.handOverLeadership();
+    this.hub.stop();
     await this.edge.stop();
     await this.driver.stop();
     await this.mesh?.stop();
@@ -374,6 +441,7 @@ export class ConclaveNode implements KvService {
       return;
     }
     if (groupId !== GROUP) return;
+    this.lastContact.set(name, Date.now());
     for (const message of messages) {
       if (message.from !== name) {
         this.logger.warn('raft.spoofed_sender', {
@@ -418,28 +486,236 @@ export class ConclaveNode implements KvService {
   async servePeer(from: string, payload: Uint8Array): Promise<Uint8Array> {
     const request = decodePeerRequest(payload);
     if (request.type === 'identify') {
-      return encodePeerMessage({ name: this.config.name, commitIndex: this.driver.status().commitIndex });
+      return encodePeerMessage({
+        name: this.config.name,
+        commitIndex: this.driver.status().commitIndex,
+        clusterId: this.clusterId,
+      });
     }
     if (this.peers.nameOf(from) === undefined) await this.identify(from);
-    // One hop only: a forwarded write is proposed here or refused, never forwarded again.
-    return encodePeerMessage(await this.proposeHere(request.op as Operation));
+    // One hop only: a forwarded request is carried out here or refused, never forwarded again.
+    if (request.type === 'members')
+      return encodePeerMessage(await adminAnswer(async () => this.membersHere()));
+    if (request.type === 'admin') return encodePeerMessage(await adminAnswer(() => this.adminHere(request)));
+    return encodePeerMessage(await this.proposeHere(request.op as Operation, request.session));
+  }
+
+  // ---- Membership and the address book --------------------------------------------------------
+
+  /** Dials every member the replicated address book lists (idempotent). */
+  dialMembers(): void {
+    if (!this.mesh || this.stopping) return;
+    const addresses = this.group.state.meta.addresses ?? {};
+    for (const [name, address] of Object.entries(addresses)) {
+      if (name === this.config.name || this.dialedAddresses.has(address)) continue;
+      try {
+        this.mesh.addPeer(address);
+        this.dialedAddresses.add(address);
+      } catch (error) {
+        this.logger.warn('peer.bad_address', { name, address, error: (error as Error).message });
+      }
+    }
+    for (const address of this.dialedAddresses) {
+      if (!Object.values(addresses).includes(address)) {
+        this.mesh.removePeer(address);
+        this.dialedAddresses.delete(address);
+      }
+    }
+  }
+
+  /** After a membership entry applied: dial new members, forget removed ones. */
+  onMembershipApplied(): void {
+    const { voters, learners } = this.group.state.membership;
+    const members = new Set([...voters, ...learners]);
+    for (const name of this.lastContact.keys()) {
+      if (!members.has(name)) {
+        this.lastContact.delete(name);
+        this.peers.unbindName(name);
+      }
+    }
+    this.dialMembers();
+    this.logger.info('raft.membership_applied', { voters, learners });
+  }
+
+  // ---- AdminService: carried out by the leader ------------------------------------------------
+
+  async members(): Promise<MembersView> {
+    return (await this.onLeader({ type: 'members' }, () => this.membersHere())) as MembersView;
+  }
+
+  async addLearner(name: string, address: string): Promise<void> {
+    await this.onLeader({ type: 'admin', action: 'addLearner', name, address });
+  }
+
+  async promote(name: string): Promise<void> {
+    await this.onLeader({ type: 'admin', action: 'promote', name });
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.onLeader({ type: 'admin', action: 'remove', name });
+  }
+
+  async transferLeadership(to: string): Promise<{ leader: string; term: number }> {
+    return (await this.onLeader({ type: 'admin', action: 'transfer', name: to })) as {
+      leader: string;
+      term: number;
+    };
+  }
+
+  /** Runs `request` here if this node leads, otherwise on the leader over the mesh. */
+  private async onLeader(
+    request: { type: 'members' } | ({ type: 'admin' } & AdminAction),
+    here?: () => Promise<unknown>,
+  ): Promise<unknown> {
+    this.refuseIfStopping();
+    const leader = await this.driver.waitForLeader(this.config.requestTimeoutMs);
+    if (leader === this.config.name || !this.mesh) {
+      return here ? here() : this.adminHere(request as { type: 'admin' } & AdminAction);
+    }
+    const peer = this.peers.peerOf(leader);
+    if (peer === undefined) {
+      throw new DriverError('NOT_LEADER', `the leader ${leader} is not reachable from here yet`, leader);
+    }
+    let answer: AdminAnswer;
+    try {
+      answer = decodePeerAnswer<AdminAnswer>(
+        await this.mesh.request(peer, encodePeerMessage(request), {
+          timeoutMs: this.config.requestTimeoutMs * 2,
+        }),
+      );
+    } catch (error) {
+      if (error instanceof RemoteError) {
+        throw Object.assign(new Error(error.remoteMessage), { code: error.remoteCode, leader });
+      }
+      throw new DriverError(
+        'TIMEOUT',
+        `asking the leader ${leader} failed: ${(error as Error).message}`,
+        leader,
+        true,
+      );
+    }
+    if (!answer.ok) throw Object.assign(new Error(answer.error.message), answer.error);
+    return answer.value;
+  }
+
+  private async membersHere(): Promise<MembersView> {
+    const raft = this.driver.status();
+    if (raft.role !== Role.Leader || raft.progress === undefined) {
+      throw new DriverError('NOT_LEADER', 'this node no longer leads', raft.leader);
+    }
+    const addresses = this.group.state.meta.addresses ?? {};
+    const now = Date.now();
+    const view = (name: string, role: 'voter' | 'learner') => {
+      const progress = raft.progress?.get(name);
+      const self = name === this.config.name;
+      const heard = this.lastContact.get(name);
+      const matchIndex = self ? raft.lastIndex : (progress?.match ?? 0);
+      return {
+        name,
+        id: self ? (this.mesh?.peerId ?? '') : (this.peers.peerOf(name) ?? ''),
+        role,
+        address: addresses[name] ?? this.config.initialCluster.find((m) => m.name === name)?.address ?? '',
+        state: self ? 'leader' : (progress?.state ?? 'unknown'),
+        matchIndex,
+        lag: Math.max(0, raft.commitIndex - matchIndex),
+        lastContactMs: self ? 0 : heard === undefined ? null : now - heard,
+      };
+    };
+    return {
+      leader: this.config.name,
+      term: raft.term,
+      commitIndex: raft.commitIndex,
+      members: [
+        ...raft.membership.voters.map((name) => view(name, 'voter')),
+        ...raft.membership.learners.map((name) => view(name, 'learner')),
+      ],
+    };
+  }
+
+  /** Carries out an admin action on this node, which must lead. */
+  private async adminHere(request: AdminAction): Promise<unknown> {
+    const timeoutMs = this.config.requestTimeoutMs;
+    try {
+      switch (request.action) {
+        case 'addLearner':
+          await this.driver.proposeMembershipChange(
+            {
+              type: MembershipChangeType.AddLearner,
+              nodeId: request.name,
+              context: new TextEncoder().encode(request.address),
+            },
+            timeoutMs,
+          );
+          return {};
+        case 'promote':
+          await this.driver.proposeMembershipChange(
+            { type: MembershipChangeType.PromoteLearner, nodeId: request.name },
+            timeoutMs,
+          );
+          return {};
+        case 'remove':
+          await this.driver.proposeMembershipChange(
+            { type: MembershipChangeType.RemoveNode, nodeId: request.name },
+            timeoutMs,
+          );
+          return {};
+        case 'transfer': {
+          const refused = this.driver.transferLeadership(request.name);
+          if (refused) throw refused;
+          const deadline = Date.now() + Math.max(timeoutMs, this.config.electionTimeoutMs * 4);
+          for (;;) {
+            const raft = this.driver.status();
+            if (raft.leader === request.name) return { leader: raft.leader, term: raft.term };
+            if (Date.now() > deadline) {
+              throw new DriverError(
+                'TIMEOUT',
+                `${request.name} did not take over leadership in time`,
+                raft.leader,
+              );
+            }
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        }
+      }
+    } catch (error) {
+      if (error instanceof RaftError) {
+        if (error.code === 'NOT_LEADER' || error.code === 'NO_LEADER') {
+          throw new DriverError(error.code, error.message, error.leader);
+        }
+        throw Object.assign(new Error(error.message), { code: 'CONFLICT', reason: error.code });
+      }
+      throw error;
+    }
   }
 
   // ---- KvService ---------------------------------------------------------------------------
 
   /** Proposes on the leader: here if this node leads, otherwise forwarded over the mesh. */
-  async write(op: Operation): Promise<CommandResult> {
+  async write(op: Operation, session?: SessionRef): Promise<CommandResult> {
+    const result = await this.writeOnLeader(op, session);
+    if (FAULT_KILL_BEFORE_ANSWER !== undefined && 'key' in op && op.key === FAULT_KILL_BEFORE_ANSWER) {
+      this.logger.warn('node.fault_injected', { fault: 'kill-before-answer', key: op.key });
+      process.kill(process.pid, 'SIGKILL');
+    }
+    return result;
+  }
+
+  private async writeOnLeader(op: Operation, session: SessionRef | undefined): Promise<CommandResult> {
     this.refuseIfStopping();
     const leader = await this.driver.waitForLeader(this.config.requestTimeoutMs);
-    if (leader === this.config.name || !this.mesh) return this.proposeHere(op);
+    if (leader === this.config.name || !this.mesh) return this.proposeHere(op, session);
     const peer = this.peers.peerOf(leader);
     if (peer === undefined)
       throw new DriverError('NOT_LEADER', `the leader ${leader} is not reachable from here yet`, leader);
     try {
       return decodePeerAnswer<CommandResult>(
-        await this.mesh.request(peer, encodePeerMessage({ type: 'write', op }), {
-          timeoutMs: this.config.requestTimeoutMs,
-        }),
+        await this.mesh.request(
+          peer,
+          encodePeerMessage({ type: 'write', op, ...(session ? { session } : {}) }),
+          {
+            timeoutMs: this.config.requestTimeoutMs,
+          },
+        ),
       );
     } catch (error) {
       if (error instanceof RemoteError) {
@@ -459,9 +735,14 @@ export class ConclaveNode implements KvService {
     }
   }
 
-  private async proposeHere(op: Operation): Promise<CommandResult> {
+  private async proposeHere(op: Operation, session?: SessionRef): Promise<CommandResult> {
     this.refuseIfStopping();
-    const command = encodeCommand({ v: COMMAND_VERSION, time: Date.now(), op });
+    const command = encodeCommand({
+      v: COMMAND_VERSION,
+      time: Date.now(),
+      ...(session ? { session } : {}),
+      op,
+    });
     const result = await this.driver.propose(command, this.config.requestTimeoutMs);
     if (result === undefined) throw new DriverError('UNAVAILABLE', 'the entry applied without a result');
     return result;
@@ -569,6 +850,24 @@ function progressOf(
  * The node's name and cluster id, fixed at first start. A later start with another name is
  * refused: the name is this node's identity in the membership.
  */
+/** Runs an admin action for a peer, its failure as a value (code, message, reason). */
+async function adminAnswer(run: () => Promise<unknown>): Promise<AdminAnswer> {
+  try {
+    return { ok: true, value: await run() };
+  } catch (error) {
+    const fields = error as { code?: unknown; message?: unknown; reason?: unknown };
+    const code = typeof fields.code === 'string' ? fields.code : 'INTERNAL';
+    return {
+      ok: false,
+      error: {
+        code: code === 'STOPPED' ? 'UNAVAILABLE' : code,
+        message: typeof fields.message === 'string' ? fields.message : String(error),
+        ...(typeof fields.reason === 'string' ? { reason: fields.reason } : {}),
+      },
+    };
+  }
+}
+
 async function hasIdentity(config: NodeConfig): Promise<boolean> {
   try {
     await readFile(join(config.dataDir, IDENTITY_FILE));
@@ -581,6 +880,7 @@ async function hasIdentity(config: NodeConfig): Promise<boolean> {
 async function loadOrCreateIdentity(
   config: NodeConfig,
   secretKey: Uint8Array | undefined,
+  joinedClusterId: string | undefined,
 ): Promise<NodeIdentityRecord> {
   const path = join(config.dataDir, IDENTITY_FILE);
   let text: string | undefined;
@@ -621,7 +921,7 @@ async function loadOrCreateIdentity(
     }
     return record;
   }
-  const clusterId = derivedId ?? randomUUID();
+  const clusterId = derivedId ?? joinedClusterId ?? randomUUID();
   const record: NodeIdentityRecord = { name: config.name, clusterId };
   const temporary = `${path}.tmp`;
   await writeFile(temporary, `${JSON.stringify(record)}\n`, { mode: 0o600 });

@@ -30,6 +30,14 @@ export class PeerDirectory {
     return true;
   }
 
+  /** Forgets `name` (a removed member): the name may come back later with another peer id. */
+  unbindName(name: string): void {
+    const peer = this.peerByName.get(name);
+    if (peer === undefined) return;
+    this.peerByName.delete(name);
+    this.nameByPeer.delete(peer);
+  }
+
   nameOf(peer: string): string | undefined {
     return this.nameByPeer.get(peer);
   }
@@ -37,36 +45,4 @@ export class PeerDirectory {
   peerOf(name: string): string | undefined {
     return this.peerByName.get(name);
   }
-}
-
-/** Requests between nodes over the mesh's forwarding RPC, encoded as JSON. */
-export type PeerRequest = { readonly type: 'identify' } | { readonly type: 'write'; readonly op: unknown };
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
-
-export function encodePeerMessage(value: unknown): Uint8Array {
-  return encoder.encode(JSON.stringify(value));
-}
-
-/** Decodes a peer's request; throws an error with code INVALID_ARGUMENT for anything else. */
-export function decodePeerRequest(payload: Uint8Array): PeerRequest {
-  let value: unknown;
-  try {
-    value = JSON.parse(decoder.decode(payload));
-  } catch {
-    throw Object.assign(new Error('peer request is not JSON'), { code: 'INVALID_ARGUMENT' });
-  }
-  const type = (value as { type?: unknown } | null)?.type;
-  if (type === 'identify') return { type };
-  if (type === 'write' && typeof value === 'object' && value !== null && 'op' in value) {
-    return { type, op: (value as { op: unknown }).op };
-  }
-  throw Object.assign(new Error(`unknown peer request type ${JSON.stringify(type)}`), {
-    code: 'INVALID_ARGUMENT',
-  });
-}
-
-export function decodePeerAnswer<T>(payload: Uint8Array): T {
-  return JSON.parse(decoder.decode(payload)) as T;
 }

@@ -2,6 +2,7 @@
 
 import {
   type Entry,
+  type MembershipChange,
   type Message,
   type RaftError,
   type RaftStatus,
@@ -235,7 +236,29 @@ export class RaftDriver<Result> {
     }
     const proposed = this.node.propose(data);
     if (!proposed.ok) return Promise.reject(fromRaftError(proposed.error));
-    const { index, term } = proposed.value;
+    return this.track(proposed.value.index, proposed.value.term, timeoutMs);
+  }
+
+  /**
+   * Proposes one membership change (dissertation §4.1) on this node (it must lead) and
+   * resolves once it is applied here. Rejects with the RaftError itself for the refusals a
+   * caller reports as they are (MEMBERSHIP_CHANGE_PENDING, NO_COMMITTED_ENTRY_IN_TERM,
+   * INVALID_MEMBERSHIP_CHANGE, LEARNER_NOT_CAUGHT_UP), otherwise as propose() does.
+   */
+  proposeMembershipChange(change: MembershipChange, timeoutMs: number): Promise<void> {
+    if (this.stopped) return Promise.reject(new DriverError('STOPPED', 'the node is stopping'));
+    this.throwIfFailed();
+    const proposed = this.node.proposeMembershipChange(change);
+    if (!proposed.ok) {
+      return Promise.reject(
+        MEMBERSHIP_REFUSALS.has(proposed.error.code) ? proposed.error : fromRaftError(proposed.error),
+      );
+    }
+    return this.track(proposed.value.index, proposed.value.term, timeoutMs).then(() => undefined);
+  }
+
+  /** Waits for the entry at (index, term) to apply here. */
+  private track(index: number, term: number, timeoutMs: number): Promise<Result | undefined> {
     this.schedule();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -424,6 +447,13 @@ export class RaftDriver<Result> {
     return this.inFlightReadies;
   }
 }
+
+const MEMBERSHIP_REFUSALS: ReadonlySet<string> = new Set([
+  'MEMBERSHIP_CHANGE_PENDING',
+  'NO_COMMITTED_ENTRY_IN_TERM',
+  'INVALID_MEMBERSHIP_CHANGE',
+  'LEARNER_NOT_CAUGHT_UP',
+]);
 
 function fromRaftError(error: RaftError): DriverError {
   switch (error.code) {

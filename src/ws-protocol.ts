@@ -107,7 +107,12 @@ export type TxnOp =
   | { readonly type: 'delete'; readonly key: string; readonly ifRevision?: number };
 
 export type WsRequest = { readonly id: RequestId } & (
-  | { readonly op: 'get'; readonly realm: string; readonly key: string; readonly consistency?: ReadConsistency }
+  | {
+      readonly op: 'get';
+      readonly realm: string;
+      readonly key: string;
+      readonly consistency?: ReadConsistency;
+    }
   | {
       readonly op: 'list';
       readonly realm: string;

@@ -25,6 +25,7 @@ export type {
   ListOptions,
   ReadResult,
   RealmStateStore,
+  StateChange,
   StateMeta,
 } from './state-store.js';
 export {

@@ -22,6 +22,7 @@ import {
   applyMembershipChange,
   decodeMembershipChange,
   type MembershipChange,
+  MembershipChangeType,
 } from '../raft/membership-change.js';
 import { type Entry, EntryType, type Membership } from '../raft/types.js';
 import {
@@ -90,7 +91,22 @@ export interface StateMeta {
   readonly logTime: number;
   /** Every change with a revision above this is retained for watchers. */
   readonly historyFloor: number;
+  /**
+   * Members' mesh addresses (multiaddrs) by name, replicated so every node can reach every
+   * member: founders' from bootstrap, a joiner's from its add-learner entry's context.
+   * Absent in data written before addresses were kept.
+   */
+  readonly addresses?: Readonly<Record<string, string>>;
 }
+
+/**
+ * What a durable state change means to watchers, in apply order: a batch of applied entries
+ * (`events`: its change events in revision order, as JSON text of ChangeEvent) or the whole
+ * state replaced by a snapshot (watchers must re-read history from where they were).
+ */
+export type StateChange =
+  | { readonly kind: 'applied'; readonly revision: number; readonly events: readonly string[] }
+  | { readonly kind: 'replaced'; readonly revision: number; readonly historyFloor: number };
 
 /** A document as reads return it. */
 export interface Document {
@@ -239,6 +255,7 @@ interface LoadedState {
 export class RealmStateStore {
   private state: LoadedState;
   private chain: Promise<unknown> = Promise.resolve();
+  private listener: ((change: StateChange) => void) | undefined;
 
   private constructor(
     private readonly engine: KvEngine,
@@ -269,8 +286,28 @@ export class RealmStateStore {
     return new RealmStateStore(engine, queue, group, limits, state);
   }
 
+  /**
+   * Called after every durable change of the state, synchronously with the state becoming
+   * visible to reads, in order. One listener; it must not throw.
+   */
+  onChange(listener: ((change: StateChange) => void) | undefined): void {
+    this.listener = listener;
+  }
+
+  private emit(change: StateChange): void {
+    try {
+      this.listener?.(change);
+    } catch {
+      // A listener must not throw; the state is durable either way.
+    }
+  }
+
   /** A founding member's state at index 1, term 1: revision 1 created the `default` realm. */
-  static bootstrapOps(group: number, membership: Membership): WriteOp[] {
+  static bootstrapOps(
+    group: number,
+    membership: Membership,
+    addresses?: Readonly<Record<string, string>>,
+  ): WriteOp[] {
     const meta: StateMeta = {
       appliedIndex: 1,
       appliedTerm: 1,
@@ -278,6 +315,7 @@ export class RealmStateStore {
       membership,
       logTime: 0,
       historyFloor: 1,
+      ...(addresses === undefined ? {} : { addresses }),
     };
     return [
       { type: 'put', key: pointerKey(group), value: encodeJson(1) },
@@ -344,11 +382,12 @@ export class RealmStateStore {
     );
     const batch = new ApplyBatch(this.group, this.state, this.limits, await this.prefetch(decoded));
     const outcomes = fresh.map((entry, i) => batch.applyEntry(entry, decoded[i]));
-    const { ops, clears, meta, realms } = batch.finish();
+    const { ops, clears, meta, realms, events } = batch.finish();
     await this.queue.submit(ops, {
       clears,
       onDurable: () => {
         this.state = { ...this.state, meta, realms };
+        this.emit({ kind: 'applied', revision: meta.revision, events });
       },
     });
     return outcomes;
@@ -613,6 +652,11 @@ export class RealmStateStore {
           clears: [generationRange(this.group, previous)],
           onDurable: () => {
             this.state = switched;
+            this.emit({
+              kind: 'replaced',
+              revision: switched.meta.revision,
+              historyFloor: switched.meta.historyFloor,
+            });
           },
         },
       };
@@ -728,6 +772,7 @@ class ApplyBatch {
   private readonly dirtyDocs = new Map<string, [string, string]>();
   private readonly dirtySessions = new Set<number>();
   private readonly ops: WriteOp[] = [];
+  private readonly events: string[] = [];
   private readonly generation: number;
   private readonly sessions: Map<number, Session>;
   private readonly history: RevisionQueue;
@@ -753,7 +798,7 @@ class ApplyBatch {
     if (entry.type === EntryType.MembershipChange) {
       const change: MembershipChange | undefined = decodeMembershipChange(entry.data);
       const membership = change ? applyMembershipChange(this.meta.membership, change) : this.meta.membership;
-      this.meta = { ...this.meta, membership };
+      this.meta = { ...this.meta, membership, addresses: addressesAfter(this.meta, membership, change) };
       return { kind: 'membership', index: entry.index, membership };
     }
     if (decoded === undefined) return { kind: 'noop', index: entry.index };
@@ -1002,6 +1047,7 @@ class ApplyBatch {
 
   private addEvent(revision: number, event: number, json: string): void {
     const key = historyKey(this.group, this.generation, revision, event);
+    this.events.push(json);
     const bytes = encodeJsonText(json);
     this.ops.push({ type: 'put', key, value: bytes });
     this.history.push(revision, key.length + bytes.length);
@@ -1017,6 +1063,7 @@ class ApplyBatch {
     clears: [Uint8Array, Uint8Array][];
     meta: StateMeta;
     realms: Map<string, RealmRecord>;
+    events: string[];
   } {
     const g = this.generation;
     for (const [name, [realm, key]] of this.dirtyDocs) {
@@ -1040,7 +1087,7 @@ class ApplyBatch {
       key: metaKey(this.group, g, MetaRecord.Applied),
       value: encodeJson(this.meta),
     });
-    return { ops: this.ops, clears, meta: this.meta, realms: this.realms };
+    return { ops: this.ops, clears, meta: this.meta, realms: this.realms, events: this.events };
   }
 
   /**
@@ -1061,6 +1108,24 @@ class ApplyBatch {
     }
     this.meta = { ...this.meta, historyFloor: floor };
   }
+}
+
+/**
+ * The address book after a membership entry: an added learner's address is its change's
+ * context (UTF-8 multiaddr, if any); a removed member's address goes.
+ */
+function addressesAfter(
+  meta: StateMeta,
+  membership: Membership,
+  change: MembershipChange | undefined,
+): Readonly<Record<string, string>> | undefined {
+  if (change === undefined) return meta.addresses;
+  const next: Record<string, string> = { ...(meta.addresses ?? {}) };
+  const context = change.context === undefined ? '' : new TextDecoder().decode(change.context);
+  if (change.type === MembershipChangeType.AddLearner && context !== '') next[change.nodeId] = context;
+  const members = new Set([...membership.voters, ...membership.learners]);
+  for (const name of Object.keys(next)) if (!members.has(name)) delete next[name];
+  return next;
 }
 
 function compareHolds(compare: Compare, doc: StoredDoc | null): boolean {

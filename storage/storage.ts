@@ -126,11 +126,15 @@ export class NodeStorage {
    * Creates a group as a founding member: the membership as a snapshot at index 1, term 1, the
    * `default` realm, and that snapshot's file (raft sends it to joiners).
    */
-  async bootstrapGroup(group: number, membership: Membership): Promise<GroupStorage> {
+  async bootstrapGroup(
+    group: number,
+    membership: Membership,
+    addresses?: Readonly<Record<string, string>>,
+  ): Promise<GroupStorage> {
     invariant(membership.voters.length > 0, 'a bootstrap membership needs a voter');
     await this.createGroupRecord(group, [
       ...RaftLogStore.bootstrapOps(group, membership, utf8(snapshotName(1, 1))),
-      ...RealmStateStore.bootstrapOps(group, membership),
+      ...RealmStateStore.bootstrapOps(group, membership, addresses),
     ]);
     return this.openGroup(group);
   }

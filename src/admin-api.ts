@@ -1,0 +1,154 @@
+// The admin HTTP routes: membership changes and leadership transfer, served on nodes that run `admin`.
+
+/*
+ * Routes (JSON; any node answers, the work is done by the leader over the mesh):
+ *
+ *   GET    /v1/members            -> MembersView: the leader's view of every member
+ *   POST   /v1/members            body {"name", "peer"}: adds the node as a learner; `peer` is its
+ *                                 mesh multiaddr, replicated so every member can dial it
+ *                                 -> {"name", "role": "learner"}
+ *   POST   /v1/members/{name}/promote  -> {"name", "role": "voter"} once it is a voter
+ *   DELETE /v1/members/{name}     -> {"name", "removed": true}
+ *   POST   /v1/leader/transfer    body {"to": name} -> {"leader", "term"} once `to` leads
+ *
+ * Errors are the client API's error bodies. A refusal by raft is CONFLICT with `reason`, the
+ * raft code: MEMBERSHIP_CHANGE_PENDING (one change at a time: retry when it applied),
+ * NO_COMMITTED_ENTRY_IN_TERM (a new leader must commit first: retry shortly),
+ * LEARNER_NOT_CAUGHT_UP (promote again once the learner has caught up),
+ * INVALID_MEMBERSHIP_CHANGE (already a member, not a learner, the last voter…),
+ * TRANSFER_IN_PROGRESS, INVALID_TRANSFER_TARGET. A node that does not run the `admin` service
+ * answers 403 PERMISSION_DENIED.
+ */
+
+import { EdgeError, type EdgeRequest, type EdgeResponse, type EdgeRoute } from '../net/index.js';
+import { NAME_PATTERN } from './config.js';
+import type { HttpApi } from './http-api.js';
+import { parseQuery } from './http-query.js';
+
+/** One member as the leader sees it. */
+export interface MemberView {
+  readonly name: string;
+  /** Its mesh peer id, or '' while unknown. */
+  readonly id: string;
+  readonly role: 'voter' | 'learner';
+  /** Its mesh address as replicated, or '' for members from before addresses were kept. */
+  readonly address: string;
+  /** 'leader' for the leader; the leader's replication state for the others (replicate, probe, snapshot). */
+  readonly state: string;
+  readonly matchIndex: number;
+  /** Entries it is behind the leader's commit index. */
+  readonly lag: number;
+  /** Milliseconds since the leader last heard from it; 0 for the leader; null if never. */
+  readonly lastContactMs: number | null;
+}
+
+export interface MembersView {
+  readonly leader: string;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly members: readonly MemberView[];
+}
+
+/**
+ * What the admin routes need from the node. Each call is carried out by the leader (forwarded
+ * there if this node does not lead) and resolves once done; errors are thrown with a `code`
+ * among the edge's codes and, for raft refusals, a `reason`.
+ */
+export interface AdminService {
+  members(): Promise<MembersView>;
+  addLearner(name: string, address: string): Promise<void>;
+  promote(name: string): Promise<void>;
+  remove(name: string): Promise<void>;
+  transferLeadership(to: string): Promise<{ leader: string; term: number }>;
+}
+
+/** The routes above; with `enabled` false each answers PERMISSION_DENIED. */
+export function adminRoutes(api: HttpApi, admin: AdminService, enabled: boolean): EdgeRoute[] {
+  const route = (
+    method: EdgeRoute['method'],
+    pattern: string,
+    body: EdgeRoute['body'],
+    handler: (request: EdgeRequest) => Promise<EdgeResponse>,
+  ): EdgeRoute => ({
+    method,
+    pattern,
+    body,
+    handler: (request) =>
+      api.guard(method, pattern, async () => {
+        if (!enabled) {
+          throw new EdgeError(
+            'PERMISSION_DENIED',
+            'this node does not run the admin service (start it with --services including admin)',
+          );
+        }
+        return handler(request);
+      }),
+  });
+  const nameParam = (request: EdgeRequest): string => checkName(request.params.name, 'the member name');
+  return [
+    route('GET', '/v1/members', 'none', async (r) => {
+      parseQuery(r.query, []);
+      return { status: 200, body: await admin.members() };
+    }),
+    route('POST', '/v1/members', 'json', async (r) => {
+      parseQuery(r.query, []);
+      const body = objectBody(r.body, ['name', 'peer']);
+      const name = checkName(body.name, 'name');
+      const peer = body.peer;
+      if (
+        typeof peer !== 'string' ||
+        !/^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/[0-9]{1,5}(\/p2p\/[A-Za-z0-9]+)?$/.test(peer)
+      ) {
+        throw new EdgeError(
+          'INVALID_ARGUMENT',
+          `peer must be the node's mesh multiaddr such as /ip4/10.0.0.4/tcp/7001, got ${JSON.stringify(peer)}`,
+        );
+      }
+      await admin.addLearner(name, peer);
+      return { status: 200, body: { name, role: 'learner' } };
+    }),
+    route('POST', '/v1/members/:name/promote', 'none', async (r) => {
+      parseQuery(r.query, []);
+      const name = nameParam(r);
+      await admin.promote(name);
+      return { status: 200, body: { name, role: 'voter' } };
+    }),
+    route('DELETE', '/v1/members/:name', 'none', async (r) => {
+      parseQuery(r.query, []);
+      const name = nameParam(r);
+      await admin.remove(name);
+      return { status: 200, body: { name, removed: true } };
+    }),
+    route('POST', '/v1/leader/transfer', 'json', async (r) => {
+      parseQuery(r.query, []);
+      const body = objectBody(r.body, ['to']);
+      const to = checkName(body.to, 'to');
+      return { status: 200, body: await admin.transferLeadership(to) };
+    }),
+  ];
+}
+
+function checkName(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !NAME_PATTERN.test(value)) {
+    throw new EdgeError(
+      'INVALID_ARGUMENT',
+      `${what} must be a node name (letters, digits, '_', '-', at most 64), got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+function objectBody(body: unknown, allowed: readonly string[]): Readonly<Record<string, unknown>> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new EdgeError('INVALID_ARGUMENT', 'the body must be a JSON object');
+  }
+  for (const field of Object.keys(body)) {
+    if (!allowed.includes(field)) {
+      throw new EdgeError(
+        'INVALID_ARGUMENT',
+        `unknown field ${JSON.stringify(field)}; expected ${allowed.join(', ')}`,
+      );
+    }
+  }
+  return body as Record<string, unknown>;
+}
