@@ -1,13 +1,19 @@
 #!/usr/bin/env node
-// The conclave command line: `start` runs a node, `secret new` writes a cluster secret.
+// The conclave command line: `start` runs a node, `secret new` writes a cluster secret, the rest talk to a cluster (src/cli/).
 
 import '../net/polyfill.js';
 import { fchmodSync, fstatSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { generateClusterSecret, jsonLogger } from '../net/index.js';
+import { EXIT_USAGE, markStdinArguments } from './cli/common.js';
+import { dataCommands } from './cli/data.js';
+import { leaderCommands } from './cli/leader.js';
+import { membersCommands } from './cli/members.js';
+import { oneLine } from './cli/output.js';
+import { statusCommand } from './cli/status.js';
+import { watchCommand } from './cli/watch.js';
 import { ConfigError, resolveConfig, SETTINGS } from './config.js';
-import { ConclaveNode } from './node.js';
+import type { ConclaveNode } from './node.js';
 
 async function start(flags: Record<string, unknown>): Promise<void> {
   let config: ReturnType<typeof resolveConfig>;
@@ -21,6 +27,11 @@ async function start(flags: Record<string, unknown>): Promise<void> {
     }
     throw error;
   }
+  // Loaded here, not at the top: the client commands should not pay for libp2p and the storage engines.
+  const [{ jsonLogger }, { ConclaveNode }] = await Promise.all([
+    import('../net/index.js'),
+    import('./node.js'),
+  ]);
   const logger = jsonLogger({ level: config.logLevel });
   let node: ConclaveNode;
   try {
@@ -52,8 +63,32 @@ async function start(flags: Record<string, unknown>): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
+/** Commands with subcommands: a usage hint names both words. */
+const COMMAND_GROUPS: ReadonlySet<string> = new Set(['members', 'leader', 'secret']);
+
+const COMMANDS: ReadonlySet<string> = new Set([
+  ...COMMAND_GROUPS,
+  'start',
+  'status',
+  'get',
+  'put',
+  'patch',
+  'del',
+  'list',
+  'watch',
+]);
+
+/** The command a usage error is about, for the `--help` hint. */
+function commandWords(argv: readonly string[]): string {
+  const words = argv.filter((word) => !word.startsWith('-'));
+  const first = words[0];
+  if (first === undefined || !COMMANDS.has(first)) return 'conclave';
+  return `conclave ${COMMAND_GROUPS.has(first) && words[1] !== undefined ? `${first} ${words[1]}` : first}`;
+}
+
 async function main(): Promise<void> {
-  const cli = yargs(hideBin(process.argv))
+  const args = hideBin(process.argv);
+  let cli = yargs(markStdinArguments(args))
     .scriptName('conclave')
     .strict()
     .command(
@@ -71,24 +106,49 @@ async function main(): Promise<void> {
             describe: setting.describe,
           });
         }
-        return withOptions;
+        return withOptions
+          .example('$0 start --single', 'one node with every service, data in ./data')
+          .example(
+            '$0 start --name n4 --data-dir ./n4 --peer-listen /ip4/127.0.0.1/tcp/7004 --client-port 8084 ' +
+              '--cluster-secret-file ./secret --join /ip4/127.0.0.1/tcp/7001 --services raft,api,admin',
+            'a node that joins a running cluster (then: conclave members add n4 --peer …)',
+          );
       },
       async (argv) => start(argv as Record<string, unknown>),
     )
     .command(
       'secret <action>',
       'cluster secrets: `conclave secret new > FILE`',
-      (y) => y.positional('action', { choices: ['new'] as const, describe: 'new: print a fresh secret' }),
-      (argv) => {
+      (y) =>
+        y
+          .positional('action', { choices: ['new'] as const, describe: 'new: print a fresh secret' })
+          .example('$0 secret new > ./secret', 'a fresh cluster secret, in a file only you can read'),
+      async (argv) => {
         if (argv.action !== 'new') return;
+        const { generateClusterSecret } = await import('../net/index.js');
         // `conclave secret new > FILE`: stdout is that file; make it private (0600), since a node
         // refuses a secret file that others may read.
         if (fstatSync(1).isFile()) fchmodSync(1, 0o600);
         process.stdout.write(generateClusterSecret());
       },
-    )
-    .demandCommand(1, 'say what to do: conclave start --single')
-    .help();
+    );
+  cli = leaderCommands(membersCommands(watchCommand(dataCommands(statusCommand(cli)))));
+  cli = cli
+    .demandCommand(1, 'say what to do: conclave start --single, or conclave --help')
+    .recommendCommands()
+    .example('$0 start --single', 'one node on this machine, serving http://127.0.0.1:8080')
+    .example(`$0 put default greeting '{"text":"hello"}'`, 'write a document')
+    .example('$0 status', 'the members, the leader, the term')
+    // A usage error is one line (exit 2); an error thrown by a command's handler goes on to main().
+    .fail((message, error) => {
+      if (error && !message) throw error;
+      process.stderr.write(
+        `${oneLine(`conclave: USAGE: ${message ?? error?.message} (see ${commandWords(args)} --help)`)}\n`,
+      );
+      process.exit(EXIT_USAGE);
+    })
+    .help()
+    .wrap(Math.min(120, process.stdout.columns ?? 120));
   await cli.parseAsync();
 }
 

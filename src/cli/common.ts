@@ -1,0 +1,148 @@
+// What every client command shares: --endpoints/--json/--timeout, JSON arguments, and turning failures into exit codes.
+
+import type { Argv } from 'yargs';
+import { ApiClient, ApiError } from './http.js';
+import { formatError, oneLine } from './output.js';
+
+export const DEFAULT_ENDPOINT = 'http://127.0.0.1:8080';
+export const ENDPOINTS_ENV = 'CONCLAVE_ENDPOINTS';
+
+/** Exit codes: 1 the request failed, 2 the command line was wrong. */
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** A command line the CLI cannot act on (exit 2), found after yargs accepted it. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export interface ConnectionArgs {
+  readonly endpoints: string;
+  readonly json: boolean;
+  readonly timeout: number;
+}
+
+/** Adds --endpoints and --json. */
+export function withEndpoints<T>(y: Argv<T>) {
+  return y
+    .option('endpoints', {
+      type: 'string',
+      default: process.env[ENDPOINTS_ENV] || DEFAULT_ENDPOINT,
+      defaultDescription: `$${ENDPOINTS_ENV} or ${DEFAULT_ENDPOINT}`,
+      describe: 'comma-separated node URLs, tried in order until one answers',
+    })
+    .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of text' });
+}
+
+/** Adds --endpoints, --json and --timeout (ms, `defaultTimeoutMs` unless given). */
+export function withConnection<T>(y: Argv<T>, defaultTimeoutMs: number) {
+  return withEndpoints(y).option('timeout', {
+    type: 'number',
+    default: defaultTimeoutMs,
+    describe: 'give up after this many milliseconds',
+  });
+}
+
+/** The endpoints of --endpoints, each an http(s) URL. */
+export function parseEndpoints(text: string): string[] {
+  const endpoints = text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+  if (endpoints.length === 0) throw new UsageError('--endpoints names no URL');
+  for (const endpoint of endpoints) {
+    let url: URL;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      throw new UsageError(
+        `--endpoints: ${JSON.stringify(endpoint)} is not a URL (e.g. ${DEFAULT_ENDPOINT})`,
+      );
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new UsageError(`--endpoints: ${JSON.stringify(endpoint)} is not an http:// or https:// URL`);
+    }
+  }
+  return endpoints;
+}
+
+export function positiveInteger(value: number | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new UsageError(`${flag} must be a positive integer, not ${value}`);
+  }
+  return value;
+}
+
+export function nonNegativeInteger(value: number | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new UsageError(`${flag} must be an integer of 0 or more, not ${value}`);
+  }
+  return value;
+}
+
+export function clientOf(args: ConnectionArgs): ApiClient {
+  const timeoutMs = positiveInteger(args.timeout, '--timeout')!;
+  return new ApiClient(parseEndpoints(args.endpoints), timeoutMs);
+}
+
+/**
+ * What a lone `-` argument becomes before yargs parses the command line: yargs turns `-` into
+ * '' (or true), losing it. No shell can pass a NUL, so no real argument looks like this.
+ */
+export const STDIN_ARGUMENT = '\u0000-';
+
+export function markStdinArguments(args: readonly string[]): string[] {
+  return args.map((arg) => (arg === '-' ? STDIN_ARGUMENT : arg));
+}
+
+/** A JSON argument, or stdin when it was `-`. */
+export async function readJsonArgument(text: string, what: string): Promise<string> {
+  const source = text === STDIN_ARGUMENT || text === '-' ? await readStdin() : text;
+  try {
+    JSON.parse(source);
+  } catch (error) {
+    throw new UsageError(`${what} is not JSON (${(error as Error).message}); quote strings: '"text"'`);
+  }
+  return source;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Runs a command body and reports what it throws as one line on stderr: API failures as
+ * `conclave: CODE: message` (exit 1), usage errors as `conclave: USAGE: …` (exit 2).
+ */
+export async function runCommand(body: () => Promise<void>): Promise<void> {
+  // `conclave watch … | head`: a closed pipe ends the command; it is not a failure.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
+  try {
+    await body();
+  } catch (error) {
+    reportError(error);
+  }
+}
+
+export function reportError(error: unknown): void {
+  if (error instanceof UsageError) {
+    process.stderr.write(`${oneLine(`conclave: USAGE: ${error.message}`)}\n`);
+    process.exitCode = EXIT_USAGE;
+  } else if (error instanceof ApiError) {
+    process.stderr.write(`${formatError(error.code, error.message, error.details)}\n`);
+    process.exitCode = EXIT_FAILURE;
+  } else {
+    const code =
+      typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : '';
+    const message = (error as Error)?.message ?? String(error);
+    process.stderr.write(`${formatError(/^[A-Z_]+$/.test(code) ? code : 'INTERNAL', message, {})}\n`);
+    process.exitCode = EXIT_FAILURE;
+  }
+}

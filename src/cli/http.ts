@@ -1,0 +1,288 @@
+// The CLI's HTTP calls: one request tried at each endpoint in turn until one answers, within a deadline.
+
+/** A failure the CLI reports as `conclave: CODE: message`; codes are the API's stable ones. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly code: string,
+    message: string,
+    /** The rest of the error body: retryable, reason, leader, indeterminate, revision, … */
+    readonly details: Readonly<Record<string, unknown>> = {},
+  ) {
+    super(message);
+  }
+
+  get retryable(): boolean {
+    return this.details.retryable === true;
+  }
+
+  /** A write whose fate is unknown: it may still apply, so it is never sent again elsewhere. */
+  get indeterminate(): boolean {
+    return this.details.indeterminate === true;
+  }
+
+  get reason(): string | undefined {
+    return typeof this.details.reason === 'string' ? this.details.reason : undefined;
+  }
+}
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export type QueryValue = string | number | boolean | undefined;
+
+export interface CallOptions {
+  readonly query?: Readonly<Record<string, QueryValue>>;
+  /** A JSON text sent as the body (already validated by the caller). */
+  readonly body?: string;
+  /**
+   * Safe to send again to another endpoint after it may have reached one (reads). A call that
+   * is not idempotent (every write: even a conditional one, sent twice, would answer CONFLICT
+   * for its own success) moves on only when the request surely never arrived, or the answer
+   * says it changed nothing.
+   */
+  readonly idempotent: boolean;
+  /** A bound on this one request, below the client's deadline (e.g. for a poll). */
+  readonly timeoutMs?: number;
+  /**
+   * Error codes that mean "not here" rather than "no": another endpoint may answer (e.g.
+   * PERMISSION_DENIED from a node that does not run the admin service). When every endpoint
+   * answers one of them, the first such answer is the call's error.
+   */
+  readonly elsewhereCodes?: readonly string[];
+}
+
+/** Connection failures that mean the request was never delivered. */
+const NOT_SENT_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+const STATUS_CODES: Readonly<Record<number, string>> = {
+  400: 'INVALID_ARGUMENT',
+  401: 'UNAUTHENTICATED',
+  403: 'PERMISSION_DENIED',
+  404: 'NOT_FOUND',
+  409: 'CONFLICT',
+  413: 'TOO_LARGE',
+  503: 'UNAVAILABLE',
+  504: 'TIMEOUT',
+};
+
+const BACKOFF_MS_MIN = 100;
+const BACKOFF_MS_MAX = 2000;
+/** How much of a non-JSON answer goes into the error message. */
+const BODY_EXCERPT_CHARS = 200;
+
+/**
+ * The endpoints of one command run. Each call tries the endpoints in order, starting with the
+ * one that last answered. A connection failure or a retryable answer moves on to the next;
+ * when every endpoint refused the connection the call fails at once, and when some answered
+ * "retry" (no leader yet, an election) the round repeats with backoff until the deadline.
+ */
+export class ApiClient {
+  private readonly order: string[];
+  private readonly deadline: number;
+
+  constructor(
+    endpoints: readonly string[],
+    readonly timeoutMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    if (endpoints.length === 0) throw new Error('ApiClient needs at least one endpoint');
+    this.order = endpoints.map((e) => e.replace(/\/+$/, ''));
+    this.deadline = now() + timeoutMs;
+  }
+
+  get endpoints(): readonly string[] {
+    return this.order;
+  }
+
+  /** A client of the same endpoints (the one that last answered first) with a deadline of its own. */
+  fork(timeoutMs: number): ApiClient {
+    return new ApiClient(this.order, timeoutMs, this.now);
+  }
+
+  remainingMs(): number {
+    return Math.max(0, this.deadline - this.now());
+  }
+
+  async call<T>(method: HttpMethod, path: string, options: CallOptions): Promise<T> {
+    let backoffMs = BACKOFF_MS_MIN;
+    for (;;) {
+      const failures: string[] = [];
+      let lastRetryable: ApiError | undefined;
+      let notHere: ApiError | undefined;
+      for (const endpoint of [...this.order]) {
+        const outcome = await this.attempt(endpoint, method, path, options);
+        if (outcome.kind === 'answer') {
+          this.prefer(endpoint);
+          return outcome.body as T;
+        }
+        if (outcome.kind === 'final') throw outcome.error;
+        failures.push(`${endpoint}: ${outcome.error.message}`);
+        if (outcome.kind === 'retry') lastRetryable = outcome.error;
+        if (outcome.kind === 'elsewhere') notHere ??= outcome.error;
+      }
+      if (lastRetryable === undefined) {
+        if (notHere !== undefined) throw notHere;
+        throw new ApiError('UNAVAILABLE', `no endpoint answered (${failures.join('; ')})`, {
+          retryable: true,
+        });
+      }
+      if (this.remainingMs() === 0) {
+        if (lastRetryable.code === 'TIMEOUT') throw lastRetryable;
+        throw new ApiError('TIMEOUT', `gave up after ${this.timeoutMs} ms: ${failures.join('; ')}`, {
+          retryable: true,
+        });
+      }
+      await sleep(Math.min(backoffMs, this.remainingMs()));
+      backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
+    }
+  }
+
+  /**
+   * `GET path` at every endpoint at once; each answer or failure in endpoint order. For views
+   * that differ by node (one node's status), where the caller picks the best.
+   */
+  async each<T>(
+    path: string,
+  ): Promise<({ endpoint: string; body: T } | { endpoint: string; error: ApiError })[]> {
+    return Promise.all(
+      this.order.map(async (endpoint) => {
+        const outcome = await this.attempt(endpoint, 'GET', path, { idempotent: true });
+        return outcome.kind === 'answer'
+          ? { endpoint, body: outcome.body as T }
+          : { endpoint, error: outcome.error };
+      }),
+    );
+  }
+
+  private async attempt(
+    endpoint: string,
+    method: HttpMethod,
+    path: string,
+    options: CallOptions,
+  ): Promise<
+    | { kind: 'answer'; body: unknown }
+    | { kind: 'next'; error: ApiError }
+    | { kind: 'elsewhere'; error: ApiError }
+    | { kind: 'retry'; error: ApiError }
+    | { kind: 'final'; error: ApiError }
+  > {
+    const remainingMs = this.remainingMs();
+    if (remainingMs === 0) {
+      return { kind: 'final', error: new ApiError('TIMEOUT', `gave up after ${this.timeoutMs} ms`) };
+    }
+    const timeoutMs = Math.min(remainingMs, options.timeoutMs ?? remainingMs);
+    const url = endpoint + path + queryString(options.query);
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(url, {
+        method,
+        ...(options.body === undefined
+          ? {}
+          : { body: options.body, headers: { 'content-type': 'application/json' } }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      text = await response.text();
+    } catch (error) {
+      return transportFailure(error, endpoint, timeoutMs, options.idempotent);
+    }
+    if (response.ok) {
+      try {
+        return { kind: 'answer', body: text === '' ? null : JSON.parse(text) };
+      } catch {
+        return { kind: 'final', error: new ApiError('INTERNAL', `${endpoint} answered ${excerpt(text)}`) };
+      }
+    }
+    const error = errorFromAnswer(response.status, text, endpoint);
+    if (options.elsewhereCodes?.includes(error.code)) return { kind: 'elsewhere', error };
+    if (!error.retryable) return { kind: 'final', error };
+    if (error.indeterminate && !options.idempotent) return { kind: 'final', error };
+    return { kind: 'retry', error };
+  }
+
+  private prefer(endpoint: string): void {
+    const index = this.order.indexOf(endpoint);
+    if (index > 0) {
+      this.order.splice(index, 1);
+      this.order.unshift(endpoint);
+    }
+  }
+}
+
+function transportFailure(
+  error: unknown,
+  endpoint: string,
+  timeoutMs: number,
+  idempotent: boolean,
+): { kind: 'next' | 'retry' | 'final'; error: ApiError } {
+  const name = (error as { name?: string }).name;
+  if (name === 'TimeoutError' || name === 'AbortError') {
+    const timedOut = new ApiError('TIMEOUT', `${endpoint} did not answer within ${timeoutMs} ms`, {
+      retryable: true,
+      ...(idempotent ? {} : { indeterminate: true }),
+    });
+    return { kind: idempotent ? 'retry' : 'final', error: timedOut };
+  }
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const code = cause?.code ?? '';
+  const detail = cause?.message ?? (error as Error).message ?? String(error);
+  if (idempotent || NOT_SENT_CODES.has(code)) {
+    return { kind: 'next', error: new ApiError('UNAVAILABLE', detail, { retryable: true }) };
+  }
+  return {
+    kind: 'final',
+    error: new ApiError(
+      'UNAVAILABLE',
+      `the connection to ${endpoint} failed mid-request (${detail}); the write may or may not have applied`,
+      { retryable: true, indeterminate: true },
+    ),
+  };
+}
+
+/** The API's error body `{code, message, retryable, ...}`, or a stand-in for a foreign answer. */
+function errorFromAnswer(status: number, text: string, endpoint: string): ApiError {
+  try {
+    const body = JSON.parse(text) as Record<string, unknown>;
+    if (typeof body === 'object' && body !== null && typeof body.code === 'string') {
+      const { code, message, ...details } = body;
+      return new ApiError(code, typeof message === 'string' ? message : code, details);
+    }
+  } catch {
+    // Not the API's body: a proxy, or not a conclave node at all.
+  }
+  const code = STATUS_CODES[status] ?? (status >= 500 ? 'UNAVAILABLE' : 'INTERNAL');
+  return new ApiError(code, `${endpoint} answered HTTP ${status}: ${excerpt(text)}`, {
+    retryable: status === 502 || status === 503 || status === 504,
+  });
+}
+
+function queryString(query: CallOptions['query']): string {
+  if (query === undefined) return '';
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query)) if (value !== undefined) params.set(name, String(value));
+  const text = params.toString();
+  return text === '' ? '' : `?${text}`;
+}
+
+function excerpt(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  if (flat === '') return '(empty body)';
+  return flat.length > BODY_EXCERPT_CHARS ? `${flat.slice(0, BODY_EXCERPT_CHARS)}…` : flat;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `/v1/realms/{realm}/kv/{key}` with both parts encoded (see http-api.ts on keys with '/'). */
+export function documentPath(realm: string, key: string): string {
+  return `/v1/realms/${encodeURIComponent(realm)}/kv/${encodeURIComponent(key)}`;
+}

@@ -1,0 +1,128 @@
+// The membership as `status` and `members` show it: the admin route's view, or what one node's status knows.
+
+import type { ApiClient } from './http.js';
+import { formatAgo, orDash, renderTable, shortId } from './output.js';
+
+/** One member as GET /v1/members (admin) answers it; null where the source does not know. */
+export interface MemberView {
+  readonly name: string;
+  readonly id: string;
+  readonly role: string;
+  readonly address: string;
+  /** The leader's replication state for it: leader, replicate, probe, snapshot or unknown. */
+  readonly state: string;
+  readonly matchIndex: number | null;
+  readonly lag: number | null;
+  readonly lastContactMs: number | null;
+}
+
+export interface MembersView {
+  readonly leader: string;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly members: readonly MemberView[];
+}
+
+/** NodeStatus (src/kv-service.ts) as GET /v1/status answers it. */
+export interface NodeStatusBody {
+  readonly name: string;
+  readonly id: string;
+  readonly role: string;
+  readonly state: string;
+  readonly leader: string;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly revision: number;
+  readonly members: readonly { name: string; role: string; match?: number; state?: string }[];
+}
+
+/** Admin calls move on from a node that does not run the admin service. */
+export const ADMIN_ELSEWHERE = ['PERMISSION_DENIED'] as const;
+
+/** GET /v1/members, with every field checked so a table never prints `undefined`. */
+export async function fetchMembers(
+  client: ApiClient,
+  options: { timeoutMs?: number; elsewhereCodes?: readonly string[] } = {},
+): Promise<MembersView> {
+  const body = await client.call<Partial<MembersView>>('GET', '/v1/members', {
+    idempotent: true,
+    elsewhereCodes: options.elsewhereCodes ?? ADMIN_ELSEWHERE,
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+  });
+  return normalizeMembers(body);
+}
+
+export function normalizeMembers(body: Partial<MembersView>): MembersView {
+  const members = Array.isArray(body.members) ? body.members : [];
+  return {
+    leader: text(body.leader),
+    term: numberOr(body.term, 0),
+    commitIndex: numberOr(body.commitIndex, 0),
+    members: members.map((m: Partial<MemberView>) => ({
+      name: text(m.name),
+      id: text(m.id),
+      role: text(m.role),
+      address: text(m.address),
+      state: text(m.state) || 'unknown',
+      matchIndex: numberOr(m.matchIndex, null),
+      lag: numberOr(m.lag, null),
+      lastContactMs: numberOr(m.lastContactMs, null),
+    })),
+  };
+}
+
+/**
+ * What one node's status knows of the membership: match indexes and replication states only
+ * if it leads, its own peer id, no addresses and no contact times.
+ */
+export function membersFromStatus(status: NodeStatusBody): MembersView {
+  const leads = status.state === 'leader';
+  return {
+    leader: status.leader,
+    term: status.term,
+    commitIndex: status.commitIndex,
+    members: status.members.map((member) => {
+      const matchIndex = leads ? numberOr(member.match, null) : null;
+      return {
+        name: member.name,
+        id: member.name === status.name ? status.id : '',
+        role: member.role,
+        address: '',
+        state: member.name === status.leader ? 'leader' : leads ? (member.state ?? 'unknown') : 'unknown',
+        matchIndex,
+        lag: matchIndex === null ? null : Math.max(0, status.commitIndex - matchIndex),
+        lastContactMs: null,
+      };
+    }),
+  };
+}
+
+export function renderMembers(view: MembersView, options: { address: boolean }): string {
+  const headers = ['NAME', 'ID', 'ROLE', ...(options.address ? ['ADDRESS'] : []), 'STATE', 'LEADER'];
+  headers.push('MATCH', 'LAG', 'LAST CONTACT');
+  const rows = view.members.map((m) => [
+    m.name,
+    shortId(m.id),
+    m.role,
+    ...(options.address ? [orDash(m.address)] : []),
+    m.state,
+    m.name === view.leader ? '*' : '',
+    orDash(m.matchIndex),
+    orDash(m.lag),
+    formatAgo(m.lastContactMs),
+  ]);
+  return renderTable(headers, rows);
+}
+
+export function renderClusterLine(view: MembersView): string {
+  return `leader ${view.leader === '' ? '(none)' : view.leader}  term ${view.term}  commit index ${view.commitIndex}`;
+}
+
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+function numberOr<T>(value: unknown, otherwise: T): number | T {
+  return typeof value === 'number' && Number.isFinite(value) ? value : otherwise;
+}

@@ -1,0 +1,103 @@
+// `conclave status`: the members and the cluster's term and commit index, from the leader's view when the admin route answers.
+
+import type { Argv } from 'yargs';
+import {
+  type ConnectionArgs,
+  clientOf,
+  parseEndpoints,
+  positiveInteger,
+  runCommand,
+  withConnection,
+} from './common.js';
+import { ApiClient, ApiError } from './http.js';
+import {
+  fetchMembers,
+  type MembersView,
+  membersFromStatus,
+  type NodeStatusBody,
+  renderClusterLine,
+  renderMembers,
+} from './membership.js';
+import { printJson, printLine } from './output.js';
+
+const STATUS_TIMEOUT_MS = 10_000;
+/** The admin view gets this long (at most) before status settles for the nodes' own views. */
+const MEMBERS_TIMEOUT_MS_MAX = 3000;
+
+/** What `status --json` prints: the membership, and where it came from. */
+export type StatusDocument =
+  | ({ readonly source: 'members' } & MembersView)
+  | ({
+      readonly source: 'status';
+      /** The node whose view this is, and why the admin view was not used. */
+      readonly node: { name: string; state: string; appliedIndex: number; revision: number };
+      readonly adminError: { code: string; message: string };
+    } & MembersView);
+
+export function statusCommand<T>(cli: Argv<T>): Argv<T> {
+  return cli.command(
+    'status',
+    'show the members, the leader, the term and the commit index',
+    (y) =>
+      withConnection(y, STATUS_TIMEOUT_MS)
+        .example('$0 status', 'a table of the members')
+        .example(
+          '$0 status --endpoints http://10.0.0.1:8080,http://10.0.0.2:8080 --json',
+          'the same as JSON',
+        ),
+    (argv) => runCommand(() => status(argv as unknown as ConnectionArgs)),
+  );
+}
+
+async function status(args: ConnectionArgs): Promise<void> {
+  const client = clientOf(args);
+  const document = await readStatus(client, args);
+  if (args.json) {
+    printJson(document);
+    return;
+  }
+  printLine(renderClusterLine(document));
+  printLine(renderMembers(document, { address: false }));
+  if (document.source === 'status') {
+    const { node } = document;
+    printLine(
+      `(from ${node.name}'s own status, ${node.state}: the admin view answered ${document.adminError.code}; ` +
+        `run the admin service for match indexes of every member and contact times)`,
+    );
+  }
+}
+
+/**
+ * The admin route's view if it answers; else the nodes' own /v1/status, the leader's if one of
+ * the endpoints leads (only the leader knows the others' match indexes).
+ */
+async function readStatus(client: ApiClient, args: ConnectionArgs): Promise<StatusDocument> {
+  const timeoutMs = positiveInteger(args.timeout, '--timeout')!;
+  const quick = new ApiClient(parseEndpoints(args.endpoints), Math.min(timeoutMs, MEMBERS_TIMEOUT_MS_MAX));
+  let adminError: ApiError;
+  try {
+    const view = await fetchMembers(quick, { elsewhereCodes: ['PERMISSION_DENIED', 'NOT_FOUND'] });
+    return { source: 'members', ...view };
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    adminError = error;
+  }
+  const answers = await client.each<NodeStatusBody>('/v1/status');
+  const statuses = answers.flatMap((a) => ('body' in a ? [a.body] : []));
+  const chosen = statuses.find((s) => s.state === 'leader') ?? statuses[0];
+  if (chosen === undefined) {
+    const failures = answers.map((a) => ('error' in a ? `${a.endpoint}: ${a.error.message}` : ''));
+    throw new ApiError('UNAVAILABLE', `no endpoint answered (${failures.join('; ')})`, { retryable: true });
+  }
+  return {
+    source: 'status',
+    node: {
+      name: chosen.name,
+      state: chosen.state,
+      appliedIndex: chosen.appliedIndex,
+      revision: chosen.revision,
+    },
+    adminError: { code: adminError.code, message: adminError.message },
+    ...membersFromStatus(chosen),
+  };
+}
