@@ -75,6 +75,8 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
+  /** Was recentActive when the last CheckQuorum round reset it (heard from in the previous round). */
+  activeLastRound = false;
   readonly inflights: Inflights;
   isLearner: boolean;
 

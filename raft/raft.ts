@@ -197,10 +197,13 @@ export class Raft {
       const lag = this.log.committed - pr.match;
       // Dissertation §4.2.1: a server that has never answered (match 0) or has gone quiet is
       // not promoted, whatever its lag, or the cluster would gain a dead voter.
-      if (pr.match === 0 || !pr.recentActive || lag > this.config.learnerCatchUpMaxLagEntries) {
+      // Heard from in this CheckQuorum round or the previous one: right after a round resets the
+      // marks, a learner that answers every heartbeat would otherwise look quiet.
+      const active = pr.recentActive || pr.activeLastRound;
+      if (pr.match === 0 || !active || lag > this.config.learnerCatchUpMaxLagEntries) {
         return fail(
           'LEARNER_NOT_CAUGHT_UP',
-          `${change.nodeId} is ${lag} entries behind the commit index (at most ${this.config.learnerCatchUpMaxLagEntries}), has answered: ${pr.match > 0}, recently active: ${pr.recentActive}`,
+          `${change.nodeId} is ${lag} entries behind the commit index (at most ${this.config.learnerCatchUpMaxLagEntries}), has answered: ${pr.match > 0}, recently active: ${active}`,
         );
       }
     }
@@ -915,7 +918,10 @@ export class Raft {
     const active = new Set<NodeId>();
     for (const [id, pr] of this.progress) {
       if (id === this.id || pr.recentActive) active.add(id);
-      if (id !== this.id) pr.recentActive = false;
+      if (id !== this.id) {
+        pr.activeLastRound = pr.recentActive;
+        pr.recentActive = false;
+      }
     }
     return this.isQuorum(active);
   }

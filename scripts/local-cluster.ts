@@ -26,6 +26,8 @@ export interface ClusterNode {
   readonly clientPort: number;
   readonly dataDir: string;
   readonly url: string;
+  /** Mesh addresses to join through, for a node added to the running cluster; undefined for founders. */
+  readonly join?: readonly string[];
   child: ChildProcess | undefined;
 }
 
@@ -70,6 +72,26 @@ export class LocalCluster {
     this.initialCluster = this.nodes.map((n) => `${n.name}=/ip4/127.0.0.1/tcp/${n.peerPort}`).join(',');
   }
 
+  /**
+   * A new node (not started) that joins the running cluster through every existing node's mesh
+   * address; add it with `conclave members add NAME --peer` + its peerAddress.
+   */
+  async addJoiner(): Promise<ClusterNode> {
+    const index = this.nodes.length + 1;
+    const clientPort = await freePort();
+    const node: ClusterNode = {
+      name: `n${index}`,
+      peerPort: await freePort(),
+      clientPort,
+      dataDir: join(this.root, `n${index}`),
+      url: `http://127.0.0.1:${clientPort}`,
+      join: this.nodes.map((n) => peerAddress(n)),
+      child: undefined,
+    };
+    this.nodes.push(node);
+    return node;
+  }
+
   /** The command line that starts `node` (CLI path first); `secretFile` overrides the cluster's. */
   args(node: ClusterNode, secretFile = this.secretFile): string[] {
     return [
@@ -83,8 +105,7 @@ export class LocalCluster {
       `/ip4/127.0.0.1/tcp/${node.peerPort}`,
       '--client-listen',
       `127.0.0.1:${node.clientPort}`,
-      '--initial-cluster',
-      this.initialCluster,
+      ...(node.join ? ['--join', node.join.join(',')] : ['--initial-cluster', this.initialCluster]),
       '--cluster-secret-file',
       secretFile,
       '--services',
@@ -93,8 +114,17 @@ export class LocalCluster {
     ];
   }
 
-  start(node: ClusterNode): void {
-    node.child = spawn(process.execPath, this.args(node), { stdio: 'ignore' });
+  /** Starts `node`; `env` adds environment variables (e.g. a fault to inject). */
+  start(node: ClusterNode, env: Readonly<Record<string, string>> = {}): void {
+    node.child = spawn(process.execPath, this.args(node), {
+      stdio: process.env.CONCLAVE_CLUSTER_LOGS ? ['ignore', 'inherit', 'inherit'] : 'ignore',
+      env: { ...process.env, ...env },
+    });
+  }
+
+  /** Whether `node`'s process runs. */
+  running(node: ClusterNode): boolean {
+    return node.child !== undefined && isRunning(node.child);
   }
 
   /** A fresh secret file in the cluster's root, for starting a node as if of another cluster. */
@@ -148,6 +178,11 @@ export class LocalCluster {
     await Promise.all(this.nodes.map((n) => this.kill(n, 'SIGKILL')));
     rmSync(this.root, { recursive: true, force: true });
   }
+}
+
+/** The mesh address of `node` on 127.0.0.1. */
+export function peerAddress(node: ClusterNode): string {
+  return `/ip4/127.0.0.1/tcp/${node.peerPort}`;
 }
 
 /** A child killed by a signal has a null exitCode but a signalCode: neither means it runs. */
