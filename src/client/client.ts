@@ -1,0 +1,390 @@
+// Client: the cluster as one object — reads with failover, writes under a session, watches that resume.
+
+import type { JsonValue, SessionRef, WsPush } from '../ws-protocol.js';
+import { backoffDelayMs, sleep } from './backoff.js';
+import { CallContext } from './call.js';
+import { Connection } from './connection.js';
+import { closedError, errorFromWire, invalidArgument, withIndeterminate } from './errors.js';
+import type { Link } from './link.js';
+import { type ClientOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { exchange } from './retry.js';
+import { type RequestBody, Rpc } from './rpc.js';
+import { Sessions } from './session.js';
+import type {
+  DeleteOptions,
+  Document,
+  GetOptions,
+  ListOptions,
+  ListResult,
+  PatchOptions,
+  PutOptions,
+  RealmResult,
+  StatusResult,
+  Txn,
+  TxnResult,
+  WatchOptions,
+  WriteResult,
+} from './types.js';
+import {
+  checkArray,
+  checkConsistency,
+  checkCount,
+  checkDefined,
+  checkName,
+  checkOptions,
+  checkString,
+} from './validate.js';
+import { type Watch, type WatchHost, WatchStream } from './watch.js';
+import {
+  readDocument,
+  readList,
+  readObject,
+  readRealm,
+  readResult,
+  readRevision,
+  readSession,
+  readTxn,
+} from './wire.js';
+import { runWrite } from './writes.js';
+
+/** Stray watch ids remembered per link (ids the client already sent unwatch for). */
+const STRAY_WATCHES_MAX = 1024;
+
+/**
+ * A client of a Conclave cluster over one WebSocket at a time (see ws-protocol.ts).
+ *
+ * Every call either resolves or rejects with a ConclaveError. Reads are retried across
+ * connection losses, nodes and retryable errors until requestTimeoutMs, then reject TIMEOUT.
+ * Writes run under a client session and are resent with the same sequence number until
+ * answered, so each applies at most once; a write that fails with its fate unknown has
+ * `indeterminate: true`. After close() every call rejects CLOSED.
+ */
+export class Client {
+  private readonly options: ResolvedOptions;
+  private readonly calls = new Set<CallContext>();
+  private readonly connection: Connection;
+  private readonly rpc: Rpc;
+  private readonly sessions: Sessions;
+  private readonly host: WatchHost;
+  private readonly watches = new Set<WatchStream>();
+  private readonly watchRoutes = new Map<Link, Map<number, WatchStream>>();
+  private readonly strayWatches = new WeakMap<Link, Set<number>>();
+  private closing: Promise<void> | undefined;
+  private unhandledMessages = 0;
+
+  /** Throws ConclaveError INVALID_ARGUMENT naming the bad option. Connects lazily, on the first call. */
+  constructor(options: ClientOptions) {
+    this.options = resolveOptions(options);
+    this.rpc = new Rpc((link, push) => this.route(link, push));
+    this.connection = new Connection(
+      {
+        urls: this.options.urls,
+        connectTimeoutMs: this.options.connectTimeoutMs,
+        backoffBaseMs: this.options.backoffBaseMs,
+        backoffMaxMs: this.options.backoffMaxMs,
+      },
+      {
+        onMessage: (link, text) => this.receive(link, text),
+        onLost: (link) => this.onLost(link),
+      },
+    );
+    this.host = {
+      open: (signal) => this.connection.open(signal),
+      call: (link, body, signal, hooks) => this.rpc.call(link, body, signal, hooks),
+      drop: (link) => this.connection.drop(link),
+      backoffMs: (round) =>
+        backoffDelayMs(round, this.options.backoffBaseMs, this.options.backoffMaxMs, Math.random),
+      sleep,
+      beginCall: () => new CallContext(this.options.requestTimeoutMs, this.calls),
+      notify: (link, body) => {
+        this.rpc.notify(link, body);
+      },
+      attach: (link, watchId, watch) => {
+        let routes = this.watchRoutes.get(link);
+        if (routes === undefined) {
+          routes = new Map();
+          this.watchRoutes.set(link, routes);
+        }
+        routes.set(watchId, watch);
+      },
+      detach: (link, watchId) => {
+        this.watchRoutes.get(link)?.delete(watchId);
+      },
+      forget: (watch) => {
+        this.watches.delete(watch);
+      },
+    };
+    this.sessions = new Sessions(this.options.maxInflightWrites, () => this.openSession());
+  }
+
+  /** Messages from nodes that were ignored: not protocol messages, or answers and events for nothing pending. */
+  get ignoredMessages(): number {
+    return this.rpc.ignoredMessages + this.unhandledMessages;
+  }
+
+  /** The document at `key`. Rejects NOT_FOUND if there is none, INVALID_ARGUMENT, TIMEOUT, CLOSED, or the node's error. */
+  get(realm: string, key: string, options?: GetOptions): Promise<Document> {
+    return this.read(readDocument, () => {
+      const { consistency } = checkOptions(options, 'options');
+      return {
+        op: 'get',
+        realm: checkName(realm, 'realm'),
+        key: checkName(key, 'key'),
+        ...(consistency === undefined ? {} : { consistency: checkConsistency(consistency) }),
+      };
+    });
+  }
+
+  /** One page of the documents whose keys start with `prefix`, in key order. Rejects like get(). */
+  list(realm: string, prefix?: string, options?: ListOptions): Promise<ListResult> {
+    return this.read(readList, () => {
+      const { after, limit, consistency } = checkOptions(options, 'options');
+      return {
+        op: 'list',
+        realm: checkName(realm, 'realm'),
+        ...(prefix === undefined ? {} : { prefix: checkString(prefix, 'prefix') }),
+        ...(after === undefined ? {} : { after: checkString(after, 'after') }),
+        ...(limit === undefined ? {} : { limit: checkCount(limit, 'limit', 1) }),
+        ...(consistency === undefined ? {} : { consistency: checkConsistency(consistency) }),
+      };
+    });
+  }
+
+  /** The answering node's status. Rejects TIMEOUT or CLOSED. */
+  status(): Promise<StatusResult> {
+    return this.read(
+      (result) => readObject(result) as unknown as StatusResult,
+      () => ({ op: 'status' }),
+    );
+  }
+
+  /**
+   * Stores `value` at `key`. Rejects CONFLICT if ifRevision/ifAbsent does not hold, NOT_FOUND
+   * for an unknown realm, INVALID_ARGUMENT, TOO_LARGE (all indeterminate: false), and
+   * TIMEOUT, CLOSED or SESSION_EXPIRED with `indeterminate` saying whether it may have applied.
+   */
+  put(realm: string, key: string, value: JsonValue, options?: PutOptions): Promise<WriteResult> {
+    return this.write(readRevision, () => {
+      const { ifRevision, ifAbsent } = checkOptions(options, 'options');
+      checkDefined(value, 'value');
+      if (ifAbsent !== undefined && typeof ifAbsent !== 'boolean')
+        throw invalidArgument('ifAbsent must be a boolean');
+      const base = {
+        op: 'put' as const,
+        realm: checkName(realm, 'realm'),
+        key: checkName(key, 'key'),
+        value,
+        ...(ifRevision === undefined ? {} : { ifRevision: checkCount(ifRevision, 'ifRevision', 0) }),
+        ...(ifAbsent === undefined ? {} : { ifAbsent }),
+      };
+      return (session) => ({ ...base, session });
+    });
+  }
+
+  /** Applies a JSON merge patch to the document at `key`. Rejects like put(); NOT_FOUND if there is no document. */
+  patch(realm: string, key: string, patch: JsonValue, options?: PatchOptions): Promise<WriteResult> {
+    return this.write(readRevision, () => {
+      const { ifRevision } = checkOptions(options, 'options');
+      checkDefined(patch, 'patch');
+      const base = {
+        op: 'patch' as const,
+        realm: checkName(realm, 'realm'),
+        key: checkName(key, 'key'),
+        patch,
+        ...(ifRevision === undefined ? {} : { ifRevision: checkCount(ifRevision, 'ifRevision', 0) }),
+      };
+      return (session) => ({ ...base, session });
+    });
+  }
+
+  /** Deletes the document at `key`. Rejects like put(); NOT_FOUND if there is no document. */
+  delete(realm: string, key: string, options?: DeleteOptions): Promise<WriteResult> {
+    return this.write(readRevision, () => {
+      const { ifRevision } = checkOptions(options, 'options');
+      const base = {
+        op: 'delete' as const,
+        realm: checkName(realm, 'realm'),
+        key: checkName(key, 'key'),
+        ...(ifRevision === undefined ? {} : { ifRevision: checkCount(ifRevision, 'ifRevision', 0) }),
+      };
+      return (session) => ({ ...base, session });
+    });
+  }
+
+  /** Applies `success` if every compare holds, else `failure`, atomically. Rejects like put(). */
+  txn(realm: string, txn: Txn): Promise<TxnResult> {
+    return this.write(readTxn, () => {
+      const { compares, success, failure } = checkOptions(txn, 'txn');
+      const base = {
+        op: 'txn' as const,
+        realm: checkName(realm, 'realm'),
+        compares: checkArray(compares, 'txn.compares') as Txn['compares'],
+        success: checkArray(success, 'txn.success') as Txn['success'],
+        ...(failure === undefined ? {} : { failure: checkArray(failure, 'txn.failure') as Txn['success'] }),
+      };
+      return (session) => ({ ...base, session });
+    });
+  }
+
+  /**
+   * Creates a realm. Rejects CONFLICT if it exists, INVALID_ARGUMENT for a bad name,
+   * TIMEOUT or CLOSED. createRealm carries no session on the wire, so an error answered after
+   * a resend is indeterminate (CONFLICT then may mean the first attempt created it).
+   */
+  async createRealm(name: string): Promise<RealmResult> {
+    const body: RequestBody = { op: 'createRealm', realm: checkName(name, 'name') };
+    const ctx = this.beginCall();
+    let sends = 0;
+    try {
+      const answer = await exchange(this.host, ctx, () => body, {
+        onSent: () => {
+          sends += 1;
+        },
+      });
+      if (answer.ok) return readResult(answer.result, readRealm, true);
+      throw withIndeterminate(errorFromWire(answer.error), sends > 1 || answer.error.indeterminate === true);
+    } catch (error) {
+      if (ctx.aborted) throw ctx.abortError(sends > 0);
+      throw error;
+    } finally {
+      ctx.finish();
+    }
+  }
+
+  /**
+   * Watches the keys of `realm` starting with `prefix` (see Watch). Throws ConclaveError
+   * INVALID_ARGUMENT for a bad argument and CLOSED on a closed client.
+   */
+  watch(realm: string, prefix: string, options?: WatchOptions): Watch {
+    if (this.closing !== undefined) throw closedError();
+    const { fromRevision } = checkOptions(options, 'options');
+    const stream = new WatchStream(this.host, {
+      realm: checkName(realm, 'realm'),
+      prefix: checkString(prefix, 'prefix'),
+      fromRevision: fromRevision === undefined ? undefined : checkCount(fromRevision, 'fromRevision', 1),
+      bufferEvents: this.options.watchBufferEvents,
+    });
+    this.watches.add(stream);
+    stream.start();
+    return stream;
+  }
+
+  /**
+   * Closes the connection, ends every watch (their iterators finish without error) and
+   * rejects every pending call with CLOSED. Resolves once the socket is closed and no timer is
+   * left. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    const link = this.connection.current;
+    const session = this.sessions.clear();
+    if (link !== undefined && session !== undefined) {
+      // Best effort: frees the session's memory on the cluster now instead of at its expiry.
+      this.rpc.notify(link, { op: 'closeSession', session: session.ref(session.take()) });
+    }
+    for (const call of [...this.calls]) call.abort('closed');
+    this.rpc.rejectAll(closedError());
+    for (const watch of [...this.watches]) watch.shutdown();
+    this.watchRoutes.clear();
+    this.closing = this.connection.close();
+    return this.closing;
+  }
+
+  private beginCall(): CallContext {
+    return new CallContext(this.options.requestTimeoutMs, this.calls);
+  }
+
+  private async read<T>(reader: (result: unknown) => T, build: () => RequestBody): Promise<T> {
+    if (this.closing !== undefined) throw closedError();
+    const body = build();
+    const ctx = this.beginCall();
+    try {
+      const answer = await exchange(this.host, ctx, () => body);
+      if (answer.ok) return readResult(answer.result, reader, false);
+      throw withIndeterminate(errorFromWire(answer.error), false);
+    } catch (error) {
+      if (ctx.aborted) throw ctx.abortError(false);
+      throw error;
+    } finally {
+      ctx.finish();
+    }
+  }
+
+  private async write<T>(
+    reader: (result: unknown) => T,
+    build: () => (session: SessionRef) => RequestBody,
+  ): Promise<T> {
+    if (this.closing !== undefined) throw closedError();
+    const withSession = build();
+    const ctx = this.beginCall();
+    try {
+      return await runWrite(this.host, this.sessions, ctx, withSession, reader);
+    } finally {
+      ctx.finish();
+    }
+  }
+
+  /** Opens a session on the cluster (retried like a read: an orphaned session only costs memory until it expires). */
+  private async openSession(): Promise<number> {
+    const ctx = this.beginCall();
+    try {
+      const answer = await exchange(this.host, ctx, () => ({ op: 'openSession' }));
+      if (answer.ok) return readResult(answer.result, readSession, false);
+      throw withIndeterminate(errorFromWire(answer.error), false);
+    } catch (error) {
+      if (ctx.aborted) throw ctx.abortError(false);
+      throw error;
+    } finally {
+      ctx.finish();
+    }
+  }
+
+  private receive(link: Link, text: string): void {
+    try {
+      this.rpc.receive(link, text);
+    } catch {
+      // Nothing a node sends may crash the process.
+      this.unhandledMessages += 1;
+    }
+  }
+
+  private route(link: Link, push: WsPush): void {
+    if (push.type === 'error') {
+      this.unhandledMessages += 1;
+      return;
+    }
+    const watch = this.watchRoutes.get(link)?.get(push.watch);
+    if (watch === undefined) {
+      this.unhandledMessages += 1;
+      if (push.type === 'events') this.unwatchStray(link, push.watch);
+      return;
+    }
+    if (push.type === 'events') {
+      watch.onEvents(push.events);
+    } else {
+      this.watchRoutes.get(link)?.delete(push.watch);
+      watch.onEnded(push.error);
+    }
+  }
+
+  /** Events for a watch no one holds (it was closed while its subscription was in flight): unwatch it once. */
+  private unwatchStray(link: Link, watchId: number): void {
+    let stray = this.strayWatches.get(link);
+    if (stray === undefined) {
+      stray = new Set();
+      this.strayWatches.set(link, stray);
+    }
+    if (stray.has(watchId)) return;
+    if (stray.size >= STRAY_WATCHES_MAX) stray.clear();
+    stray.add(watchId);
+    this.rpc.notify(link, { op: 'unwatch', watch: watchId });
+  }
+
+  private onLost(link: Link): void {
+    this.rpc.lose(link);
+    const routes = this.watchRoutes.get(link);
+    this.watchRoutes.delete(link);
+    if (routes === undefined) return;
+    for (const watch of routes.values()) watch.onLinkLost(link);
+  }
+}

@@ -1,0 +1,103 @@
+// ConclaveError, the one error type the client throws, and how wire errors become it.
+
+import type { WsError } from '../ws-protocol.js';
+
+/**
+ * Codes the client throws: the node's stable codes (the HTTP API's, see http-api.ts) plus
+ * CLOSED, SLOW_CONSUMER and SESSION_EXPIRED. A node may add codes; `code` stays a string.
+ */
+export type ConclaveErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'TOO_LARGE'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'NO_LEADER'
+  | 'NOT_LEADER'
+  | 'TIMEOUT'
+  | 'COMPACTED'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'UNAVAILABLE'
+  | 'READ_ONLY'
+  | 'INTERNAL'
+  | 'SESSION_EXPIRED'
+  | 'SLOW_CONSUMER'
+  | 'CLOSED';
+
+/** Codes that mean "try again, here or at another node", whatever the answer's `retryable` says. */
+export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
+  'NO_LEADER',
+  'NOT_LEADER',
+  'TIMEOUT',
+  'UNAVAILABLE',
+]);
+
+export interface ConclaveErrorDetails {
+  readonly retryable?: boolean;
+  readonly indeterminate?: boolean;
+  readonly leader?: string;
+  readonly revision?: number;
+  readonly cause?: unknown;
+}
+
+/**
+ * Every failure of a Client call. `code` is stable (ConclaveErrorCode). `retryable`: the same
+ * call may succeed if made again. `indeterminate`: a write whose fate is unknown (it may or may
+ * not have applied); false means it definitely did not apply. `leader`: the leader's node name
+ * when known (NOT_LEADER, NO_LEADER). `revision`: for COMPACTED the node's current revision;
+ * for a watch that ended (SLOW_CONSUMER, TIMEOUT) the revision of the last event delivered.
+ */
+export class ConclaveError extends Error {
+  override readonly name = 'ConclaveError';
+  readonly code: ConclaveErrorCode | (string & {});
+  readonly retryable: boolean;
+  readonly indeterminate: boolean;
+  readonly leader?: string;
+  readonly revision?: number;
+
+  constructor(code: ConclaveErrorCode | (string & {}), message: string, details: ConclaveErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    this.retryable = details.retryable ?? RETRYABLE_CODES.has(code);
+    this.indeterminate = details.indeterminate ?? false;
+    if (details.leader !== undefined) this.leader = details.leader;
+    if (details.revision !== undefined) this.revision = details.revision;
+  }
+}
+
+/** The connection a request was sent on went away before its answer came: resend elsewhere. */
+export class ConnectionLostError extends ConclaveError {
+  constructor(endpoint: string) {
+    super('UNAVAILABLE', `the connection to ${endpoint} was lost`, { retryable: true });
+  }
+}
+
+/** The error a node answered, as a ConclaveError. */
+export function errorFromWire(error: WsError): ConclaveError {
+  return new ConclaveError(error.code, error.message, {
+    retryable: error.retryable || RETRYABLE_CODES.has(error.code),
+    indeterminate: error.indeterminate === true,
+    ...(error.leader === undefined ? {} : { leader: error.leader }),
+    ...(error.revision === undefined ? {} : { revision: error.revision }),
+  });
+}
+
+/** The same error with a different indeterminacy (a write's fate is judged by the client, not one answer). */
+export function withIndeterminate(error: ConclaveError, indeterminate: boolean): ConclaveError {
+  if (error.indeterminate === indeterminate) return error;
+  return new ConclaveError(error.code, error.message, {
+    retryable: error.retryable,
+    indeterminate,
+    ...(error.leader === undefined ? {} : { leader: error.leader }),
+    ...(error.revision === undefined ? {} : { revision: error.revision }),
+    ...(error.cause === undefined ? {} : { cause: error.cause }),
+  });
+}
+
+export function invalidArgument(message: string): ConclaveError {
+  return new ConclaveError('INVALID_ARGUMENT', message, { retryable: false });
+}
+
+export function closedError(): ConclaveError {
+  return new ConclaveError('CLOSED', 'the client is closed', { retryable: false });
+}

@@ -1,0 +1,140 @@
+// One WebSocket to one node: dialing it under a deadline, sending text, a heartbeat that finds a dead peer.
+
+import { WebSocket } from 'ws';
+import { HEARTBEAT_INTERVAL_MS, MAX_MESSAGE_BYTES } from './constants.js';
+
+export interface LinkEvents {
+  /** A text message arrived (binary messages are not part of the protocol and are dropped). */
+  onMessage(link: Link, text: string): void;
+  /** The socket closed, for any reason; called once. */
+  onClose(link: Link): void;
+}
+
+/**
+ * Opens a WebSocket to `url`; `done` receives the open socket, or undefined if it failed or
+ * took longer than `timeoutMs`. Returns a cancel function (after which `done` is not called).
+ * `done` is never called synchronously.
+ */
+export function dial(
+  url: string,
+  timeoutMs: number,
+  done: (socket: WebSocket | undefined) => void,
+): () => void {
+  let settled = false;
+  let socket: WebSocket | undefined;
+  const settle = (result: WebSocket | undefined) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    done(result);
+  };
+  const timer = setTimeout(() => {
+    socket?.terminate();
+    settle(undefined);
+  }, timeoutMs);
+  try {
+    socket = new WebSocket(url, {
+      handshakeTimeout: timeoutMs,
+      perMessageDeflate: false,
+      maxPayload: MAX_MESSAGE_BYTES,
+      followRedirects: false,
+    });
+  } catch {
+    queueMicrotask(() => settle(undefined));
+    return () => {
+      settled = true;
+      clearTimeout(timer);
+    };
+  }
+  const opened = socket;
+  // ws emits 'error' before 'close'; an 'error' without a listener would crash the process.
+  opened.on('error', () => {});
+  opened.once('open', () => settle(opened));
+  opened.once('close', () => settle(undefined));
+  return () => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    opened.terminate();
+  };
+}
+
+/** An open connection to one node. Owned by Connection; everything else only sends on it. */
+export class Link {
+  /** True once the node sent a message: it speaks the protocol, not just TCP. */
+  heardFrom = false;
+  private alive = true;
+  private closed = false;
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly closeWaiters: (() => void)[] = [];
+
+  constructor(
+    /** Distinguishes links in logs and maps; increases with every link the client opens. */
+    readonly id: number,
+    readonly url: string,
+    private readonly socket: WebSocket,
+    private readonly events: LinkEvents,
+  ) {
+    socket.on('message', (data, isBinary) => this.receive(data, isBinary));
+    socket.on('pong', () => {
+      this.alive = true;
+    });
+    socket.once('close', () => this.onSocketClose());
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_INTERVAL_MS);
+    this.heartbeat.unref();
+  }
+
+  get isOpen(): boolean {
+    return !this.closed && this.socket.readyState === WebSocket.OPEN;
+  }
+
+  /** Queues `text` for the node; false if the link is no longer open (the text is not sent). */
+  send(text: string): boolean {
+    if (!this.isOpen) return false;
+    this.socket.send(text);
+    return true;
+  }
+
+  /** Closes with a close frame, then drops the socket if the node has not answered within `graceMs`. */
+  close(graceMs: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const closed = new Promise<void>((resolve) => this.closeWaiters.push(resolve));
+    const timer = setTimeout(() => this.socket.terminate(), graceMs);
+    this.closeWaiters.push(() => clearTimeout(timer));
+    this.socket.close(1000);
+    return closed;
+  }
+
+  /** Drops the socket at once. */
+  terminate(): void {
+    if (!this.closed) this.socket.terminate();
+  }
+
+  private receive(data: WebSocket.RawData, isBinary: boolean): void {
+    this.alive = true;
+    if (isBinary || this.closed) return;
+    const text = Buffer.isBuffer(data)
+      ? data.toString('utf8')
+      : Array.isArray(data)
+        ? Buffer.concat(data).toString('utf8')
+        : Buffer.from(data).toString('utf8');
+    this.heardFrom = true;
+    this.events.onMessage(this, text);
+  }
+
+  private beat(): void {
+    if (!this.alive) {
+      this.socket.terminate();
+      return;
+    }
+    this.alive = false;
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.ping();
+  }
+
+  private onSocketClose(): void {
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    for (const waiter of this.closeWaiters.splice(0)) waiter();
+    this.events.onClose(this);
+  }
+}
