@@ -1,0 +1,142 @@
+// Real node processes and the TypeScript client: watches survive a node's death; a write whose answer was lost applies once.
+
+import t from 'tap';
+import { LocalCluster } from '../../scripts/local-cluster.js';
+import { Client, type ConclaveError, type WatchEvent } from '../../src/client/index.js';
+
+const FAST = ['--election-timeout-ms', '300', '--heartbeat-interval-ms', '50'];
+
+async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+t.test(
+  'a watcher whose node is killed continues through another node: no event missed or repeated',
+  async (t) => {
+    const cluster = new LocalCluster(FAST);
+    t.teardown(() => cluster.stop());
+    await cluster.create(3);
+    cluster.startAll();
+    await cluster.waitForLeader();
+    const [n1, n2, n3] = cluster.nodes as [
+      (typeof cluster.nodes)[0],
+      (typeof cluster.nodes)[0],
+      (typeof cluster.nodes)[0],
+    ];
+    // The watcher prefers n1 (listed first), the writer n2; n1 dies a third of the way through.
+    const watcher = new Client({ endpoints: [n1.url, n2.url, n3.url] });
+    const writer = new Client({ endpoints: [n2.url, n3.url, n1.url] });
+    t.teardown(() => watcher.close());
+    t.teardown(() => writer.close());
+
+    const TOTAL = 300;
+    const events: WatchEvent[] = [];
+    // Every write below has a later revision than this one.
+    const start = await writer.put('default', 'marker', 0);
+    const watch = watcher.watch('default', 'w/', { fromRevision: start.revision + 1 });
+    let watchError: unknown;
+    const consuming = (async () => {
+      try {
+        for await (const event of watch) {
+          events.push(event);
+          if (events.length >= TOTAL) break;
+        }
+      } catch (error) {
+        watchError = error;
+      }
+    })();
+
+    const acked = new Map<string, number>();
+    let next = 0;
+    const writeOne = async (): Promise<void> => {
+      while (next < TOTAL) {
+        const i = next++;
+        const key = `w/${String(i).padStart(4, '0')}`;
+        const { revision } = await writer.put('default', key, { i });
+        acked.set(key, revision);
+        if (acked.size === Math.floor(TOTAL / 3)) await cluster.kill(n1);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, writeOne));
+    t.equal(cluster.running(n1), false, 'n1 was killed mid-stream');
+    await waitFor('every event', () => events.length >= TOTAL || watchError !== undefined, 60_000);
+    watch.close();
+    await consuming;
+    t.equal(watchError, undefined, 'the watch did not fail');
+
+    const revisions = events.map((e) => e.modRevision);
+    const increasing = revisions.every((r, i) => i === 0 || r > revisions[i - 1]!);
+    t.ok(increasing, 'events arrive in strictly increasing revision order (none repeated)');
+    t.equal(events.length, TOTAL, `exactly ${TOTAL} events`);
+    t.equal(new Set(events.map((e) => e.key)).size, TOTAL, 'one event per key: every write seen once');
+    const missing = [...acked].filter(
+      ([key, revision]) => !events.some((e) => e.key === key && e.modRevision === revision),
+    );
+    t.same(missing, [], 'every acknowledged write arrived with its revision');
+  },
+);
+
+t.test(
+  'a write whose answer is lost (the node dies after applying) is retried and applied once',
+  async (t) => {
+    const cluster = new LocalCluster(FAST);
+    t.teardown(() => cluster.stop());
+    await cluster.create(3);
+    const [n1, n2, n3] = cluster.nodes as [
+      (typeof cluster.nodes)[0],
+      (typeof cluster.nodes)[0],
+      (typeof cluster.nodes)[0],
+    ];
+    cluster.start(n1, { CONCLAVE_FAULT_KILL_BEFORE_ANSWER: 'lost' });
+    cluster.start(n2);
+    cluster.start(n3);
+    await cluster.waitForLeader();
+    const client = new Client({ endpoints: [n1.url, n2.url, n3.url] });
+    t.teardown(() => client.close());
+
+    // A few ordinary writes first: the session is open and the client talks to n1.
+    for (let i = 0; i < 5; i++) await client.put('default', `before/${i}`, i);
+    t.equal(cluster.running(n1), true, 'n1 serves the client');
+
+    const { revision } = await client.put('default', 'lost', { once: true });
+    t.equal(n1.child?.signalCode, 'SIGKILL', 'n1 was killed after applying, before answering');
+    const doc = await client.get('default', 'lost');
+    t.equal(doc.version, 1, 'the retried write applied once (version 1)');
+    t.equal(doc.modRevision, revision, 'the answer is the first application’s revision');
+    t.same(doc.value, { once: true });
+
+    // Nothing else changed the key: from its revision up to a later write, history holds one change of it.
+    const after = await client.put('default', 'after', 1);
+    const seen: WatchEvent[] = [];
+    const watch = client.watch('default', '', { fromRevision: revision });
+    for await (const event of watch) {
+      seen.push(event);
+      if (event.key === 'after') break;
+    }
+    watch.close();
+    t.same(
+      seen.filter((e) => e.key === 'lost').map((e) => e.modRevision),
+      [revision],
+      'history holds exactly one change of the key',
+    );
+    t.ok(after.revision > revision, 'later writes go on');
+
+    // A plain retry without a session would have applied twice; the session's answer is definite.
+    const again = await client.put('default', 'lost', { twice: false }, { ifRevision: revision });
+    t.ok(again.revision > revision, 'the key can still be written');
+    const refused = await client.put('default', 'lost', 1, { ifRevision: revision }).then(
+      () => undefined,
+      (error: ConclaveError) => error,
+    );
+    t.equal(refused?.code, 'CONFLICT', 'a stale ifRevision is refused CONFLICT');
+    t.equal(refused?.indeterminate, false, 'a definite refusal is not indeterminate');
+  },
+);
