@@ -92,6 +92,7 @@ export class Client {
       open: (signal) => this.connection.open(signal),
       call: (link, body, signal, hooks) => this.rpc.call(link, body, signal, hooks),
       drop: (link) => this.connection.drop(link),
+      connectFailure: () => this.connection.lastFailure,
       backoffMs: (round) =>
         backoffDelayMs(round, this.options.backoffBaseMs, this.options.backoffMaxMs, Math.random),
       sleep,

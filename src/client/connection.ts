@@ -18,7 +18,7 @@
 
 import { backoffDelayMs, type Random } from './backoff.js';
 import { CLOSE_GRACE_MS } from './constants.js';
-import { closedError } from './errors.js';
+import { ConclaveError, closedError } from './errors.js';
 import { dial, Link } from './link.js';
 
 export type ConnectionState = 'idle' | 'dialing' | 'waiting' | 'open' | 'closed';
@@ -57,6 +57,8 @@ export class Connection {
   private linkCount = 0;
   private closing: Promise<void> | undefined;
   private readonly random: Random;
+  /** Why the last connection attempt failed (reported when a call times out without ever connecting). */
+  lastFailure: ConclaveError | undefined;
 
   constructor(
     private readonly config: ConnectionConfig,
@@ -134,13 +136,17 @@ export class Connection {
     const index = this.nextIndex;
     const url = this.config.urls[index]!;
     this.state = 'dialing';
-    this.cancelDial = dial(url, this.config.connectTimeoutMs, (socket) => {
+    this.cancelDial = dial(url, this.config.connectTimeoutMs, (result) => {
       this.cancelDial = undefined;
+      const socket = result.socket;
       if (this.state !== 'dialing') {
         socket?.terminate();
         return;
       }
       if (socket === undefined) {
+        this.lastFailure = new ConclaveError('UNAVAILABLE', `cannot connect to ${url}: ${result.reason}`, {
+          retryable: true,
+        });
         this.nextIndex = (index + 1) % this.config.urls.length;
         this.fail();
         return;
@@ -151,6 +157,7 @@ export class Connection {
       });
       this.link = link;
       this.state = 'open';
+      this.lastFailure = undefined;
       for (const waiter of this.waiters) {
         waiter.detach();
         waiter.resolve(link);

@@ -10,19 +10,21 @@ export interface LinkEvents {
   onClose(link: Link): void;
 }
 
+/** The outcome of a dial: the open socket, or why there is none. */
+export type DialResult =
+  | { readonly socket: WebSocket }
+  | { readonly socket: undefined; readonly reason: string };
+
 /**
- * Opens a WebSocket to `url`; `done` receives the open socket, or undefined if it failed or
+ * Opens a WebSocket to `url`; `done` receives the open socket, or the reason it failed or
  * took longer than `timeoutMs`. Returns a cancel function (after which `done` is not called).
  * `done` is never called synchronously.
  */
-export function dial(
-  url: string,
-  timeoutMs: number,
-  done: (socket: WebSocket | undefined) => void,
-): () => void {
+export function dial(url: string, timeoutMs: number, done: (result: DialResult) => void): () => void {
   let settled = false;
   let socket: WebSocket | undefined;
-  const settle = (result: WebSocket | undefined) => {
+  let reason = 'the connection closed during the handshake';
+  const settle = (result: DialResult) => {
     if (settled) return;
     settled = true;
     clearTimeout(timer);
@@ -30,7 +32,7 @@ export function dial(
   };
   const timer = setTimeout(() => {
     socket?.terminate();
-    settle(undefined);
+    settle({ socket: undefined, reason: `no connection within ${timeoutMs} ms` });
   }, timeoutMs);
   try {
     socket = new WebSocket(url, {
@@ -39,8 +41,8 @@ export function dial(
       maxPayload: MAX_MESSAGE_BYTES,
       followRedirects: false,
     });
-  } catch {
-    queueMicrotask(() => settle(undefined));
+  } catch (error) {
+    queueMicrotask(() => settle({ socket: undefined, reason: String(error) }));
     return () => {
       settled = true;
       clearTimeout(timer);
@@ -48,9 +50,11 @@ export function dial(
   }
   const opened = socket;
   // ws emits 'error' before 'close'; an 'error' without a listener would crash the process.
-  opened.on('error', () => {});
-  opened.once('open', () => settle(opened));
-  opened.once('close', () => settle(undefined));
+  opened.on('error', (error) => {
+    reason = error.message;
+  });
+  opened.once('open', () => settle({ socket: opened }));
+  opened.once('close', () => settle({ socket: undefined, reason }));
   return () => {
     if (settled) return;
     settled = true;

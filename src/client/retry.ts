@@ -3,7 +3,7 @@
 import type { WsAnswer } from '../ws-protocol.js';
 import type { CallContext } from './call.js';
 import { ERRORS_BEFORE_ROTATE } from './constants.js';
-import { ConnectionLostError, errorFromWire } from './errors.js';
+import { type ConclaveError, ConnectionLostError, errorFromWire } from './errors.js';
 import type { Link } from './link.js';
 import type { CallHooks, RequestBody } from './rpc.js';
 
@@ -13,6 +13,8 @@ export interface Transport {
   call(link: Link, body: RequestBody, signal: AbortSignal, hooks?: CallHooks): Promise<WsAnswer>;
   /** Gives up on `link` for another node. */
   drop(link: Link): void;
+  /** Why the last connection attempt failed, if it did. */
+  connectFailure(): ConclaveError | undefined;
   /** Backoff before the `round`-th retry after retryable answers. */
   backoffMs(round: number): number;
   sleep(ms: number, signal: AbortSignal): Promise<void>;
@@ -37,7 +39,13 @@ export async function exchange(
   let errorLink: Link | undefined;
   let errorsOnLink = 0;
   for (;;) {
-    const link = await transport.open(ctx.signal);
+    let link: Link;
+    try {
+      link = await transport.open(ctx.signal);
+    } catch (error) {
+      ctx.lastError ??= transport.connectFailure();
+      throw error;
+    }
     let answer: WsAnswer;
     try {
       answer = await transport.call(link, body(), ctx.signal, hooks);
