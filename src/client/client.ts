@@ -97,9 +97,6 @@ export class Client {
         backoffDelayMs(round, this.options.backoffBaseMs, this.options.backoffMaxMs, Math.random),
       sleep,
       beginCall: () => new CallContext(this.options.requestTimeoutMs, this.calls),
-      notify: (link, body) => {
-        this.rpc.notify(link, body);
-      },
       attach: (link, watchId, watch) => {
         let routes = this.watchRoutes.get(link);
         if (routes === undefined) {
@@ -108,8 +105,9 @@ export class Client {
         }
         routes.set(watchId, watch);
       },
-      detach: (link, watchId) => {
+      unwatch: (link, watchId) => {
         this.watchRoutes.get(link)?.delete(watchId);
+        this.unwatchOnce(link, watchId);
       },
       forget: (watch) => {
         this.watches.delete(watch);
@@ -357,7 +355,7 @@ export class Client {
     const watch = this.watchRoutes.get(link)?.get(push.watch);
     if (watch === undefined) {
       this.unhandledMessages += 1;
-      if (push.type === 'events') this.unwatchStray(link, push.watch);
+      if (push.type === 'events') this.unwatchOnce(link, push.watch);
       return;
     }
     if (push.type === 'events') {
@@ -368,8 +366,11 @@ export class Client {
     }
   }
 
-  /** Events for a watch no one holds (it was closed while its subscription was in flight): unwatch it once. */
-  private unwatchStray(link: Link, watchId: number): void {
+  /**
+   * Asks the node to drop `watchId`, once per link: a watch that ended, or one no one holds
+   * (closed while its subscription was in flight) whose events keep coming.
+   */
+  private unwatchOnce(link: Link, watchId: number): void {
     let stray = this.strayWatches.get(link);
     if (stray === undefined) {
       stray = new Set();

@@ -41,11 +41,10 @@ export interface Watch extends AsyncIterable<WatchEvent> {
 export interface WatchHost extends Transport {
   /** A call context with the client's request deadline, aborted when the client closes. */
   beginCall(): CallContext;
-  /** Sends without waiting for an answer. */
-  notify(link: Link, body: RequestBody): void;
   /** Routes the node's messages for `watchId` on `link` to `watch`. */
   attach(link: Link, watchId: number, watch: WatchStream): void;
-  detach(link: Link, watchId: number): void;
+  /** Stops routing `watchId` and asks the node to drop it (best effort, once per id). */
+  unwatch(link: Link, watchId: number): void;
   /** The watch has ended; the client no longer needs to end it on close. */
   forget(watch: WatchStream): void;
 }
@@ -252,7 +251,7 @@ export class WatchStream implements Watch, AsyncIterator<WatchEvent, undefined> 
       throw error;
     }
     if (this.ending !== undefined) {
-      this.host.notify(link, { op: 'unwatch', watch: start.watch });
+      this.host.unwatch(link, start.watch);
       return true;
     }
     if (this.lastAccepted === undefined) {
@@ -272,8 +271,7 @@ export class WatchStream implements Watch, AsyncIterator<WatchEvent, undefined> 
     const subscription = this.subscription;
     this.subscription = undefined;
     if (subscription !== undefined) {
-      this.host.detach(subscription.link, subscription.watch);
-      this.host.notify(subscription.link, { op: 'unwatch', watch: subscription.watch });
+      this.host.unwatch(subscription.link, subscription.watch);
     }
     this.subscribing?.abort('closed');
     this.host.forget(this);
