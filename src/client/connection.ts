@@ -83,7 +83,11 @@ export class Connection {
    */
   open(signal: AbortSignal): Promise<Link> {
     if (this.state === 'closed') return Promise.reject(closedError());
-    if (this.state === 'open' && this.link !== undefined) return Promise.resolve(this.link);
+    if (this.state === 'open' && this.link !== undefined) {
+      if (this.link.isOpen) return Promise.resolve(this.link);
+      // Closing (the node sent a close frame): do not hand it out while its close event is pending.
+      this.drop(this.link);
+    }
     if (signal.aborted) return Promise.reject(signal.reason);
     return new Promise<Link>((resolve, reject) => {
       const onAbort = () => {

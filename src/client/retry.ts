@@ -52,6 +52,8 @@ export async function exchange(
     } catch (error) {
       if (!(error instanceof ConnectionLostError) || ctx.aborted) throw error;
       ctx.lastError = error;
+      // The link may not have reported its close yet; never hand it out again.
+      transport.drop(link);
       continue;
     }
     if (answer.ok) return answer;

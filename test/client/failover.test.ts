@@ -111,3 +111,36 @@ t.test(
     t.match(write, { code: 'TIMEOUT', indeterminate: false }, 'never sent, so it did not apply');
   },
 );
+
+t.test(
+  'a node going away (close frame 1001) with requests in flight: they are resent elsewhere',
+  async (t) => {
+    const { cluster, nodes } = await startFakes(t, 2);
+    const [a, b] = nodes as [FakeNode, FakeNode];
+    const client = clientOf(t, nodes);
+    await client.put('default', 'k', 1);
+    a.faults.hold = true;
+    const read = client.get('default', 'k');
+    const write = client.put('default', 'k', 2);
+    await waitFor(() => a.heldCount === 2, 'two held answers');
+    a.faults.refuseConnections = true;
+    a.closeConnections(1001);
+    t.equal((await read).value !== undefined, true);
+    t.same(await write, { revision: 2 }, 'the write applied at the first node; the resend answers that');
+    t.equal(cluster.executedWrites, 2);
+    t.ok(
+      b.requests('put').length === 1 && b.requests('get').length === 1,
+      'both were resent to the second node',
+    );
+  },
+);
+
+t.test('a node that accepts and drops every connection does not make the client spin', async (t) => {
+  const { nodes } = await startFakes(t, 1);
+  nodes[0]!.faults.refuseConnections = true;
+  const client = clientOf(t, nodes, { requestTimeoutMs: 1_000, backoff: { baseMs: 20, maxMs: 100 } });
+  t.match(await rejection(client.get('default', 'k')), { code: 'TIMEOUT' });
+  // Without backoff this would be thousands; with it, one attempt per >= 10 ms at most.
+  t.ok(nodes[0]!.connectionCount <= 101, `${nodes[0]!.connectionCount} connection attempts in one second`);
+  t.ok(nodes[0]!.connectionCount >= 2, 'it did retry');
+});

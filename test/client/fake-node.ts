@@ -265,6 +265,8 @@ export interface FakeFaults {
   hold: boolean;
   /** Watches with fromRevision replay this many revisions too early (the client must drop the repeats). */
   replayOverlap: number;
+  /** Drop every new connection as soon as it is accepted. */
+  refuseConnections: boolean;
   /** Decides each answer's fate (after the faults above); runs after a write applied. */
   beforeAnswer: ((request: Fields, outcome: Outcome) => AnswerFate) | undefined;
 }
@@ -283,6 +285,7 @@ export class FakeNode {
     dropAfterApply: 0,
     hold: false,
     replayOverlap: 0,
+    refuseConnections: false,
     beforeAnswer: undefined,
   };
   /** Connections accepted so far. */
@@ -360,6 +363,11 @@ export class FakeNode {
     }
   }
 
+  /** Closes every connection with a close frame carrying `code` (1001: the node is going away). */
+  closeConnections(code: number): void {
+    for (const socket of this.sockets) socket.close(code, 'going away');
+  }
+
   /** Drops every connection (the server keeps listening). */
   dropConnections(): void {
     for (const socket of this.sockets) socket.terminate();
@@ -376,6 +384,10 @@ export class FakeNode {
 
   private accept(socket: WebSocket): void {
     const connection = ++this.connectionCount;
+    if (this.faults.refuseConnections) {
+      socket.terminate();
+      return;
+    }
     this.sockets.add(socket);
     this.watches.set(socket, new Map());
     socket.on('error', () => {});
