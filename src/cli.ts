@@ -63,11 +63,15 @@ async function start(flags: Record<string, unknown>): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
-/** Commands with subcommands: a usage hint names both words. */
-const COMMAND_GROUPS: ReadonlySet<string> = new Set(['members', 'leader', 'secret']);
+/** Commands with subcommands, and those subcommands: a usage hint names both words. */
+const COMMAND_GROUPS: ReadonlyMap<string, readonly string[]> = new Map([
+  ['members', ['list', 'add', 'remove', 'promote']],
+  ['leader', ['transfer']],
+  ['secret', ['new']],
+]);
 
 const COMMANDS: ReadonlySet<string> = new Set([
-  ...COMMAND_GROUPS,
+  ...COMMAND_GROUPS.keys(),
   'start',
   'status',
   'get',
@@ -80,10 +84,13 @@ const COMMANDS: ReadonlySet<string> = new Set([
 
 /** The command a usage error is about, for the `--help` hint. */
 function commandWords(argv: readonly string[]): string {
-  const words = argv.filter((word) => !word.startsWith('-'));
-  const first = words[0];
+  const [first, second] = argv.filter((word) => !word.startsWith('-'));
   if (first === undefined || !COMMANDS.has(first)) return 'conclave';
-  return `conclave ${COMMAND_GROUPS.has(first) && words[1] !== undefined ? `${first} ${words[1]}` : first}`;
+  const group = COMMAND_GROUPS.get(first);
+  if (group === undefined || first === 'secret' || second === undefined || !group.includes(second)) {
+    return `conclave ${first}`;
+  }
+  return `conclave ${first} ${second}`;
 }
 
 async function main(): Promise<void> {

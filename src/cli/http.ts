@@ -49,6 +49,11 @@ export interface CallOptions {
    * answers one of them, the first such answer is the call's error.
    */
   readonly elsewhereCodes?: readonly string[];
+  /**
+   * CONFLICT reasons that pass with time (raft refused before proposing, e.g. one membership
+   * change at a time): the call is sent again, with backoff, until the deadline.
+   */
+  readonly retryReasons?: readonly string[];
 }
 
 /** Connection failures that mean the request was never delivered. */
@@ -203,6 +208,13 @@ export class ApiClient {
     }
     const error = errorFromAnswer(response.status, text, endpoint);
     if (options.elsewhereCodes?.includes(error.code)) return { kind: 'elsewhere', error };
+    if (
+      error.code === 'CONFLICT' &&
+      error.reason !== undefined &&
+      options.retryReasons?.includes(error.reason)
+    ) {
+      return { kind: 'retry', error };
+    }
     if (!error.retryable) return { kind: 'final', error };
     if (error.indeterminate && !options.idempotent) return { kind: 'final', error };
     return { kind: 'retry', error };

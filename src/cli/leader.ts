@@ -2,7 +2,7 @@
 
 import type { Argv } from 'yargs';
 import { type ConnectionArgs, clientOf, runCommand, withConnection } from './common.js';
-import { ADMIN_ELSEWHERE } from './membership.js';
+import { ADMIN_WRITE } from './membership.js';
 import { printJson, printLine } from './output.js';
 
 const TRANSFER_TIMEOUT_MS = 30_000;
@@ -27,7 +27,7 @@ export function leaderCommands<T>(cli: Argv<T>): Argv<T> {
             const answer = await clientOf(args).call<{ leader: string; term: number }>(
               'POST',
               '/v1/leader/transfer',
-              { idempotent: false, body: JSON.stringify({ to: args.to }), elsewhereCodes: ADMIN_ELSEWHERE },
+              { ...ADMIN_WRITE, body: JSON.stringify({ to: args.to }) },
             );
             if (args.json) printJson(answer);
             else printLine(`leader is now ${answer.leader} (term ${answer.term})`);

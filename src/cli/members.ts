@@ -4,7 +4,7 @@ import type { Argv } from 'yargs';
 import { type ConnectionArgs, clientOf, runCommand, UsageError, withConnection } from './common.js';
 import { type ApiClient, ApiError, sleep } from './http.js';
 import {
-  ADMIN_ELSEWHERE,
+  ADMIN_WRITE,
   fetchMembers,
   type MembersView,
   type MemberView,
@@ -95,7 +95,7 @@ export function membersCommands<T>(cli: Argv<T>): Argv<T> {
             const answer = await clientOf(args).call<{ name: string; removed: boolean }>(
               'DELETE',
               memberPath(args.name),
-              { idempotent: false, elsewhereCodes: ADMIN_ELSEWHERE },
+              ADMIN_WRITE,
             );
             if (args.json) printJson(answer);
             else printLine(`removed ${answer.name}`);
@@ -133,10 +133,7 @@ function printMembership(args: ConnectionArgs, view: MembersView): void {
 }
 
 function promote(client: ApiClient, name: string): Promise<{ name: string; role: string }> {
-  return client.call('POST', `${memberPath(name)}/promote`, {
-    idempotent: false,
-    elsewhereCodes: ADMIN_ELSEWHERE,
-  });
+  return client.call('POST', `${memberPath(name)}/promote`, ADMIN_WRITE);
 }
 
 /**
@@ -162,11 +159,7 @@ async function addMember(args: AddArgs): Promise<void> {
 
 async function addLearner(client: ApiClient, name: string, peer: string): Promise<void> {
   try {
-    await client.call('POST', '/v1/members', {
-      idempotent: false,
-      body: JSON.stringify({ name, peer }),
-      elsewhereCodes: ADMIN_ELSEWHERE,
-    });
+    await client.call('POST', '/v1/members', { ...ADMIN_WRITE, body: JSON.stringify({ name, peer }) });
     progress(`${name}: added as a learner`);
   } catch (error) {
     if (!(error instanceof ApiError) || (error.code !== 'CONFLICT' && !error.indeterminate)) throw error;

@@ -40,6 +40,23 @@ export interface NodeStatusBody {
 /** Admin calls move on from a node that does not run the admin service. */
 export const ADMIN_ELSEWHERE = ['PERMISSION_DENIED'] as const;
 
+/**
+ * Raft's refusals of a membership change or transfer that pass by themselves (admin-api.ts):
+ * one change at a time, a new leader's first commit, a transfer under way.
+ */
+export const ADMIN_RETRY_REASONS = [
+  'MEMBERSHIP_CHANGE_PENDING',
+  'NO_COMMITTED_ENTRY_IN_TERM',
+  'TRANSFER_IN_PROGRESS',
+] as const;
+
+/** How admin writes are sent: never twice after they may have arrived; moved on and retried as above. */
+export const ADMIN_WRITE = {
+  idempotent: false,
+  elsewhereCodes: ADMIN_ELSEWHERE,
+  retryReasons: ADMIN_RETRY_REASONS,
+} as const;
+
 /** GET /v1/members, with every field checked so a table never prints `undefined`. */
 export async function fetchMembers(
   client: ApiClient,
