@@ -226,28 +226,15 @@ export class Client {
   }
 
   /**
-   * Creates a realm. Rejects CONFLICT if it exists, INVALID_ARGUMENT for a bad name,
-   * TIMEOUT or CLOSED. createRealm carries no session on the wire, so an error answered after
-   * a resend is indeterminate (CONFLICT then may mean the first attempt created it).
+   * Creates a realm, under the session like any write (so a resend cannot turn its own
+   * success into CONFLICT). Rejects CONFLICT if it exists, INVALID_ARGUMENT for a bad name,
+   * TOO_LARGE at the realm limit, and TIMEOUT, CLOSED or SESSION_EXPIRED like put().
    */
-  async createRealm(name: string): Promise<RealmResult> {
-    const body: RequestBody = { op: 'createRealm', realm: checkName(name, 'name') };
-    const ctx = this.beginCall();
-    let sends = 0;
-    try {
-      const answer = await exchange(this.host, ctx, () => body, {
-        onSent: () => {
-          sends += 1;
-        },
-      });
-      if (answer.ok) return readResult(answer.result, readRealm, true);
-      throw withIndeterminate(errorFromWire(answer.error), sends > 1 || answer.error.indeterminate === true);
-    } catch (error) {
-      if (ctx.aborted) throw ctx.abortError(sends > 0);
-      throw error;
-    } finally {
-      ctx.finish();
-    }
+  createRealm(name: string): Promise<RealmResult> {
+    return this.write(readRealm, () => {
+      const realm = checkName(name, 'name');
+      return (session) => ({ op: 'createRealm', realm, session });
+    });
   }
 
   /**

@@ -137,3 +137,21 @@ t.test('a write that times out before it is sent frees its seq for the ack', asy
   await client.put('default', 'after', 3);
   t.equal(nodes[0]!.requests('openSession').length, 2);
 });
+
+t.test(
+  'createRealm runs under the session: a lost answer is resent and answers its own success, not CONFLICT',
+  async (t) => {
+    const { cluster, nodes } = await startFakes(t, 1);
+    const client = clientOf(t, nodes);
+    nodes[0]!.faults.beforeAnswer = (request) => {
+      if (request.op !== 'createRealm') return 'send';
+      nodes[0]!.faults.beforeAnswer = undefined;
+      return 'drop-connection';
+    };
+    t.same(await client.createRealm('orders'), { name: 'orders', revision: 1 });
+    t.equal(cluster.executedWrites, 1);
+    const refs = sessionsOf(nodes[0]!, 'createRealm');
+    t.equal(refs.length, 2);
+    t.same(refs[0], refs[1], 'the same session and seq both times');
+  },
+);
