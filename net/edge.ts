@@ -603,7 +603,7 @@ export class Edge {
 
   private rejectMessage(socket: SocketState, message: string): void {
     this.counterValues.wsInvalidMessages++;
-    socket.send({ type: 'error', error: { code: 'INVALID_ARGUMENT', message } });
+    socket.send({ type: 'error', error: { code: 'INVALID_ARGUMENT', message, retryable: false } });
   }
 
   private callHandler(what: string, fn: () => void): void {

@@ -92,6 +92,8 @@ export class WatchHub {
   private readonly limits: WatchHubLimits;
   private readonly byRealm = new Map<string, Set<Sub>>();
   private count = 0;
+  /** Subscriptions between their limit check and their registration. */
+  private starting = 0;
   private nextId = 1;
   /** The revision of the last change the hub has seen. */
   private lastRevision: number;
@@ -117,7 +119,7 @@ export class WatchHub {
     sink: WatchSink,
   ): Promise<SubscribeResult> {
     if (this.stopped) return { ok: false, error: wsError('UNAVAILABLE', 'the node is stopping', true) };
-    if (this.count >= this.limits.maxSubscriptions) {
+    if (this.count + this.starting >= this.limits.maxSubscriptions) {
       return {
         ok: false,
         error: wsError(
@@ -129,12 +131,15 @@ export class WatchHub {
     }
     const revision = this.lastRevision;
     const next = fromRevision ?? revision + 1;
-    // Validates realm, prefix and fromRevision, and serves the first page.
-    const first = await this.source.history(realm, {
-      prefix,
-      fromRevision: next,
-      limit: this.limits.pageEvents,
-    });
+    // Validates realm, prefix and fromRevision, and serves the first page. The slot is held
+    // meanwhile, so concurrent subscribes cannot all pass the limit.
+    this.starting++;
+    let first: Awaited<ReturnType<WatchSource['history']>>;
+    try {
+      first = await this.source.history(realm, { prefix, fromRevision: next, limit: this.limits.pageEvents });
+    } finally {
+      this.starting--;
+    }
     if (!first.ok) return { ok: false, error: commandWsError(first.error, first.revision) };
     if (this.stopped) return { ok: false, error: wsError('UNAVAILABLE', 'the node is stopping', true) };
     const sub = new Sub(this.nextId++, realm, prefix, revision, next, sink, this, first.value);

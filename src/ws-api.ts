@@ -17,6 +17,8 @@ import { type RequestId, WS_MAX_INFLIGHT, WS_MAX_WATCHES, WS_PATH, type WsError 
 /** What one connection holds. */
 interface Connection {
   inflight: number;
+  /** Watch requests between their limit check and their registration. */
+  startingWatches: number;
   readonly watches: Map<number, Subscription>;
   readonly abort: AbortController;
 }
@@ -48,7 +50,12 @@ export function webSocketApi(
 ): EdgeWebSocketHandler {
   const connectionOf = (socket: EdgeSocket): Connection => {
     if (socket.state === undefined) {
-      socket.state = { inflight: 0, watches: new Map(), abort: new AbortController() } satisfies Connection;
+      socket.state = {
+        inflight: 0,
+        startingWatches: 0,
+        watches: new Map(),
+        abort: new AbortController(),
+      } satisfies Connection;
     }
     return socket.state as Connection;
   };
@@ -63,6 +70,7 @@ export function webSocketApi(
     const connection = connectionOf(socket);
     if (op === 'watch') return watch(socket, connection, id, fields);
     if (op === 'unwatch') {
+      allowOnly(fields, ['watch']);
       const watchId = fields.watch;
       const sub = typeof watchId === 'number' ? connection.watches.get(watchId) : undefined;
       if (sub === undefined)
@@ -73,6 +81,7 @@ export function webSocketApi(
       return;
     }
     if (op === 'status') {
+      allowOnly(fields, []);
       socket.send({ id, ok: true, result: service.status() });
       return;
     }
@@ -97,20 +106,26 @@ export function webSocketApi(
     if (from !== undefined && (!Number.isSafeInteger(from) || (from as number) < 1)) {
       throw invalid(`fromRevision must be an integer >= 1, got ${JSON.stringify(from)}`);
     }
-    if (connection.watches.size >= WS_MAX_WATCHES) {
+    if (connection.watches.size + connection.startingWatches >= WS_MAX_WATCHES) {
       throw invalid(`a connection holds at most ${WS_MAX_WATCHES} watches`);
     }
     let watchId = 0;
-    const result = await hub.subscribe(realm, prefix, from as number | undefined, {
-      deliver: (events) => socket.send({ type: 'events', watch: watchId, events }),
-      end: (error) => {
-        connection.watches.delete(watchId);
-        socket.send({ type: 'watchEnded', watch: watchId, error });
-      },
-      get backlogBytes() {
-        return socket.bufferedBytes;
-      },
-    });
+    connection.startingWatches++;
+    let result: Awaited<ReturnType<WatchHub['subscribe']>>;
+    try {
+      result = await hub.subscribe(realm, prefix, from as number | undefined, {
+        deliver: (events) => socket.send({ type: 'events', watch: watchId, events }),
+        end: (error) => {
+          connection.watches.delete(watchId);
+          socket.send({ type: 'watchEnded', watch: watchId, error });
+        },
+        get backlogBytes() {
+          return socket.bufferedBytes;
+        },
+      });
+    } finally {
+      connection.startingWatches--;
+    }
     if (!result.ok) throw new Refusal(result.error);
     const sub = result.subscription;
     watchId = sub.id;
@@ -215,13 +230,20 @@ function httpCall(op: string, fields: Fields, socket: EdgeSocket, signal: AbortS
   let pattern: string;
   let body: unknown;
   let handler: HttpCall['handler'];
-  const setQuery = (name: string, value: unknown): void => {
+  const setQuery = (name: string, value: unknown, kind: 'integer' | 'boolean' | 'string'): void => {
     if (value === undefined) return;
-    if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'string') {
-      query.set(name, String(value));
-    } else {
-      throw invalid(`${name} must be a number, a string or a boolean`);
+    const ok =
+      kind === 'integer'
+        ? Number.isSafeInteger(value)
+        : kind === 'boolean'
+          ? typeof value === 'boolean'
+          : typeof value === 'string';
+    if (!ok) {
+      throw invalid(
+        `${name} must be ${kind === 'integer' ? 'an integer' : `a ${kind}`}, got ${JSON.stringify(value)}`,
+      );
     }
+    query.set(name, String(value));
   };
   if (SESSION_OPS.has(op) && fields.session !== undefined) {
     const session = fields.session as Record<string, unknown> | null;
@@ -263,9 +285,9 @@ function httpCall(op: string, fields: Fields, socket: EdgeSocket, signal: AbortS
       );
       path = `${realmPath()}/kv/${encodeURIComponent(stringField(fields, 'key'))}`;
       pattern = '/v1/realms/:realm/kv/*';
-      setQuery('consistency', fields.consistency);
-      setQuery('ifRevision', fields.ifRevision);
-      setQuery('ifAbsent', fields.ifAbsent);
+      setQuery('consistency', fields.consistency, 'string');
+      setQuery('ifRevision', fields.ifRevision, 'integer');
+      setQuery('ifAbsent', fields.ifAbsent, 'boolean');
       if (op === 'put') {
         if (!('value' in fields)) throw invalid('put needs a "value"');
         body = fields.value;
@@ -283,7 +305,10 @@ function httpCall(op: string, fields: Fields, socket: EdgeSocket, signal: AbortS
       allowOnly(fields, ['realm', 'prefix', 'after', 'limit', 'consistency']);
       path = `${realmPath()}/kv`;
       pattern = '/v1/realms/:realm/kv';
-      for (const name of ['prefix', 'after', 'limit', 'consistency']) setQuery(name, fields[name]);
+      setQuery('prefix', fields.prefix, 'string');
+      setQuery('after', fields.after, 'string');
+      setQuery('limit', fields.limit, 'integer');
+      setQuery('consistency', fields.consistency, 'string');
       method = 'GET';
       handler = (api, r) => api.list(r);
       break;
@@ -322,7 +347,8 @@ function httpCall(op: string, fields: Fields, socket: EdgeSocket, signal: AbortS
       const sessionId = session.id;
       if (!Number.isSafeInteger(sessionId)) throw invalid('session.id must be an integer');
       params.session = String(sessionId);
-      setQuery('seq', session.seq);
+      allowOnly(session, ['id', 'seq'], 'session');
+      setQuery('seq', session.seq, 'integer');
       path = `/v1/sessions/${params.session}`;
       pattern = '/v1/sessions/:session';
       method = 'DELETE';

@@ -419,20 +419,14 @@ t.test('subscribe answers the store errors and the subscription limit', async (t
   t.match(await hub.subscribe('default', '', undefined, new RecordingSink()), { ok: true }, 'room again');
 });
 
-/** The known bugs: tap 21 does not run a subtest marked todo, so the failing assertions carry it. */
-const CONCURRENT_LIMIT_BUG =
-  'BUG: WatchHub.subscribe (src/watch-hub.ts) checks maxSubscriptions before awaiting the first history read and counts the subscription only after it, so subscribes made concurrently all pass the limit';
-
 t.test('maxSubscriptions holds for subscriptions made concurrently', async (t) => {
   const { hub } = await rig(t, { maxSubscriptions: 2 });
   const results = await Promise.all(
     Array.from({ length: 5 }, () => hub.subscribe('default', '', undefined, new RecordingSink())),
   );
   const accepted = results.filter((r) => r.ok).length;
-  t.equal(accepted, 2, `two of five accepted (accepted ${accepted})`, { todo: CONCURRENT_LIMIT_BUG });
-  t.ok(hub.subscriptions <= 2, `at most the limit held (holds ${hub.subscriptions})`, {
-    todo: CONCURRENT_LIMIT_BUG,
-  });
+  t.equal(accepted, 2, `two of five accepted (accepted ${accepted})`);
+  t.ok(hub.subscriptions <= 2, `at most the limit held (holds ${hub.subscriptions})`);
   for (const result of results) {
     if (!result.ok) t.match(result.error, { code: 'UNAVAILABLE', retryable: true }, 'the rest refused');
   }
