@@ -21,7 +21,7 @@
  *   patch    {realm, key, patch, ifRevision?, session?}     -> {revision}
  *   delete   {realm, key, ifRevision?, session?}            -> {revision}
  *   txn      {realm, compares, success, failure?, session?} -> {succeeded, revision, results}
- *   createRealm {realm}                                    -> {name, revision}
+ *   createRealm {realm, session?}                          -> {name, revision}
  *   openSession {}                                         -> {session}
  *   closeSession {session}                                 -> {}
  *   watch    {realm, prefix?, fromRevision?}               -> {watch, revision}
@@ -153,7 +153,7 @@ export type WsRequest = { readonly id: RequestId } & (
       readonly failure?: readonly TxnOp[];
       readonly session?: SessionRef;
     }
-  | { readonly op: 'createRealm'; readonly realm: string }
+  | { readonly op: 'createRealm'; readonly realm: string; readonly session?: SessionRef }
   | { readonly op: 'openSession' }
   | { readonly op: 'closeSession'; readonly session: SessionRef }
   | { readonly op: 'watch'; readonly realm: string; readonly prefix?: string; readonly fromRevision?: number }

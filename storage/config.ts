@@ -71,7 +71,7 @@ export const STORAGE_DEFAULTS = {
   historyMaxBytes: 64 * MIB,
   sessionsMax: 10_000,
   sessionTtlMs: 30 * 60 * 1000,
-  sessionResponsesMax: 32,
+  sessionResponsesMax: 256,
   keyMaxBytes: 1024,
   valueMaxBytes: 1 * MIB,
   commandMaxBytes: 4 * MIB,

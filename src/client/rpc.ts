@@ -1,24 +1,14 @@
 // Requests on the wire: ids, the table of requests awaiting their answer, and routing of what a link receives.
 
-import type { SessionRef, WsAnswer, WsPush, WsRequest } from '../ws-protocol.js';
+import type { WsAnswer, WsPush, WsRequest } from '../ws-protocol.js';
 import { ConnectionLostError, invalidArgument } from './errors.js';
 import type { Link } from './link.js';
 import { parseServerMessage } from './wire.js';
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
-/**
- * createRealm under a session: the node accepts `session` on createRealm (ws-api.ts,
- * SESSION_OPS) though ws-protocol.ts does not list it.
- */
-interface CreateRealmInSession {
-  readonly op: 'createRealm';
-  readonly realm: string;
-  readonly session: SessionRef;
-}
-
 /** A request without its id (the id is chosen per attempt). */
-export type RequestBody = WithoutId<WsRequest> | CreateRealmInSession;
+export type RequestBody = WithoutId<WsRequest>;
 
 /** Hooks of one call. */
 export interface CallHooks {
