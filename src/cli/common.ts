@@ -35,11 +35,15 @@ export function withEndpoints<T>(y: Argv<T>) {
 }
 
 /** Adds --endpoints, --json and --timeout (ms, `defaultTimeoutMs` unless given). */
-export function withConnection<T>(y: Argv<T>, defaultTimeoutMs: number) {
+export function withConnection<T>(
+  y: Argv<T>,
+  defaultTimeoutMs: number,
+  timeoutDescribe = 'give up after this many milliseconds',
+) {
   return withEndpoints(y).option('timeout', {
     type: 'number',
     default: defaultTimeoutMs,
-    describe: 'give up after this many milliseconds',
+    describe: timeoutDescribe,
   });
 }
 

@@ -127,7 +127,8 @@ export function renderMembers(view: MembersView, options: { address: boolean }):
     m.name === view.leader ? '*' : '',
     orDash(m.matchIndex),
     orDash(m.lag),
-    formatAgo(m.lastContactMs),
+    // The leader's own contact time is always 0: nothing to tell.
+    m.name === view.leader ? '-' : formatAgo(m.lastContactMs),
   ]);
   return renderTable(headers, rows);
 }

@@ -5,23 +5,27 @@ import {
   type ConnectionArgs,
   nonNegativeInteger,
   parseEndpoints,
+  positiveInteger,
   runCommand,
-  withEndpoints,
+  withConnection,
 } from './common.js';
 import { compactJson, printJsonLine, printLine } from './output.js';
 
-interface WatchArgs extends Omit<ConnectionArgs, 'timeout'> {
+interface WatchArgs extends ConnectionArgs {
   readonly realm: string;
   readonly prefix?: string;
   readonly fromRevision?: number;
 }
+
+/** How long a watch may go without any node to serve it (starting or resuming) before it gives up. */
+const WATCH_TIMEOUT_MS = 30_000;
 
 export function watchCommand<T>(cli: Argv<T>): Argv<T> {
   return cli.command(
     'watch <realm> [prefix]',
     'print each change to documents under a prefix until Ctrl-C',
     (y) =>
-      withEndpoints(y)
+      withConnection(y, WATCH_TIMEOUT_MS, 'give up when no node serves the watch for this many milliseconds')
         .positional('realm', { type: 'string', demandOption: true, describe: 'the realm' })
         .positional('prefix', { type: 'string', describe: 'only keys that start with this (default: all)' })
         .option('from-revision', {
@@ -42,7 +46,8 @@ async function watch(args: WatchArgs): Promise<void> {
   const fromRevision = nonNegativeInteger(args.fromRevision, '--from-revision');
   // Loaded here so that the other commands do not load the client and its WebSocket library.
   const { Client } = await import('../client/index.js');
-  const client = new Client({ endpoints });
+  const requestTimeoutMs = positiveInteger(args.timeout, '--timeout')!;
+  const client = new Client({ endpoints, requestTimeoutMs });
   const watcher = client.watch(
     args.realm,
     args.prefix ?? '',
