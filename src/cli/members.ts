@@ -174,24 +174,30 @@ async function addLearner(client: ApiClient, name: string, peer: string): Promis
 
 async function catchUpAndPromote(client: ApiClient, name: string): Promise<void> {
   const reporter = new ProgressReporter(name);
+  let lag: number | null = null;
   try {
     for (;;) {
       const view = await fetchMembers(client, { timeoutMs: POLL_TIMEOUT_MS });
       const member = view.members.find((m) => m.name === name);
-      if (member === undefined)
+      if (member === undefined) {
         throw new ApiError('NOT_FOUND', `${name} is no longer a member (removed meanwhile?)`);
+      }
       if (member.role === 'voter') return;
-      const lag = lagOf(member, view);
+      lag = lagOf(member, view);
       reporter.report(member, view, lag);
       if (lag !== null && lag <= PROMOTE_LAG_MAX && (await tryPromote(client, name))) return;
-      if (client.remainingMs() === 0) {
-        throw new ApiError(
-          'TIMEOUT',
-          `${name} did not catch up within ${client.timeoutMs} ms (lag ${lag ?? 'unknown'}); it is still a learner`,
-        );
-      }
       await sleep(Math.min(POLL_INTERVAL_MS, client.remainingMs()));
     }
+  } catch (error) {
+    // Out of time in a poll or a promote: say what that means for the member, not which call it was.
+    if (error instanceof ApiError && error.code === 'TIMEOUT' && client.remainingMs() === 0) {
+      throw new ApiError(
+        'TIMEOUT',
+        `${name} was not promoted within ${client.timeoutMs} ms (last lag ${lag ?? 'unknown'}); ` +
+          `it is still a learner: see conclave members list, then members promote ${name} or members remove ${name}`,
+      );
+    }
+    throw error;
   } finally {
     reporter.end();
   }

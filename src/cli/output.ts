@@ -34,7 +34,9 @@ export function formatError(
   details: Readonly<Record<string, unknown>>,
 ): string {
   const extras: string[] = [];
-  if (typeof details.reason === 'string') extras.push(`reason ${details.reason}`);
+  if (typeof details.reason === 'string' && !message.includes(details.reason)) {
+    extras.push(`reason ${details.reason}`);
+  }
   if (typeof details.leader === 'string' && details.leader !== '') extras.push(`leader ${details.leader}`);
   if (details.indeterminate === true) extras.push('the write may or may not have applied');
   const suffix = extras.length === 0 ? '' : ` (${extras.join('; ')})`;
