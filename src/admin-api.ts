@@ -16,7 +16,8 @@
  * NO_COMMITTED_ENTRY_IN_TERM (a new leader must commit first: retry shortly),
  * LEARNER_NOT_CAUGHT_UP (promote again once the learner has caught up),
  * INVALID_MEMBERSHIP_CHANGE (already a member, not a learner, the last voter…),
- * TRANSFER_IN_PROGRESS, INVALID_TRANSFER_TARGET. A node that does not run the `admin` service
+ * TRANSFER_IN_PROGRESS, INVALID_TRANSFER_TARGET; and NO_MESH when the cluster was started without
+ * a cluster secret, so no node can join it. A node that does not run the `admin` service
  * answers 403 PERMISSION_DENIED.
  */
 

@@ -186,7 +186,8 @@ export class ConclaveNode implements KvService, AdminService {
       const self: { node?: ConclaveNode } = {};
       const peers = new PeerDirectory(log);
       let mesh: Mesh | undefined;
-      if (config.initialCluster.length > 1 || joining) {
+      // A lone node with a cluster secret runs the mesh too, so that nodes can join it later.
+      if (config.initialCluster.length > 1 || joining || secret !== undefined) {
         if (secret === undefined)
           throw new DriverError('UNAVAILABLE', 'a cluster needs --cluster-secret-file');
         const key = await loadOrCreateNodeKey(config.dataDir);
@@ -638,6 +639,15 @@ export class ConclaveNode implements KvService, AdminService {
     try {
       switch (request.action) {
         case 'addLearner':
+          if (!this.mesh) {
+            throw Object.assign(
+              new Error(
+                'this cluster runs without a mesh (started without --cluster-secret-file), so no node can join it; ' +
+                  'restart it with --cluster-secret-file FILE (conclave secret new > FILE) and try again',
+              ),
+              { code: 'CONFLICT', reason: 'NO_MESH' },
+            );
+          }
           await this.driver.proposeMembershipChange(
             {
               type: MembershipChangeType.AddLearner,

@@ -1,6 +1,6 @@
 // Real node processes driven through the CLI: a node joins and becomes a voter, an old one leaves, leadership moves; writes never stop.
 
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -117,3 +117,83 @@ t.test(
     t.same(lost, [], `all ${acked.size} acknowledged writes are there`);
   },
 );
+
+t.test(
+  'a lone node started with a cluster secret takes a second node; one without a secret says why it cannot',
+  async (t) => {
+    const cluster = new LocalCluster(FAST);
+    t.teardown(() => cluster.stop());
+    await cluster.create(1);
+    cluster.startAll();
+    await cluster.waitForLeader();
+    const [n1] = cluster.nodes as [(typeof cluster.nodes)[0]];
+    const client = new Client({ endpoints: [n1.url] });
+    t.teardown(() => client.close());
+    await client.put('default', 'alone', 1);
+
+    const n2 = await cluster.addJoiner();
+    cluster.start(n2);
+    const added = await cli(['members', 'add', n2.name, '--peer', peerAddress(n2), '--endpoints', n1.url]);
+    t.same(
+      (added.members as Member[]).map((m) => [m.name, m.role]),
+      [
+        [n1.name, 'voter'],
+        [n2.name, 'voter'],
+      ],
+      'two voters',
+    );
+    const viaNew = new Client({ endpoints: [n2.url] });
+    t.teardown(() => viaNew.close());
+    t.equal(
+      (await viaNew.get('default', 'alone')).value,
+      1,
+      'the new node has the data written before it joined',
+    );
+    await viaNew.put('default', 'together', 2);
+    t.equal(
+      (await client.get('default', 'together')).value,
+      2,
+      'a write through the new node reaches the first',
+    );
+
+    // A --single node without a secret runs no mesh: adding a node is refused with the reason.
+    const single = await cluster.addJoiner();
+    const lone = spawnSingle(single.dataDir, single.clientPort);
+    t.teardown(() => {
+      lone.kill('SIGKILL');
+    });
+    await waitForHttp(single.url);
+    const response = await fetch(`${single.url}/v1/members`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'other', peer: '/ip4/127.0.0.1/tcp/1' }),
+    });
+    const body = (await response.json()) as { code: string; reason: string; message: string };
+    t.equal(response.status, 409, 'refused');
+    t.match(body, { code: 'CONFLICT', reason: 'NO_MESH', message: /--cluster-secret-file/ }, 'and says why');
+  },
+);
+
+function spawnSingle(dataDir: string, port: number): ChildProcess {
+  return spawn(
+    process.execPath,
+    [CLI, 'start', '--single', '--data-dir', dataDir, '--client-listen', `127.0.0.1:${port}`],
+    {
+      stdio: 'ignore',
+    },
+  );
+}
+
+async function waitForHttp(url: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const response = await fetch(`${url}/readyz`);
+      if (response.ok) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not become ready`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
