@@ -54,6 +54,12 @@ export interface KvEngine {
   readonly kind: EngineKind;
   /** 'tombstone': clear() is one O(1) range delete; 'key-by-key': it deletes each key. */
   readonly rangeDelete: 'tombstone' | 'key-by-key';
+  /**
+   * True when a synced write also makes every earlier write durable (one write-ahead log,
+   * synced as a whole: RocksDB syncs every live WAL file, older ones included). LevelDB syncs
+   * only its current log file, so an earlier unsynced write in a previous file may be lost.
+   */
+  readonly syncCoversEarlierWrites: boolean;
   open(): Promise<void>;
   close(): Promise<void>;
   /** Applies `ops` atomically; with `sync`, they are on stable storage when the promise resolves. */
@@ -189,6 +195,7 @@ function iterateLevel(
 class RocksEngine implements KvEngine {
   readonly kind = 'rocksdb' as const;
   readonly rangeDelete = 'tombstone' as const;
+  readonly syncCoversEarlierWrites = true;
   private readonly db: RocksDb;
 
   constructor(
@@ -277,6 +284,7 @@ abstract class SyncGetLevelEngine {
 class LevelEngine extends SyncGetLevelEngine implements KvEngine {
   readonly kind = 'leveldb' as const;
   readonly rangeDelete = 'key-by-key' as const;
+  readonly syncCoversEarlierWrites = false;
   protected readonly db: SyncGetDb;
 
   constructor(private readonly location: string) {
@@ -307,6 +315,7 @@ class LevelEngine extends SyncGetLevelEngine implements KvEngine {
 class MemoryEngine extends SyncGetLevelEngine implements KvEngine {
   readonly kind = 'memory' as const;
   readonly rangeDelete = 'key-by-key' as const;
+  readonly syncCoversEarlierWrites = true;
   protected readonly db: SyncGetDb;
 
   constructor(location: string, volume: MemoryVolume) {

@@ -383,8 +383,11 @@ export class RealmStateStore {
     const batch = new ApplyBatch(this.group, this.state, this.limits, await this.prefetch(decoded));
     const outcomes = fresh.map((entry, i) => batch.applyEntry(entry, decoded[i]));
     const { ops, clears, meta, realms, events } = batch.finish();
+    // Not synced: the committed entries are durable in the raft log, and log compaction
+    // (a synced write, after this one) is what makes this batch's durability matter.
     await this.queue.submit(ops, {
       clears,
+      sync: false,
       onDurable: () => {
         this.state = { ...this.state, meta, realms };
         this.emit({ kind: 'applied', revision: meta.revision, events });

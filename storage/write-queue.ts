@@ -1,17 +1,20 @@
-// Group commit: every write to an engine goes through one queue that turns many requests into one synced batch.
+// Group commit: every write to an engine goes through one queue that turns many requests into one batch, synced unless none needs it.
 
 /*
- * Why one queue, and why everything is synced:
+ * Why one queue, and when a batch is synced:
  * - A synced write costs one fsync of the write-ahead log whether it carries one entry or a
  *   thousand, so requests that arrive while a write is in flight (or, for RocksDB, whose
  *   synced write blocks the JS thread, within the same turn of the event loop) are coalesced
  *   into the next batch: raft appends, hard states and state machine applies of many Readies
  *   share one fsync.
- * - Every batch is synced, applies included. LevelDB syncs only its current log file: when it
- *   switches to a new log after a memtable fills, an earlier unsynced write may still be lost
- *   on power failure while a later synced one survives. A write that must survive is
- *   therefore only ever written with sync, and "applied index N is durable" needs no
- *   reasoning about which later write flushed it.
+ * - A batch is synced unless every request in it says `sync: false` (state machine applies:
+ *   the raft log, durable on a quorum, can replay them). Such a write is on stable storage
+ *   once any later synced batch is, on engines whose synced write covers earlier writes
+ *   (RocksDB: one write-ahead log, every live file synced). LevelDB syncs only its current
+ *   log file, so after it switches files an earlier unsynced write may be lost on power
+ *   failure while a later synced one survives: on LevelDB every batch is synced. Callers
+ *   that drop what an unsynced write made redundant (log compaction) do so only after a
+ *   synced write of their own, which orders after it.
  * - Requests are atomic: a request's ops are never split across batches. A batch is one
  *   engine write, so a crash keeps either all of a request or none of it.
  * - Range deletes (clears) run after the batch that recorded the new bound is durable, one
@@ -35,7 +38,14 @@ export interface SubmitOptions {
   /** Ranges [gte, lt) to delete once this request is durable. */
   readonly clears?: readonly (readonly [Uint8Array, Uint8Array])[];
   /**
-   * Runs synchronously once the request is durable, before its promise resolves and before
+   * false: the request may be written without an fsync of its own; it becomes durable with the
+   * next synced batch (see above). Ignored (always synced) on engines whose synced write does
+   * not cover earlier writes. Default true.
+   */
+  readonly sync?: boolean;
+  /**
+   * Runs synchronously once the request is written (durable, unless it was submitted with
+   * `sync: false`), before its promise resolves and before
    * any later request's callback: where callers update their in-memory view of the store.
    */
   readonly onDurable?: () => void;
@@ -58,6 +68,8 @@ interface Request {
 export interface WriteQueueStats {
   /** Synced engine writes: the fsyncs the queue caused. */
   readonly batches: number;
+  /** Engine writes without an fsync (only requests submitted with sync: false). */
+  readonly unsyncedBatches: number;
   readonly requests: number;
   readonly ops: number;
   readonly bytes: number;
@@ -73,7 +85,7 @@ export class WriteQueue {
   private idleWaiters: (() => void)[] = [];
   private failure: StorageError | undefined;
   private closed = false;
-  private counters = { batches: 0, requests: 0, ops: 0, bytes: 0, clears: 0 };
+  private counters = { batches: 0, unsyncedBatches: 0, requests: 0, ops: 0, bytes: 0, clears: 0 };
 
   constructor(
     private readonly engine: KvEngine,
@@ -144,13 +156,16 @@ export class WriteQueue {
     const taken = this.take();
     const ops: WriteOp[] = [];
     for (const request of taken) for (const op of request.ops) ops.push(op);
+    const sync =
+      !this.engine.syncCoversEarlierWrites || taken.some((request) => request.options.sync !== false);
     try {
-      if (ops.length > 0) await this.engine.write(ops, true);
+      if (ops.length > 0) await this.engine.write(ops, sync);
     } catch (error) {
       this.fail(error, taken);
       return;
     }
-    this.counters.batches += ops.length > 0 ? 1 : 0;
+    this.counters.batches += ops.length > 0 && sync ? 1 : 0;
+    this.counters.unsyncedBatches += ops.length > 0 && !sync ? 1 : 0;
     this.counters.requests += taken.length;
     this.counters.ops += ops.length;
     for (const request of taken) this.counters.bytes += request.bytes;

@@ -8,6 +8,8 @@ import { WriteQueue } from '../../storage/write-queue.js';
 class ScriptedEngine implements KvEngine {
   readonly kind = 'memory' as const;
   readonly rangeDelete = 'key-by-key' as const;
+
+  constructor(readonly syncCoversEarlierWrites = true) {}
   readonly writes: { keys: string[]; sync: boolean }[] = [];
   readonly log: string[] = [];
   private pending: { resolve: () => void; reject: (error: Error) => void }[] = [];
@@ -99,7 +101,7 @@ t.test(
       'resolved d',
       'resolved e',
     ]);
-    t.same(queue.stats, { batches: 2, requests: 5, ops: 5, bytes: 10, clears: 0 });
+    t.same(queue.stats, { batches: 2, unsyncedBatches: 0, requests: 5, ops: 5, bytes: 10, clears: 0 });
   },
 );
 
@@ -188,3 +190,44 @@ t.test('close waits for what is queued, then refuses', async (t) => {
   await t.rejects(queue.submit([op('b')]), { code: 'STORAGE_CLOSED' });
   t.equal(engine.inFlight, 0);
 });
+
+t.test(
+  'a batch of only sync:false requests is written unsynced; one synced request syncs its batch',
+  async (t) => {
+    const engine = new ScriptedEngine();
+    const queue = new WriteQueue(engine, { maxBatchBytes: 1 << 20, maxPendingBytes: 1 << 22 });
+    const first = Promise.all([
+      queue.submit([op('a1')], { sync: false }),
+      queue.submit([op('a2')], { sync: false }),
+    ]);
+    await turn();
+    engine.finishWrite();
+    await first;
+    const second = Promise.all([queue.submit([op('b1')], { sync: false }), queue.submit([op('b2')])]);
+    await turn();
+    engine.finishWrite();
+    await second;
+    t.same(
+      engine.writes,
+      [
+        { keys: ['a1', 'a2'], sync: false },
+        { keys: ['b1', 'b2'], sync: true },
+      ],
+      'unsynced alone, synced when mixed',
+    );
+    t.match(queue.stats, { batches: 1, unsyncedBatches: 1 }, 'counted apart');
+  },
+);
+
+t.test(
+  'on an engine whose sync does not cover earlier writes (LevelDB), every batch is synced',
+  async (t) => {
+    const engine = new ScriptedEngine(false);
+    const queue = new WriteQueue(engine, { maxBatchBytes: 1 << 20, maxPendingBytes: 1 << 22 });
+    const done = queue.submit([op('a')], { sync: false });
+    await turn();
+    engine.finishWrite();
+    await done;
+    t.same(engine.writes, [{ keys: ['a'], sync: true }], 'synced anyway');
+  },
+);
