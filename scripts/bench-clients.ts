@@ -1,6 +1,6 @@
-// Client-side figures of a three-node cluster: WebSocket vs HTTP put throughput, watch delivery latency, a new node's catch-up time.
+// Client-side figures of a three-node cluster: WebSocket vs HTTP put throughput, leader affinity, watch delivery latency, a new node's catch-up time.
 //
-// usage: npm run bench:clients -- [--quick] [--seconds S] [--runs N] [--catch-up-entries N]
+// usage: npm run bench:clients -- [--quick] [--seconds S] [--runs N] [--catch-up-entries N] [--watch-writes N]
 // Nodes are separate processes on 127.0.0.1; clients run in this process through the TypeScript
 // client (one WebSocket each) or fetch (HTTP keep-alive). Values are 256-byte JSON documents.
 
@@ -103,6 +103,33 @@ async function httpPuts(node: ClusterNode, concurrency: number, seconds: number)
     await response.arrayBuffer();
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
   });
+}
+
+/**
+ * Puts from 6 clients whose endpoint lists start at different nodes (two start at each), as
+ * an application's processes would: with preferLeader they move to the leader, without it
+ * two thirds of the writes are forwarded by a follower.
+ */
+async function spreadPuts(
+  cluster: LocalCluster,
+  preferLeader: boolean,
+  concurrency: number,
+  seconds: number,
+): Promise<LoadResult> {
+  const urls = cluster.nodes.map((node) => node.url);
+  const clients = Array.from(
+    { length: 6 },
+    (_, i) => new Client({ endpoints: [...urls.slice(i % 3), ...urls.slice(0, i % 3)], preferLeader }),
+  );
+  try {
+    // Two writes each: the first opens the connection, the second lets a leader check run.
+    for (const client of clients) for (const key of ['warm', 'warm']) await client.put('default', key, VALUE);
+    return await loop(concurrency, seconds, async (i) => {
+      await clients[i % clients.length]!.put('default', `k${i % KEYS}`, VALUE);
+    });
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+  }
 }
 
 /** `watchers` clients (spread over the nodes) watch one prefix; one writer puts sequentially. */
@@ -262,6 +289,21 @@ async function main(): Promise<void> {
     row('HTTP, 64 keep-alive connections', http);
     console.log(
       `  ratio WS/HTTP: ${fmt(median(ws.map((r) => r.perSecond)) / median(http.map((r) => r.perSecond)), 2)}`,
+    );
+
+    console.log(
+      `leader affinity: 64 concurrent puts from 6 clients starting at different nodes, ${options.runs} x ${options.seconds} s, medians (alternating)`,
+    );
+    const near: LoadResult[] = [];
+    const spread: LoadResult[] = [];
+    for (let run = 0; run < options.runs; run++) {
+      near.push(await spreadPuts(cluster, true, 64, options.seconds));
+      spread.push(await spreadPuts(cluster, false, 64, options.seconds));
+    }
+    row('preferLeader: true (default)', near);
+    row('preferLeader: false', spread);
+    console.log(
+      `  ratio: ${fmt(median(near.map((r) => r.perSecond)) / median(spread.map((r) => r.perSecond)), 2)}`,
     );
 
     console.log(

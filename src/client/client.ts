@@ -4,7 +4,9 @@ import type { JsonValue, SessionRef, WsPush } from '../ws-protocol.js';
 import { backoffDelayMs, sleep } from './backoff.js';
 import { CallContext } from './call.js';
 import { Connection } from './connection.js';
+import { LEADER_CHECK_INTERVAL_MS } from './constants.js';
 import { closedError, errorFromWire, invalidArgument, withIndeterminate } from './errors.js';
+import { LeaderAffinity, leaderView, probeStatus } from './leader-affinity.js';
 import type { Link } from './link.js';
 import { type ClientOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { exchange } from './retry.js';
@@ -69,6 +71,9 @@ export class Client {
   private readonly watches = new Set<WatchStream>();
   private readonly watchRoutes = new Map<Link, Map<number, WatchStream>>();
   private readonly strayWatches = new WeakMap<Link, Set<number>>();
+  private readonly affinity: LeaderAffinity | undefined;
+  /** Aborted by close(): ends leader checks in flight. */
+  private readonly lifetime = new AbortController();
   private closing: Promise<void> | undefined;
   private unhandledMessages = 0;
 
@@ -114,6 +119,24 @@ export class Client {
       },
     };
     this.sessions = new Sessions(this.options.maxInflightWrites, () => this.openSession());
+    this.affinity = this.options.preferLeader
+      ? new LeaderAffinity(
+          {
+            current: () => this.connection.current,
+            statusOver: (link) => this.statusOver(link),
+            probe: (url) => probeStatus(url, this.options.connectTimeoutMs, this.lifetime.signal),
+            moveTo: (link, url) => this.connection.moveTo(link, url),
+            now: () => performance.now(),
+          },
+          this.options.urls,
+          LEADER_CHECK_INTERVAL_MS,
+        )
+      : undefined;
+  }
+
+  /** Leader checks done and connection moves they made (see ClientOptions.preferLeader). */
+  get leaderAffinity(): { readonly checks: number; readonly moves: number } {
+    return { checks: this.affinity?.checks ?? 0, moves: this.affinity?.moves ?? 0 };
   }
 
   /** Messages from nodes that were ignored: not protocol messages, or answers and events for nothing pending. */
@@ -262,6 +285,7 @@ export class Client {
    */
   close(): Promise<void> {
     if (this.closing !== undefined) return this.closing;
+    this.lifetime.abort();
     const link = this.connection.current;
     const session = this.sessions.clear();
     if (link !== undefined && session !== undefined) {
@@ -302,9 +326,23 @@ export class Client {
   ): Promise<T> {
     if (this.closing !== undefined) throw closedError();
     const withSession = build();
+    this.affinity?.noteWrite();
     const ctx = this.beginCall();
     try {
       return await runWrite(this.host, this.sessions, ctx, withSession, reader);
+    } finally {
+      ctx.finish();
+    }
+  }
+
+  /** The leader view of the node behind `link`, asked over that link; undefined on any failure. */
+  private async statusOver(link: Link): Promise<ReturnType<typeof leaderView>> {
+    const ctx = this.beginCall();
+    try {
+      const answer = await this.rpc.call(link, { op: 'status' }, ctx.signal);
+      return answer.ok ? leaderView(answer.result) : undefined;
+    } catch {
+      return undefined;
     } finally {
       ctx.finish();
     }

@@ -52,6 +52,8 @@ export class Connection {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly waiters = new Set<Waiter>();
   private nextIndex = 0;
+  /** Set by moveTo(): the endpoint to dial after the current link is lost. */
+  private movingTo: number | undefined;
   /** Failed attempts since a node last sent a message. */
   private failures = 0;
   private linkCount = 0;
@@ -110,6 +112,17 @@ export class Connection {
     if (link !== this.link || this.state !== 'open') return;
     this.lose(link);
     link.terminate();
+  }
+
+  /**
+   * Moves to another endpoint: `url` is dialed next, and `link` (if still current) is dropped;
+   * its requests see it as lost and are resent on the new link.
+   */
+  moveTo(link: Link, url: string): void {
+    const index = this.config.urls.indexOf(url);
+    if (index < 0 || link !== this.link || this.state !== 'open') return;
+    this.movingTo = index;
+    this.drop(link);
   }
 
   /** Stops everything: pending open() calls reject CLOSED; the link is closed gracefully. Idempotent. */
@@ -203,7 +216,8 @@ export class Connection {
   private lose(link: Link): void {
     this.link = undefined;
     const index = this.config.urls.indexOf(link.url);
-    this.nextIndex = (index + 1) % this.config.urls.length;
+    this.nextIndex = this.movingTo ?? (index + 1) % this.config.urls.length;
+    this.movingTo = undefined;
     if (link.heardFrom) {
       this.state = 'idle';
     } else {

@@ -8,6 +8,7 @@ export const DEFAULTS = Object.freeze({
   backoffMaxMs: 2_000,
   maxInflightWrites: 128,
   watchBufferEvents: 10_000,
+  preferLeader: true,
 });
 
 /** The bounds ClientOptions are validated against. */
@@ -33,3 +34,6 @@ export const ERRORS_BEFORE_ROTATE = 2;
 
 /** A write may renew an expired session (never sent under it before) at most this many times. */
 export const SESSION_RENEWALS_MAX = 1;
+
+/** A writing client checks at most this often whether its node is the leader (leader-affinity.ts). */
+export const LEADER_CHECK_INTERVAL_MS = 1_000;

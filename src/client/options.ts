@@ -23,6 +23,11 @@ export interface ClientOptions {
   readonly maxInflightWrites?: number;
   /** Events a watch keeps for a consumer that has not read them; beyond that it ends SLOW_CONSUMER. Default 10_000. */
   readonly watchBufferEvents?: number;
+  /**
+   * A client that writes moves its connection to the leader, among its endpoints, saving each
+   * write the hop from a follower to the leader (see leader-affinity.ts). Default true.
+   */
+  readonly preferLeader?: boolean;
 }
 
 /** ClientOptions with every default filled in and every value checked. */
@@ -35,6 +40,7 @@ export interface ResolvedOptions {
   readonly backoffMaxMs: number;
   readonly maxInflightWrites: number;
   readonly watchBufferEvents: number;
+  readonly preferLeader: boolean;
 }
 
 const OPTION_NAMES: ReadonlySet<string> = new Set([
@@ -44,6 +50,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'backoff',
   'maxInflightWrites',
   'watchBufferEvents',
+  'preferLeader',
 ]);
 const BACKOFF_NAMES: ReadonlySet<string> = new Set(['baseMs', 'maxMs']);
 
@@ -101,7 +108,14 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
       1,
       LIMITS.watchBufferEventsMax,
     ),
+    preferLeader: booleanOr(options.preferLeader, DEFAULTS.preferLeader, 'preferLeader'),
   };
+}
+
+function booleanOr(value: unknown, fallback: boolean, name: string): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidArgument(`options.${name} must be a boolean`);
+  return value;
 }
 
 /** The WebSocket URL of an endpoint: http -> ws, https -> wss, WS_PATH appended to its path. */

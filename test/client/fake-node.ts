@@ -294,6 +294,8 @@ export class FakeNode {
   private readonly held: (() => void)[] = [];
   private readonly watches = new Map<WebSocket, Map<number, WatchSub>>();
   private nextWatch = 1;
+  /** The leader this node names in its status ('' for none); undefined: itself. */
+  leaderName: string | undefined;
   private readonly unsubscribe: () => void;
   private stopped = false;
 
@@ -497,12 +499,13 @@ export class FakeNode {
   }
 
   private status(): Fields {
+    const leader = this.leaderName ?? this.name;
     return {
       name: this.name,
       id: `peer-${this.name}`,
       role: 'voter',
-      state: 'leader',
-      leader: this.name,
+      state: leader === this.name ? 'leader' : 'follower',
+      leader,
       term: 1,
       commitIndex: this.cluster.revision,
       appliedIndex: this.cluster.revision,

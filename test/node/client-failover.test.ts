@@ -99,7 +99,8 @@ t.test(
     cluster.start(n2);
     cluster.start(n3);
     await cluster.waitForLeader();
-    const client = new Client({ endpoints: [n1.url, n2.url, n3.url] });
+    // Held on n1 (no leader affinity): the fault is n1's, whether or not n1 leads.
+    const client = new Client({ endpoints: [n1.url, n2.url, n3.url], preferLeader: false });
     t.teardown(() => client.close());
 
     // A few ordinary writes first: the session is open and the client talks to n1.
