@@ -328,7 +328,7 @@ export class Mesh {
   /**
    * Queues raft messages of group `groupId` for `peer`. Never blocks; returns false if they
    * were dropped: no raft stream to that peer, a message too large for a frame, or the peer's
-   * queue full. Messages queued during one event-loop turn go out together, batched into
+   * queue full. Messages queued during one task go out together when it ends, batched into
    * frames. Delivery is best effort, in order, at most once.
    */
   sendRaft(peer: string, groupId: number, messages: readonly Message[]): boolean {

