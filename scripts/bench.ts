@@ -1,6 +1,6 @@
 // Conclave against etcd, side by side on this machine: put and get throughput and latency, watch fan-out, failover.
 //
-// usage: npm run bench -- [--quick] [--seconds S] [--rounds N] [--failovers N] [--cases put1,...,failover]
+// usage: npm run bench -- [--quick] [--seconds S] [--rounds N] [--failovers N] [--cases put1,...,failover] [--out DIR]
 // Default: 5 rounds x 5 s per case and system, 5 failover rounds (about 7 minutes on 2 cores);
 // --quick: 1 round x 2 s, 3 failover rounds (about 1 minute). --cases runs a subset
 // (put1,put16,put64,put256,get64,watch,failover).
@@ -94,6 +94,8 @@ interface Options {
   readonly failovers: number;
   /** The cases to run (CASE_IDS); all by default. */
   readonly cases: readonly CaseId[];
+  /** Where the JSON results go (default bench/results). */
+  readonly out: string;
 }
 
 const CASE_IDS = ['put1', 'put16', 'put64', 'put256', 'get64', 'watch', 'failover'] as const;
@@ -106,6 +108,7 @@ const DEFAULT_OPTIONS: Options = {
   rounds: 5,
   failovers: 5,
   cases: CASE_IDS,
+  out: RESULTS_DIR,
 };
 const QUICK_OPTIONS: Options = {
   quick: true,
@@ -114,6 +117,7 @@ const QUICK_OPTIONS: Options = {
   rounds: 1,
   failovers: 3,
   cases: CASE_IDS,
+  out: RESULTS_DIR,
 };
 
 function parseArgs(argv: readonly string[]): Options {
@@ -129,6 +133,12 @@ function parseArgs(argv: readonly string[]): Options {
       options = { ...options, cases: cases as CaseId[] };
       continue;
     }
+    if (flag === '--out') {
+      const out = argv[++i];
+      if (out === undefined || out === '') throw new Error('--out needs a directory');
+      options = { ...options, out };
+      continue;
+    }
     const value = Number(argv[++i]);
     if (!(value > 0)) throw new Error(`${flag} needs a positive number`);
     if (flag === '--seconds') options = { ...options, seconds: value };
@@ -136,7 +146,7 @@ function parseArgs(argv: readonly string[]): Options {
     else if (flag === '--failovers' && Number.isInteger(value)) options = { ...options, failovers: value };
     else
       throw new Error(
-        `unknown or bad flag ${flag} (--quick --seconds S --rounds N --failovers N --cases a,b)`,
+        `unknown or bad flag ${flag} (--quick --seconds S --rounds N --failovers N --cases a,b --out DIR)`,
       );
   }
   return options;
@@ -954,12 +964,12 @@ async function main(): Promise<void> {
       }
     }
 
-    mkdirSync(RESULTS_DIR, { recursive: true });
+    mkdirSync(options.out, { recursive: true });
     const stamp = new Date()
       .toISOString()
       .replaceAll(':', '-')
       .replace(/\.\d+Z$/, 'Z');
-    const file = join(RESULTS_DIR, `bench-${options.quick ? 'quick-' : ''}${stamp}.json`);
+    const file = join(options.out, `bench-${options.quick ? 'quick-' : ''}${stamp}.json`);
     writeFileSync(
       file,
       `${JSON.stringify(
