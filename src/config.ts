@@ -176,7 +176,11 @@ export const CONFIG_DEFAULTS = {
   heartbeatIntervalMs: 50,
   requestTimeoutMs: 5000,
   maxRequestBytes: 1024 * 1024,
-  snapshotEntries: 10_000,
+  // etcd's default (snapshot-count) too. Taking a snapshot walks the whole state on every node at
+  // about the same index, which stalls writes for tens of ms: at 10,000, under 2,500 writes/s,
+  // that happened every 4 s and set p99 (76-81 ms against 58-67 ms at 100,000, 64 writers).
+  // The price is a longer log on disk and up to 100,000 entries to replay at restart (about 1 s).
+  snapshotEntries: 100_000,
   logRetainEntries: 1_000,
   logLevel: 'warn',
 } as const;
