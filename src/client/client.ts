@@ -349,18 +349,8 @@ export class Client {
   }
 
   /** Opens a session on the cluster (retried like a read: an orphaned session only costs memory until it expires). */
-  private async openSession(): Promise<number> {
-    const ctx = this.beginCall();
-    try {
-      const answer = await exchange(this.host, ctx, () => ({ op: 'openSession' }));
-      if (answer.ok) return readResult(answer.result, readSession, false);
-      throw withIndeterminate(errorFromWire(answer.error), false);
-    } catch (error) {
-      if (ctx.aborted) throw ctx.abortError(false);
-      throw error;
-    } finally {
-      ctx.finish();
-    }
+  private openSession(): Promise<number> {
+    return this.read(readSession, () => ({ op: 'openSession' }));
   }
 
   private receive(link: Link, text: string): void {

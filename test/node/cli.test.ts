@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { freePort, LocalCluster, peerAddress } from '../../scripts/local-cluster.js';
+import { runningCluster } from './running-cluster.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 /** Any one CLI run in these tests ends well within this, or is killed and fails. */
@@ -464,10 +465,7 @@ function linesUntil(child: ChildProcess, done: (line: string) => boolean): Promi
  * takes it out again, and `leader transfer` hands leadership to the other founder.
  */
 async function membershipThroughTheCli(t: Test): Promise<void> {
-  const cluster = new LocalCluster(['--election-timeout-ms', '300', '--heartbeat-interval-ms', '50']);
-  t.teardown(() => cluster.stop());
-  await cluster.create(2);
-  cluster.startAll();
+  const cluster = await runningCluster(t, 2);
   const leader = await cluster.waitForLeader();
   const endpoints = ['--endpoints', cluster.nodes.map((n) => n.url).join(',')];
   const joiner = await cluster.addJoiner();

@@ -3,8 +3,7 @@
 import t from 'tap';
 import { LocalCluster } from '../../scripts/local-cluster.js';
 import { Client, type ConclaveError, type WatchEvent } from '../../src/client/index.js';
-
-const FAST = ['--election-timeout-ms', '300', '--heartbeat-interval-ms', '50'];
+import { FAST_TIMING, runningCluster } from './running-cluster.js';
 
 async function waitFor(
   what: string,
@@ -21,11 +20,7 @@ async function waitFor(
 t.test(
   'a watcher whose node is killed continues through another node: no event missed or repeated',
   async (t) => {
-    const cluster = new LocalCluster(FAST);
-    t.teardown(() => cluster.stop());
-    await cluster.create(3);
-    cluster.startAll();
-    await cluster.waitForLeader();
+    const cluster = await runningCluster(t, 3);
     const [n1, n2, n3] = cluster.nodes as [
       (typeof cluster.nodes)[0],
       (typeof cluster.nodes)[0],
@@ -87,7 +82,7 @@ t.test(
 t.test(
   'a write whose answer is lost (the node dies after applying) is retried and applied once',
   async (t) => {
-    const cluster = new LocalCluster(FAST);
+    const cluster = new LocalCluster(FAST_TIMING);
     t.teardown(() => cluster.stop());
     await cluster.create(3);
     const [n1, n2, n3] = cluster.nodes as [

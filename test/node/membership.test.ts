@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { LocalCluster, peerAddress } from '../../scripts/local-cluster.js';
+import { peerAddress } from '../../scripts/local-cluster.js';
 import { Client } from '../../src/client/index.js';
+import { runningCluster } from './running-cluster.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'src', 'cli.js');
-const FAST = ['--election-timeout-ms', '300', '--heartbeat-interval-ms', '50'];
 const run = promisify(execFile);
 
 /** Runs the CLI with --json; resolves with the parsed output (the test fails on a non-zero exit). */
@@ -27,11 +27,7 @@ interface Member {
 t.test(
   'a node joins through the CLI, an old one leaves, leadership moves, and no write is lost',
   async (t) => {
-    const cluster = new LocalCluster(FAST);
-    t.teardown(() => cluster.stop());
-    await cluster.create(3);
-    cluster.startAll();
-    await cluster.waitForLeader();
+    const cluster = await runningCluster(t, 3);
     const founders = [...cluster.nodes];
     const endpoints = founders.map((n) => n.url).join(',');
 
@@ -121,11 +117,7 @@ t.test(
 t.test(
   'a lone node started with a cluster secret takes a second node; one without a secret says why it cannot',
   async (t) => {
-    const cluster = new LocalCluster(FAST);
-    t.teardown(() => cluster.stop());
-    await cluster.create(1);
-    cluster.startAll();
-    await cluster.waitForLeader();
+    const cluster = await runningCluster(t, 1);
     const [n1] = cluster.nodes as [(typeof cluster.nodes)[0]];
     const client = new Client({ endpoints: [n1.url] });
     t.teardown(() => client.close());

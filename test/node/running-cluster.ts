@@ -1,0 +1,21 @@
+// Test helper: a LocalCluster of real node processes, started, with a leader, stopped when the test ends.
+
+import type { Test } from 'tap';
+import { LocalCluster } from '../../scripts/local-cluster.js';
+
+/** Election and heartbeat timing that keeps tests quick (the defaults, spelled out for the tests that rely on them). */
+export const FAST_TIMING = ['--election-timeout-ms', '300', '--heartbeat-interval-ms', '50'] as const;
+
+/** Creates and starts `size` voters with `args` (FAST_TIMING by default) and waits for an agreed leader. */
+export async function runningCluster(
+  t: Test,
+  size: number,
+  args: readonly string[] = FAST_TIMING,
+): Promise<LocalCluster> {
+  const cluster = new LocalCluster(args);
+  t.teardown(() => cluster.stop());
+  await cluster.create(size);
+  cluster.startAll();
+  await cluster.waitForLeader();
+  return cluster;
+}
