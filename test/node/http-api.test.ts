@@ -22,6 +22,7 @@ import {
 } from '../../storage/index.js';
 import { type RecordingLogger, recordingLogger } from '../net/helpers.js';
 import { ONE } from '../storage/helpers.js';
+import { singleNodeStatus } from './ws-harness.js';
 
 /** Small limits, so that "too large" and "too deep" are cheap to reach. Storage and routes share them. */
 const LIMITS: CommandLimits & { listMaxLimit: number } = {
@@ -110,19 +111,7 @@ class StorageKvService implements KvService {
 
   status(): NodeStatus {
     if (this.statusFailure !== undefined) throw this.statusFailure;
-    const applied = this.group.state.appliedIndex;
-    return {
-      name: 'n1',
-      id: '12D3KooWTestPeer',
-      role: 'voter',
-      state: 'leader',
-      leader: 'n1',
-      term: 1,
-      commitIndex: applied,
-      appliedIndex: applied,
-      revision: this.group.state.revision,
-      members: [{ name: 'n1', role: 'voter', match: applied, next: applied + 1 }],
-    };
+    return singleNodeStatus(this.group);
   }
 
   ready(): { ready: boolean; reason?: string } {

@@ -152,19 +152,7 @@ export class SessionKvService implements KvService {
   }
 
   status(): NodeStatus {
-    const applied = this.group.state.appliedIndex;
-    return {
-      name: 'n1',
-      id: '12D3KooWTestPeer',
-      role: 'voter',
-      state: 'leader',
-      leader: 'n1',
-      term: 1,
-      commitIndex: applied,
-      appliedIndex: applied,
-      revision: this.group.state.revision,
-      members: [{ name: 'n1', role: 'voter', match: applied, next: applied + 1 }],
-    };
+    return singleNodeStatus(this.group);
   }
 
   ready(): { ready: boolean; reason?: string } {
@@ -409,4 +397,21 @@ export class GatedSource implements WatchSource {
     if (this.closed) await new Promise<void>((resolve) => this.waiting.push(resolve));
     return this.store.history(realm, options);
   }
+}
+
+/** The status of a single node n1 that leads the one-voter group `group` (for fake KvServices in tests). */
+export function singleNodeStatus(group: GroupStorage): NodeStatus {
+  const applied = group.state.appliedIndex;
+  return {
+    name: 'n1',
+    id: '12D3KooWTestPeer',
+    role: 'voter',
+    state: 'leader',
+    leader: 'n1',
+    term: 1,
+    commitIndex: applied,
+    appliedIndex: applied,
+    revision: group.state.revision,
+    members: [{ name: 'n1', role: 'voter', match: applied, next: applied + 1 }],
+  };
 }
