@@ -113,6 +113,8 @@ export class RaftLog {
   applied: number;
   /** Highest index handed to the application to apply (≥ applied). */
   applying: number;
+  /** Told of every append, after it, with the entries that replaced the log from their first index. */
+  onAppend: ((entries: readonly Entry[]) => void) | undefined;
 
   constructor(storage: LogStorage, applied: number) {
     this.storage = storage;
@@ -193,6 +195,7 @@ export class RaftLog {
       () => `append at ${entries[0]!.index} below commit ${this.committed}`,
     );
     this.unstable.truncateAndAppend(entries);
+    this.onAppend?.(entries);
     return this.lastIndex();
   }
 

@@ -3,13 +3,12 @@
 import { type RaftConfig, type RaftConfigInput, validateRaftConfig } from './config.js';
 import { fail, invariant, ok, type Result } from './errors.js';
 import {
-  applyMembershipChange,
-  decodeMembershipChange,
   encodeMembershipChange,
   type MembershipChange,
   MembershipChangeType,
   membershipChangeProblem,
 } from './membership-change.js';
+import { MembershipLog } from './membership-log.js';
 import { Progress, ProgressState } from './progress.js';
 import { RaftLog } from './raft-log.js';
 import { ReadIndexQueue } from './read-index-queue.js';
@@ -57,9 +56,8 @@ export class Raft {
   vote: NodeId = NONE;
   role: Role = Role.Follower;
   lead: NodeId = NONE;
-  membership: Membership;
-  /** The log index the membership reflects: entries at or below it must not change it again. */
-  membershipIndex: number;
+  /** Every membership the log defines; the newest is in effect (see MembershipLog). */
+  readonly memberships: MembershipLog;
   readonly progress = new Map<NodeId, Progress>();
 
   /** Outgoing messages that may be sent at once. */
@@ -87,8 +85,17 @@ export class Raft {
     this.id = this.config.id;
     const { hardState, membership } = this.config.storage.initialState();
     this.log = new RaftLog(this.config.storage, this.config.applied);
-    this.membership = membership;
-    this.membershipIndex = this.log.applied;
+    // The storage's membership is as of the applied index; changes in the log above it are in
+    // effect too, committed or not (§4.1), so a restart never falls back to an older one.
+    this.memberships = new MembershipLog(membership, this.log.applied);
+    for (let low = this.log.applied + 1; low <= this.log.lastIndex(); ) {
+      const entries = this.log.slice(low, this.log.lastIndex() + 1, this.config.maxMessageBytes);
+      this.memberships.appended(entries.filter((entry) => entry.type === EntryType.MembershipChange));
+      low += entries.length;
+    }
+    this.log.onAppend = (entries) => {
+      if (this.memberships.appended(entries)) this.onMembershipChanged();
+    };
     this.rebuildProgress();
     if (hardState.term > 0 || hardState.vote !== NONE || hardState.commit > 0) {
       invariant(
@@ -121,6 +128,24 @@ export class Raft {
 
   softState(): SoftState {
     return { leader: this.lead, role: this.role };
+  }
+
+  /** The membership in effect: the latest in the log, committed or not (dissertation §4.1). */
+  get membership(): Membership {
+    return this.memberships.current.membership;
+  }
+
+  /** The log index of the membership in effect. */
+  get membershipIndex(): number {
+    return this.memberships.current.index;
+  }
+
+  /**
+   * The membership as of the applied index: what a snapshot taken now must record. While an
+   * installed snapshot waits to be applied, it is the snapshot's.
+   */
+  appliedMembership(): { index: number; membership: Membership } {
+    return this.memberships.at(Math.max(this.log.applied, this.memberships.baseIndex));
   }
 
   isVoter(id: NodeId = this.id): boolean {
@@ -281,12 +306,14 @@ export class Raft {
 
   onApplied(entries: readonly Entry[]): void {
     if (entries.length === 0) return;
-    for (const entry of entries) {
-      if (entry.type === EntryType.MembershipChange) this.applyMembershipEntry(entry);
-    }
     this.log.appliedTo(entries[entries.length - 1]!.index);
-    if (this.role === Role.Leader) {
-      this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entriesBytes(entries));
+    this.memberships.compactTo(this.log.applied);
+    if (this.role !== Role.Leader) return;
+    this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entriesBytes(entries));
+    // §4.2.2: a leader that is not in the membership it committed steps down once it is
+    // committed (it has managed the cluster meanwhile without counting itself).
+    if (!this.isVoter(this.id) && entries.some((entry) => entry.type === EntryType.MembershipChange)) {
+      this.becomeFollower(this.term, NONE);
     }
   }
 
@@ -387,19 +414,7 @@ export class Raft {
 
   private hup(kind: CampaignKind): void {
     if (this.role === Role.Leader || !this.promotable()) return;
-    // Do not campaign with a membership that committed changes are about to alter.
-    if (this.hasUnappliedMembershipChange()) return;
     this.campaign(kind);
-  }
-
-  private hasUnappliedMembershipChange(): boolean {
-    if (this.log.committed <= this.log.applied) return false;
-    const entries = this.log.slice(
-      Math.max(this.log.applied + 1, this.log.firstIndex()),
-      this.log.committed + 1,
-      Number.MAX_SAFE_INTEGER,
-    );
-    return entries.some((entry) => entry.type === EntryType.MembershipChange);
   }
 
   private campaign(kind: CampaignKind): void {
@@ -703,8 +718,7 @@ export class Raft {
       return false;
     }
     this.log.restore(snapshot);
-    this.membership = membership;
-    this.membershipIndex = index;
+    this.memberships.reset(membership, index);
     this.rebuildProgress();
     return true;
   }
@@ -928,22 +942,10 @@ export class Raft {
 
   // ---- Membership ------------------------------------------------------------------------
 
-  private applyMembershipEntry(entry: Entry): void {
-    // A snapshot installed since this entry was handed out already includes its effect.
-    if (entry.index <= this.membershipIndex) return;
-    this.membershipIndex = entry.index;
-    const change = decodeMembershipChange(entry.data);
-    if (change === undefined) return;
-    const next = applyMembershipChange(this.membership, change);
-    if (next === this.membership) return;
-    this.membership = next;
+  /** The membership in effect changed: a change entered the log, or a truncation undid one. */
+  private onMembershipChanged(): void {
     this.rebuildProgress();
     if (this.role !== Role.Leader) return;
-    if (!this.isVoter(this.id)) {
-      // A leader removed from the voters steps down; the remaining voters elect a new one.
-      this.becomeFollower(this.term, NONE);
-      return;
-    }
     if (this.leadTransferee !== NONE && !this.isVoter(this.leadTransferee)) this.abortLeaderTransfer();
     // A smaller quorum may commit more, or already confirm pending reads; a new member needs
     // its first Append.

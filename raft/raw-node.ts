@@ -37,9 +37,17 @@ export interface RaftStatus {
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly lastIndex: number;
+  /**
+   * The membership in effect: the latest in the log, committed or not (dissertation §4.1).
+   * It decides who votes, who counts for commit and whom the leader replicates to.
+   */
   readonly membership: Membership;
   /** The log index `membership` is as of (a membership entry's, or an installed snapshot's). */
   readonly membershipIndex: number;
+  /** The membership as of the applied index: what the state machine (and a snapshot) holds. */
+  readonly appliedMembership: Membership;
+  /** The log index `appliedMembership` is as of. */
+  readonly appliedMembershipIndex: number;
   readonly leadTransferee: NodeId;
   /** Only on the leader. */
   readonly progress?: ReadonlyMap<NodeId, ProgressStatus>;
@@ -50,6 +58,15 @@ export interface RaftStatus {
  * earlier ones are still being persisted; they must be advanced in the order taken, and each
  * Ready's persistence must follow the previous one's (so `messagesAfterPersist` of Ready n
  * may go once Readies 1..n are durable).
+ *
+ * Membership rule (dissertation §4.1): a node uses the latest membership in its log, whether
+ * that entry is committed or not, from the moment it enters the log; a truncation that removes
+ * it brings back the one before. A membership change does not wait to be applied. So what a
+ * node knows of the commit index (which need not be durable) never decides who may vote or
+ * count, and a restart rebuilds the same membership from the durable log: the storage's
+ * initialState() membership as of the applied index, plus every change entry above it. The
+ * leader proposes one change at a time, only after it has committed an entry of its term
+ * and applied the previous change; it steps down once a change that removed it is applied.
  */
 export class RawNode {
   private readonly raft: Raft;
@@ -186,9 +203,13 @@ export class RawNode {
     return this.raft.log.firstIndex();
   }
 
-  /** The membership as of the applied index. */
+  /**
+   * The membership as of the applied index: what a snapshot taken at the applied index records,
+   * and what the storage's initialState() must return after a restart. (The membership raft
+   * uses is the latest in its log, `status().membership`.)
+   */
   membership(): Membership {
-    return this.raft.membership;
+    return this.raft.appliedMembership().membership;
   }
 
   status(): RaftStatus {
@@ -204,6 +225,8 @@ export class RawNode {
       lastIndex: raft.log.lastIndex(),
       membership: raft.membership,
       membershipIndex: raft.membershipIndex,
+      appliedMembership: raft.appliedMembership().membership,
+      appliedMembershipIndex: raft.appliedMembership().index,
       leadTransferee: raft.leadTransferee,
     };
     if (raft.role !== 'leader') return base;

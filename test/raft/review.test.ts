@@ -174,7 +174,8 @@ t.test(
       .flatMap((rd) => rd.committedEntries)
       .find((e) => e.type === EntryType.MembershipChange);
     t.ok(pendingChange, "3 was handed AddLearner(4) to apply and hasn't advanced yet");
-    t.same(net.status('3').membership.learners, [], '3 has not applied it yet');
+    t.same(net.status('3').appliedMembership.learners, [], '3 has not applied it yet');
+    t.same(net.status('3').membership.learners, ['4'], 'but uses it: it is in its log (§4.1)');
 
     // Meanwhile 4 is removed again, more is written, and the leader compacts its log.
     net.stabilize(others);
@@ -205,6 +206,11 @@ t.test(
       net.status('3').membership,
       { voters: THREE, learners: [] },
       "after applying everything 3's membership is the snapshot's (4 was removed)",
+    );
+    t.same(
+      net.status('3').appliedMembership,
+      { voters: THREE, learners: [] },
+      'so is its applied membership',
     );
     t.same(net.status('3').membership, net.status('1').membership, 'and agrees with the leader');
     t.end();

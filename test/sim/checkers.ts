@@ -20,8 +20,12 @@ export class SafetyChecker {
   private readonly appliedEntries = new Map<number, { term: number; data: string }>();
   /** The membership after applying each membership change, by index. */
   private readonly memberships = new Map<number, string>();
-  /** The highest applied (hence committed) entry so far. */
-  private highestApplied: { index: number; term: number } = { index: 0, term: 0 };
+  /**
+   * Per term X: the highest entry some node knew committed while in term X. A node learns of a
+   * commit in a term no earlier than the one the entry was committed in, so an entry seen
+   * committed in term X was committed in a term ≤ X.
+   */
+  private readonly committedSeenInTerm = new Map<number, { index: number; term: number }>();
 
   constructor(private readonly now: () => number) {}
 
@@ -37,18 +41,24 @@ export class SafetyChecker {
     }
     this.leaders.set(term, id);
     // §5.4 Leader Completeness: a leader's log holds every entry committed in earlier terms.
-    const { index, term: committedTerm } = this.highestApplied;
+    // Only earlier ones: a paused candidate may become leader of its old term after a later
+    // term committed more (its votes were granted before); it can then commit nothing.
+    let index = 0;
+    let committedTerm = 0;
+    for (const [seenTerm, seen] of this.committedSeenInTerm) {
+      if (seenTerm < term && seen.index > index) ({ index, term: committedTerm } = seen);
+    }
     if (index === 0) return;
     if (index > log.lastIndex) {
       this.violation(
-        `leader completeness: ${id} leads term ${term} with last index ${log.lastIndex} < committed ${index}`,
+        `leader completeness: ${id} leads term ${term} with last index ${log.lastIndex} < ${index}, committed before term ${term}`,
       );
     } else if (index >= log.firstIndex - 1) {
       // (Below that, the leader's snapshot covers the committed entry.)
       const ours = log.termAt(index);
       if (ours !== committedTerm) {
         this.violation(
-          `leader completeness: ${id} leads term ${term} with term ${ours} at ${index}, where term ${committedTerm} was committed`,
+          `leader completeness: ${id} leads term ${term} with term ${ours} at ${index}, where term ${committedTerm} was committed before term ${term}`,
         );
       }
     }
@@ -89,8 +99,6 @@ export class SafetyChecker {
         `state machine safety: ${node} applied term ${entry.term} at ${entry.index}, another node applied term ${seen.term}`,
       );
     }
-    if (entry.index > this.highestApplied.index)
-      this.highestApplied = { index: entry.index, term: entry.term };
   }
 
   /** Membership is state machine state too: after applying index i, every node has the same. */
@@ -112,9 +120,22 @@ export class SafetyChecker {
     }
   }
 
-  /** Commit never moves backwards on a node that has not crashed (it is persisted in hard state). */
-  commitObserved(node: NodeId, previous: number, current: number): void {
+  /**
+   * `node`, in term `term`, knows entries through `current` (of term `entryTerm`, undefined if
+   * compacted) are committed. Commit never moves backwards on a node that has not crashed.
+   */
+  commitObserved(
+    node: NodeId,
+    previous: number,
+    current: number,
+    term: number,
+    entryTerm: number | undefined,
+  ): void {
     if (current < previous) this.violation(`commit regressed on ${node}: ${previous} -> ${current}`);
+    if (entryTerm === undefined || current === 0) return;
+    const seen = this.committedSeenInTerm.get(term);
+    if (seen === undefined || seen.index < current)
+      this.committedSeenInTerm.set(term, { index: current, term: entryTerm });
   }
 
   leaderOf(term: number): NodeId | undefined {

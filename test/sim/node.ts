@@ -148,7 +148,8 @@ export class SimNode {
         this.lastRole = ready.softState.role;
       }
       if (ready.hardState) {
-        this.checker.commitObserved(this.id, this.lastCommit, ready.hardState.commit);
+        const { commit, term } = ready.hardState;
+        this.checker.commitObserved(this.id, this.lastCommit, commit, term, raft.logTerm(commit));
         this.lastCommit = ready.hardState.commit;
       }
       for (const message of ready.messages) this.hooks.send(message);
@@ -172,7 +173,7 @@ export class SimNode {
         (entry) => entry.type === EntryType.MembershipChange,
       );
       // Only when the membership is as of that entry (a snapshot installed since supersedes it).
-      if (lastChange && this.raft.status().membershipIndex === lastChange.index) {
+      if (lastChange && this.raft.status().appliedMembershipIndex === lastChange.index) {
         this.checker.membershipApplied(this.id, lastChange.index, this.raft.membership());
       }
     }

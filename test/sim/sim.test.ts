@@ -64,15 +64,27 @@ t.test('the safety checker reports each broken property', async (t) => {
   t.match(gap.violations, [/apply order/], 'an index skipped');
 
   const incomplete = new SafetyChecker(() => 0);
-  incomplete.entryApplied('a', entry(1, 1, 'x'), 0);
-  incomplete.entryApplied('a', entry(2, 2, 'y'), 1);
+  incomplete.commitObserved('a', 0, 2, 2, 2);
   incomplete.leaderElected('b', 3, { firstIndex: 1, lastIndex: 1, termAt: () => 1 });
   t.match(incomplete.violations, [/leader completeness/], 'a leader missing a committed entry');
 
   const wrongTerm = new SafetyChecker(() => 0);
-  wrongTerm.entryApplied('a', entry(1, 2, 'x'), 0);
+  wrongTerm.commitObserved('a', 0, 1, 2, 2);
   wrongTerm.leaderElected('b', 3, { firstIndex: 1, lastIndex: 4, termAt: () => 1 });
   t.match(wrongTerm.violations, [/leader completeness/], 'a leader with another term at a committed index');
+
+  // Seed 1562: a candidate paused in term 25 reads its votes on resuming, after term 28 has
+  // committed more. Leader completeness covers entries committed in earlier terms only.
+  const late = new SafetyChecker(() => 0);
+  late.commitObserved('a', 0, 214, 28, 28);
+  late.leaderElected('b', 25, { firstIndex: 1, lastIndex: 214, termAt: () => 25 });
+  t.same(late.violations, [], 'a leader of an older term need not hold what a later term committed');
+  late.leaderElected('c', 29, { firstIndex: 1, lastIndex: 214, termAt: () => 25 });
+  t.match(late.violations, [/leader completeness: c leads term 29/], 'but every later leader must');
+
+  const regressed = new SafetyChecker(() => 0);
+  regressed.commitObserved('a', 5, 4, 2, 2);
+  t.match(regressed.violations, [/commit regressed/], 'commit moving backwards without a crash');
 
   const fine = new SafetyChecker(() => 0);
   fine.entryPersisted('a', entry(1, 1, 'x'), 1);

@@ -386,7 +386,7 @@ class Simulation {
   private changeMembership(): void {
     const leader = this.liveNodes().find((node) => node.isLeader());
     if (!leader?.raft) return;
-    const membership = leader.raft.membership();
+    const membership = leader.raft.status().membership;
     const members = [...membership.voters, ...membership.learners];
     const choice = this.prng.nextInt(3);
     let change: { type: MembershipChangeType; nodeId: NodeId } | undefined;
@@ -412,7 +412,7 @@ class Simulation {
   private transferLeadership(): void {
     const leader = this.liveNodes().find((node) => node.isLeader());
     if (!leader?.raft) return;
-    const voters = leader.raft.membership().voters.filter((id) => id !== leader.id);
+    const voters = leader.raft.status().membership.voters.filter((id) => id !== leader.id);
     if (voters.length === 0) return;
     const target = this.pick(voters);
     const result = leader.raft.transferLeadership(target);
