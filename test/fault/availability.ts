@@ -8,6 +8,8 @@ export interface FaultAvailability {
   readonly maxGapMs: number;
   /** From the moment the fault was in force to the first successful write after it, ms (Infinity if none). */
   readonly firstWriteMs: number;
+  /** From the heal to the first successful write after it, ms (Infinity if none). */
+  readonly afterHealMs: number;
 }
 
 export interface KindAvailability {
@@ -17,26 +19,31 @@ export interface KindAvailability {
   readonly maxGapMaxMs: number;
   readonly firstWriteMedianMs: number;
   readonly firstWriteMaxMs: number;
+  readonly afterHealMedianMs: number;
+  readonly afterHealMaxMs: number;
 }
 
 /** `successes` are the times of successful writes, ascending. */
 export function faultAvailability(fault: FaultRecord, successes: readonly number[]): FaultAvailability {
   let previous = fault.start;
   let maxGap = 0;
-  let first = Infinity;
   for (let i = lowerBound(successes, fault.start); i < successes.length && successes[i]! <= fault.end; i++) {
     const at = successes[i]!;
-    if (first === Infinity && at >= fault.applied) first = at - fault.applied;
     maxGap = Math.max(maxGap, at - previous);
     previous = at;
   }
   maxGap = Math.max(maxGap, fault.end - previous);
-  return { maxGapMs: maxGap, firstWriteMs: first };
+  const firstAfter = (t: number): number => {
+    const i = lowerBound(successes, t);
+    return i < successes.length ? successes[i]! - t : Infinity;
+  };
+  return { maxGapMs: maxGap, firstWriteMs: firstAfter(fault.applied), afterHealMs: firstAfter(fault.healed) };
 }
 
 /** The longest stretch without a successful write in [from, to], ms: the baseline without faults. */
 export function longestGap(successes: readonly number[], from: number, to: number): number {
-  return faultAvailability({ start: from, applied: from, end: to } as FaultRecord, successes).maxGapMs;
+  return faultAvailability({ start: from, applied: from, healed: to, end: to } as FaultRecord, successes)
+    .maxGapMs;
 }
 
 export function availabilityByKind(
@@ -56,6 +63,8 @@ export function availabilityByKind(
     maxGapMaxMs: Math.max(...list.map((a) => a.maxGapMs)),
     firstWriteMedianMs: median(list.map((a) => a.firstWriteMs)),
     firstWriteMaxMs: Math.max(...list.map((a) => a.firstWriteMs)),
+    afterHealMedianMs: median(list.map((a) => a.afterHealMs)),
+    afterHealMaxMs: Math.max(...list.map((a) => a.afterHealMs)),
   }));
 }
 

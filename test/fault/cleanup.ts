@@ -6,13 +6,25 @@ const steps = new Map<number, Step>();
 let nextId = 0;
 let installed = false;
 
-/** Registers a synchronous undo step; returns a function that runs it now and unregisters it. */
-export function onCleanup(step: Step): () => void {
+export interface Cleanup {
+  /** Runs the step now (once) and unregisters it. */
+  run(): void;
+  /** Unregisters the step without running it. */
+  cancel(): void;
+}
+
+/** Registers a synchronous undo step. */
+export function onCleanup(step: Step): Cleanup {
   install();
   const id = nextId++;
   steps.set(id, step);
-  return () => {
-    if (steps.delete(id)) safely(step);
+  return {
+    run: () => {
+      if (steps.delete(id)) safely(step);
+    },
+    cancel: () => {
+      steps.delete(id);
+    },
   };
 }
 

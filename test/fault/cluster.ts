@@ -5,7 +5,7 @@ import { chmodSync, closeSync, mkdirSync, openSync, rmSync, writeFileSync } from
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NodeStatus } from '../../src/kv-service.js';
-import { onCleanup } from './cleanup.js';
+import { type Cleanup, onCleanup } from './cleanup.js';
 import type { FaultNetwork, NetNode } from './network.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'src', 'cli.js');
@@ -53,7 +53,7 @@ export class FaultCluster {
   readonly slots: Slot[];
   private readonly secretFile: string;
   private readonly initialCluster: string;
-  private readonly unregister: () => void;
+  private readonly cleanup: Cleanup;
 
   constructor(
     network: FaultNetwork,
@@ -75,7 +75,7 @@ export class FaultCluster {
       paused: false,
     }));
     this.initialCluster = this.members.map((s) => `${s.name}=${s.peer}`).join(',');
-    this.unregister = onCleanup(() => {
+    this.cleanup = onCleanup(() => {
       for (const slot of this.slots) killNow(slot);
     });
   }
@@ -215,7 +215,7 @@ export class FaultCluster {
   async stop(): Promise<void> {
     for (const slot of this.slots) this.resume(slot);
     await Promise.all(this.slots.map((slot) => this.kill(slot)));
-    this.unregister();
+    this.cleanup.run();
   }
 }
 

@@ -38,6 +38,12 @@ export class HttpKvClient implements KvClient {
     );
   }
 
+  async del(key: string): Promise<Outcome<true>> {
+    return this.request('DELETE', `/kv/${encodeURIComponent(key)}`, undefined, (status) =>
+      status === 200 ? { kind: 'ok', value: true } : undefined,
+    );
+  }
+
   async cas(key: string, expected: string | null, value: string): Promise<Outcome<boolean>> {
     const compare =
       expected === null

@@ -12,6 +12,8 @@ export interface KvClient {
   readonly label: string;
   get(key: string): Promise<Outcome<string | null>>;
   put(key: string, value: string): Promise<Outcome<true>>;
+  /** Deletes the key; a key that is absent fails (NOT_FOUND) without effect. */
+  del(key: string): Promise<Outcome<true>>;
   /** Writes `value` iff the key holds `expected` (`null`: iff absent); ok(false) when it does not. */
   cas(key: string, expected: string | null, value: string): Promise<Outcome<boolean>>;
   close(): Promise<void>;

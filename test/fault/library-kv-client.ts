@@ -44,6 +44,15 @@ export class LibraryKvClient implements KvClient {
     }
   }
 
+  async del(key: string): Promise<Outcome<true>> {
+    try {
+      await this.client.delete(REALM, key);
+      return { kind: 'ok', value: true };
+    } catch (error) {
+      return writeFailure(error);
+    }
+  }
+
   async cas(key: string, expected: string | null, value: string): Promise<Outcome<boolean>> {
     try {
       const result = await this.client.txn(REALM, {

@@ -49,6 +49,8 @@ export async function runNemesis(ctx: FaultContext, options: NemesisOptions): Pr
   const elapsed = () => ((Date.now() - started) / 1000).toFixed(1);
   while (Date.now() - started < options.durationMs || seenKinds.size < FAULT_KINDS.length) {
     await sleep(ctx.prng.between(...options.quietMs));
+    // Each fault starts on a cluster with a leader, so that its unavailability is its own.
+    await ctx.cluster.waitForLeader(15_000);
     if (bag.length === 0) bag = ctx.prng.shuffle(FAULT_KINDS);
     const kind = bag.shift()!;
     const start = Date.now();

@@ -1,6 +1,6 @@
 // A private network for one run: a Linux bridge in the root namespace, one network namespace per node joined to it by a veth pair, and iptables rules inside each namespace for faults.
 
-import { onCleanup } from './cleanup.js';
+import { type Cleanup, onCleanup } from './cleanup.js';
 import { run, tryRun } from './shell.js';
 
 /** One node's place on the network. */
@@ -25,14 +25,14 @@ export class FaultNetwork {
   readonly bridge: string;
   readonly hostIp: string;
   private readonly subnet: string;
-  private readonly unregister: () => void;
+  private readonly cleanup: Cleanup;
   private destroyed = false;
 
   private constructor(tag: string, subnet: string) {
     this.bridge = `cfb${tag}`;
     this.subnet = subnet;
     this.hostIp = `${subnet}.1`;
-    this.unregister = onCleanup(() => this.teardown());
+    this.cleanup = onCleanup(() => this.teardown());
   }
 
   /** Creates the bridge and `count` namespaces; everything is removed by destroy() or at exit. */
@@ -110,7 +110,7 @@ export class FaultNetwork {
 
   /** Deletes the namespaces (with their veths and rules) and the bridge. Idempotent. */
   destroy(): void {
-    this.unregister();
+    this.cleanup.run();
   }
 
   private teardown(): void {

@@ -24,7 +24,15 @@ export function formatReport(report: RunReport): string {
   const byKind = new Map(report.availability.map((a) => [a.kind, a]));
   lines.push(
     ...table(
-      ['fault', 'applied', 'not in force', 'skipped', 'max write gap med/max', 'first write med/max'],
+      [
+        'fault',
+        'applied',
+        'not in force',
+        'skipped',
+        'longest write gap med/max',
+        'first write after fault',
+        'after heal',
+      ],
       FAULT_KINDS.map((kind) => {
         const a = byKind.get(kind);
         const skipped = report.skipped.filter((s) => s.kind === kind).length;
@@ -35,17 +43,21 @@ export function formatReport(report: RunReport): string {
           String(skipped),
           a ? `${ms(a.maxGapMedianMs)} / ${ms(a.maxGapMaxMs)}` : '-',
           a ? `${ms(a.firstWriteMedianMs)} / ${ms(a.firstWriteMaxMs)}` : '-',
+          a ? `${ms(a.afterHealMedianMs)} / ${ms(a.afterHealMaxMs)}` : '-',
         ];
       }),
     ),
   );
-  lines.push(`(no fault: longest write gap ${ms(report.baselineGapMs)})`);
+  lines.push(
+    `(longest write gap: from a fault's start to the next fault's; first write: after the fault was in force, ` +
+      `or after its heal; no fault: longest write gap ${ms(report.baselineGapMs)})`,
+  );
   lines.push('');
   lines.push(
     ...table(
       ['op', 'ok', 'fail', 'indeterminate'],
       [
-        ...(['get', 'put', 'cas'] as const).map((op) => {
+        ...(['get', 'put', 'del', 'cas'] as const).map((op) => {
           const c = report.counts[op];
           return [op, String(c.ok), String(c.fail), String(c.indeterminate)];
         }),

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { availabilityByKind, type KindAvailability, longestGap } from './availability.js';
+import { onCleanup } from './cleanup.js';
 import { FaultCluster } from './cluster.js';
 import { type Convergence, waitForConvergence } from './convergence.js';
 import { settle } from './faults.js';
@@ -75,6 +76,8 @@ const AFTER_HEAL_MS = 3000;
 export async function runFaultTier(options: RunOptions): Promise<RunReport> {
   const started = Date.now();
   const root = mkdtempSync(join(tmpdir(), 'conclave-fault-'));
+  // Interrupted (SIGINT, SIGTERM), the data and logs go too; a finished run decides below.
+  const removeRoot = onCleanup(() => rmSync(root, { recursive: true, force: true }));
   const network = FaultNetwork.create(options.nodes + 1);
   const cluster = new FaultCluster(network, root, options.nodes);
   let keptDir = '';
@@ -166,8 +169,9 @@ export async function runFaultTier(options: RunOptions): Promise<RunReport> {
   } finally {
     await cluster.stop();
     network.destroy();
-    if (keptDir === '') rmSync(root, { recursive: true, force: true });
-    else options.log(`fault: node logs and data kept in ${keptDir}`);
+    if (keptDir === '') removeRoot.run();
+    else removeRoot.cancel();
+    if (keptDir !== '') options.log(`fault: node logs and data kept in ${keptDir}`);
   }
 }
 

@@ -4,7 +4,7 @@ import { HistoryRecorder, type KvInput, type KvOutput } from '../lib/linearizabi
 import type { KvClient, Outcome } from './kv-client.js';
 import { Prng } from './prng.js';
 
-export type OpKind = 'get' | 'put' | 'cas';
+export type OpKind = 'get' | 'put' | 'del' | 'cas';
 
 export interface OpCounts {
   ok: number;
@@ -20,8 +20,8 @@ export interface WorkloadOptions {
 }
 
 /**
- * Each client runs one operation at a time: 45 % linearizable gets, 30 % puts, 25 %
- * compare-and-set from the value it last read. Values are unique (`c<client>-<n>`). A write
+ * Each client runs one operation at a time: 40 % linearizable gets, 30 % puts, 8 % deletes
+ * (a put of null in the model), 22 % compare-and-set from the value it last read. Values are unique (`c<client>-<n>`). A write
  * that definitely failed is left out of the history; one whose fate is unknown stays open to
  * the end (return at infinity).
  */
@@ -30,6 +30,7 @@ export class Workload {
   readonly counts: Record<OpKind, OpCounts> = {
     get: { ok: 0, fail: 0, indeterminate: 0 },
     put: { ok: 0, fail: 0, indeterminate: 0 },
+    del: { ok: 0, fail: 0, indeterminate: 0 },
     cas: { ok: 0, fail: 0, indeterminate: 0 },
   };
   /** Failure reasons (error codes) and how often each came. */
@@ -83,15 +84,19 @@ export class Workload {
       const key = prng.pick(this.options.keys);
       const roll = prng.next();
       let outcome: Outcome<KvOutput>;
-      if (roll < 0.45) {
+      if (roll < 0.4) {
         outcome = await this.readOnce(client, clientId, key);
         if (outcome.kind === 'ok') lastRead.set(key, outcome.value as string | null);
       } else {
         const value = `c${clientId}-${++sequence}`;
-        if (roll < 0.75) {
+        if (roll < 0.7) {
           const id = this.history.invoke(clientId, { op: 'put', key, value });
           outcome = await client.put(key, value);
           this.record('put', id, outcome);
+        } else if (roll < 0.78) {
+          const id = this.history.invoke(clientId, { op: 'put', key, value: null });
+          outcome = await client.del(key);
+          this.record('del', id, outcome);
         } else {
           const expected = lastRead.get(key) ?? null;
           const id = this.history.invoke(clientId, { op: 'cas', key, expected, value });
