@@ -48,10 +48,16 @@ const MUTANTS: Mutant[] = [
     replace: 'if (true) {',
   },
   {
-    name: 'membership changes handed out before an installed snapshot are applied on top of it',
+    name: 'membership in effect only once applied, not once in the log (§4.1; seeds 1853, 961)',
     file: 'raft/raft.js',
-    find: 'if (entry.index <= this.membershipIndex)',
-    replace: 'if (false)',
+    find: 'return this.memberships.current.membership;',
+    replace: 'return this.memberships.at(Math.max(this.log.applied, this.memberships.baseIndex)).membership;',
+  },
+  {
+    name: 'a membership change truncated from the log stays in effect (§4.1)',
+    file: 'raft/membership-log.js',
+    find: 'this.history.pop();',
+    replace: 'break;',
   },
   {
     name: 'a single voter leads before its new term and vote are durable (§5.1)',

@@ -72,6 +72,16 @@ export class SimNetwork {
     this.cut.add(`${from}->${to}`);
   }
 
+  /** Restores one directed link. */
+  uncutLink(from: NodeId, to: NodeId): void {
+    this.cut.delete(`${from}->${to}`);
+  }
+
+  /** The cut directed links, as [from, to] pairs, in the order they were cut. */
+  cutLinks(): [NodeId, NodeId][] {
+    return [...this.cut].map((link) => link.split('->') as [NodeId, NodeId]);
+  }
+
   /** Splits nodes into two sides that cannot talk to each other in either direction. */
   partition(sideA: readonly NodeId[], sideB: readonly NodeId[]): void {
     for (const a of sideA) {

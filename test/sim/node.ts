@@ -23,6 +23,8 @@ export interface SimNodeHooks {
   applied(node: SimNode, entry: Entry): void;
   readState(node: SimNode, readState: ReadState): void;
   crashed(node: SimNode): void;
+  /** `node` has just become leader (seen in a Ready). */
+  becameLeader(node: SimNode): void;
 }
 
 export interface SimRaftOptions {
@@ -144,6 +146,7 @@ export class SimNode {
             lastIndex: status.lastIndex,
             termAt: (index) => raft.logTerm(index),
           });
+          this.hooks.becameLeader(this);
         }
         this.lastRole = ready.softState.role;
       }

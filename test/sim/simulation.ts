@@ -8,6 +8,7 @@ import {
   type Message,
   MessageType,
   type NodeId,
+  ProgressState,
   type ReadState,
   SeededPrng,
 } from '../../raft/index.js';
@@ -92,12 +93,30 @@ class Simulation {
   private nextNodeNumber = 1;
   private nextOp = 1;
   private readonly restartAt = new Map<NodeId, number>();
+  /** New leaders doomed to crash or be cut off (leader churn): when, how, and for how long. */
+  private readonly crashAt = new Map<NodeId, { at: number; kind: 'crash' | 'isolate'; downSteps: number }>();
+  /** Nodes cut off from everyone by leader churn, and when their links return. */
+  private readonly isolatedUntil = new Map<NodeId, number>();
+  /** Nodes that granted a vote this step and crash before anything else happens (vote crash). */
+  private readonly crashAfterSend = new Set<NodeId>();
+  /** Faults are injected only in the safety phase. */
+  private faultsOn = true;
   private readonly persistDelayMax: number;
   private readonly clientTimeoutSteps: number;
+  /**
+   * Writes whose client gave up, by log index: still undecided until some node applies that
+   * index. Then each either took effect (its own entry is there) and completes at that step,
+   * within its real interval, or never can (another entry is there) and is dropped. Only those
+   * still undecided at the end stay open-ended, which keeps the history checkable.
+   */
+  private readonly undecided = new Map<number, { historyId: number; term: number; op: number }[]>();
+  /** What was applied at each index (the first node to apply it decides for all). */
+  private readonly appliedAt = new Map<number, { term: number; op: number; output: KvOutput }>();
   private readonly stats: Record<string, number> = {
     writesOk: 0,
     writesFailed: 0,
     writesUnknown: 0,
+    writesLate: 0,
     readsOk: 0,
     readsFailed: 0,
     crashes: 0,
@@ -108,6 +127,9 @@ class Simulation {
     membershipRefused: 0,
     transfers: 0,
     snapshots: 0,
+    clogs: 0,
+    voteCrashes: 0,
+    leaderChurnCrashes: 0,
   };
   private readonly faultRates: {
     crash: number;
@@ -120,6 +142,18 @@ class Simulation {
     transfer: number;
     snapshot: number;
     clientStart: number;
+    /** Per tick: cut one more directed link (FoundationDB's clogging), and restore one. */
+    clog: number;
+    unclog: number;
+    /** Per granted vote: the voter crashes and restarts at once, before anything else (§5.1). */
+    voteCrash: number;
+    /** Per new leader: it crashes within a few ticks and soon returns (the Figure 8 schedule). */
+    leaderChurn: number;
+    /**
+     * Per acknowledgement from a follower the leader was still probing (one catching up): the
+     * leader is cut off right after it, having replicated part of its log to one more node.
+     */
+    ackCut: number;
   };
 
   constructor(private readonly options: SimulationOptions) {
@@ -154,7 +188,27 @@ class Simulation {
       transfer: this.prng.nextFloat() * 0.01,
       snapshot: this.prng.nextFloat() * 0.05,
       clientStart: 0.2 + this.prng.nextFloat() * 0.6,
+      clog: 0,
+      unclog: 0,
+      voteCrash: 0,
+      leaderChurn: 0,
+      ackCut: 0,
     };
+    // Schedules aimed at classic bugs, each on in some seeds only, so others keep the plain mix.
+    const rates = this.faultRates;
+    if (this.prng.chance(0.4)) {
+      rates.clog = 0.02 + this.prng.nextFloat() * 0.1;
+      rates.unclog = 0.02 + this.prng.nextFloat() * 0.1;
+    }
+    if (this.prng.chance(0.4)) rates.voteCrash = 0.2 + this.prng.nextFloat() * 0.8;
+    if (this.prng.chance(0.5)) {
+      rates.leaderChurn = 0.2 + this.prng.nextFloat() * 0.7;
+      rates.ackCut = 0.2 + this.prng.nextFloat() * 0.8;
+      // Mostly one entry per Append, so a catching-up follower gets a new leader's older
+      // entries before its first entry of its own term.
+      if (this.prng.chance(0.7)) this.raftOptions.maxMessageBytes = 96;
+    }
+    if (this.prng.chance(0.3)) rates.membership = 0.03 + this.prng.nextFloat() * 0.1;
     // Cluster shapes: 3 voters, 5 voters, 3 voters and 2 learners, or a single voter and 2
     // learners (a laptop node growing into a cluster: the learners are promoted later).
     const shape = this.prng.nextInt(4);
@@ -215,6 +269,10 @@ class Simulation {
 
   /** Heals everything and checks that a leader is elected and a proposal commits within the bound. */
   private livenessPhase(ticks: number): void {
+    this.faultsOn = false;
+    this.crashAt.clear();
+    this.isolatedUntil.clear();
+    this.crashAfterSend.clear();
     this.network.heal();
     this.network.options = { ...this.network.options, dropRate: 0, duplicateRate: 0 };
     for (const node of this.nodes.values()) {
@@ -268,8 +326,11 @@ class Simulation {
       if (node.isPaused(this.step)) continue;
       if (node.inbox.length > 0) for (const message of node.inbox.splice(0)) this.deliver(message);
       node.collect(this.step, persistDelay);
+      this.crashIfAsked(node);
       node.persistDue(this.step);
+      this.crashIfAsked(node);
       node.collect(this.step, persistDelay);
+      this.crashIfAsked(node);
     }
     this.serveReads();
   }
@@ -284,14 +345,47 @@ class Simulation {
       target.inbox.push(message);
       return;
     }
+    const catchingUp =
+      this.faultRates.ackCut > 0 &&
+      message.type === MessageType.AppendResponse &&
+      !message.reject &&
+      target.raft.status().progress?.get(message.from)?.state === ProgressState.Probe;
     const result = target.raft.step(message);
     if (!result.ok)
       this.checker.violations.push(
         `step ${this.step}: ${target.id} refused a message from raft: ${result.error.message}`,
       );
+    if (this.faultsOn && catchingUp && target.isLeader() && this.prng.chance(this.faultRates.ackCut)) {
+      // A follower that was behind has just caught up with part of the leader's log: the leader
+      // is cut off now, so what it sends next (the rest, or a commit) reaches nobody for a while.
+      this.crashAt.set(target.id, {
+        at: this.step,
+        kind: 'isolate',
+        downSteps: (1 + this.prng.nextInt(30)) * STEPS_PER_TICK,
+      });
+      this.leaderChurn(true);
+    }
+  }
+
+  /** A vote crash: the node granted a vote just now; it crashes and restarts before it does anything else. */
+  private crashIfAsked(node: SimNode): void {
+    if (!this.crashAfterSend.delete(node.id) || !node.alive) return;
+    node.crash();
+    node.restart();
+    this.stats.voteCrashes++;
+    this.log(`vote crash ${node.id}`);
   }
 
   private send(message: Message): void {
+    if (
+      this.faultsOn &&
+      message.type === MessageType.VoteResponse &&
+      !message.reject &&
+      message.from !== message.to &&
+      this.prng.chance(this.faultRates.voteCrash)
+    ) {
+      this.crashAfterSend.add(message.from);
+    }
     this.network.send(message, this.step, (dropped) => {
       const sender = this.nodes.get(dropped.from);
       if (dropped.type === MessageType.Snapshot) sender?.raft?.reportSnapshot(dropped.to, false);
@@ -305,6 +399,16 @@ class Simulation {
     // Rates are per tick; faults are drawn at every step.
     const chance = (perTick: number) => this.prng.chance(perTick / STEPS_PER_TICK);
     const rates = this.faultRates;
+    this.leaderChurn();
+    for (const [id, until] of this.isolatedUntil) {
+      if (until > this.step) continue;
+      this.isolatedUntil.delete(id);
+      for (const other of this.nodes.keys()) {
+        this.network.uncutLink(id, other);
+        this.network.uncutLink(other, id);
+      }
+      this.log(`leader churn: reconnect ${id}`);
+    }
     for (const [id, at] of this.restartAt) {
       if (at <= this.step) {
         this.restartAt.delete(id);
@@ -367,6 +471,21 @@ class Simulation {
         this.stats.partitions++;
         this.log(`cut ${from} -> ${to}`);
       }
+    }
+    if (chance(rates.clog)) {
+      const ids = [...this.nodes.keys()];
+      const from = this.pick(ids);
+      const to = this.pick(ids);
+      if (from !== to) {
+        this.network.cutLink(from, to);
+        this.stats.clogs++;
+        this.log(`clog ${from} -> ${to}`);
+      }
+    }
+    if (this.network.cutCount > 0 && chance(rates.unclog)) {
+      const [from, to] = this.pick(this.network.cutLinks());
+      this.network.uncutLink(from, to);
+      this.log(`unclog ${from} -> ${to}`);
     }
     if (this.network.cutCount > 0 && chance(rates.heal)) {
       this.network.heal();
@@ -483,9 +602,13 @@ class Simulation {
   }
 
   private onApplied(node: SimNode, entry: Entry): void {
-    if (entry.type !== EntryType.Normal || entry.data.length === 0) return;
+    if (entry.type !== EntryType.Normal || entry.data.length === 0) {
+      this.decide(entry.index, entry.term, -1, null);
+      return;
+    }
     const command = decodeCommand(entry.data);
     const result = node.kv.apply(command);
+    this.decide(entry.index, entry.term, command.op, result.kind === 'cas' ? result.swapped : true);
     for (let slot = 0; slot < this.clients.length; slot++) {
       const pending = this.clients[slot];
       if (pending?.kind !== 'write' || pending.node !== node || pending.index !== entry.index) continue;
@@ -521,6 +644,42 @@ class Simulation {
     }
   }
 
+  /**
+   * Leader churn (the Figure 8 schedule): a new leader is cut off from everyone, or crashes,
+   * at once or within a few ticks, and returns after a while. Cut off at once, its first
+   * entries reach nobody; a little later, some followers have part of them.
+   */
+  private onBecameLeader(node: SimNode): void {
+    if (!this.faultsOn || !this.prng.chance(this.faultRates.leaderChurn)) return;
+    this.crashAt.set(node.id, {
+      at: this.prng.chance(0.5) ? this.step : this.step + 1 + this.prng.nextInt(4 * STEPS_PER_TICK),
+      kind: this.prng.chance(0.7) ? 'isolate' : 'crash',
+      downSteps: (1 + this.prng.nextInt(30)) * STEPS_PER_TICK,
+    });
+    // Cut off now, before this Ready's messages go; a crash waits for the next step (the node
+    // is in the middle of handing out Readies).
+    this.leaderChurn(true);
+  }
+
+  private leaderChurn(isolationsOnly = false): void {
+    for (const [id, doom] of this.crashAt) {
+      if (doom.at > this.step || (isolationsOnly && doom.kind === 'crash')) continue;
+      this.crashAt.delete(id);
+      const node = this.nodes.get(id);
+      if (!node?.alive) continue;
+      this.stats.leaderChurnCrashes++;
+      if (doom.kind === 'crash') {
+        node.crash();
+        this.restartAt.set(id, this.step + doom.downSteps);
+        this.log(`leader churn: crash ${id}`);
+      } else {
+        for (const other of this.nodes.keys()) if (other !== id) this.network.partition([id], [other]);
+        this.isolatedUntil.set(id, this.step + doom.downSteps);
+        this.log(`leader churn: isolate ${id}`);
+      }
+    }
+  }
+
   private onCrashed(node: SimNode): void {
     for (let slot = 0; slot < this.clients.length; slot++) {
       const pending = this.clients[slot];
@@ -528,11 +687,35 @@ class Simulation {
     }
   }
 
+  /** Index `index` was applied with (term, op): the undecided writes proposed there are decided. */
+  private decide(index: number, term: number, op: number, output: KvOutput): void {
+    if (!this.appliedAt.has(index)) this.appliedAt.set(index, { term, op, output });
+    const waiting = this.undecided.get(index);
+    if (waiting === undefined) return;
+    this.undecided.delete(index);
+    for (const write of waiting) this.settleWrite(write, { term, op, output });
+  }
+
+  private settleWrite(
+    write: { historyId: number; term: number; op: number },
+    applied: { term: number; op: number; output: KvOutput },
+  ): void {
+    if (applied.term === write.term && applied.op === write.op) {
+      this.history.complete(write.historyId, applied.output);
+      this.stats.writesLate++;
+    } else {
+      this.history.discard(write.historyId);
+      this.stats.writesFailed++;
+    }
+  }
+
   /** The client gave up: a write may or may not take effect; a read constrains nothing. */
   private settleUnknown(slot: number, pending: PendingOp): void {
     if (pending.kind === 'write') {
-      this.history.completeUnknown(pending.historyId);
-      this.stats.writesUnknown++;
+      const write = { historyId: pending.historyId, term: pending.term, op: pending.command.op };
+      const applied = this.appliedAt.get(pending.index);
+      if (applied !== undefined) this.settleWrite(write, applied);
+      else this.undecided.set(pending.index, [...(this.undecided.get(pending.index) ?? []), write]);
     } else {
       this.history.discard(pending.historyId);
       this.stats.readsFailed++;
@@ -547,6 +730,13 @@ class Simulation {
       const pending = this.clients[slot];
       if (pending) this.settleUnknown(slot, pending);
     }
+    for (const waiting of this.undecided.values()) {
+      for (const write of waiting) {
+        this.history.completeUnknown(write.historyId);
+        this.stats.writesUnknown++;
+      }
+    }
+    this.undecided.clear();
   }
 
   private checkHistory(): void {
@@ -581,6 +771,7 @@ class Simulation {
         applied: (n, entry) => this.onApplied(n, entry),
         readState: (n, readState) => this.onReadState(n, readState),
         crashed: (n) => this.onCrashed(n),
+        becameLeader: (n) => this.onBecameLeader(n),
       },
     );
     this.nodes.set(id, node);
