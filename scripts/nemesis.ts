@@ -19,6 +19,11 @@ const argv = await yargs(hideBin(process.argv))
     default: false,
     describe: 'keep node logs and data even when it passes',
   })
+  .option('stale-reads', {
+    type: 'boolean',
+    default: false,
+    describe: 'clients read stale: a check that the tier catches violations (the run should fail)',
+  })
   .option('verbose', { type: 'boolean', default: false, describe: 'log every fault as it happens' })
   .strict()
   .parse();
@@ -35,6 +40,7 @@ const report = await runFaultTier({
   nodes: argv.nodes,
   durationMs: argv.duration * 1000,
   keep: argv.keep,
+  reads: argv.staleReads ? 'stale' : 'linearizable',
   log: (line) => {
     if (argv.verbose || !line.startsWith('nemesis ')) console.error(line);
   },
@@ -43,6 +49,9 @@ console.log(formatFaults(report));
 console.log('');
 console.log(formatReport(report));
 if (report.violations.length > 0) {
-  console.log(`replay: npm run nemesis -- --duration ${argv.duration} --seed ${seed} --nodes ${argv.nodes}`);
+  const stale = argv.staleReads ? ' --stale-reads' : '';
+  console.log(
+    `replay: npm run nemesis -- --duration ${argv.duration} --seed ${seed} --nodes ${argv.nodes}${stale}`,
+  );
 }
 process.exit(report.violations.length === 0 ? 0 : 1);

@@ -13,6 +13,7 @@ export class HttpKvClient implements KvClient {
   constructor(
     private readonly url: string,
     private readonly timeoutMs: number,
+    private readonly consistency: 'linearizable' | 'stale' = 'linearizable',
   ) {}
 
   get label(): string {
@@ -22,7 +23,7 @@ export class HttpKvClient implements KvClient {
   async get(key: string): Promise<Outcome<string | null>> {
     return this.request(
       'GET',
-      `/kv/${encodeURIComponent(key)}?consistency=linearizable`,
+      `/kv/${encodeURIComponent(key)}?consistency=${this.consistency}`,
       undefined,
       (status, body) => {
         if (status === 200) return { kind: 'ok', value: asValue((body as { value: unknown }).value) };

@@ -12,6 +12,7 @@ export class LibraryKvClient implements KvClient {
   constructor(
     private readonly endpoints: readonly string[],
     timeoutMs: number,
+    private readonly consistency: 'linearizable' | 'stale' = 'linearizable',
   ) {
     this.client = new Client({
       endpoints,
@@ -27,7 +28,7 @@ export class LibraryKvClient implements KvClient {
 
   async get(key: string): Promise<Outcome<string | null>> {
     try {
-      const doc = await this.client.get(REALM, key);
+      const doc = await this.client.get(REALM, key, { consistency: this.consistency });
       return { kind: 'ok', value: typeof doc.value === 'string' ? doc.value : JSON.stringify(doc.value) };
     } catch (error) {
       if (error instanceof ConclaveError && error.code === 'NOT_FOUND') return { kind: 'ok', value: null };

@@ -18,7 +18,8 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
 export function formatReport(report: RunReport): string {
   const lines: string[] = [];
   lines.push(
-    `nemesis summary: seed ${report.seed}, ${report.nodes} nodes, ${report.faults.length} faults, wall ${ms(report.wallMs)}`,
+    `nemesis summary: seed ${report.seed}, ${report.nodes} nodes, ${report.faults.length} faults, ` +
+      `${report.reads} reads, wall ${ms(report.wallMs)}`,
   );
   lines.push('');
   const byKind = new Map(report.availability.map((a) => [a.kind, a]));

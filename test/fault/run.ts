@@ -31,6 +31,11 @@ export interface RunOptions {
   readonly libraryClients: number;
   readonly thinkMs: readonly [number, number];
   readonly checkTimeoutMs: number;
+  /**
+   * The workload's reads: 'linearizable' (the real test), or 'stale' to check that the tier
+   * catches violations (stale reads under partitions are not linearizable, so it should fail).
+   */
+  readonly reads?: 'linearizable' | 'stale';
   /** Keep the data directories and node logs even when nothing failed. */
   readonly keep?: boolean;
   readonly log: (line: string) => void;
@@ -49,6 +54,7 @@ export const DEFAULT_RUN: Omit<RunOptions, 'seed' | 'nodes' | 'durationMs' | 'lo
 export interface RunReport {
   readonly seed: number;
   readonly nodes: number;
+  readonly reads: 'linearizable' | 'stale';
   readonly wallMs: number;
   readonly faults: readonly FaultRecord[];
   readonly skipped: readonly { kind: string; reason: string }[];
@@ -90,7 +96,9 @@ export async function runFaultTier(options: RunOptions): Promise<RunReport> {
     const keys = Array.from({ length: options.keys }, (_, i) => `k${i}`);
     const clients: KvClient[] = [];
     for (const slot of cluster.slots) {
-      for (let i = 0; i < options.httpClientsPerNode; i++) clients.push(new HttpKvClient(slot.url, 3000));
+      for (let i = 0; i < options.httpClientsPerNode; i++) {
+        clients.push(new HttpKvClient(slot.url, 3000, options.reads));
+      }
     }
     const urls = cluster.slots.map((s) => s.url);
     for (let i = 0; i < options.libraryClients; i++) {
@@ -149,6 +157,7 @@ export async function runFaultTier(options: RunOptions): Promise<RunReport> {
     return {
       seed: options.seed,
       nodes: options.nodes,
+      reads: options.reads ?? 'linearizable',
       wallMs: Date.now() - started,
       faults: nemesis.faults,
       skipped: nemesis.skipped,
