@@ -462,26 +462,8 @@ class Simulation {
       this.stats.partitions++;
       this.log(`partition [${sideA}] | [${sideB}]`);
     }
-    if (chance(rates.asymmetric)) {
-      const ids = [...this.nodes.keys()];
-      const from = this.pick(ids);
-      const to = this.pick(ids);
-      if (from !== to) {
-        this.network.cutLink(from, to);
-        this.stats.partitions++;
-        this.log(`cut ${from} -> ${to}`);
-      }
-    }
-    if (chance(rates.clog)) {
-      const ids = [...this.nodes.keys()];
-      const from = this.pick(ids);
-      const to = this.pick(ids);
-      if (from !== to) {
-        this.network.cutLink(from, to);
-        this.stats.clogs++;
-        this.log(`clog ${from} -> ${to}`);
-      }
-    }
+    if (chance(rates.asymmetric)) this.cutRandomLink('partitions', 'cut');
+    if (chance(rates.clog)) this.cutRandomLink('clogs', 'clog');
     if (this.network.cutCount > 0 && chance(rates.unclog)) {
       const [from, to] = this.pick(this.network.cutLinks());
       this.network.uncutLink(from, to);
@@ -500,6 +482,17 @@ class Simulation {
         this.stats.snapshots++;
       }
     }
+  }
+
+  /** Cuts one random directed link (an asymmetric fault), counted under `stat`. */
+  private cutRandomLink(stat: 'partitions' | 'clogs', label: string): void {
+    const ids = [...this.nodes.keys()];
+    const from = this.pick(ids);
+    const to = this.pick(ids);
+    if (from === to) return;
+    this.network.cutLink(from, to);
+    this.stats[stat]++;
+    this.log(`${label} ${from} -> ${to}`);
   }
 
   private changeMembership(): void {
