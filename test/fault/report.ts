@@ -84,8 +84,17 @@ export function formatReport(report: RunReport): string {
   lines.push(
     report.violations.length === 0 ? 'verdict: PASS' : `verdict: FAIL (${report.violations.length})`,
   );
-  for (const v of report.violations) lines.push(`  - ${v}`);
+  for (const v of report.violations) lines.push(`  - ${abridged(v)}`);
+  if (report.keptDir !== '')
+    lines.push(`node logs, data, history.json and linearizability.txt: ${report.keptDir}`);
   return lines.join('\n');
+}
+
+/** A long checker report cut to its head and its last lines (the full one is in linearizability.txt). */
+function abridged(text: string): string {
+  const lines = text.split('\n');
+  if (lines.length <= 40) return text;
+  return [...lines.slice(0, 4), `    ... ${lines.length - 34} lines ...`, ...lines.slice(-30)].join('\n');
 }
 
 /** The faults in order, one line each, for a log. */

@@ -1,6 +1,6 @@
 // One fault-tier run end to end: network, nodes, clients, nemesis, final heal, convergence and the linearizability check.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { availabilityByKind, type KindAvailability, longestGap } from './availability.js';
@@ -70,7 +70,10 @@ export interface RunReport {
   readonly unhealed: readonly string[];
   /** Everything that makes the run fail; empty when it passed. */
   readonly violations: readonly string[];
-  /** Where node logs and data are (kept when the run failed or `keep` was set), or ''. */
+  /**
+   * Where node logs, data, the checker's full report and the history (JSON) are: kept when the
+   * run failed, a fault was not in force, or `keep` was set; else ''.
+   */
   readonly keptDir: string;
 }
 
@@ -153,7 +156,12 @@ export async function runFaultTier(options: RunOptions): Promise<RunReport> {
     if (workload.writeSuccesses.length === 0) violations.push('no write succeeded');
     violations.push(...unhealed);
     const firstFault = nemesis.faults[0]?.start ?? Date.now();
-    if (violations.length > 0 || options.keep) keptDir = root;
+    const unapplied = nemesis.faults.some((f) => f.problem !== undefined);
+    if (violations.length > 0 || unapplied || options.keep) {
+      keptDir = root;
+      writeFileSync(join(root, 'linearizability.txt'), `${history.report}\n`);
+      writeFileSync(join(root, 'history.json'), JSON.stringify(workload.history.operations()));
+    }
     return {
       seed: options.seed,
       nodes: options.nodes,
