@@ -37,8 +37,8 @@ export interface AppliedFault {
   heal(): Promise<void>;
 }
 
-/** How long a membership change may take before the nemesis gives up on it. */
-const MEMBERSHIP_DEADLINE_MS = 20_000;
+/** How long a membership change (all its steps) may take before the nemesis gives up on it. */
+const MEMBERSHIP_DEADLINE_MS = 45_000;
 const LEADER_WAIT_MS = 10_000;
 
 const noHeal = async (): Promise<void> => {};
@@ -202,8 +202,10 @@ export async function applyFault(kind: FaultKind, ctx: FaultContext): Promise<Ap
  */
 async function replaceMember(ctx: FaultContext): Promise<{ detail: string; done: boolean }> {
   const { cluster, prng } = ctx;
-  const deadline = Date.now() + MEMBERSHIP_DEADLINE_MS;
+  const started = Date.now();
+  const deadline = started + MEMBERSHIP_DEADLINE_MS;
   const steps: string[] = [];
+  const took = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
   const members = await currentMembers(cluster);
   if (!members) return { detail: 'no leader', done: false };
   const learner = members.find((m) => m.role === 'learner');
@@ -214,12 +216,12 @@ async function replaceMember(ctx: FaultContext): Promise<{ detail: string; done:
     await cluster.wipe(incoming);
     cluster.start(incoming);
     const added = await addLearner(cluster, incoming, deadline);
-    steps.push(`add ${incoming.name}: ${added.done ? 'ok' : added.last}`);
+    steps.push(`add ${incoming.name}: ${added.done ? 'ok' : added.last} at ${took()}`);
     if (!added.done) return { detail: await settle(cluster, steps), done: false };
     incoming.member = true;
   }
   const promoted = await promote(cluster, incoming, deadline);
-  steps.push(`promote ${incoming.name}: ${promoted.done ? 'ok' : promoted.last}`);
+  steps.push(`promote ${incoming.name}: ${promoted.done ? 'ok' : promoted.last} at ${took()}`);
   if (!promoted.done) return { detail: await settle(cluster, steps), done: false };
   const leader = await cluster.leader();
   const voters = cluster.members.filter((s) => s !== incoming);

@@ -64,9 +64,7 @@ export async function changeUntil(
     const via = (await cluster.leader()) ?? running[attempt++ % Math.max(1, running.length)];
     if (via) {
       const answer = await request(via);
-      last = answer
-        ? `${answer.status} ${answer.body.code ?? ''} ${answer.body.reason ?? ''}`.trim()
-        : 'no answer';
+      last = answer ? describe(answer) : 'no answer';
       if (answer?.status === 200) {
         // Applied on the leader; the next loop confirms it through the membership.
         continue;
@@ -76,6 +74,12 @@ export async function changeUntil(
   }
   const members = await currentMembers(cluster);
   return { done: members !== undefined && done(members), last };
+}
+
+/** An admin answer in one line: status, code, reason and the start of the message. */
+function describe(answer: AdminAnswer): string {
+  const { code, reason, message } = answer.body;
+  return [String(answer.status), code, reason, message?.slice(0, 160)].filter(Boolean).join(' ');
 }
 
 export const has = (members: readonly MemberRole[], name: string, role?: MemberRole['role']): boolean =>
@@ -116,9 +120,7 @@ export async function transferLeadership(cluster: FaultCluster, to: Slot, deadli
     if (leader === to) return { done: true, last };
     if (leader) {
       const answer = await adminRequest(leader, 'POST', '/v1/leader/transfer', { to: to.name });
-      last = answer
-        ? `${answer.status} ${answer.body.code ?? ''} ${answer.body.reason ?? ''}`.trim()
-        : 'no answer';
+      last = answer ? describe(answer) : 'no answer';
       if (answer?.status === 200) return { done: true, last };
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
