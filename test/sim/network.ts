@@ -23,6 +23,8 @@ export class SimNetwork {
   private sequence = 0;
   /** Directed links that drop everything: "from->to". */
   private readonly cut = new Set<string>();
+  /** Nodes a fault schedule has cut off from everyone; heal() leaves them to the schedule. */
+  private readonly isolated = new Set<NodeId>();
   options: NetworkOptions;
   sent = 0;
   dropped = 0;
@@ -65,7 +67,22 @@ export class SimNetwork {
   }
 
   isCut(from: NodeId, to: NodeId): boolean {
-    return this.cut.has(`${from}->${to}`);
+    return this.isolated.has(from) || this.isolated.has(to) || this.cut.has(`${from}->${to}`);
+  }
+
+  /** Cuts `id` off from everyone until reconnect(id), whatever heal() does meanwhile. */
+  isolate(id: NodeId): void {
+    this.isolated.add(id);
+  }
+
+  reconnect(id: NodeId): void {
+    this.isolated.delete(id);
+  }
+
+  /** Restores every link, including the isolations. */
+  healAll(): void {
+    this.cut.clear();
+    this.isolated.clear();
   }
 
   cutLink(from: NodeId, to: NodeId): void {

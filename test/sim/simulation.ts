@@ -21,6 +21,7 @@ import {
   kvModel,
 } from '../lib/linearizability.js';
 import { SafetyChecker } from './checkers.js';
+import { Figure8Schedule } from './figure8.js';
 import { decodeCommand, encodeCommand, type KvCommand } from './kv.js';
 import { SimNetwork } from './network.js';
 import { SimNode, type SimRaftOptions } from './node.js';
@@ -87,6 +88,12 @@ class Simulation {
   private readonly history = new HistoryRecorder<KvInput, KvOutput>();
   /** Client slots; each has at most one operation outstanding. */
   private readonly clients: (PendingOp | undefined)[];
+  /**
+   * Per slot: the undecided write its client gave up on. Like a real client retrying under its
+   * session, it starts nothing new until that write is decided, which bounds how many
+   * open-ended writes overlap (and so the linearizability search).
+   */
+  private readonly waitingFor: (number | undefined)[];
   private nextClientId = 0;
   private readonly clientIds: number[];
   private step = 0;
@@ -94,14 +101,22 @@ class Simulation {
   private nextOp = 1;
   private readonly restartAt = new Map<NodeId, number>();
   /** New leaders doomed to crash or be cut off (leader churn): when, how, and for how long. */
-  private readonly crashAt = new Map<NodeId, { at: number; kind: 'crash' | 'isolate'; downSteps: number }>();
+  private readonly crashAt = new Map<
+    NodeId,
+    { at: number; kind: 'crash' | 'flash' | 'isolate'; downSteps: number }
+  >();
   /** Nodes cut off from everyone by leader churn, and when their links return. */
   private readonly isolatedUntil = new Map<NodeId, number>();
-  /** Nodes that granted a vote this step and crash before anything else happens (vote crash). */
-  private readonly crashAfterSend = new Set<NodeId>();
+  /**
+   * Nodes that crash and restart before anything else happens, having just sent a message that
+   * rests on state they have not saved: a vote granted, or entries sent ahead of their own write.
+   */
+  private readonly crashAfterSend = new Map<NodeId, 'voteCrashes' | 'appendCrashes'>();
+  /** The Figure 8 schedule, in some seeds. */
+  private readonly figure8: Figure8Schedule | undefined;
   /** Faults are injected only in the safety phase. */
   private faultsOn = true;
-  private readonly persistDelayMax: number;
+  private persistDelayMax: number;
   private readonly clientTimeoutSteps: number;
   /**
    * Writes whose client gave up, by log index: still undecided until some node applies that
@@ -129,6 +144,8 @@ class Simulation {
     snapshots: 0,
     clogs: 0,
     voteCrashes: 0,
+    appendCrashes: 0,
+    figure8Rounds: 0,
     leaderChurnCrashes: 0,
   };
   private readonly faultRates: {
@@ -147,6 +164,10 @@ class Simulation {
     unclog: number;
     /** Per granted vote: the voter crashes and restarts at once, before anything else (§5.1). */
     voteCrash: number;
+    /** Per Append carrying data sent before the sender saved all it has: it crashes and restarts at once. */
+    appendCrash: number;
+    /** Per tick and leader: a write to a key no client checks (a steady writer, unbounded by client slots). */
+    backgroundWrite: number;
     /** Per new leader: it crashes within a few ticks and soon returns (the Figure 8 schedule). */
     leaderChurn: number;
     /**
@@ -191,6 +212,8 @@ class Simulation {
       clog: 0,
       unclog: 0,
       voteCrash: 0,
+      appendCrash: 0,
+      backgroundWrite: 0,
       leaderChurn: 0,
       ackCut: 0,
     };
@@ -209,9 +232,49 @@ class Simulation {
       if (this.prng.chance(0.7)) this.raftOptions.maxMessageBytes = 96;
     }
     if (this.prng.chance(0.3)) rates.membership = 0.03 + this.prng.nextFloat() * 0.1;
+    if (this.prng.chance(0.4)) {
+      rates.appendCrash = 0.02 + this.prng.nextFloat() * 0.2;
+      rates.backgroundWrite = 0.3 + this.prng.nextFloat() * 0.7;
+      // Mostly with a slow disk, so that much is sent before it is saved.
+      if (this.prng.chance(0.75)) {
+        this.persistDelayMax = 30 + this.prng.nextInt(60);
+        // An election must be winnable: the timeout above a vote's round trip and two writes.
+        const roundTrip = Math.ceil((2 * delayMax + 2 * this.persistDelayMax) / STEPS_PER_TICK);
+        this.raftOptions.electionTicks = Math.max(this.raftOptions.electionTicks, roundTrip + 2);
+      }
+    }
+    if (this.prng.chance(0.25)) {
+      // Figure 8 needs the new leader's old entries to travel one Append at a time; other
+      // leader churn would only get in its way.
+      rates.leaderChurn = 0;
+      rates.ackCut = 0;
+      // About one command per Append (an empty no-op may share one).
+      this.raftOptions.maxMessageBytes = 96;
+      this.figure8 = new Figure8Schedule(
+        {
+          isolate: (id) => this.network.isolate(id),
+          reconnect: (id) => this.network.reconnect(id),
+          campaign: (id) => this.nodes.get(id)?.raft?.campaign(),
+          quorum: (id) => {
+            const voters = this.nodes.get(id)?.raft?.status().membership.voters.length ?? 1;
+            return Math.floor(voters / 2) + 1;
+          },
+          write: (id, count) => {
+            for (let i = 0; i < count; i++) {
+              const command: KvCommand = { kind: 'put', op: this.nextOp++, key: 'figure8', value: `f${i}` };
+              this.nodes.get(id)?.raft?.propose(encodeCommand(command));
+            }
+          },
+          log: (text) => this.log(text),
+        },
+        80 * STEPS_PER_TICK,
+      );
+    }
     // Cluster shapes: 3 voters, 5 voters, 3 voters and 2 learners, or a single voter and 2
     // learners (a laptop node growing into a cluster: the learners are promoted later).
-    const shape = this.prng.nextInt(4);
+    // With crashes after unsaved sends, often a lone voter and its learners: nothing but its
+    // own disk stands between a lost term and a second leader of that term.
+    const shape = rates.appendCrash > 0 && this.prng.chance(0.5) ? 3 : this.prng.nextInt(4);
     const voterCount = [3, 5, 3, 1][shape]!;
     const learnerCount = shape >= 2 ? 2 : 0;
     const voters = Array.from({ length: voterCount }, () => this.newNodeId());
@@ -221,6 +284,7 @@ class Simulation {
     const clientCount = 3 + this.prng.nextInt(6);
     this.clientTimeoutSteps = (20 + this.prng.nextInt(40)) * STEPS_PER_TICK;
     this.clients = new Array(clientCount).fill(undefined);
+    this.waitingFor = new Array(clientCount).fill(undefined);
     this.clientIds = this.clients.map(() => this.nextClientId++);
   }
 
@@ -237,6 +301,7 @@ class Simulation {
         `step ${this.step}: exception: ${(error as Error).stack ?? String(error)}`,
       );
     }
+    this.stats.figure8Rounds = this.figure8?.completed ?? 0;
     const membership = this.anyLive()?.raft?.membership();
     return {
       seed: this.options.seed,
@@ -270,10 +335,11 @@ class Simulation {
   /** Heals everything and checks that a leader is elected and a proposal commits within the bound. */
   private livenessPhase(ticks: number): void {
     this.faultsOn = false;
+    this.figure8?.abandon('liveness phase');
     this.crashAt.clear();
     this.isolatedUntil.clear();
     this.crashAfterSend.clear();
-    this.network.heal();
+    this.network.healAll();
     this.network.options = { ...this.network.options, dropRate: 0, duplicateRate: 0 };
     for (const node of this.nodes.values()) {
       node.restart();
@@ -288,7 +354,9 @@ class Simulation {
         for (const node of this.nodes.values()) node.tick(this.step);
         // Propose again if the probe's leader lost its term since (it may have been re-elected in a later one).
         if (probe === undefined || !probe.node.isLeader() || probe.node.raft?.status().term !== probe.term) {
-          const leader = [...this.nodes.values()].find((node) => node.isLeader());
+          // The leader of the latest term: a removed leader that never heard of its removal
+          // (no CheckQuorum, no one to tell it) may still believe it leads an older one.
+          const leader = this.latestLeader();
           const proposal = leader?.raft?.propose(
             encodeCommand({ kind: 'put', op: 0, key: 'liveness', value: `${this.step}` }),
           );
@@ -346,7 +414,7 @@ class Simulation {
       return;
     }
     const catchingUp =
-      this.faultRates.ackCut > 0 &&
+      (this.faultRates.ackCut > 0 || this.figure8 !== undefined) &&
       message.type === MessageType.AppendResponse &&
       !message.reject &&
       target.raft.status().progress?.get(message.from)?.state === ProgressState.Probe;
@@ -355,6 +423,8 @@ class Simulation {
       this.checker.violations.push(
         `step ${this.step}: ${target.id} refused a message from raft: ${result.error.message}`,
       );
+    if (this.faultsOn && catchingUp && target.isLeader())
+      this.figure8?.onCatchUpAck(target.id, message.from, this.step);
     if (this.faultsOn && catchingUp && target.isLeader() && this.prng.chance(this.faultRates.ackCut)) {
       // A follower that was behind has just caught up with part of the leader's log: the leader
       // is cut off now, so what it sends next (the rest, or a commit) reaches nobody for a while.
@@ -367,13 +437,16 @@ class Simulation {
     }
   }
 
-  /** A vote crash: the node granted a vote just now; it crashes and restarts before it does anything else. */
+  /** A node asked to crash by what it just sent crashes and restarts before it does anything else. */
   private crashIfAsked(node: SimNode): void {
-    if (!this.crashAfterSend.delete(node.id) || !node.alive) return;
+    const kind = this.crashAfterSend.get(node.id);
+    if (kind === undefined) return;
+    this.crashAfterSend.delete(node.id);
+    if (!node.alive) return;
     node.crash();
     node.restart();
-    this.stats.voteCrashes++;
-    this.log(`vote crash ${node.id}`);
+    this.stats[kind]++;
+    this.log(`${kind === 'voteCrashes' ? 'vote' : 'append'} crash ${node.id}`);
   }
 
   private send(message: Message): void {
@@ -384,7 +457,17 @@ class Simulation {
       message.from !== message.to &&
       this.prng.chance(this.faultRates.voteCrash)
     ) {
-      this.crashAfterSend.add(message.from);
+      this.crashAfterSend.set(message.from, 'voteCrashes');
+    }
+    if (
+      this.faultsOn &&
+      this.faultRates.appendCrash > 0 &&
+      message.type === MessageType.Append &&
+      message.entries.some((entry) => entry.data.length > 0) &&
+      (this.nodes.get(message.from)?.persistQueueLength ?? 0) > 0 &&
+      this.prng.chance(this.faultRates.appendCrash)
+    ) {
+      this.crashAfterSend.set(message.from, 'appendCrashes');
     }
     this.network.send(message, this.step, (dropped) => {
       const sender = this.nodes.get(dropped.from);
@@ -400,13 +483,11 @@ class Simulation {
     const chance = (perTick: number) => this.prng.chance(perTick / STEPS_PER_TICK);
     const rates = this.faultRates;
     this.leaderChurn();
+    this.figure8?.tick(this.step);
     for (const [id, until] of this.isolatedUntil) {
       if (until > this.step) continue;
       this.isolatedUntil.delete(id);
-      for (const other of this.nodes.keys()) {
-        this.network.uncutLink(id, other);
-        this.network.uncutLink(other, id);
-      }
+      this.reconnect(id);
       this.log(`leader churn: reconnect ${id}`);
     }
     for (const [id, at] of this.restartAt) {
@@ -484,6 +565,14 @@ class Simulation {
     }
   }
 
+  /** Restores every link to and from `id`. */
+  private reconnect(id: NodeId): void {
+    for (const other of this.nodes.keys()) {
+      this.network.uncutLink(id, other);
+      this.network.uncutLink(other, id);
+    }
+  }
+
   /** Cuts one random directed link (an asymmetric fault), counted under `stat`. */
   private cutRandomLink(stat: 'partitions' | 'clogs', label: string): void {
     const ids = [...this.nodes.keys()];
@@ -535,12 +624,20 @@ class Simulation {
   // ---- Clients ---------------------------------------------------------------------------
 
   private clientTick(): void {
+    if (this.faultRates.backgroundWrite > 0) {
+      for (const node of this.liveNodes()) {
+        if (!node.isLeader() || !this.prng.chance(this.faultRates.backgroundWrite)) continue;
+        const op = this.nextOp++;
+        node.raft!.propose(encodeCommand({ kind: 'put', op, key: 'background', value: `b${op}` }));
+      }
+    }
     for (let slot = 0; slot < this.clients.length; slot++) {
       const pending = this.clients[slot];
       if (pending !== undefined) {
         if (this.step >= pending.deadline) this.settleUnknown(slot, pending);
         continue;
       }
+      if (this.waitingFor[slot] !== undefined) continue;
       if (this.prng.chance(this.faultRates.clientStart)) this.startOperation(slot);
     }
   }
@@ -638,15 +735,16 @@ class Simulation {
   }
 
   /**
-   * Leader churn (the Figure 8 schedule): a new leader is cut off from everyone, or crashes,
-   * at once or within a few ticks, and returns after a while. Cut off at once, its first
+   * Leader churn (the Figure 8 schedule): a new leader is cut off from everyone, or crashes
+   * (for a while, or restarting at once), at once or within a few ticks, and returns later. Cut off at once, its first
    * entries reach nobody; a little later, some followers have part of them.
    */
   private onBecameLeader(node: SimNode): void {
+    if (this.faultsOn) this.figure8?.onLeader(node.id, this.step);
     if (!this.faultsOn || !this.prng.chance(this.faultRates.leaderChurn)) return;
     this.crashAt.set(node.id, {
       at: this.prng.chance(0.5) ? this.step : this.step + 1 + this.prng.nextInt(4 * STEPS_PER_TICK),
-      kind: this.prng.chance(0.7) ? 'isolate' : 'crash',
+      kind: this.pick(['isolate', 'isolate', 'isolate', 'crash', 'flash'] as const),
       downSteps: (1 + this.prng.nextInt(30)) * STEPS_PER_TICK,
     });
     // Cut off now, before this Ready's messages go; a crash waits for the next step (the node
@@ -656,7 +754,7 @@ class Simulation {
 
   private leaderChurn(isolationsOnly = false): void {
     for (const [id, doom] of this.crashAt) {
-      if (doom.at > this.step || (isolationsOnly && doom.kind === 'crash')) continue;
+      if (doom.at > this.step || (isolationsOnly && doom.kind !== 'isolate')) continue;
       this.crashAt.delete(id);
       const node = this.nodes.get(id);
       if (!node?.alive) continue;
@@ -665,6 +763,11 @@ class Simulation {
         node.crash();
         this.restartAt.set(id, this.step + doom.downSteps);
         this.log(`leader churn: crash ${id}`);
+      } else if (doom.kind === 'flash') {
+        // Back at once, having lost what it had not yet saved (perhaps its new term).
+        node.crash();
+        node.restart();
+        this.log(`leader churn: flash crash ${id}`);
       } else {
         for (const other of this.nodes.keys()) if (other !== id) this.network.partition([id], [other]);
         this.isolatedUntil.set(id, this.step + doom.downSteps);
@@ -693,6 +796,8 @@ class Simulation {
     write: { historyId: number; term: number; op: number },
     applied: { term: number; op: number; output: KvOutput },
   ): void {
+    const slot = this.waitingFor.indexOf(write.historyId);
+    if (slot >= 0) this.waitingFor[slot] = undefined;
     if (applied.term === write.term && applied.op === write.op) {
       this.history.complete(write.historyId, applied.output);
       this.stats.writesLate++;
@@ -708,7 +813,10 @@ class Simulation {
       const write = { historyId: pending.historyId, term: pending.term, op: pending.command.op };
       const applied = this.appliedAt.get(pending.index);
       if (applied !== undefined) this.settleWrite(write, applied);
-      else this.undecided.set(pending.index, [...(this.undecided.get(pending.index) ?? []), write]);
+      else {
+        this.undecided.set(pending.index, [...(this.undecided.get(pending.index) ?? []), write]);
+        this.waitingFor[slot] = write.historyId;
+      }
     } else {
       this.history.discard(pending.historyId);
       this.stats.readsFailed++;
@@ -768,6 +876,15 @@ class Simulation {
       },
     );
     this.nodes.set(id, node);
+  }
+
+  private latestLeader(): SimNode | undefined {
+    let latest: SimNode | undefined;
+    for (const node of this.nodes.values()) {
+      if (!node.isLeader()) continue;
+      if (!latest || node.raft!.status().term > latest.raft!.status().term) latest = node;
+    }
+    return latest;
   }
 
   private liveNodes(): SimNode[] {
