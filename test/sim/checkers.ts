@@ -12,8 +12,8 @@ export interface LeaderLog {
 /** Each check is O(1) per event, so every event of every step is checked. */
 export class SafetyChecker {
   readonly violations: string[] = [];
-  /** Election safety: the one leader of each term. */
-  private readonly leaders = new Map<number, NodeId>();
+  /** Election safety: the one leader of each term, and which of its lives (restarts) led it. */
+  private readonly leaders = new Map<number, { id: NodeId; incarnation: number }>();
   /** Log matching: for each (index, term) seen in any durable log, its data and the term before it. */
   private readonly logEntries = new Map<string, { data: string; previousTerm: number }>();
   /** State machine safety: the entry applied at each index, by whoever applied it first. */
@@ -33,13 +33,20 @@ export class SafetyChecker {
     this.violations.push(`step ${this.now()}: ${text}`);
   }
 
-  /** §5.2 Election Safety: at most one leader can be elected in a given term. */
-  leaderElected(id: NodeId, term: number, log: LeaderLog): void {
+  /**
+   * §5.2 Election Safety: at most one leader can be elected in a given term. A server that
+   * crashed and came back is a new leader if it leads the same term again: it has forgotten
+   * that term (it was not durable), and may write other entries under it.
+   * `incarnation` counts the server's restarts.
+   */
+  leaderElected(id: NodeId, term: number, log: LeaderLog, incarnation = 0): void {
     const existing = this.leaders.get(term);
-    if (existing !== undefined && existing !== id) {
-      this.violation(`election safety: ${id} and ${existing} both lead term ${term}`);
+    if (existing !== undefined && existing.id !== id) {
+      this.violation(`election safety: ${id} and ${existing.id} both lead term ${term}`);
+    } else if (existing !== undefined && existing.incarnation !== incarnation) {
+      this.violation(`election safety: ${id} leads term ${term} again after a restart (it had forgotten it)`);
     }
-    this.leaders.set(term, id);
+    this.leaders.set(term, { id, incarnation });
     // §5.4 Leader Completeness: a leader's log holds every entry committed in earlier terms.
     // Only earlier ones: a paused candidate may become leader of its old term after a later
     // term committed more (its votes were granted before); it can then commit nothing.
@@ -139,7 +146,7 @@ export class SafetyChecker {
   }
 
   leaderOf(term: number): NodeId | undefined {
-    return this.leaders.get(term);
+    return this.leaders.get(term)?.id;
   }
 
   get termsWithLeader(): number {

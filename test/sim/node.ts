@@ -141,11 +141,16 @@ export class SimNode {
       if (ready.softState) {
         if (ready.softState.role === Role.Leader && this.lastRole !== Role.Leader) {
           const status = raft.status();
-          this.checker.leaderElected(this.id, status.term, {
-            firstIndex: raft.firstIndex(),
-            lastIndex: status.lastIndex,
-            termAt: (index) => raft.logTerm(index),
-          });
+          this.checker.leaderElected(
+            this.id,
+            status.term,
+            {
+              firstIndex: raft.firstIndex(),
+              lastIndex: status.lastIndex,
+              termAt: (index) => raft.logTerm(index),
+            },
+            this.restarts,
+          );
           this.hooks.becameLeader(this);
         }
         this.lastRole = ready.softState.role;

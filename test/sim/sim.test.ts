@@ -25,6 +25,17 @@ t.test('the safety checker reports each broken property', async (t) => {
   twoLeaders.leaderElected('b', 3, log);
   t.match(twoLeaders.violations, [/election safety/], 'two leaders in one term');
 
+  const again = new SafetyChecker(() => 0);
+  again.leaderElected('a', 3, log, 0);
+  again.leaderElected('a', 3, log, 0);
+  t.same(again.violations, [], 'one leader seen twice in one life is one leader');
+  again.leaderElected('a', 3, log, 1);
+  t.match(
+    again.violations,
+    [/election safety: a leads term 3 again after a restart/],
+    'but not after a restart',
+  );
+
   const diverged = new SafetyChecker(() => 0);
   diverged.entryPersisted('a', entry(4, 2, 'x'), 2);
   diverged.entryPersisted('b', entry(4, 2, 'y'), 2);

@@ -112,6 +112,8 @@ class Simulation {
    * rests on state they have not saved: a vote granted, or entries sent ahead of their own write.
    */
   private readonly crashAfterSend = new Map<NodeId, 'voteCrashes' | 'appendCrashes'>();
+  /** After an append crash a node is spared them for a while, so that it gets to save what it sends again. */
+  private readonly appendCrashSpareUntil = new Map<NodeId, number>();
   /** The Figure 8 schedule, in some seeds. */
   private readonly figure8: Figure8Schedule | undefined;
   /** Faults are injected only in the safety phase. */
@@ -152,6 +154,8 @@ class Simulation {
     crash: number;
     flashCrash: number;
     pause: number;
+    /** The chance that a pause hits a leader (a stop-the-world pause while clients still read from it). */
+    pauseLeader: number;
     partition: number;
     asymmetric: number;
     heal: number;
@@ -166,7 +170,7 @@ class Simulation {
     voteCrash: number;
     /** Per Append carrying data sent before the sender saved all it has: it crashes and restarts at once. */
     appendCrash: number;
-    /** Per tick and leader: a write to a key no client checks (a steady writer, unbounded by client slots). */
+    /** Per tick and leader: a write to a key no client checks (a steady writer, beside the client slots). */
     backgroundWrite: number;
     /** Per new leader: it crashes within a few ticks and soon returns (the Figure 8 schedule). */
     leaderChurn: number;
@@ -209,6 +213,7 @@ class Simulation {
       transfer: this.prng.nextFloat() * 0.01,
       snapshot: this.prng.nextFloat() * 0.05,
       clientStart: 0.2 + this.prng.nextFloat() * 0.6,
+      pauseLeader: 0.5,
       clog: 0,
       unclog: 0,
       voteCrash: 0,
@@ -232,8 +237,14 @@ class Simulation {
       if (this.prng.chance(0.7)) this.raftOptions.maxMessageBytes = 96;
     }
     if (this.prng.chance(0.3)) rates.membership = 0.03 + this.prng.nextFloat() * 0.1;
+    if (this.prng.chance(0.3)) {
+      // Leaders stopped for a while: the rest elect another and commit, while clients keep
+      // asking the stopped one, which reads its queue on waking (a lease read would be stale).
+      rates.pause = 0.02 + this.prng.nextFloat() * 0.04;
+      rates.pauseLeader = 0.9;
+    }
     if (this.prng.chance(0.4)) {
-      rates.appendCrash = 0.02 + this.prng.nextFloat() * 0.2;
+      rates.appendCrash = 0.05 + this.prng.nextFloat() * 0.35;
       rates.backgroundWrite = 0.3 + this.prng.nextFloat() * 0.7;
       // Mostly with a slow disk, so that much is sent before it is saved.
       if (this.prng.chance(0.75)) {
@@ -465,9 +476,14 @@ class Simulation {
       message.type === MessageType.Append &&
       message.entries.some((entry) => entry.data.length > 0) &&
       (this.nodes.get(message.from)?.persistQueueLength ?? 0) > 0 &&
+      (this.appendCrashSpareUntil.get(message.from) ?? 0) <= this.step &&
       this.prng.chance(this.faultRates.appendCrash)
     ) {
       this.crashAfterSend.set(message.from, 'appendCrashes');
+      this.appendCrashSpareUntil.set(
+        message.from,
+        this.step + 4 * this.raftOptions.electionTicks * STEPS_PER_TICK,
+      );
     }
     this.network.send(message, this.step, (dropped) => {
       const sender = this.nodes.get(dropped.from);
@@ -529,7 +545,8 @@ class Simulation {
       const live = this.liveNodes();
       if (live.length > 0) {
         const leaders = live.filter((node) => node.isLeader());
-        const victim = leaders.length > 0 && this.prng.chance(0.5) ? this.pick(leaders) : this.pick(live);
+        const victim =
+          leaders.length > 0 && this.prng.chance(rates.pauseLeader) ? this.pick(leaders) : this.pick(live);
         victim.pausedUntil = this.step + (5 + this.prng.nextInt(40)) * STEPS_PER_TICK;
         this.stats.pauses++;
         this.log(`pause ${victim.id} until step ${victim.pausedUntil}`);
@@ -627,6 +644,10 @@ class Simulation {
     if (this.faultRates.backgroundWrite > 0) {
       for (const node of this.liveNodes()) {
         if (!node.isLeader() || !this.prng.chance(this.faultRates.backgroundWrite)) continue;
+        // At most a few writes outstanding, like a client with a window: a leader cut off
+        // must not pile up an unbounded log for the healed cluster to catch up with.
+        const { lastIndex, commitIndex } = node.raft!.status();
+        if (lastIndex - commitIndex >= 4) continue;
         const op = this.nextOp++;
         node.raft!.propose(encodeCommand({ kind: 'put', op, key: 'background', value: `b${op}` }));
       }
