@@ -1,16 +1,28 @@
-// The simulator's command line: `npm run sim -- --seeds N [--seed S] [--steps K] [--verbose]`.
+// The simulator's command line: `npm run sim -- --seeds N [--seed S] [--steps K] [--jobs J] [--verbose]`.
 
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { runSimulation, SIMULATION_DEFAULTS } from './simulation.js';
 
 interface CliOptions {
   seeds: number;
   seed: number;
   steps: number;
+  jobs: number;
   verbose: boolean;
 }
 
+const USAGE = 'use --seeds N, --seed S, --steps K, --jobs J, --verbose';
+
 function parseArgs(argv: string[]): CliOptions {
-  const options: CliOptions = { seeds: 1, seed: 1, steps: SIMULATION_DEFAULTS.steps, verbose: false };
+  const options: CliOptions = {
+    seeds: 1,
+    seed: 1,
+    steps: SIMULATION_DEFAULTS.steps,
+    jobs: 1,
+    verbose: false,
+  };
   let seedsGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
@@ -18,6 +30,8 @@ function parseArgs(argv: string[]): CliOptions {
       options.verbose = true;
       continue;
     }
+    if (!['--seeds', '--seed', '--steps', '--jobs'].includes(flag))
+      throw new Error(`unknown flag ${flag} (${USAGE})`);
     const value = argv[++i];
     const number = Number(value);
     if (value === undefined || !Number.isSafeInteger(number) || number < 0) {
@@ -36,22 +50,17 @@ function parseArgs(argv: string[]): CliOptions {
       if (number < 1) throw new Error('--steps must be at least 1');
       options.steps = number;
     } else {
-      throw new Error(`unknown flag ${flag} (use --seeds N, --seed S, --steps K, --verbose)`);
+      if (number < 1 || number > 64) throw new Error('--jobs must be between 1 and 64');
+      options.jobs = number;
     }
   }
+  if (options.jobs > 1 && options.verbose) throw new Error('--verbose runs in one process: drop --jobs');
   return options;
 }
 
-function main(): number {
-  let options: CliOptions;
-  try {
-    options = parseArgs(process.argv.slice(2));
-  } catch (error) {
-    console.error(`sim: ${(error as Error).message}`);
-    return 2;
-  }
+/** Runs the seeds in this process; returns the number of violations. */
+function runHere(options: CliOptions): number {
   let violations = 0;
-  const started = performance.now();
   for (let seed = options.seed; seed < options.seed + options.seeds; seed++) {
     const result = runSimulation({ seed, steps: options.steps, verbose: options.verbose });
     if (options.verbose || options.seeds === 1) console.log(`seed ${seed}: ${JSON.stringify(result.stats)}`);
@@ -62,10 +71,71 @@ function main(): number {
       console.log(`  replay: npm run sim -- --seed ${seed} --steps ${options.steps} --verbose`);
     }
   }
+  return violations;
+}
+
+/** Splits the seeds over `jobs` child processes; their failures are printed as they come. */
+async function runInJobs(options: CliOptions): Promise<number> {
+  const script = fileURLToPath(import.meta.url);
+  const share = Math.ceil(options.seeds / options.jobs);
+  const children: Promise<number>[] = [];
+  for (let first = options.seed; first < options.seed + options.seeds; first += share) {
+    const count = Math.min(share, options.seed + options.seeds - first);
+    const args = [
+      script,
+      '--seed',
+      String(first),
+      '--seeds',
+      String(count),
+      '--steps',
+      String(options.steps),
+    ];
+    children.push(
+      new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+        let buffered = '';
+        let violations: number | undefined;
+        child.stdout.setEncoding('utf8');
+        child.stdout.on('data', (chunk: string) => {
+          buffered += chunk;
+          const lines = buffered.split('\n');
+          buffered = lines.pop()!;
+          for (const line of lines) {
+            const total = /^sim: \d+ seeds, (\d+) violations$/.exec(line);
+            if (total) violations = Number(total[1]);
+            else if (!/^\(\d+(\.\d+)? s\)$/.test(line) && !/^seed \d+: \{/.test(line)) console.log(line);
+          }
+        });
+        child.on('error', reject);
+        child.on('close', (code) => {
+          if (violations === undefined)
+            reject(
+              new Error(`seeds ${first}–${first + count - 1}: the worker exited ${code} without a total`),
+            );
+          else resolve(violations);
+        });
+      }),
+    );
+  }
+  return (await Promise.all(children)).reduce((sum, v) => sum + v, 0);
+}
+
+async function main(): Promise<number> {
+  let options: CliOptions;
+  try {
+    options = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    console.error(`sim: ${(error as Error).message}`);
+    return 2;
+  }
+  if (options.jobs > availableParallelism())
+    console.error(`sim: ${options.jobs} jobs on ${availableParallelism()} cores will not run faster`);
+  const started = performance.now();
+  const violations = options.jobs > 1 ? await runInJobs(options) : runHere(options);
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   if (options.seeds > 1) console.log(`(${seconds} s)`);
   console.log(`sim: ${options.seeds} seeds, ${violations} violations`);
   return violations === 0 ? 0 : 1;
 }
 
-process.exitCode = main();
+process.exitCode = await main();
