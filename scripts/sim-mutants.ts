@@ -2,7 +2,8 @@
 //
 // usage: npm run sim:mutants -- [--seeds N] [--steps K]
 // For each planted bug: how many simulator seeds fail, and how many paper-test files fail.
-// Tests that pass on the real code but catch none of these would be proving nothing.
+// Tests that pass on the real code but catch none of these would be proving nothing. The
+// simulator alone must catch each in at least 1 seed in 40 (5 of 200); the exit code says so.
 
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -94,6 +95,8 @@ function main(): void {
   const paperTests = readdirSync(join(dist, 'test', 'raft')).filter((name) => name.endsWith('.test.js'));
   console.log(`sim:mutants — each planted bug against ${seeds} seeds of ${steps} steps`);
   let missed = 0;
+  let weak = 0;
+  const floor = Math.ceil(seeds / 40);
   for (const mutant of MUTANTS) {
     const workdir = mkdtempSync(join(scratch, 'mutant-'));
     try {
@@ -119,8 +122,10 @@ function main(): void {
       }
       const caught = failedSeeds > 0 || failedFiles > 0;
       if (!caught) missed++;
+      if (failedSeeds < floor) weak++;
+      const verdict = !caught ? 'MISSED' : failedSeeds < floor ? 'weak  ' : 'caught';
       console.log(
-        `${caught ? 'caught' : 'MISSED'}  sim ${String(failedSeeds).padStart(4)}/${seeds} seeds  ` +
+        `${verdict}  sim ${String(failedSeeds).padStart(4)}/${seeds} seeds  ` +
           `paper tests ${failedFiles}/${paperTests.length} files  ${mutant.name}`,
       );
     } finally {
@@ -128,7 +133,11 @@ function main(): void {
     }
   }
   rmSync(scratch, { recursive: true, force: true });
-  console.log(`sim:mutants: ${MUTANTS.length - missed} of ${MUTANTS.length} planted bugs caught`);
+  console.log(
+    `sim:mutants: ${MUTANTS.length - missed} of ${MUTANTS.length} planted bugs caught; ` +
+      `${MUTANTS.length - weak} by the simulator alone in at least ${floor} of ${seeds} seeds`,
+  );
+  process.exitCode = missed > 0 || weak > 0 ? 1 : 0;
 }
 
 main();
