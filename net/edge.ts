@@ -18,6 +18,14 @@ import { describeError, NetConfigError, NetError } from './errors.js';
 import { type Logger, silentLogger, withFields } from './log.js';
 import { loadUws, type UwsRuntime } from './uws.js';
 
+/** uWS's listen(host, port, options, callback), which its typings leave out. */
+interface ExclusiveListen {
+  listen(host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void): void;
+}
+
+/** ListenOptions.LIBUS_LISTEN_EXCLUSIVE_PORT: no SO_REUSEPORT. */
+const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
+
 /** Stable error codes of the client API; never renamed. */
 export type EdgeErrorCode =
   | 'INVALID_ARGUMENT'
@@ -283,11 +291,25 @@ export class Edge {
       this.answerError(res, new EdgeError('NOT_FOUND', `no route for ${method.toUpperCase()} ${url}`), true);
     });
     const socket = await new Promise<us_listen_socket | false>((resolve) => {
-      app.listen(this.init.host, this.init.port, (listenSocket) => resolve(listenSocket));
+      // uWS listens with SO_REUSEPORT unless told otherwise: a second node on the same port
+      // would then share it silently, each answering some requests with its own data.
+      if (native) {
+        (app as unknown as ExclusiveListen).listen(
+          this.init.host,
+          this.init.port,
+          LIBUS_LISTEN_EXCLUSIVE_PORT,
+          resolve,
+        );
+      } else {
+        app.listen(this.init.host, this.init.port, (listenSocket) => resolve(listenSocket));
+      }
     });
     if (socket === false) {
       this.state = 'stopped';
-      throw new NetError('UNAVAILABLE', `edge could not listen on ${this.init.host}:${this.init.port}`);
+      throw new NetError(
+        'UNAVAILABLE',
+        `the client address ${this.init.host}:${this.init.port} is in use or cannot be bound (is another node or program listening there?)`,
+      );
     }
     this.listenSocket = socket;
     // The listen socket is a socket to uSockets; the typings keep the two apart.
