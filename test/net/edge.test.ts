@@ -216,6 +216,37 @@ t.test(
   },
 );
 
+t.test(
+  'a body nested deeper than the limit answers 413 before it is parsed, over HTTP and WebSocket',
+  async (t) => {
+    const { edge, base } = await startEdge(t, { maxBodyBytes: 2 * 1024 * 1024, maxJsonDepth: 50 });
+    const deep = await fetch(`${base}/v1/echo/x`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '['.repeat(1024 * 1024),
+    });
+    t.equal(deep.status, 413);
+    const body = (await deep.json()) as { code: string; message: string };
+    t.equal(body.code, 'TOO_LARGE');
+    t.match(body.message, /nests arrays or objects deeper than 50/);
+    const atLimit = await fetch(`${base}/v1/echo/x`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: `${'['.repeat(50)}${']'.repeat(50)}`,
+    });
+    t.equal(atLimit.status, 201, 'exactly at the limit is parsed');
+    const ws = await TestWebSocket.open(edge.port, '/v1/ws');
+    t.teardown(() => ws.destroy());
+    ws.sendText(`${'['.repeat(60)}${']'.repeat(60)}`);
+    await waitFor('the answer', () => ws.messages.length === 1);
+    const answer = JSON.parse(ws.messages[0]!) as { type: string; error: { code: string; message: string } };
+    t.equal(answer.type, 'error');
+    t.equal(answer.error.code, 'TOO_LARGE');
+    t.match(answer.error.message, /deeper than 50/);
+    t.equal(ws.closed, undefined, 'the socket stays open');
+  },
+);
+
 function response(r: Response): number {
   return r.status;
 }
