@@ -252,7 +252,12 @@ export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 function validate(raw: Raw): NodeConfig {
   const single = toBoolean(raw, 'single', 'single') ?? false;
   const name = toText(raw, 'name', 'name') ?? (single ? 'node1' : undefined);
-  if (name === undefined) throw new ConfigError('name', 'nothing', 'every node needs a name (--name)');
+  if (name === undefined)
+    throw new ConfigError(
+      'name',
+      'nothing',
+      'every node needs a name (--name), or start a single node on this machine with --single',
+    );
   if (!NAME_PATTERN.test(name)) {
     throw new ConfigError(
       'name',

@@ -670,6 +670,10 @@ export class ConclaveNode implements KvService, AdminService {
           );
           return {};
         case 'transfer': {
+          const { voters, learners } = this.driver.status().membership;
+          if (!voters.includes(request.name) && !learners.includes(request.name)) {
+            throw Object.assign(new Error(`no member is named ${request.name}`), { code: 'NOT_FOUND' });
+          }
           const refused = this.driver.transferLeadership(request.name);
           if (refused) throw refused;
           const deadline = Date.now() + Math.max(timeoutMs, this.config.electionTimeoutMs * 4);

@@ -130,6 +130,9 @@ t.test('a wrong command line is one line on stderr and exit 2, before any reques
   // No node listens on this port: a usage error must be found without trying it.
   const nowhere = `http://127.0.0.1:${await freePort()}`;
   usageError(t, await run(['get', 'default', '--endpoints', nowhere]), 'a missing KEY');
+  const bare = await run(['start']);
+  t.equal(bare.code, 2, 'start without a name or --single: exit 2');
+  t.match(bare.stderr, /--name.*--single/, 'start without a name suggests --single');
   usageError(
     t,
     await run(['put', 'default', 'k', '{oops', '--endpoints', nowhere]),
@@ -509,6 +512,10 @@ async function membershipThroughTheCli(t: Test): Promise<void> {
     `${joiner.name} is no longer a member`,
   );
   await cluster.kill(joiner);
+
+  const nobody = await run(['leader', 'transfer', '--to', 'nx', ...endpoints]);
+  t.not(nobody.code, 0, 'leader transfer to a name that is no member fails');
+  t.match(nobody.stderr, /NOT_FOUND.*nx/, 'with NOT_FOUND naming it (not CONFLICT)');
 
   const other = cluster.nodes.find((n) => n !== leader && n !== joiner)!;
   const transferred = json<{ leader: string; term: number }>(
