@@ -61,7 +61,25 @@ async function start(flags: Record<string, unknown>): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  node.onFatal((error) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(
+      `conclave: the raft group failed (${error.message}); exiting with code ${EXIT_GROUP_FAILED} ` +
+        'so that a supervisor restarts the node once the cause (a full disk?) is fixed',
+    );
+    // A moment for /readyz to say why and for the log to reach its reader, then out; stopping
+    // must not hang on the storage that just failed.
+    setTimeout(() => {
+      const exit = () => process.exit(EXIT_GROUP_FAILED);
+      setTimeout(exit, 3000).unref();
+      node.stop().then(exit, exit);
+    }, 1000);
+  });
 }
+
+/** Exit code of a node whose raft group failed (EX_TEMPFAIL: restart it once the cause is fixed). */
+const EXIT_GROUP_FAILED = 75;
 
 /** Commands with subcommands, and those subcommands: a usage hint names both words. */
 const COMMAND_GROUPS: ReadonlyMap<string, readonly string[]> = new Map([

@@ -276,6 +276,15 @@ export class ConclaveNode implements KvService, AdminService {
     return this.edge.runtime.native;
   }
 
+  /**
+   * Called once if the node's raft group fails (a storage write refused: a full disk, an I/O
+   * error). The node then serves nothing more; the caller should exit so that a supervisor
+   * restarts it from what is durable once the cause is fixed.
+   */
+  onFatal(listener: (error: Error) => void): void {
+    this.driver.onFailure(listener);
+  }
+
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
@@ -814,6 +823,8 @@ export class ConclaveNode implements KvService, AdminService {
 
   ready(): { ready: boolean; reason?: string } {
     if (this.stopping) return { ready: false, reason: 'stopping' };
+    const failure = this.driver.failure;
+    if (failure !== undefined) return { ready: false, reason: `raft group failed: ${failure.message}` };
     const raft = this.driver.status();
     if (raft.leader === '') return { ready: false, reason: 'no known leader' };
     const lag = raft.commitIndex - this.group.state.appliedIndex;

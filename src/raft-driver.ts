@@ -119,7 +119,7 @@ export class RaftDriver<Result> {
   /** The in-order chain of Ready completions. */
   private completions: Promise<void> = Promise.resolve();
   private inFlightReadies = 0;
-  private failure: Error | undefined;
+  private failureCause: Error | undefined;
   private appliedIndex = 0;
   private readonly proposals = new Map<number, PendingProposal<Result>>();
   private readonly reads = new Map<string, PendingRead>();
@@ -127,6 +127,7 @@ export class RaftDriver<Result> {
   private lastRole: Role = Role.Follower;
   private lastLeader = '';
   private readonly stateListeners = new Set<(status: RaftStatus) => void>();
+  private readonly failureListeners = new Set<(error: Error) => void>();
 
   constructor(options: RaftDriverOptions<Result>) {
     this.options = options;
@@ -156,6 +157,16 @@ export class RaftDriver<Result> {
 
   status(): RaftStatus {
     return this.node.status();
+  }
+
+  /** Why the group failed (a write to storage was refused, say), or undefined while it runs. */
+  get failure(): Error | undefined {
+    return this.failureCause;
+  }
+
+  /** Called once if the group fails: nothing is persisted or applied after that. */
+  onFailure(listener: (error: Error) => void): void {
+    this.failureListeners.add(listener);
   }
 
   /** Called with the new status whenever this node's role or known leader changes. */
@@ -314,12 +325,13 @@ export class RaftDriver<Result> {
   }
 
   private throwIfFailed(): void {
-    if (this.failure) throw new DriverError('UNAVAILABLE', `raft group failed: ${this.failure.message}`);
+    if (this.failureCause)
+      throw new DriverError('UNAVAILABLE', `raft group failed: ${this.failureCause.message}`);
   }
 
   /** Coalesces work: many messages and proposals in one event-loop turn make one Ready. */
   private schedule(): void {
-    if (this.scheduled || this.stopped || this.failure) return;
+    if (this.scheduled || this.stopped || this.failureCause) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -328,7 +340,7 @@ export class RaftDriver<Result> {
   }
 
   private drain(): void {
-    if (this.stopped || this.failure) return;
+    if (this.stopped || this.failureCause) return;
     while (this.node.hasReady()) {
       const ready = this.node.ready();
       if (ready.softState) this.onSoftState();
@@ -353,7 +365,7 @@ export class RaftDriver<Result> {
 
   /** After `ready` is durable: send what waited for it, apply, advance. Runs in Ready order. */
   private async complete(ready: Ready): Promise<void> {
-    if (this.failure) return;
+    if (this.failureCause) return;
     if (ready.messagesAfterPersist.length > 0) this.options.sender.send(ready.messagesAfterPersist);
     if (ready.snapshot) {
       await this.options.stateMachine.applySnapshot(ready.snapshot);
@@ -421,12 +433,13 @@ export class RaftDriver<Result> {
   }
 
   private fail(error: Error): void {
-    if (this.failure) return;
-    this.failure = error;
+    if (this.failureCause) return;
+    this.failureCause = error;
     this.options.logger.error('raft.group_failed', { error: error.message });
     this.failAll(new DriverError('UNAVAILABLE', `raft group failed: ${error.message}`, '', true));
     if (this.ticker !== undefined) clearInterval(this.ticker);
     this.ticker = undefined;
+    for (const listener of this.failureListeners) listener(error);
   }
 
   private failAll(error: DriverError): void {
