@@ -33,11 +33,17 @@ export type NetErrorCode =
 /** Base class of net/'s operating errors. */
 export class NetError extends Error {
   readonly code: NetErrorCode;
+  /**
+   * For a request: true when it was refused before any byte of it left this node (not
+   * connected, no stream, too many outstanding), so it certainly did not take effect remotely.
+   */
+  readonly notSent: boolean;
 
-  constructor(code: NetErrorCode, detail: string, options?: { cause?: unknown }) {
+  constructor(code: NetErrorCode, detail: string, options?: { cause?: unknown; notSent?: boolean }) {
     super(`${code}: ${detail}`, options);
     this.name = 'NetError';
     this.code = code;
+    this.notSent = options?.notSent ?? false;
   }
 }
 

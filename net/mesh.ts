@@ -354,7 +354,7 @@ export class Mesh {
   request(peer: string, payload: Uint8Array, options?: RequestOptions): Promise<Uint8Array> {
     const session = this.sessions.get(peer);
     if (session === undefined) {
-      return Promise.reject(new NetError('UNAVAILABLE', `not connected to ${peer}`));
+      return Promise.reject(new NetError('UNAVAILABLE', `not connected to ${peer}`, { notSent: true }));
     }
     return session.rpc.request(payload, options);
   }

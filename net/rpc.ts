@@ -153,6 +153,7 @@ export class RpcEndpoint {
       throw new NetError(
         'OVERLOADED',
         `${this.outstanding.size} requests already outstanding to ${this.init.peer}`,
+        { notSent: true },
       );
     }
     const deadline = performance.now() + timeoutMs;
@@ -169,7 +170,9 @@ export class RpcEndpoint {
         if (options.signal?.aborted) throw options.signal.reason;
         if (err instanceof NetError && err.code === 'UNAVAILABLE') throw err;
         this.init.counters.requestTimeouts++;
-        throw new NetError('TIMEOUT', `no request stream to ${this.init.peer} within ${timeoutMs} ms`);
+        throw new NetError('TIMEOUT', `no request stream to ${this.init.peer} within ${timeoutMs} ms`, {
+          notSent: true,
+        });
       }
     }
     const remainingMs = Math.max(1, Math.round(deadline - performance.now()));

@@ -10,6 +10,7 @@ import {
   type Logger,
   loadOrCreateNodeKey,
   Mesh,
+  NetError,
   RemoteError,
   readClusterSecretFile,
   withFields,
@@ -748,6 +749,14 @@ export class ConclaveNode implements KvService, AdminService {
           leader,
           indeterminate: !DEFINITE_REMOTE_CODES.has(error.remoteCode),
         });
+      }
+      if (error instanceof NetError && error.notSent) {
+        // Never left this node: it certainly did not happen, so the answer is definite.
+        throw new DriverError(
+          'UNAVAILABLE',
+          `the leader ${leader} is not reachable from here: ${error.message}`,
+          leader,
+        );
       }
       throw new DriverError(
         'TIMEOUT',

@@ -129,10 +129,13 @@ t.test(
       },
       { maxOutboundRequestsPerPeer: 4, maxRequestBytes: 4096 },
     );
-    await t.rejects(a.mesh.request('12D3KooWNotConnected', new Uint8Array(1)), { code: 'UNAVAILABLE' });
+    await t.rejects(a.mesh.request('12D3KooWNotConnected', new Uint8Array(1)), {
+      code: 'UNAVAILABLE',
+      notSent: true,
+    });
     await t.rejects(a.mesh.request(b.mesh.peerId, new Uint8Array(5000)), { code: 'FRAME_TOO_LARGE' });
     const outstanding = Array.from({ length: 4 }, () => a.mesh.request(b.mesh.peerId, new Uint8Array(1)));
-    await t.rejects(a.mesh.request(b.mesh.peerId, new Uint8Array(1)), { code: 'OVERLOADED' });
+    await t.rejects(a.mesh.request(b.mesh.peerId, new Uint8Array(1)), { code: 'OVERLOADED', notSent: true });
     await waitFor('the handler to hold four', () => hold.length === 4);
     for (const release of hold) release();
     await Promise.all(outstanding);
@@ -183,6 +186,7 @@ t.test('a lost connection fails outstanding requests with UNAVAILABLE', async (t
   const err = await pending;
   t.equal(err.code, 'UNAVAILABLE');
   t.match(err.message, /may have been applied/, 'says the outcome is unknown');
+  t.equal(err.notSent, false, 'and does not claim it was never sent');
 });
 
 /** Bytes 0..n-1 of a deterministic pattern, produced in pieces of `piece` bytes. */
