@@ -12,7 +12,7 @@ import { membersCommands } from './cli/members.js';
 import { oneLine } from './cli/output.js';
 import { statusCommand } from './cli/status.js';
 import { watchCommand } from './cli/watch.js';
-import { ConfigError, resolveConfig, SETTINGS } from './config.js';
+import { ConfigError, envName, resolveConfig, SETTINGS } from './config.js';
 import type { ConclaveNode } from './node.js';
 
 async function start(flags: Record<string, unknown>): Promise<void> {
@@ -137,6 +137,11 @@ async function main(): Promise<void> {
             '$0 start --name n4 --data-dir ./n4 --peer-listen /ip4/127.0.0.1/tcp/7004 --client-port 8084 ' +
               '--cluster-secret-file ./secret --join /ip4/127.0.0.1/tcp/7001 --services raft,api,admin',
             'a node that joins a running cluster (then: conclave members add n4 --peer …)',
+          )
+          .epilogue(
+            'Each setting may also come from the environment (a flag wins over it, and it over the ' +
+              '--config file): CONCLAVE_CONFIG, CONCLAVE_CLIENT_LISTEN, ' +
+              `${SETTINGS.map((setting) => envName(setting.flag)).join(', ')}.`,
           );
       },
       async (argv) => start(argv as Record<string, unknown>),

@@ -130,6 +130,9 @@ t.test('a wrong command line is one line on stderr and exit 2, before any reques
   // No node listens on this port: a usage error must be found without trying it.
   const nowhere = `http://127.0.0.1:${await freePort()}`;
   usageError(t, await run(['get', 'default', '--endpoints', nowhere]), 'a missing KEY');
+  const startHelp = await run(['start', '--help']);
+  t.match(startHelp.stdout, /CONCLAVE_DATA_DIR/, 'start --help lists the CONCLAVE_* variables');
+  t.match(startHelp.stdout, /CONCLAVE_CLIENT_LISTEN/);
   const bare = await run(['start']);
   t.equal(bare.code, 2, 'start without a name or --single: exit 2');
   t.match(bare.stderr, /--name.*--single/, 'start without a name suggests --single');
