@@ -133,10 +133,10 @@ async function main(): Promise<void> {
         }
         return withOptions
           .example('$0 start --single', 'one node with every service, data in ./data')
+          .example('$0 start --config ./n1.yaml', 'a node whose settings are in a YAML or JSON file')
           .example(
-            '$0 start --name n4 --data-dir ./n4 --peer-listen /ip4/127.0.0.1/tcp/7004 --client-port 8084 ' +
-              '--cluster-secret-file ./secret --join /ip4/127.0.0.1/tcp/7001 --services raft,api,admin',
-            'a node that joins a running cluster (then: conclave members add n4 --peer …)',
+            '$0 start --config ./n4.yaml --join /ip4/10.0.0.1/tcp/7001',
+            'a node joining a running cluster; then: conclave members add n4 --peer ADDRESS',
           )
           .epilogue(
             'Each setting may also come from the environment (a flag wins over it, and it over the ' +
@@ -178,7 +178,7 @@ async function main(): Promise<void> {
       process.exit(EXIT_USAGE);
     })
     .help()
-    .wrap(Math.min(120, process.stdout.columns ?? 120));
+    .wrap(null);
   await cli.parseAsync();
 }
 

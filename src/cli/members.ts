@@ -78,7 +78,7 @@ export function membersCommands<T>(cli: Argv<T>): Argv<T> {
               describe: 'leave it a learner (no vote); promote it later with `members promote`',
             })
             .example('$0 members add n4 --peer /ip4/10.0.0.4/tcp/7001', 'add n4; it votes once caught up')
-            .example('$0 members add r1 --peer /ip4/10.0.0.9/tcp/7001 --learner', 'a non-voting replica'),
+            .example('$0 members add r1 --learner --peer /ip4/10.0.0.9/tcp/7001', 'a non-voting replica'),
         (argv) => runCommand(() => addMember(argv as unknown as AddArgs)),
       )
       .command(

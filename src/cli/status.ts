@@ -41,10 +41,7 @@ export function statusCommand<T>(cli: Argv<T>): Argv<T> {
     (y) =>
       withConnection(y, STATUS_TIMEOUT_MS)
         .example('$0 status', 'a table of the members')
-        .example(
-          '$0 status --endpoints http://10.0.0.1:8080,http://10.0.0.2:8080 --json',
-          'the same as JSON',
-        ),
+        .example('$0 status --json --endpoints http://10.0.0.1:8080', 'as JSON, from that node'),
     (argv) => runCommand(() => status(argv as unknown as ConnectionArgs)),
   );
 }

@@ -123,6 +123,12 @@ t.test('--help of every command exits 0 and shows an example', async (t) => {
     t.equal(result.code, 0, `${name} --help exits 0`);
     t.match(result.stdout, /\nExamples:\n/, `${name} --help has examples`);
     t.match(result.stdout, new RegExp(`\\n  ${name} \\S`), `${name} --help has an example of ${name}`);
+    const examples = (result.stdout.split('\nExamples:\n')[1] ?? '').split('\n\n')[0]!;
+    t.same(
+      examples.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('  conclave')),
+      [],
+      `${name} --help: every example line starts with the command (none wrapped)`,
+    );
   });
 });
 
