@@ -145,6 +145,8 @@ export class Mesh {
   private readonly configuredPeers: ConfiguredPeer[];
   private readonly counterValues: MeshCounters = newCounters();
   private readonly connections = new Map<string, TrackedConnection>();
+  /** Peers that completed a hello with us at least once (bounded: members, not strangers). */
+  private readonly provenPeers = new Set<string>();
   private readonly sessions = new Map<string, PeerSession>();
   private node: Libp2p | undefined;
   private state: 'new' | 'starting' | 'started' | 'stopping' | 'stopped' = 'new';
@@ -518,13 +520,26 @@ export class Mesh {
     if (tracked.state !== 'pending') return;
     tracked.state = 'closed';
     this.counterValues.strangersRejected++;
-    this.logger.warn('stranger_rejected', {
-      peer: tracked.connection.remotePeer.toString(),
+    const peer = tracked.connection.remotePeer.toString();
+    const fields = {
+      peer,
       remoteAddr: tracked.connection.remoteAddr.toString(),
       direction: tracked.connection.direction,
       reason,
       detail,
-    });
+    };
+    if (reason === 'closed' && this.provenPeers.has(peer)) {
+      // A member that proved the secret before hung up mid-hello: a restart or a dial race,
+      // not a stranger.
+      this.logger.info('hello_interrupted', fields);
+    } else if (reason === 'bad_proof') {
+      this.logger.error('stranger_rejected', {
+        ...fields,
+        hint: 'the remote does not hold this cluster secret: is one of the two nodes started with another --cluster-secret-file?',
+      });
+    } else {
+      this.logger.warn('stranger_rejected', fields);
+    }
     tracked.settle(new NetError('UNAUTHENTICATED', `${reason}: ${detail}`));
     tracked.connection.abort(new NetError('UNAUTHENTICATED', `hello failed: ${reason}`));
   }
@@ -541,6 +556,7 @@ export class Mesh {
     tracked.authenticatedAt = performance.now();
     this.counterValues.connectionsAuthenticated++;
     const peer = connection.remotePeer.toString();
+    if (this.provenPeers.size < 10_000) this.provenPeers.add(peer);
     let session = this.sessions.get(peer);
     if (session === undefined) {
       session = new PeerSession(this, peer);
