@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { freePort } from '../../scripts/local-cluster.js';
+import { watchServing } from './wait-serving.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 
@@ -25,19 +26,7 @@ t.test('a client port in use is refused, not shared', async (t) => {
     rmSync(first, { recursive: true, force: true });
     rmSync(second, { recursive: true, force: true });
   });
-  await new Promise<void>((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`the first node did not start: ${output}`)), 15_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('serving http://')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    node.stdout.on('data', onData);
-    node.stderr.on('data', onData);
-  });
+  await watchServing(node, 15_000).serving;
 
   const clash = spawnSync(
     process.execPath,

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { freePort } from '../../scripts/local-cluster.js';
+import { watchServing } from './wait-serving.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 const MIB = 1024 * 1024;
@@ -17,28 +18,9 @@ function startNode(
   const child = spawn(
     process.execPath,
     [CLI, 'start', '--single', '--data-dir', dataDir, '--client-listen', `127.0.0.1:${port}`],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+    { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  let output = '';
-  const serving = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no start within 20 s: ${output}`)), 20_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('serving http://')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`exited ${code} before serving: ${output}`));
-    });
-  });
-  return { child, serving, output: () => output };
+  return { child, ...watchServing(child, 20_000) };
 }
 
 function exitCode(child: ChildProcess, timeoutMs: number): Promise<number | null | 'running'> {

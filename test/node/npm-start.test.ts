@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { freePort } from '../../scripts/local-cluster.js';
+import { watchServing } from './wait-serving.js';
 
 t.test('npm start serves from the existing build', async (t) => {
   const scripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> })
@@ -34,23 +35,7 @@ t.test('npm start serves from the existing build', async (t) => {
     }
     rmSync(dataDir, { recursive: true, force: true });
   });
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`npm start did not serve within 30 s: ${output}`)),
-      30_000,
-    );
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('serving http://')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`npm start exited ${code}: ${output}`)));
-  });
+  await watchServing(child, 30_000).serving;
   t.comment(`npm start served after ${Math.round(performance.now() - started)} ms`);
   const status = await fetch(`http://127.0.0.1:${port}/v1/status`);
   t.equal(status.status, 200);
