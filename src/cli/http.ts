@@ -79,6 +79,12 @@ const STATUS_CODES: Readonly<Record<number, string>> = {
 };
 
 const BACKOFF_MS_MIN = 100;
+/**
+ * How long a read waits for one endpoint before it tries the next: a hung node (stopped, or
+ * cut off after accepting) must not hold a command for its whole --timeout. Writes wait the
+ * whole time: a write that timed out may have applied, so it is not sent again elsewhere.
+ */
+const READ_ATTEMPT_MS = 5_000;
 const BACKOFF_MS_MAX = 2000;
 /** How much of a non-JSON answer goes into the error message. */
 const BODY_EXCERPT_CHARS = 200;
@@ -183,7 +189,10 @@ export class ApiClient {
     if (remainingMs === 0) {
       return { kind: 'final', error: new ApiError('TIMEOUT', `gave up after ${this.timeoutMs} ms`) };
     }
-    const timeoutMs = Math.min(remainingMs, options.timeoutMs ?? remainingMs);
+    const timeoutMs = Math.min(
+      remainingMs,
+      options.timeoutMs ?? (options.idempotent ? READ_ATTEMPT_MS : remainingMs),
+    );
     const url = endpoint + path + queryString(options.query);
     let response: Response;
     let text: string;

@@ -2,6 +2,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -299,6 +300,32 @@ t.test('against a running node', async (t) => {
       'endpoints from the environment',
     );
     t.equal(viaEnv.value, 'here');
+
+    // A first endpoint that accepts connections and never answers (a stopped process).
+    const hung = createServer(() => {});
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => {
+      hung.closeAllConnections?.();
+      hung.close();
+    });
+    const hungUrl = `http://127.0.0.1:${(hung.address() as { port: number }).port}`;
+    const started = Date.now();
+    const pastHung = await run([
+      'get',
+      'default',
+      'failover',
+      '--json',
+      '--timeout',
+      '30000',
+      '--endpoints',
+      `${hungUrl},${base}`,
+    ]);
+    t.equal(
+      json<{ value: unknown }>(t, pastHung, 'a hung first endpoint').value,
+      'here',
+      'a read moves on from a hung endpoint (before, it waited out --timeout and failed)',
+    );
+    t.comment(`answered past the hung endpoint after ${Date.now() - started} ms`);
   });
 
   t.test('status shows the members, the leader, the term and the commit index', async (t) => {
