@@ -41,6 +41,7 @@ export type EdgeErrorCode =
   | 'PERMISSION_DENIED'
   | 'UNAVAILABLE'
   | 'READ_ONLY'
+  | 'REMOVED'
   | 'INTERNAL';
 
 /** The HTTP status each code answers with. */
@@ -52,6 +53,7 @@ export const EDGE_ERROR_STATUS: Readonly<Record<EdgeErrorCode, number>> = Object
   NOT_FOUND: 404,
   CONFLICT: 409,
   COMPACTED: 410,
+  REMOVED: 410,
   TOO_LARGE: 413,
   INTERNAL: 500,
   NO_LEADER: 503,
@@ -61,7 +63,13 @@ export const EDGE_ERROR_STATUS: Readonly<Record<EdgeErrorCode, number>> = Object
 });
 
 /** Codes that mean the client may retry (here or at another node). */
-const RETRYABLE: ReadonlySet<EdgeErrorCode> = new Set(['NO_LEADER', 'NOT_LEADER', 'TIMEOUT', 'UNAVAILABLE']);
+const RETRYABLE: ReadonlySet<EdgeErrorCode> = new Set([
+  'NO_LEADER',
+  'NOT_LEADER',
+  'TIMEOUT',
+  'UNAVAILABLE',
+  'REMOVED',
+]);
 
 /** WebSocket close codes the edge uses. */
 export const EDGE_CLOSE_CODES = Object.freeze({

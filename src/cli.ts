@@ -14,6 +14,7 @@ import { statusCommand } from './cli/status.js';
 import { watchCommand } from './cli/watch.js';
 import { ConfigError, envName, resolveConfig, SETTINGS } from './config.js';
 import type { ConclaveNode } from './node.js';
+import { EXIT_REMOVED, NodeRemovedError } from './removal.js';
 
 async function start(flags: Record<string, unknown>): Promise<void> {
   let config: ReturnType<typeof resolveConfig>;
@@ -38,7 +39,7 @@ async function start(flags: Record<string, unknown>): Promise<void> {
     node = await ConclaveNode.start(config, logger);
   } catch (error) {
     console.error(`conclave start: ${(error as Error).message}`);
-    process.exitCode = 1;
+    process.exitCode = error instanceof NodeRemovedError ? EXIT_REMOVED : 1;
     return;
   }
   const scheme = config.tlsKeyFile ? 'https' : 'http';
@@ -64,14 +65,19 @@ async function start(flags: Record<string, unknown>): Promise<void> {
   node.onFatal((error) => {
     if (stopping) return;
     stopping = true;
+    const removed = error instanceof NodeRemovedError;
+    const code = removed ? EXIT_REMOVED : EXIT_GROUP_FAILED;
     console.error(
-      `conclave: the raft group failed (${error.message}); exiting with code ${EXIT_GROUP_FAILED} ` +
-        'so that a supervisor restarts the node once the cause (a full disk?) is fixed',
+      removed
+        ? `conclave: ${error.message}; exiting with code ${code}. It will not start again with this data ` +
+            'directory: empty it and add the node again (conclave members add) to bring it back.'
+        : `conclave: the raft group failed (${error.message}); exiting with code ${code} ` +
+            'so that a supervisor restarts the node once the cause (a full disk?) is fixed',
     );
-    // A moment for /readyz to say why and for the log to reach its reader, then out; stopping
-    // must not hang on the storage that just failed.
+    // A moment for /readyz to say why, for requests to be answered REMOVED and for the log to
+    // reach its reader, then out; stopping must not hang on the storage that just failed.
     setTimeout(() => {
-      const exit = () => process.exit(EXIT_GROUP_FAILED);
+      const exit = () => process.exit(code);
       setTimeout(exit, 3000).unref();
       node.stop().then(exit, exit);
     }, 1000);

@@ -68,7 +68,8 @@
  * The WebSocket API (ws-protocol.ts) carries the same triple as `session: {id, seq, ack}`.
  *
  * ERRORS: `{"code", "message", "retryable", ...details}` with the status of EDGE_ERROR_STATUS.
- * `retryable` is true for NO_LEADER, NOT_LEADER, TIMEOUT and UNAVAILABLE; NOT_LEADER and
+ * `retryable` is true for NO_LEADER, NOT_LEADER, TIMEOUT, UNAVAILABLE and REMOVED (410: this
+ * node was removed from the cluster, so retry only at another one); NOT_LEADER and
  * NO_LEADER carry `leader` (a node name) when one is known; a write that may still apply
  * (its fate unknown, e.g. TIMEOUT) carries `"indeterminate": true`; COMPACTED carries the
  * current `revision`. Bad query values, bodies and keys are refused here, before anything is
@@ -125,8 +126,14 @@ export interface HttpApiOptions {
   readonly logger?: Logger;
 }
 
-/** Error codes a client may retry, at this node or another. */
-const RETRYABLE_CODES: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_LEADER', 'TIMEOUT', 'UNAVAILABLE']);
+/** Error codes a client may retry, at this node or another (REMOVED: only at another). */
+const RETRYABLE_CODES: ReadonlySet<string> = new Set([
+  'NO_LEADER',
+  'NOT_LEADER',
+  'TIMEOUT',
+  'UNAVAILABLE',
+  'REMOVED',
+]);
 
 /** Codes a service may throw that are not the edge's, and the stable code each answers as. */
 const SERVICE_CODE_ALIASES: Readonly<Record<string, EdgeErrorCode>> = {

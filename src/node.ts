@@ -47,6 +47,14 @@ import type { Consistency, KvService, NodeStatus, ServedRead } from './kv-servic
 import { PeerDirectory } from './peer-directory.js';
 import { type AdminAction, decodePeerAnswer, decodePeerRequest, encodePeerMessage } from './peer-protocol.js';
 import { DriverError, RaftDriver } from './raft-driver.js';
+import {
+  NodeRemovedError,
+  provesRemoval,
+  type RemovalNotice,
+  type RemovedRecord,
+  readRemovedMarker,
+  writeRemovedMarker,
+} from './removal.js';
 import { WatchHub } from './watch-hub.js';
 import { webSocketApi } from './ws-api.js';
 
@@ -92,6 +100,13 @@ export class ConclaveNode implements KvService, AdminService {
   private readonly sendingSnapshots = new Set<string>();
   private readonly receivedSnapshots = new Map<string, string>();
   private compacting = false;
+  /** Set once this node learns it was removed from the cluster; it then serves nothing. */
+  private removedRecord: RemovedRecord | undefined;
+  /** Whether this node has been in an applied membership (a joiner before its addition has not). */
+  private wasMember: boolean;
+  /** When each peer's membership was last checked on its raft traffic (ms), by name: once a second. */
+  private readonly memberCheckedAt = new Map<string, number>();
+  private readonly fatalListeners = new Set<(error: Error) => void>();
 
   private constructor(
     readonly config: NodeConfig,
@@ -104,7 +119,11 @@ export class ConclaveNode implements KvService, AdminService {
     private readonly peers: PeerDirectory,
     private readonly hub: WatchHub,
     private readonly clusterId: string,
-  ) {}
+  ) {
+    const { voters, learners } = group.state.membership;
+    this.wasMember = voters.includes(config.name) || learners.includes(config.name);
+    driver.onFailure((error) => this.fatal(error));
+  }
 
   static async start(config: NodeConfig, logger: Logger): Promise<ConclaveNode> {
     const log = withFields(logger, { node: config.name });
@@ -120,6 +139,16 @@ export class ConclaveNode implements KvService, AdminService {
       joining && secret && !(await hasIdentity(config))
         ? await discoverCluster(config, secret, log, Math.max(10_000, config.electionTimeoutMs * 20))
         : undefined;
+    const removed = await readRemovedMarker(config.dataDir);
+    if (removed !== undefined) {
+      throw new NodeRemovedError(
+        removed,
+        `REMOVED: node ${removed.name} was removed from cluster ${removed.clusterId} ` +
+          `(membership entry ${removed.membershipIndex}, reported by ${removed.by} at ${removed.at}); ` +
+          `it will not start with this data directory (${config.dataDir}). To bring it back, empty the data ` +
+          'directory and add it again with `conclave members add`.',
+      );
+    }
     const identity = await loadOrCreateIdentity(config, secret?.key, joinedClusterId);
     const storage = await NodeStorage.open({
       dataDir: config.dataDir,
@@ -278,12 +307,19 @@ export class ConclaveNode implements KvService, AdminService {
   }
 
   /**
-   * Called once if the node's raft group fails (a storage write refused: a full disk, an I/O
-   * error). The node then serves nothing more; the caller should exit so that a supervisor
-   * restarts it from what is durable once the cause is fixed.
+   * Called once if the node cannot go on: its raft group failed (a storage write refused: a
+   * full disk, an I/O error; the caller should exit so that a supervisor restarts it from what
+   * is durable once the cause is fixed), or it was removed from the cluster (a NodeRemovedError,
+   * code REMOVED, after the marker that keeps it from starting again was written; the caller
+   * should exit and not be restarted). Either way the node serves nothing more.
    */
   onFatal(listener: (error: Error) => void): void {
-    this.driver.onFailure(listener);
+    this.fatalListeners.add(listener);
+  }
+
+  private fatal(error: Error): void {
+    for (const listener of this.fatalListeners) listener(error);
+    this.fatalListeners.clear();
   }
 
   async stop(): Promise<void> {
@@ -452,7 +488,13 @@ export class ConclaveNode implements KvService, AdminService {
       return;
     }
     if (groupId !== GROUP) return;
-    this.lastContact.set(name, Date.now());
+    const now = Date.now();
+    this.lastContact.set(name, now);
+    if (now - (this.memberCheckedAt.get(name) ?? 0) >= 1000) {
+      if (this.memberCheckedAt.size > 10_000) this.memberCheckedAt.clear();
+      this.memberCheckedAt.set(name, now);
+      this.noticeIfNotMember(from, name);
+    }
     for (const message of messages) {
       if (message.from !== name) {
         this.logger.warn('raft.spoofed_sender', {
@@ -480,7 +522,9 @@ export class ConclaveNode implements KvService, AdminService {
           const answer = decodePeerAnswer<{ name?: unknown }>(
             await this.mesh.request(peer, encodePeerMessage({ type: 'identify' }), { timeoutMs: 2000 }),
           );
-          if (typeof answer.name === 'string') this.peers.bind(peer, answer.name);
+          if (typeof answer.name === 'string' && this.peers.bind(peer, answer.name)) {
+            this.noticeIfNotMember(peer, answer.name);
+          }
           return;
         } catch (error) {
           this.logger.debug('peer.identify_retry', { peer, attempt, error: (error as Error).message });
@@ -502,6 +546,9 @@ export class ConclaveNode implements KvService, AdminService {
         commitIndex: this.driver.status().commitIndex,
         clusterId: this.clusterId,
       });
+    }
+    if (request.type === 'removed') {
+      return encodePeerMessage({ accepted: this.considerRemoval(request, this.peers.nameOf(from) ?? from) });
     }
     if (this.peers.nameOf(from) === undefined) await this.identify(from);
     // One hop only: a forwarded request is carried out here or refused, never forwarded again.
@@ -534,18 +581,119 @@ export class ConclaveNode implements KvService, AdminService {
     }
   }
 
-  /** After a membership entry applied: dial new members, forget removed ones. */
+  /**
+   * After a membership entry applied: dial new members, forget removed ones (the leader tells
+   * each that it was removed), and notice if this node itself is no longer a member.
+   */
   onMembershipApplied(): void {
     const { voters, learners } = this.group.state.membership;
     const members = new Set([...voters, ...learners]);
+    const raft = this.driver.status();
     for (const name of this.lastContact.keys()) {
       if (!members.has(name)) {
+        const peer = this.peers.peerOf(name);
+        if (peer !== undefined && raft.role === 'leader') void this.tellRemoved(peer, name);
         this.lastContact.delete(name);
         this.peers.unbindName(name);
       }
     }
     this.dialMembers();
     this.logger.info('raft.membership_applied', { voters, learners });
+    if (members.has(this.config.name)) this.wasMember = true;
+    else if (this.wasMember) void this.becomeRemoved(this.group.state.appliedIndex, 'self');
+  }
+
+  // ---- Removal: a node that is no longer a member learns so and stops --------------------------
+
+  /**
+   * Tells `peer` (named `name`) that it is not a member, if this node's latest membership is
+   * committed and leaves it out; the peer decides whether that proves its removal
+   * (provesRemoval). Called on a peer's raft traffic (at most once a second) and when a peer is
+   * identified, so that a removed node that restarts or campaigns hears of it.
+   */
+  private noticeIfNotMember(peer: string, name: string): void {
+    if (!this.mesh || this.stopping || this.removedRecord !== undefined) return;
+    const raft = this.driver.status();
+    const { voters, learners } = raft.membership;
+    if (name === this.config.name || voters.includes(name) || learners.includes(name)) return;
+    // Only a committed membership speaks: one still in flight may yet be undone.
+    if (raft.membershipIndex > raft.commitIndex) return;
+    void this.sendRemovalNotice(peer, name, {
+      type: 'removed',
+      membershipIndex: raft.membershipIndex,
+      voters,
+      learners,
+    });
+  }
+
+  /** The leader tells a member it just removed, a few times until it answers (it may not be connected). */
+  private async tellRemoved(peer: string, name: string): Promise<void> {
+    for (let attempt = 0; attempt < 5 && !this.stopping; attempt++) {
+      const raft = this.driver.status();
+      if (raft.membershipIndex > raft.commitIndex) return;
+      const { voters, learners } = raft.membership;
+      if (voters.includes(name) || learners.includes(name)) return;
+      const notice: RemovalNotice = {
+        type: 'removed',
+        membershipIndex: raft.membershipIndex,
+        voters,
+        learners,
+      };
+      if (await this.sendRemovalNotice(peer, name, notice)) return;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
+  /** Sends one notice; true once the peer answered (whatever it concluded). */
+  private async sendRemovalNotice(peer: string, name: string, notice: RemovalNotice): Promise<boolean> {
+    if (!this.mesh) return false;
+    try {
+      const answer = decodePeerAnswer<{ accepted?: unknown }>(
+        await this.mesh.request(peer, encodePeerMessage(notice), { timeoutMs: 2000 }),
+      );
+      if (answer.accepted === true) {
+        this.logger.info('peer.removal_told', { name, membershipIndex: notice.membershipIndex });
+      }
+      return true;
+    } catch (error) {
+      this.logger.debug('peer.removal_notice_failed', { name, error: (error as Error).message });
+      return false;
+    }
+  }
+
+  /** A member says this node is not in its membership: stop if that proves a removal. */
+  private considerRemoval(notice: RemovalNotice, by: string): boolean {
+    if (this.removedRecord !== undefined) return true;
+    if (this.stopping || !provesRemoval(notice, this.config.name, this.driver.status())) return false;
+    void this.becomeRemoved(notice.membershipIndex, by);
+    return true;
+  }
+
+  /**
+   * This node is no longer a member: it says so in its log, refuses every request with
+   * REMOVED, writes the marker that keeps it from starting again with this data directory, and
+   * then reports a NodeRemovedError to onFatal listeners.
+   */
+  private async becomeRemoved(membershipIndex: number, by: string): Promise<void> {
+    if (this.removedRecord !== undefined || this.stopping) return;
+    const record: RemovedRecord = {
+      name: this.config.name,
+      clusterId: this.clusterId,
+      membershipIndex,
+      by,
+      at: new Date().toISOString(),
+    };
+    this.removedRecord = record;
+    this.logger.error('node.removed', {
+      ...record,
+      hint: 'this node is no longer a member of its cluster; it stops serving and will not start again with this data directory',
+    });
+    try {
+      await writeRemovedMarker(this.config.dataDir, record);
+    } catch (error) {
+      this.logger.error('node.removed_marker_failed', { error: (error as Error).message });
+    }
+    this.fatal(new NodeRemovedError(record));
   }
 
   // ---- AdminService: carried out by the leader ------------------------------------------------
@@ -831,6 +979,11 @@ export class ConclaveNode implements KvService, AdminService {
   }
 
   ready(): { ready: boolean; reason?: string } {
+    if (this.removedRecord !== undefined)
+      return {
+        ready: false,
+        reason: `removed from the cluster (membership entry ${this.removedRecord.membershipIndex})`,
+      };
     if (this.stopping) return { ready: false, reason: 'stopping' };
     const failure = this.driver.failure;
     if (failure !== undefined) return { ready: false, reason: `raft group failed: ${failure.message}` };
@@ -843,6 +996,7 @@ export class ConclaveNode implements KvService, AdminService {
   }
 
   private refuseIfStopping(): void {
+    if (this.removedRecord !== undefined) throw new NodeRemovedError(this.removedRecord);
     if (this.stopping) throw new DriverError('UNAVAILABLE', 'the node is stopping', '', false);
   }
 

@@ -1,5 +1,6 @@
 // Requests between nodes over the mesh's forwarding RPC: their JSON shapes, encoding and checks.
 
+import { parseRemovalNotice, type RemovalNotice } from './removal.js';
 import type { SessionRef } from './ws-protocol.js';
 
 /** A membership or leadership action, carried out by the leader. */
@@ -11,10 +12,13 @@ export type AdminAction =
 
 /**
  * What one node asks another. `identify` is answered by any node (its name, commit index and
- * cluster id); the others only by the leader, which proposes (one hop: never forwarded again).
+ * cluster id), and so is `removed` (a member telling a node it is no longer in the membership;
+ * answered with `{ accepted }`); the others only by the leader, which proposes (one hop: never
+ * forwarded again).
  */
 export type PeerRequest =
   | { readonly type: 'identify' }
+  | RemovalNotice
   | { readonly type: 'write'; readonly op: unknown; readonly session?: SessionRef }
   | { readonly type: 'members' }
   | ({ readonly type: 'admin' } & AdminAction);
@@ -50,6 +54,7 @@ export function decodePeerRequest(payload: Uint8Array): PeerRequest {
   const request = value as Record<string, unknown>;
   const type = request.type;
   if (type === 'identify' || type === 'members') return { type };
+  if (type === 'removed') return parseRemovalNotice(request) ?? refuse('a removal notice is malformed');
   if (type === 'write' && 'op' in request) {
     const session = request.session;
     if (session !== undefined && (typeof session !== 'object' || session === null)) {
