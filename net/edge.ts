@@ -75,7 +75,11 @@ const RETRYABLE: ReadonlySet<EdgeErrorCode> = new Set([
 export const EDGE_CLOSE_CODES = Object.freeze({
   /** The edge is stopping (drain, rolling upgrade): reconnect elsewhere. */
   GOING_AWAY: 1001,
-  /** A message over maxWsPayloadBytes. (Beyond twice that, uWS drops the TCP connection: 1006.) */
+  /**
+   * A message over maxWsPayloadBytes, up to twice that. Beyond twice that uWS closes the TCP
+   * connection as soon as it reads the frame header, with no close frame: 1006 at the client.
+   * (So does a text frame that is not UTF-8, where RFC 6455 would close with 1007.)
+   */
   TOO_LARGE: 1009,
   /** The client read too slowly: more than maxWsBackpressureBytes waited to be sent. */
   SLOW_CONSUMER: 4008,
@@ -181,7 +185,11 @@ export interface EdgeLimits {
   readonly maxInflightRequests: number;
   /** A handler's answer after this many ms is dropped and 504 TIMEOUT sent instead. */
   readonly requestTimeoutMs: number;
-  /** WebSocket message bytes; larger closes with 1009. */
+  /**
+   * WebSocket message bytes; larger closes with 1009, and more than twice this drops the
+   * connection without a close frame (1006 at the client). One connection may make uWS buffer up
+   * to twice this for one message.
+   */
   readonly maxWsPayloadBytes: number;
   /** WebSocket idle seconds (uWS pings before); 0 disables, otherwise at least 8. */
   readonly wsIdleTimeoutSeconds: number;
@@ -303,6 +311,11 @@ export class Edge {
       const method = req.getMethod();
       const url = req.getUrl();
       this.counterValues.requests++;
+      const { framingError } = copyHeaders(req);
+      if (framingError !== undefined) {
+        this.refuseFraming(res, framingError);
+        return;
+      }
       this.answerError(res, new EdgeError('NOT_FOUND', `no route for ${method.toUpperCase()} ${url}`), true);
     });
     const socket = await new Promise<us_listen_socket | false>((resolve) => {
@@ -373,10 +386,11 @@ export class Edge {
   private onRequest(res: HttpResponse, req: HttpRequest, route: EdgeRoute, names: readonly string[]): void {
     this.counterValues.requests++;
     // uWS's request object lives only during this call: copy what is needed now.
-    const headers: Record<string, string> = {};
-    req.forEach((name, value) => {
-      headers[name] = value;
-    });
+    const { headers, framingError } = copyHeaders(req);
+    if (framingError !== undefined) {
+      this.refuseFraming(res, framingError);
+      return;
+    }
     const params: Record<string, string> = {};
     for (let i = 0; i < names.length; i++) {
       try {
@@ -539,6 +553,23 @@ export class Edge {
     });
   }
 
+  /**
+   * Refuses a request whose body length is ambiguous (RFC 9112 §6.3): 400 INVALID_ARGUMENT, then
+   * the connection is closed. The answer waits for the next event-loop turn on purpose. Inside
+   * uWS's handler it would only be queued while uWS goes on parsing the rest of the same read,
+   * framing it by the first Content-Length (or as chunked), and a request smuggled there would
+   * reach its route: the pending close is forgotten when the next request starts. Left pending,
+   * uWS instead closes the connection itself when a next request arrives (onAborted: no answer);
+   * otherwise the 400 goes out next turn and the connection is closed after it.
+   */
+  private refuseFraming(res: HttpResponse, message: string): void {
+    const exchange = new Exchange(res);
+    res.onAborted(() => exchange.abort());
+    setImmediate(() => {
+      if (!exchange.done) this.answerErrorOn(exchange, new EdgeError('INVALID_ARGUMENT', message), true);
+    });
+  }
+
   /** Answers synchronously, inside uWS's handler (the response is corked already). */
   private answerError(res: HttpResponse, err: EdgeError, closeConnection: boolean): void {
     this.countError(err.code);
@@ -557,8 +588,13 @@ export class Edge {
   private registerWebSocket(app: TemplatedApp, handler: EdgeWebSocketHandler): void {
     const { uws } = this.runtime;
     const limits = this.limits;
-    // uWS drops the TCP connection (no close frame) above its own payload limit; keeping it at
-    // twice ours lets every message up to that get a proper 1009 close.
+    // uWS refuses a frame, or a fragmented message, over its own payload limit by closing the TCP
+    // connection as soon as it reads the frame header (no close frame: 1006 at the client, often
+    // ECONNRESET as it is still sending). Below that limit it buffers the whole message before we
+    // see it, reserving the frame's declared length up front: that limit is what one connection
+    // can make the edge hold (times maxWsConnections at worst). At twice ours, messages up to twice
+    // the limit get a proper 1009 from here; a higher hard limit would only buy 1009 for larger
+    // messages with more memory per connection, so it stays at twice.
     const hardPayloadLimit = Math.min(limits.maxWsPayloadBytes * 2, 0x7fff_ffff);
     app.ws<{ edge: SocketState | undefined; upgrade: UpgradeInfo }>(handler.path, {
       maxPayloadLength: hardPayloadLimit,
@@ -568,10 +604,11 @@ export class Edge {
       closeOnBackpressureLimit: 0,
       compression: uws.DISABLED,
       upgrade: (res, req, context) => {
-        const headers: Record<string, string> = {};
-        req.forEach((name, value) => {
-          headers[name] = value;
-        });
+        const { headers, framingError } = copyHeaders(req);
+        if (framingError !== undefined) {
+          this.refuseFraming(res, framingError);
+          return;
+        }
         const info: UpgradeInfo = {
           query: req.getQuery() ?? '',
           headers,
@@ -839,6 +876,41 @@ function parseJson(
       code: 'INVALID_ARGUMENT',
     };
   }
+}
+
+/**
+ * A request's headers (names lowercased; of a repeated name, the last value) and, if its body
+ * length is ambiguous (RFC 9112 §6.1, §6.3), why. uWS frames a body by the first Content-Length
+ * it finds, and by chunked decoding whenever any Transfer-Encoding is present, whatever its value,
+ * so the edge refuses: Content-Length more than once (even with equal values), Transfer-Encoding
+ * other than exactly one field `chunked` (`gzip, chunked`, `chunked, chunked`, `identity`, …), and
+ * both together. (uWS itself closes, unanswered, a request with non-empty values of both, and one
+ * whose Content-Length is not digits.)
+ */
+function copyHeaders(req: HttpRequest): {
+  headers: Record<string, string>;
+  framingError: string | undefined;
+} {
+  const headers: Record<string, string> = {};
+  const contentLengths: string[] = [];
+  const transferEncodings: string[] = [];
+  req.forEach((name, value) => {
+    headers[name] = value;
+    if (name === 'content-length') contentLengths.push(value);
+    else if (name === 'transfer-encoding') transferEncodings.push(value);
+  });
+  let framingError: string | undefined;
+  if (contentLengths.length > 1) {
+    framingError = `Content-Length is sent ${contentLengths.length} times (${contentLengths.join(', ')}); send it once`;
+  } else if (transferEncodings.length > 0 && contentLengths.length > 0) {
+    framingError = 'Content-Length and Transfer-Encoding are both sent; send one';
+  } else if (
+    transferEncodings.length > 1 ||
+    (transferEncodings.length === 1 && transferEncodings[0]!.trim().toLowerCase() !== 'chunked')
+  ) {
+    framingError = `Transfer-Encoding ${JSON.stringify(transferEncodings.join(', '))} is not supported; only "chunked" is`;
+  }
+  return { headers, framingError };
 }
 
 /** The one error body of the client API: `{"code","message",...details}` (flat, as src/'s routes answer). */

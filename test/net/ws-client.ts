@@ -60,6 +60,11 @@ export class TestWebSocket {
     this.sendFrame(0x1, Buffer.from(text));
   }
 
+  /** A text frame carrying exactly these bytes, UTF-8 or not. */
+  sendTextBytes(bytes: Uint8Array): void {
+    this.sendFrame(0x1, Buffer.from(bytes));
+  }
+
   sendBinary(bytes: Uint8Array): void {
     this.sendFrame(0x2, Buffer.from(bytes));
   }
