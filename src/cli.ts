@@ -10,6 +10,7 @@ import { dataCommands } from './cli/data.js';
 import { leaderCommands } from './cli/leader.js';
 import { membersCommands } from './cli/members.js';
 import { oneLine } from './cli/output.js';
+import { realmsCommands } from './cli/realms.js';
 import { statusCommand } from './cli/status.js';
 import { watchCommand } from './cli/watch.js';
 import { ConfigError, envName, resolveConfig, SETTINGS } from './config.js';
@@ -91,6 +92,7 @@ const EXIT_GROUP_FAILED = 75;
 const COMMAND_GROUPS: ReadonlyMap<string, readonly string[]> = new Map([
   ['members', ['list', 'add', 'remove', 'promote']],
   ['leader', ['transfer']],
+  ['realms', ['list', 'create']],
   ['secret', ['new']],
 ]);
 
@@ -168,13 +170,14 @@ async function main(): Promise<void> {
         process.stdout.write(generateClusterSecret());
       },
     );
-  cli = leaderCommands(membersCommands(watchCommand(dataCommands(statusCommand(cli)))));
+  cli = leaderCommands(membersCommands(realmsCommands(watchCommand(dataCommands(statusCommand(cli))))));
   cli = cli
     .demandCommand(1, 'say what to do: conclave start --single, or conclave --help')
     .recommendCommands()
     .example('$0 start --single', 'one node on this machine, serving http://127.0.0.1:8080')
     .example(`$0 put default greeting '{"text":"hello"}'`, 'write a document')
     .example('$0 status', 'the members, the leader, the term')
+    .example('$0 realms create shop', 'a new realm (a key space of its own)')
     // A usage error is one line (exit 2); an error thrown by a command's handler goes on to main().
     .fail((message, error) => {
       if (error && !message) throw error;

@@ -54,6 +54,11 @@
  * connection with code 4008 (SLOW_CONSUMER). Requests in flight per connection are limited
  * (WS_MAX_INFLIGHT); above that the node answers UNAVAILABLE (retryable). The node closes with
  * 1001 (GOING_AWAY) when it stops; the client reconnects elsewhere.
+ *
+ * Size: a message over the node's WebSocket message limit (1 MiB by default; the node does not
+ * announce it) is not read: the node closes the connection with 1009 (TOO_LARGE), and drops it
+ * without a close frame for one over twice the limit. The TypeScript client refuses such a
+ * request before sending it (ClientOptions.maxRequestBytes) and reports a 1009 as TOO_LARGE.
  */
 
 /** The path of the endpoint on every node. */

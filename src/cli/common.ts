@@ -1,6 +1,8 @@
-// What every client command shares: --endpoints/--json/--timeout, JSON arguments, and turning failures into exit codes.
+// What every client command shares: --endpoints/--ca/--json/--timeout, JSON arguments, and turning failures into exit codes.
 
+import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
+import { pemCertificates } from '../client/tls-trust.js';
 import { ApiClient, ApiError } from './http.js';
 import { formatError, oneLine } from './output.js';
 
@@ -18,11 +20,13 @@ export class UsageError extends Error {
 
 export interface ConnectionArgs {
   readonly endpoints: string;
+  /** --ca: a PEM file of CA certificates to trust for https endpoints. */
+  readonly ca?: string;
   readonly json: boolean;
   readonly timeout: number;
 }
 
-/** Adds --endpoints and --json. */
+/** Adds --endpoints, --ca and --json. */
 export function withEndpoints<T>(y: Argv<T>) {
   return y
     .option('endpoints', {
@@ -30,6 +34,11 @@ export function withEndpoints<T>(y: Argv<T>) {
       default: process.env[ENDPOINTS_ENV] || DEFAULT_ENDPOINT,
       defaultDescription: `$${ENDPOINTS_ENV} or ${DEFAULT_ENDPOINT}`,
       describe: 'comma-separated node URLs, tried in order until one answers',
+    })
+    .option('ca', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'PEM file of the CA that signed the nodes’ certificates, trusted for https endpoints',
     })
     .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of text' });
 }
@@ -86,9 +95,30 @@ export function nonNegativeInteger(value: number | undefined, flag: string): num
   return value;
 }
 
+/**
+ * The certificates of --ca (undefined without it), each a PEM block. Throws UsageError naming
+ * the file if it cannot be read or holds no certificate.
+ */
+export function readCa(file: string | undefined): string[] | undefined {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`--ca ${file}: cannot read it (${(error as Error).message})`);
+  }
+  const certificates = pemCertificates(text);
+  if (certificates.length === 0) {
+    throw new UsageError(`--ca ${file}: no PEM certificate in it (-----BEGIN CERTIFICATE-----)`);
+  }
+  return certificates;
+}
+
 export function clientOf(args: ConnectionArgs): ApiClient {
   const timeoutMs = positiveInteger(args.timeout, '--timeout')!;
-  return new ApiClient(parseEndpoints(args.endpoints), timeoutMs);
+  const endpoints = parseEndpoints(args.endpoints);
+  const ca = readCa(args.ca);
+  return new ApiClient(endpoints, timeoutMs, ca === undefined ? {} : { ca });
 }
 
 /**

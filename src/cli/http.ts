@@ -1,5 +1,10 @@
 // The CLI's HTTP calls: one request tried at each endpoint in turn until one answers, within a deadline.
 
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
+import { tlsFailureCode, tlsHint } from '../client/tls-trust.js';
+
 /** A failure the CLI reports as `conclave: CODE: message`; codes are the API's stable ones. */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -64,8 +69,13 @@ const NOT_SENT_CODES: ReadonlySet<string> = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
   'EADDRNOTAVAIL',
-  'UND_ERR_CONNECT_TIMEOUT',
 ]);
+
+/** How the CLI reaches its endpoints. */
+export interface HttpSettings {
+  /** PEM certificates trusted for https:// endpoints besides Node's bundled roots (--ca). */
+  readonly ca?: readonly string[];
+}
 
 const STATUS_CODES: Readonly<Record<number, string>> = {
   400: 'INVALID_ARGUMENT',
@@ -102,6 +112,7 @@ export class ApiClient {
   constructor(
     endpoints: readonly string[],
     readonly timeoutMs: number,
+    private readonly settings: HttpSettings = {},
     private readonly now: () => number = Date.now,
   ) {
     if (endpoints.length === 0) throw new Error('ApiClient needs at least one endpoint');
@@ -115,7 +126,7 @@ export class ApiClient {
 
   /** A client of the same endpoints (the one that last answered first) with a deadline of its own. */
   fork(timeoutMs: number): ApiClient {
-    return new ApiClient(this.order, timeoutMs, this.now);
+    return new ApiClient(this.order, timeoutMs, this.settings, this.now);
   }
 
   remainingMs(): number {
@@ -128,6 +139,7 @@ export class ApiClient {
       const failures: string[] = [];
       let lastRetryable: ApiError | undefined;
       let notHere: ApiError | undefined;
+      const tlsErrors: ApiError[] = [];
       for (const endpoint of [...this.order]) {
         const outcome = await this.attempt(endpoint, method, path, options);
         if (outcome.kind === 'answer') {
@@ -138,9 +150,12 @@ export class ApiClient {
         failures.push(`${endpoint}: ${outcome.error.message}`);
         if (outcome.kind === 'retry') lastRetryable = outcome.error;
         if (outcome.kind === 'elsewhere') notHere ??= outcome.error;
+        if (outcome.error.code === 'TLS_ERROR') tlsErrors.push(outcome.error);
       }
       if (lastRetryable === undefined) {
         if (notHere !== undefined) throw notHere;
+        // No endpoint could be reached over TLS: waiting will not change that.
+        if (tlsErrors.length === this.order.length) throw tlsErrors[0]!;
         throw new ApiError('UNAVAILABLE', `no endpoint answered (${failures.join('; ')})`, {
           retryable: true,
         });
@@ -194,21 +209,14 @@ export class ApiClient {
       options.timeoutMs ?? (options.idempotent ? READ_ATTEMPT_MS : remainingMs),
     );
     const url = endpoint + path + queryString(options.query);
-    let response: Response;
-    let text: string;
+    let response: HttpAnswer;
     try {
-      response = await fetch(url, {
-        method,
-        ...(options.body === undefined
-          ? {}
-          : { body: options.body, headers: { 'content-type': 'application/json' } }),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      text = await response.text();
+      response = await send(url, method, options.body, timeoutMs, this.settings);
     } catch (error) {
       return transportFailure(error, endpoint, timeoutMs, options.idempotent);
     }
-    if (response.ok) {
+    const { text } = response;
+    if (response.status >= 200 && response.status < 300) {
       try {
         return { kind: 'answer', body: text === '' ? null : JSON.parse(text) };
       } catch {
@@ -238,12 +246,79 @@ export class ApiClient {
   }
 }
 
+interface HttpAnswer {
+  readonly status: number;
+  readonly text: string;
+}
+
+/**
+ * One HTTP(S) exchange: resolves with the status and the whole body, rejects with the
+ * transport's error (a TimeoutError once `timeoutMs` has passed). node:http rather than
+ * fetch, since fetch cannot be told which CAs to trust.
+ */
+function send(
+  url: string,
+  method: HttpMethod,
+  body: string | undefined,
+  timeoutMs: number,
+  settings: HttpSettings,
+): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const signal = AbortSignal.timeout(timeoutMs);
+    const fail = (error: unknown) => reject(signal.aborted ? signal.reason : error);
+    const target = new URL(url);
+    const headers: Record<string, string | number> =
+      body === undefined
+        ? {}
+        : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body, 'utf8') };
+    const onResponse = (response: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', fail);
+      response.on('aborted', () => fail(new Error('the connection closed mid-answer')));
+      response.on('end', () =>
+        resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+      );
+    };
+    const request =
+      target.protocol === 'https:'
+        ? httpsRequest(
+            target,
+            {
+              method,
+              headers,
+              signal,
+              ...(settings.ca === undefined ? {} : { ca: [...rootCertificates, ...settings.ca] }),
+            },
+            onResponse,
+          )
+        : httpRequest(target, { method, headers, signal }, onResponse);
+    request.on('error', fail);
+    request.end(body);
+  });
+}
+
 function transportFailure(
   error: unknown,
   endpoint: string,
   timeoutMs: number,
   idempotent: boolean,
 ): { kind: 'next' | 'retry' | 'final'; error: ApiError } {
+  const tlsCode = tlsFailureCode(error);
+  if (tlsCode !== undefined) {
+    // The handshake failed: the request was never sent, so any endpoint may be tried.
+    const detail = (error as Error).message;
+    return {
+      kind: 'next',
+      error: new ApiError(
+        'TLS_ERROR',
+        `TLS with ${endpoint} failed: ${tlsCode}: ${detail} (${tlsHint(tlsCode)})`,
+        {
+          retryable: false,
+        },
+      ),
+    };
+  }
   const name = (error as { name?: string }).name;
   if (name === 'TimeoutError' || name === 'AbortError') {
     const timedOut = new ApiError('TIMEOUT', `${endpoint} did not answer within ${timeoutMs} ms`, {
@@ -252,10 +327,9 @@ function transportFailure(
     });
     return { kind: idempotent ? 'retry' : 'final', error: timedOut };
   }
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  const code = cause?.code ?? '';
-  const detail = cause?.message ?? (error as Error).message ?? String(error);
-  if (idempotent || NOT_SENT_CODES.has(code)) {
+  const code = (error as { code?: unknown }).code;
+  const detail = (error as Error).message ?? String(error);
+  if (idempotent || (typeof code === 'string' && NOT_SENT_CODES.has(code))) {
     return { kind: 'next', error: new ApiError('UNAVAILABLE', detail, { retryable: true }) };
   }
   return {

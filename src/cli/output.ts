@@ -38,7 +38,8 @@ export function formatError(
     extras.push(`reason ${details.reason}`);
   }
   if (typeof details.leader === 'string' && details.leader !== '') extras.push(`leader ${details.leader}`);
-  if (details.indeterminate === true) extras.push('the write may or may not have applied');
+  const indeterminate = 'the write may or may not have applied';
+  if (details.indeterminate === true && !message.includes(indeterminate)) extras.push(indeterminate);
   const suffix = extras.length === 0 ? '' : ` (${extras.join('; ')})`;
   return oneLine(`conclave: ${code}: ${message}${suffix}`);
 }

@@ -1,15 +1,8 @@
 // `conclave status`: the members and the cluster's term and commit index, from the leader's view when the admin route answers.
 
 import type { Argv } from 'yargs';
-import {
-  type ConnectionArgs,
-  clientOf,
-  parseEndpoints,
-  positiveInteger,
-  runCommand,
-  withConnection,
-} from './common.js';
-import { ApiClient, ApiError } from './http.js';
+import { type ConnectionArgs, clientOf, positiveInteger, runCommand, withConnection } from './common.js';
+import { type ApiClient, ApiError } from './http.js';
 import {
   fetchMembers,
   type MembersView,
@@ -70,13 +63,15 @@ async function status(args: ConnectionArgs): Promise<void> {
  */
 async function readStatus(client: ApiClient, args: ConnectionArgs): Promise<StatusDocument> {
   const timeoutMs = positiveInteger(args.timeout, '--timeout')!;
-  const quick = new ApiClient(parseEndpoints(args.endpoints), Math.min(timeoutMs, MEMBERS_TIMEOUT_MS_MAX));
+  const quick = client.fork(Math.min(timeoutMs, MEMBERS_TIMEOUT_MS_MAX));
   let adminError: ApiError;
   try {
     const view = await fetchMembers(quick, { elsewhereCodes: ['PERMISSION_DENIED', 'NOT_FOUND'] });
     return { source: 'members', ...view };
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
+    // No endpoint speaks TLS we trust: their own status would fail the same way.
+    if (error.code === 'TLS_ERROR') throw error;
     adminError = error;
   }
   const answers = await client.each<NodeStatusBody>('/v1/status');

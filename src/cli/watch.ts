@@ -6,6 +6,7 @@ import {
   nonNegativeInteger,
   parseEndpoints,
   positiveInteger,
+  readCa,
   runCommand,
   withConnection,
 } from './common.js';
@@ -43,11 +44,12 @@ export function watchCommand<T>(cli: Argv<T>): Argv<T> {
 
 async function watch(args: WatchArgs): Promise<void> {
   const endpoints = parseEndpoints(args.endpoints);
+  const ca = readCa(args.ca);
   const fromRevision = nonNegativeInteger(args.fromRevision, '--from-revision');
   // Loaded here so that the other commands do not load the client and its WebSocket library.
   const { Client } = await import('../client/index.js');
   const requestTimeoutMs = positiveInteger(args.timeout, '--timeout')!;
-  const client = new Client({ endpoints, requestTimeoutMs });
+  const client = new Client({ endpoints, requestTimeoutMs, ...(ca === undefined ? {} : { ca }) });
   const watcher = client.watch(
     args.realm,
     args.prefix ?? '',

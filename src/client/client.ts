@@ -80,13 +80,14 @@ export class Client {
   /** Throws ConclaveError INVALID_ARGUMENT naming the bad option. Connects lazily, on the first call. */
   constructor(options: ClientOptions) {
     this.options = resolveOptions(options);
-    this.rpc = new Rpc((link, push) => this.route(link, push));
+    this.rpc = new Rpc((link, push) => this.route(link, push), this.options.maxRequestBytes);
     this.connection = new Connection(
       {
         urls: this.options.urls,
         connectTimeoutMs: this.options.connectTimeoutMs,
         backoffBaseMs: this.options.backoffBaseMs,
         backoffMaxMs: this.options.backoffMaxMs,
+        ca: this.options.ca,
       },
       {
         onMessage: (link, text) => this.receive(link, text),
@@ -124,7 +125,8 @@ export class Client {
           {
             current: () => this.connection.current,
             statusOver: (link) => this.statusOver(link),
-            probe: (url) => probeStatus(url, this.options.connectTimeoutMs, this.lifetime.signal),
+            probe: (url) =>
+              probeStatus(url, this.options.connectTimeoutMs, this.lifetime.signal, { ca: this.options.ca }),
             moveTo: (link, url) => this.connection.moveTo(link, url),
             now: () => performance.now(),
           },
@@ -307,6 +309,7 @@ export class Client {
   private async read<T>(reader: (result: unknown) => T, build: () => RequestBody): Promise<T> {
     if (this.closing !== undefined) throw closedError();
     const body = build();
+    this.rpc.checkSize(body);
     const ctx = this.beginCall();
     try {
       const answer = await exchange(this.host, ctx, () => body);
@@ -326,6 +329,7 @@ export class Client {
   ): Promise<T> {
     if (this.closing !== undefined) throw closedError();
     const withSession = build();
+    this.rpc.checkSize(withSession({ id: 1, seq: 1 }));
     this.affinity?.noteWrite();
     const ctx = this.beginCall();
     try {

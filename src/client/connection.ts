@@ -14,12 +14,17 @@
  * machine rests in idle. The endpoint last reached is tried first; after losing it, the next
  * one in the list is. A link lost before the node ever sent a message counts as a failed
  * attempt, so a node that accepts and drops connections cannot make the client spin.
+ *
+ * A round in which every endpoint failed TLS (a certificate the client cannot verify, or no
+ * TLS where it was expected) is not retried: every waiter rejects TLS_ERROR at once, naming
+ * the problem, and the machine rests in idle. The next open() tries again from scratch.
  */
 
 import { backoffDelayMs, type Random } from './backoff.js';
 import { CLOSE_GRACE_MS } from './constants.js';
 import { ConclaveError, closedError } from './errors.js';
 import { dial, Link } from './link.js';
+import { tlsHint } from './tls-trust.js';
 
 export type ConnectionState = 'idle' | 'dialing' | 'waiting' | 'open' | 'closed';
 
@@ -29,6 +34,8 @@ export interface ConnectionConfig {
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
   readonly random?: Random;
+  /** CA certificates trusted for wss:// besides Node's bundled roots. */
+  readonly ca?: readonly (string | Buffer)[] | undefined;
 }
 
 export interface ConnectionEvents {
@@ -56,6 +63,8 @@ export class Connection {
   private movingTo: number | undefined;
   /** Failed attempts since a node last sent a message. */
   private failures = 0;
+  /** Attempts of the current round that failed TLS. */
+  private tlsFailures = 0;
   private linkCount = 0;
   private closing: Promise<void> | undefined;
   private readonly random: Random;
@@ -153,34 +162,47 @@ export class Connection {
     const index = this.nextIndex;
     const url = this.config.urls[index]!;
     this.state = 'dialing';
-    this.cancelDial = dial(url, this.config.connectTimeoutMs, (result) => {
-      this.cancelDial = undefined;
-      const socket = result.socket;
-      if (this.state !== 'dialing') {
-        socket?.terminate();
-        return;
-      }
-      if (socket === undefined) {
-        this.lastFailure = new ConclaveError('UNAVAILABLE', `cannot connect to ${url}: ${result.reason}`, {
-          retryable: true,
+    this.cancelDial = dial(
+      url,
+      this.config.connectTimeoutMs,
+      (result) => {
+        this.cancelDial = undefined;
+        const socket = result.socket;
+        if (this.state !== 'dialing') {
+          socket?.terminate();
+          return;
+        }
+        if (socket === undefined) {
+          this.lastFailure =
+            result.tlsCode === undefined
+              ? new ConclaveError('UNAVAILABLE', `cannot connect to ${url}: ${result.reason}`, {
+                  retryable: true,
+                })
+              : new ConclaveError(
+                  'TLS_ERROR',
+                  `TLS with ${url} failed: ${result.tlsCode}: ${result.reason} (${tlsHint(result.tlsCode)})`,
+                  { retryable: false },
+                );
+          if (result.tlsCode !== undefined) this.tlsFailures += 1;
+          this.nextIndex = (index + 1) % this.config.urls.length;
+          this.fail();
+          return;
+        }
+        const link = new Link(++this.linkCount, url, socket, {
+          onMessage: (from, text) => this.onMessage(from, text),
+          onClose: (from) => this.onClose(from),
         });
-        this.nextIndex = (index + 1) % this.config.urls.length;
-        this.fail();
-        return;
-      }
-      const link = new Link(++this.linkCount, url, socket, {
-        onMessage: (from, text) => this.onMessage(from, text),
-        onClose: (from) => this.onClose(from),
-      });
-      this.link = link;
-      this.state = 'open';
-      this.lastFailure = undefined;
-      for (const waiter of this.waiters) {
-        waiter.detach();
-        waiter.resolve(link);
-      }
-      this.waiters.clear();
-    });
+        this.link = link;
+        this.state = 'open';
+        this.lastFailure = undefined;
+        for (const waiter of this.waiters) {
+          waiter.detach();
+          waiter.resolve(link);
+        }
+        this.waiters.clear();
+      },
+      { ca: this.config.ca },
+    );
   }
 
   /** After a failed attempt: the next endpoint at once, or a backoff after a full round. */
@@ -190,6 +212,20 @@ export class Connection {
     if (this.failures % endpoints !== 0) {
       this.state = 'idle';
       this.resume();
+      return;
+    }
+    const tlsOnly = this.tlsFailures === endpoints;
+    this.tlsFailures = 0;
+    if (tlsOnly && this.lastFailure !== undefined) {
+      // Every endpoint refused TLS: waiting will not change that. Fail now; start afresh next time.
+      this.failures = 0;
+      this.state = 'idle';
+      const error = this.lastFailure;
+      for (const waiter of this.waiters) {
+        waiter.detach();
+        waiter.reject(error);
+      }
+      this.waiters.clear();
       return;
     }
     this.state = 'waiting';
@@ -206,6 +242,7 @@ export class Connection {
   private onMessage(link: Link, text: string): void {
     if (link !== this.link) return;
     this.failures = 0;
+    this.tlsFailures = 0;
     this.events.onMessage(link, text);
   }
 

@@ -9,6 +9,11 @@ export const DEFAULTS = Object.freeze({
   maxInflightWrites: 128,
   watchBufferEvents: 10_000,
   preferLeader: true,
+  /**
+   * The node's WebSocket message limit when nothing else is configured (net/edge.ts,
+   * EDGE_DEFAULTS.maxWsPayloadBytes); the node closes a connection that sends more with 1009.
+   */
+  maxRequestBytes: 1024 * 1024,
 });
 
 /** The bounds ClientOptions are validated against. */
@@ -18,6 +23,8 @@ export const LIMITS = Object.freeze({
   timerMsMax: 2 ** 31 - 1,
   maxInflightWritesMax: 4096,
   watchBufferEventsMax: 10_000_000,
+  /** The most a node can be configured to accept in one WebSocket message (net/edge.ts). */
+  maxRequestBytesMax: 512 * 1024 * 1024,
 });
 
 /** A link that has not been heard from (message or pong) for this long is presumed dead. */

@@ -4,7 +4,9 @@ import type { WsError } from '../ws-protocol.js';
 
 /**
  * Codes the client throws: the node's stable codes (the HTTP API's, see http-api.ts) plus
- * CLOSED, SLOW_CONSUMER and SESSION_EXPIRED. A node may add codes; `code` stays a string.
+ * CLOSED, SLOW_CONSUMER, SESSION_EXPIRED and TLS_ERROR (no endpoint could be reached over TLS:
+ * the message names Node's code, e.g. DEPTH_ZERO_SELF_SIGNED_CERT; not retryable). A node
+ * may add codes; `code` stays a string.
  */
 export type ConclaveErrorCode =
   | 'INVALID_ARGUMENT'
@@ -22,6 +24,7 @@ export type ConclaveErrorCode =
   | 'INTERNAL'
   | 'SESSION_EXPIRED'
   | 'SLOW_CONSUMER'
+  | 'TLS_ERROR'
   | 'CLOSED';
 
 /** Codes that mean "try again, here or at another node", whatever the answer's `retryable` says. */
@@ -69,6 +72,19 @@ export class ConclaveError extends Error {
 export class ConnectionLostError extends ConclaveError {
   constructor(endpoint: string) {
     super('UNAVAILABLE', `the connection to ${endpoint} was lost`, { retryable: true });
+  }
+}
+
+/**
+ * A request refused for its size without the cluster reading it: over maxRequestBytes and not
+ * sent (`sent` false), or sent and refused by the node with a 1009 close (`sent` true).
+ */
+export class TooLargeError extends ConclaveError {
+  constructor(
+    message: string,
+    readonly sent: boolean,
+  ) {
+    super('TOO_LARGE', message, { retryable: false, indeterminate: false });
   }
 }
 

@@ -17,7 +17,7 @@
  */
 
 import type { WebSocket } from 'ws';
-import { dial, type Link } from './link.js';
+import { type DialSettings, dial, type Link } from './link.js';
 
 /** What a node says of itself and its leader (part of the `status` op's result). */
 export interface LeaderView {
@@ -101,6 +101,7 @@ export function probeStatus(
   url: string,
   timeoutMs: number,
   signal: AbortSignal,
+  settings: DialSettings = {},
 ): Promise<LeaderView | undefined> {
   if (signal.aborted) return Promise.resolve(undefined);
   return new Promise((resolve) => {
@@ -118,22 +119,27 @@ export function probeStatus(
       socket?.terminate();
       resolve(view);
     };
-    const cancel = dial(url, timeoutMs, (result) => {
-      if (result.socket === undefined) return finish(undefined);
-      socket = result.socket;
-      socket.on('message', (data, binary) => {
-        if (binary) return;
-        let answer: unknown;
-        try {
-          answer = JSON.parse(String(data));
-        } catch {
-          return finish(undefined);
-        }
-        const { id, ok, result: status } = (answer ?? {}) as Record<string, unknown>;
-        if (id === 1) finish(ok === true ? leaderView(status) : undefined);
-      });
-      socket.once('close', () => finish(undefined));
-      socket.send(JSON.stringify({ id: 1, op: 'status' }));
-    });
+    const cancel = dial(
+      url,
+      timeoutMs,
+      (result) => {
+        if (result.socket === undefined) return finish(undefined);
+        socket = result.socket;
+        socket.on('message', (data, binary) => {
+          if (binary) return;
+          let answer: unknown;
+          try {
+            answer = JSON.parse(String(data));
+          } catch {
+            return finish(undefined);
+          }
+          const { id, ok, result: status } = (answer ?? {}) as Record<string, unknown>;
+          if (id === 1) finish(ok === true ? leaderView(status) : undefined);
+        });
+        socket.once('close', () => finish(undefined));
+        socket.send(JSON.stringify({ id: 1, op: 'status' }));
+      },
+      settings,
+    );
   });
 }

@@ -1,8 +1,10 @@
 // ClientOptions: what a caller may set, and their validation into a complete, checked configuration.
 
+import { X509Certificate } from 'node:crypto';
 import { WS_PATH } from '../ws-protocol.js';
 import { DEFAULTS, LIMITS } from './constants.js';
 import { invalidArgument } from './errors.js';
+import { pemCertificates } from './tls-trust.js';
 
 export interface BackoffOptions {
   /** First delay between two full rounds over the endpoints; default 50. */
@@ -28,6 +30,21 @@ export interface ClientOptions {
    * write the hop from a follower to the leader (see leader-affinity.ts). Default true.
    */
   readonly preferLeader?: boolean;
+  /**
+   * The largest request, in bytes of its JSON message, the client sends. A larger one is
+   * refused at once with TOO_LARGE (indeterminate: false), before it is sent. Default 1 MiB,
+   * the node's WebSocket message limit. Set it higher only for nodes that accept more: a node
+   * closes a connection that sends it a message over its limit (close code 1009), which the
+   * client also reports as TOO_LARGE for that request, but a node drops the connection without
+   * a word for a message over twice its limit, which the client cannot tell from a network fault.
+   */
+  readonly maxRequestBytes?: number;
+  /**
+   * PEM certificates of the authorities that sign the nodes' certificates (https:// endpoints),
+   * trusted in addition to Node's bundled root certificates. A certificate the client cannot
+   * verify fails a call at once with TLS_ERROR naming the problem.
+   */
+  readonly ca?: string | Buffer | readonly (string | Buffer)[];
 }
 
 /** ClientOptions with every default filled in and every value checked. */
@@ -41,6 +58,9 @@ export interface ResolvedOptions {
   readonly maxInflightWrites: number;
   readonly watchBufferEvents: number;
   readonly preferLeader: boolean;
+  readonly maxRequestBytes: number;
+  /** Extra trusted CA certificates, or undefined for Node's bundled roots only. */
+  readonly ca: readonly (string | Buffer)[] | undefined;
 }
 
 const OPTION_NAMES: ReadonlySet<string> = new Set([
@@ -51,6 +71,8 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'maxInflightWrites',
   'watchBufferEvents',
   'preferLeader',
+  'maxRequestBytes',
+  'ca',
 ]);
 const BACKOFF_NAMES: ReadonlySet<string> = new Set(['baseMs', 'maxMs']);
 
@@ -109,7 +131,43 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
       LIMITS.watchBufferEventsMax,
     ),
     preferLeader: booleanOr(options.preferLeader, DEFAULTS.preferLeader, 'preferLeader'),
+    maxRequestBytes: integerIn(
+      options.maxRequestBytes,
+      DEFAULTS.maxRequestBytes,
+      'maxRequestBytes',
+      64,
+      LIMITS.maxRequestBytesMax,
+    ),
+    ca: resolveCa(options.ca),
   };
+}
+
+function resolveCa(ca: unknown): (string | Buffer)[] | undefined {
+  if (ca === undefined) return undefined;
+  const list: unknown[] = Array.isArray(ca) ? ca : [ca];
+  if (list.length === 0) throw invalidArgument('options.ca must name at least one certificate');
+  for (const [i, entry] of list.entries()) {
+    if ((typeof entry !== 'string' || entry === '') && !(Buffer.isBuffer(entry) && entry.length > 0)) {
+      throw invalidArgument(`options.ca${Array.isArray(ca) ? `[${i}]` : ''} must be a PEM string or Buffer`);
+    }
+  }
+  const certificates = list as (string | Buffer)[];
+  for (const [i, entry] of certificates.entries()) {
+    const where = `options.ca${Array.isArray(ca) ? `[${i}]` : ''}`;
+    const blocks = pemCertificates(entry.toString('utf8'));
+    if (blocks.length === 0)
+      throw invalidArgument(`${where} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    for (const block of blocks) {
+      try {
+        new X509Certificate(block);
+      } catch (error) {
+        throw invalidArgument(
+          `${where} holds a certificate that cannot be read: ${(error as Error).message}`,
+        );
+      }
+    }
+  }
+  return certificates;
 }
 
 function booleanOr(value: unknown, fallback: boolean, name: string): boolean {

@@ -1,7 +1,7 @@
 // Requests on the wire: ids, the table of requests awaiting their answer, and routing of what a link receives.
 
-import type { WsAnswer, WsPush, WsRequest } from '../ws-protocol.js';
-import { ConnectionLostError, invalidArgument } from './errors.js';
+import { WS_CLOSE_CODES, type WsAnswer, type WsPush, type WsRequest } from '../ws-protocol.js';
+import { ConnectionLostError, invalidArgument, TooLargeError } from './errors.js';
 import type { Link } from './link.js';
 import { parseServerMessage } from './wire.js';
 
@@ -20,6 +20,8 @@ export interface CallHooks {
 
 interface Pending {
   readonly link: Link;
+  /** Bytes of the request's message, to tell which one a node refused as too large. */
+  readonly bytes: number;
   readonly resolve: (answer: WsAnswer) => void;
   readonly reject: (error: unknown) => void;
   readonly detach: () => void;
@@ -33,7 +35,11 @@ export class Rpc {
   /** Messages dropped: not protocol messages, or answers to nothing pending. */
   ignoredMessages = 0;
 
-  constructor(private readonly onPush: (link: Link, push: WsPush) => void) {}
+  constructor(
+    private readonly onPush: (link: Link, push: WsPush) => void,
+    /** The largest request message sent; a larger one is refused with TOO_LARGE before it is sent. */
+    private readonly maxRequestBytes: number = Number.MAX_SAFE_INTEGER,
+  ) {}
 
   get pendingCount(): number {
     return this.pending.size;
@@ -42,7 +48,9 @@ export class Rpc {
   /**
    * Sends `body` on `link` with a fresh id and resolves with its answer (an error answer
    * resolves too). Rejects ConnectionLostError if the link is closed, or closes, before the
-   * answer; rejects with the signal's reason if it aborts first.
+   * answer; rejects with the signal's reason if it aborts first. Rejects ConclaveError
+   * TOO_LARGE (not retryable, not indeterminate) for a message over maxRequestBytes, unsent,
+   * and for the request the node refused by closing the link with 1009 (see lose()).
    */
   call(link: Link, body: RequestBody, signal: AbortSignal, hooks: CallHooks = {}): Promise<WsAnswer> {
     if (signal.aborted) return Promise.reject(signal.reason);
@@ -53,6 +61,8 @@ export class Rpc {
     } catch (error) {
       return Promise.reject(invalidArgument(`the request cannot be sent as JSON: ${String(error)}`));
     }
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > this.maxRequestBytes) return Promise.reject(unsentTooLarge(bytes, this.maxRequestBytes));
     return new Promise<WsAnswer>((resolve, reject) => {
       const onAbort = () => {
         this.pending.delete(id);
@@ -65,9 +75,24 @@ export class Rpc {
         reject(new ConnectionLostError(link.url));
         return;
       }
-      this.pending.set(id, { link, resolve, reject, detach, onAnswer: hooks.onAnswer });
+      this.pending.set(id, { link, bytes, resolve, reject, detach, onAnswer: hooks.onAnswer });
       hooks.onSent?.();
     });
+  }
+
+  /**
+   * Throws TooLargeError (unsent) if `body`, with an id and `session` if given, is over
+   * maxRequestBytes: a call can fail at once, before it waits for a connection or a session.
+   * call() checks the exact message again.
+   */
+  checkSize(body: RequestBody | object): void {
+    let bytes: number;
+    try {
+      bytes = Buffer.byteLength(JSON.stringify({ id: 0, ...body }), 'utf8');
+    } catch {
+      return; // call() reports it.
+    }
+    if (bytes > this.maxRequestBytes) throw unsentTooLarge(bytes, this.maxRequestBytes);
   }
 
   /** Sends `body` and forgets it: its answer, if any, is ignored. False if the link is not open. */
@@ -97,13 +122,37 @@ export class Rpc {
     pending.resolve(message);
   }
 
-  /** Every request awaiting an answer on `link` rejects ConnectionLostError. */
+  /**
+   * Every request awaiting an answer on `link` rejects ConnectionLostError — except, when the
+   * node closed the link with 1009 (a message over its limit, which it neither read nor
+   * answered), the largest request in flight on it: that one rejects TOO_LARGE, so that it is
+   * not resent. A smaller one that was also too large meets another 1009 when resent, and is
+   * then the largest.
+   */
   lose(link: Link): void {
+    let refusedId: number | undefined;
+    if (link.closeCode === WS_CLOSE_CODES.TOO_LARGE) {
+      let largest = -1;
+      for (const [id, pending] of this.pending) {
+        if (pending.link === link && pending.bytes > largest) {
+          largest = pending.bytes;
+          refusedId = id;
+        }
+      }
+    }
     for (const [id, pending] of this.pending) {
       if (pending.link !== link) continue;
       this.pending.delete(id);
       pending.detach();
-      pending.reject(new ConnectionLostError(link.url));
+      pending.reject(
+        id === refusedId
+          ? new TooLargeError(
+              `the request (${pending.bytes} bytes) is larger than ${link.url} accepts: it closed the ` +
+                'connection with 1009 (TOO_LARGE) without reading it',
+              true,
+            )
+          : new ConnectionLostError(link.url),
+      );
     }
   }
 
@@ -115,4 +164,12 @@ export class Rpc {
     }
     this.pending.clear();
   }
+}
+
+function unsentTooLarge(bytes: number, max: number): TooLargeError {
+  return new TooLargeError(
+    `the request is ${bytes} bytes, more than maxRequestBytes (${max}, by default the node's ` +
+      'WebSocket message limit); it was not sent',
+    false,
+  );
 }

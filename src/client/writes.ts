@@ -3,7 +3,7 @@
 import type { SessionRef } from '../ws-protocol.js';
 import type { CallContext } from './call.js';
 import { SESSION_RENEWALS_MAX } from './constants.js';
-import { ConclaveError, errorFromWire, withIndeterminate } from './errors.js';
+import { ConclaveError, errorFromWire, TooLargeError, withIndeterminate } from './errors.js';
 import { exchange, type Transport } from './retry.js';
 import type { RequestBody } from './rpc.js';
 import type { Session, Sessions } from './session.js';
@@ -21,6 +21,10 @@ import { readResult } from './wire.js';
  *  - SESSION_EXPIRED, indeterminate true, when a resend found its session gone (its first
  *    attempt may have applied). An expired session met on the first attempt is replaced
  *    and the write sent again under the new one, since the write cannot have applied;
+ *  - TOO_LARGE, indeterminate false, for a request over maxRequestBytes (never sent) or one
+ *    a node refused unread by closing the connection with 1009 on its first sending; true if
+ *    an earlier sending may have been read by another node;
+ *  - TLS_ERROR when no endpoint can be reached over TLS, indeterminate iff the write was sent;
  *  - TIMEOUT at the deadline or CLOSED on close, indeterminate iff the write was ever sent.
  */
 export async function runWrite<T>(
@@ -59,9 +63,18 @@ export async function runWrite<T>(
       }
     }
   } catch (error) {
-    const sent = pending !== undefined && pending.sends > 0;
+    // Refused for its size before any sending, or unread on its only one: it never reached the cluster.
+    const refusedUnread = error instanceof TooLargeError && (pending?.sends ?? 0) === (error.sent ? 1 : 0);
+    const sent = pending !== undefined && pending.sends > 0 && !refusedUnread;
     if (pending !== undefined) abandon(sessions, pending.session, pending.seq, sent);
     if (ctx.aborted) throw ctx.abortError(sent);
+    if (
+      error instanceof ConclaveError &&
+      !refusedUnread &&
+      (error.code === 'TOO_LARGE' || error.code === 'TLS_ERROR')
+    ) {
+      throw withIndeterminate(error, sent);
+    }
     throw error;
   } finally {
     if (slot) sessions.release();

@@ -116,6 +116,9 @@ t.test('--help of every command exits 0 and shows an example', async (t) => {
     ['members', 'promote'],
     ['leader'],
     ['leader', 'transfer'],
+    ['realms'],
+    ['realms', 'list'],
+    ['realms', 'create'],
   ];
   const results = await Promise.all(commands.map((words) => run([...words, '--help'])));
   commands.forEach((words, i) => {

@@ -8,7 +8,7 @@ export interface Watched {
   output(): string;
 }
 
-/** Resolves `serving` once the child prints `serving http://`; rejects if it exits or stays silent past `timeoutMs`. */
+/** Resolves `serving` once the child prints `serving http://` (or https://); rejects if it exits or stays silent past `timeoutMs`. */
 export function watchServing(child: ChildProcess, timeoutMs: number): Watched {
   let output = '';
   const serving = new Promise<void>((resolve, reject) => {
@@ -18,7 +18,7 @@ export function watchServing(child: ChildProcess, timeoutMs: number): Watched {
     );
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('serving http://')) {
+      if (/serving https?:\/\//.test(output)) {
         clearTimeout(timer);
         resolve();
       }
