@@ -262,7 +262,11 @@ export class ConclaveNode implements KvService, AdminService {
         routes: [...httpRoutes(api), ...adminRoutes(api, admin, config.services.includes('admin'))],
         websocket: webSocketApi(api, service, hub, log),
         logger: log,
-        limits: { maxBodyBytes: config.maxRequestBytes, requestTimeoutMs: config.requestTimeoutMs * 2 },
+        limits: {
+          maxBodyBytes: config.maxRequestBytes,
+          maxWsPayloadBytes: config.maxRequestBytes,
+          requestTimeoutMs: config.requestTimeoutMs * 2,
+        },
         ...(config.tlsKeyFile && config.tlsCertFile
           ? { tls: { keyFile: config.tlsKeyFile, certFile: config.tlsCertFile } }
           : {}),

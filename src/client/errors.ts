@@ -25,14 +25,19 @@ export type ConclaveErrorCode =
   | 'SESSION_EXPIRED'
   | 'SLOW_CONSUMER'
   | 'TLS_ERROR'
+  | 'REMOVED'
   | 'CLOSED';
 
-/** Codes that mean "try again, here or at another node", whatever the answer's `retryable` says. */
+/**
+ * Codes that mean "try again, here or at another node", whatever the answer's `retryable` says
+ * (REMOVED: the node was removed from the cluster; only another node).
+ */
 export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   'NO_LEADER',
   'NOT_LEADER',
   'TIMEOUT',
   'UNAVAILABLE',
+  'REMOVED',
 ]);
 
 export interface ConclaveErrorDetails {

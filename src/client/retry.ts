@@ -63,6 +63,12 @@ export async function exchange(
     errorAnswers += 1;
     errorsOnLink = link === errorLink ? errorsOnLink + 1 : 1;
     errorLink = link;
+    if (error.code === 'REMOVED') {
+      // That node is out of the cluster for good: go to another at once.
+      errorsOnLink = 0;
+      transport.drop(link);
+      continue;
+    }
     if (errorsOnLink >= ERRORS_BEFORE_ROTATE) {
       errorsOnLink = 0;
       transport.drop(link);

@@ -81,6 +81,18 @@ t.test('a node that keeps answering NOT_LEADER is left for another', async (t) =
   t.equal(cluster.executedWrites, 1);
 });
 
+t.test('a node that answers REMOVED is left at once for another', async (t) => {
+  const { cluster, nodes } = await startFakes(t, 2);
+  const [a, b] = nodes as [FakeNode, FakeNode];
+  a.faults.removed = true;
+  const client = clientOf(t, nodes);
+  t.same(await client.put('default', 'k', 1), { revision: 1 });
+  const refused = a.received.filter((r) => r.request.op !== 'watch').length;
+  t.equal(refused, 1, 'one request to the removed node, then none: no retry there');
+  t.equal(b.connectionCount, 1, 'the client moved to the second node');
+  t.equal(cluster.executedWrites, 1);
+});
+
 t.test('at the deadline a call rejects TIMEOUT; a write that was sent is indeterminate', async (t) => {
   const { cluster, nodes } = await startFakes(t, 1);
   const client = clientOf(t, nodes, { requestTimeoutMs: 300 });

@@ -38,7 +38,7 @@ interface FakeSession {
 const WRITE_OPS = new Set(['put', 'patch', 'delete', 'txn']);
 
 function failure(code: string, message: string, extra: Partial<WsError> = {}): Outcome {
-  const retryable = ['NO_LEADER', 'NOT_LEADER', 'TIMEOUT', 'UNAVAILABLE'].includes(code);
+  const retryable = ['NO_LEADER', 'NOT_LEADER', 'TIMEOUT', 'UNAVAILABLE', 'REMOVED'].includes(code);
   return { ok: false, error: { code, message, retryable, ...extra } };
 }
 
@@ -259,6 +259,8 @@ export type AnswerFate = 'send' | 'drop-connection' | 'hold';
 export interface FakeFaults {
   /** Answer NOT_LEADER to this many more requests (not watch/unwatch); Infinity: always. */
   notLeader: number;
+  /** Answer REMOVED (this node left the cluster) to every request but watch/unwatch. */
+  removed: boolean;
   /** For this many more writes: apply, then drop the connection instead of answering. */
   dropAfterApply: number;
   /** Keep every answer until releaseHeld(). */
@@ -282,6 +284,7 @@ export class FakeNode {
   readonly received: { readonly request: Fields; readonly connection: number }[] = [];
   readonly faults: FakeFaults = {
     notLeader: 0,
+    removed: false,
     dropAfterApply: 0,
     hold: false,
     replayOverlap: 0,
@@ -419,6 +422,10 @@ export class FakeNode {
     if (op === 'unwatch') {
       this.watches.get(socket)?.delete(request.watch as number);
       this.answer(socket, request, { ok: true, result: {} });
+      return;
+    }
+    if (op !== 'watch' && this.faults.removed) {
+      this.answer(socket, request, failure('REMOVED', `${this.name} was removed from the cluster`));
       return;
     }
     if (op !== 'watch' && this.faults.notLeader > 0) {
