@@ -5,18 +5,27 @@ import type { NodeConfig } from './config.js';
 import { decodePeerAnswer, encodePeerMessage } from './peer-protocol.js';
 import { DriverError } from './raft-driver.js';
 
-/** What a peer says of itself when identified. */
+/** What a peer says of itself when identified by a founder. */
 export interface PeerIdentity {
   readonly name: string;
   /** The peer's commit index: above 1 means the cluster has committed entries past its bootstrap. */
   readonly commitIndex: number;
+  /**
+   * The peer id the peer last saw this founder's name with (SeenMembers): null if never;
+   * undefined from a node that keeps no such record (then commitIndex decides, as before).
+   */
+  readonly seenPeer: string | null | undefined;
 }
 
 /**
- * A founding member whose data directory is empty must not bootstrap if the cluster already
- * runs: its name is still a member, and voting with an empty log could lose acknowledged
- * writes. It asks the peers it can reach within `graceMs`; if any has committed past the
- * bootstrap, start is refused with instructions. (If none answers, it cannot tell and bootstraps.)
+ * A founding member whose data directory is empty must not bootstrap if it took part in the
+ * cluster before: its vote and its acknowledgements may have counted, and voting again with an
+ * empty log could lose acknowledged writes. Every member records, on disk, each peer it has
+ * identified before it processes anything from it (SeenMembers); so the founder asks the peers
+ * it can reach within `graceMs` for their record of its name. A record means its data was lost:
+ * start is refused with instructions. No record means a first start, even if the others started
+ * earlier and already elected a leader and committed entries: it bootstraps and catches up.
+ * (If no peer that saw it answers, it cannot tell and bootstraps.)
  */
 export async function refuseIfClusterExists(
   config: NodeConfig,
@@ -34,11 +43,19 @@ export async function refuseIfClusterExists(
     asked.add(peer);
     for (let attempt = 0; attempt < 20 && mesh; attempt++) {
       try {
-        const answer = decodePeerAnswer<Partial<PeerIdentity>>(
-          await mesh.request(peer, encodePeerMessage({ type: 'identify' }), { timeoutMs: 1000 }),
+        const answer = decodePeerAnswer<Partial<PeerIdentity> & { founding?: unknown }>(
+          await mesh.request(peer, encodePeerMessage({ type: 'identify', founding: config.name }), {
+            timeoutMs: 1000,
+          }),
         );
-        if (typeof answer.name === 'string') {
-          answers.set(answer.name, { name: answer.name, commitIndex: Number(answer.commitIndex ?? 0) });
+        if (typeof answer.name === 'string' && answer.founding !== true) {
+          const seenPeer =
+            typeof answer.seenPeer === 'string' || answer.seenPeer === null ? answer.seenPeer : undefined;
+          answers.set(answer.name, {
+            name: answer.name,
+            commitIndex: Number(answer.commitIndex ?? 0),
+            seenPeer,
+          });
         }
         return;
       } catch {
@@ -54,8 +71,8 @@ export async function refuseIfClusterExists(
     logger,
     handlers: {
       raft: () => undefined,
-      // Another fresh founder asking us: we have committed nothing.
-      request: async () => encodePeerMessage({ name: config.name, commitIndex: 0 }),
+      // Another fresh founder or a member asking us: we have committed nothing and are no member yet.
+      request: async () => encodePeerMessage({ name: config.name, commitIndex: 0, founding: true }),
       peerUp: (peer) => void ask(peer),
     },
   });
@@ -63,7 +80,7 @@ export async function refuseIfClusterExists(
     await mesh.start();
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && answers.size < expected) {
-      if ([...answers.values()].some((a) => a.commitIndex > 1)) break;
+      if ([...answers.values()].some(tookPart)) break;
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   } finally {
@@ -71,15 +88,28 @@ export async function refuseIfClusterExists(
     mesh = undefined;
     await stopping.stop();
   }
-  const running = [...answers.values()].filter((a) => a.commitIndex > 1);
-  logger.info('node.founding_check', { answered: [...answers.keys()], running: running.map((a) => a.name) });
-  if (running.length > 0) {
+  const witnesses = [...answers.values()].filter(tookPart);
+  logger.info('node.founding_check', {
+    answered: [...answers.keys()],
+    sawThisNode: witnesses.map((a) => a.name),
+  });
+  if (witnesses.length > 0) {
     throw new DriverError(
       'UNAVAILABLE',
-      `the data directory ${config.dataDir} is empty, but the cluster already runs (${running
-        .map((a) => `${a.name} has committed ${a.commitIndex} entries`)
-        .join(', ')}) and still lists ${config.name} as a member: its data was lost. ` +
-        'Starting it empty could lose acknowledged writes. Remove this member from the cluster and add it back as a new node.',
+      `the data directory ${config.dataDir} is empty, but ${config.name} took part in this cluster before (${witnesses
+        .map((a) =>
+          a.seenPeer
+            ? `${a.name} saw it as peer ${a.seenPeer}`
+            : `${a.name} has committed ${a.commitIndex} entries`,
+        )
+        .join(', ')}): its data was lost. Starting it empty could lose acknowledged writes. ` +
+        'Remove this member from the cluster (conclave members remove) and add it back as a new node.',
     );
   }
+}
+
+/** Whether a peer's answer shows that this founder took part before. */
+function tookPart(answer: PeerIdentity): boolean {
+  if (answer.seenPeer === undefined) return answer.commitIndex > 1;
+  return answer.seenPeer !== null;
 }

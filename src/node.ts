@@ -55,6 +55,7 @@ import {
   readRemovedMarker,
   writeRemovedMarker,
 } from './removal.js';
+import { SeenMembers } from './seen-members.js';
 import { WatchHub } from './watch-hub.js';
 import { webSocketApi } from './ws-api.js';
 
@@ -119,6 +120,7 @@ export class ConclaveNode implements KvService, AdminService {
     private readonly peers: PeerDirectory,
     private readonly hub: WatchHub,
     private readonly clusterId: string,
+    private readonly seen: SeenMembers,
   ) {
     const { voters, learners } = group.state.membership;
     this.wasMember = voters.includes(config.name) || learners.includes(config.name);
@@ -150,6 +152,7 @@ export class ConclaveNode implements KvService, AdminService {
       );
     }
     const identity = await loadOrCreateIdentity(config, secret?.key, joinedClusterId);
+    const seen = await SeenMembers.load(config.dataDir);
     const storage = await NodeStorage.open({
       dataDir: config.dataDir,
       clusterId: identity.clusterId,
@@ -282,6 +285,7 @@ export class ConclaveNode implements KvService, AdminService {
         peers,
         hub,
         identity.clusterId,
+        seen,
       );
       self.node = instance;
       try {
@@ -523,11 +527,14 @@ export class ConclaveNode implements KvService, AdminService {
     try {
       for (let attempt = 0; attempt < 50 && !this.stopping; attempt++) {
         try {
-          const answer = decodePeerAnswer<{ name?: unknown }>(
+          const answer = decodePeerAnswer<{ name?: unknown; founding?: unknown }>(
             await this.mesh.request(peer, encodePeerMessage({ type: 'identify' }), { timeoutMs: 2000 }),
           );
-          if (typeof answer.name === 'string' && this.peers.bind(peer, answer.name)) {
-            this.noticeIfNotMember(peer, answer.name);
+          // A founder's temporary mesh (its founding check) is not a member yet: not recorded.
+          if (typeof answer.name === 'string' && answer.founding !== true) {
+            // On disk before the name is bound, so before anything from this peer is processed.
+            await this.seen.record(answer.name, peer);
+            if (this.peers.bind(peer, answer.name)) this.noticeIfNotMember(peer, answer.name);
           }
           return;
         } catch (error) {
@@ -549,6 +556,7 @@ export class ConclaveNode implements KvService, AdminService {
         name: this.config.name,
         commitIndex: this.driver.status().commitIndex,
         clusterId: this.clusterId,
+        ...(request.founding === undefined ? {} : { seenPeer: this.seen.peerOf(request.founding) ?? null }),
       });
     }
     if (request.type === 'removed') {

@@ -17,7 +17,8 @@ export type AdminAction =
  * forwarded again).
  */
 export type PeerRequest =
-  | { readonly type: 'identify' }
+  /** `founding`: a founder with an empty data directory asks for the record of its name (SeenMembers). */
+  | { readonly type: 'identify'; readonly founding?: string }
   | RemovalNotice
   | { readonly type: 'write'; readonly op: unknown; readonly session?: SessionRef }
   | { readonly type: 'members' }
@@ -27,6 +28,10 @@ export interface IdentifyAnswer {
   readonly name: string;
   readonly commitIndex: number;
   readonly clusterId?: string;
+  /** Set by a founder's temporary mesh (founding-check.ts): not a member yet, do not record it. */
+  readonly founding?: true;
+  /** To an identify with `founding`: the peer id that name was last seen with, or null. */
+  readonly seenPeer?: string | null;
 }
 
 const encoder = new TextEncoder();
@@ -53,7 +58,14 @@ export function decodePeerRequest(payload: Uint8Array): PeerRequest {
   if (typeof value !== 'object' || value === null) refuse('peer request is not an object');
   const request = value as Record<string, unknown>;
   const type = request.type;
-  if (type === 'identify' || type === 'members') return { type };
+  if (type === 'identify') {
+    const founding = request.founding;
+    if (founding === undefined) return { type };
+    if (typeof founding !== 'string' || founding === '' || founding.length > 256)
+      refuse('identify: founding must be a node name');
+    return { type, founding };
+  }
+  if (type === 'members') return { type };
   if (type === 'removed') return parseRemovalNotice(request) ?? refuse('a removal notice is malformed');
   if (type === 'write' && 'op' in request) {
     const session = request.session;

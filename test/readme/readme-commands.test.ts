@@ -36,9 +36,8 @@
  *
  * Expect about a minute: the first `npx conclave` in a fresh checkout runs the package's `prepare`
  * (a tsc build) as npm links the checkout into its npx cache, and every npx start costs ~1.5 s.
- * Under heavy CPU load the founders' npx start-ups can drift apart by more than the founding check
- * waits (src/founding-check.ts); the late founder is then refused as one whose data was lost,
- * which the README warns of, and this test fails on it.
+ * (The founders' npx start-ups may drift apart under load: a late founder bootstraps and catches
+ * up, src/founding-check.ts.)
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
