@@ -512,7 +512,9 @@ export class RealmStateStore {
     });
     if (!args.ok) return { ok: false, revision, error: args.error };
     if (!this.state.realms.has(realm)) return notFoundRealm(realm, revision);
-    if (options.fromRevision <= meta.historyFloor) {
+    // Revision 1 is the bootstrap (no key changed): while nothing was compacted (floor 1),
+    // a watch from 1 misses nothing, as in etcd.
+    if (options.fromRevision <= meta.historyFloor && meta.historyFloor > 1) {
       return {
         ok: false,
         revision,
