@@ -1,37 +1,18 @@
 // A removed node learns it was removed (live, after a restart, or as the leader removing itself), answers REMOVED, exits 78 and will not start again.
 
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
-import type { ClusterNode, LocalCluster } from '../../scripts/local-cluster.js';
+import type { ClusterNode } from '../../scripts/local-cluster.js';
 import { EXIT_REMOVED, REMOVED_FILE } from '../../src/removal.js';
+import { startCapturing } from './capture.js';
 import { runningCluster } from './running-cluster.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'src', 'cli.js');
 const run = promisify(execFile);
-
-/** Starts `node` with its output kept, so the test can read what it said. */
-function startCapturing(
-  cluster: LocalCluster,
-  node: ClusterNode,
-): { output: () => string; exited: Promise<number | null> } {
-  const child: ChildProcess = spawn(process.execPath, [...cluster.args(node), '--log-level', 'info'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  node.child = child;
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { output: () => output, exited };
-}
 
 async function removeMember(name: string, endpoints: string): Promise<void> {
   await run(process.execPath, [CLI, 'members', 'remove', name, '--endpoints', endpoints, '--json'], {

@@ -1,25 +1,9 @@
 // Restarting members is not reported as strangers knocking; a node with another cluster's secret is, as an error with a hint.
 
-import { spawn } from 'node:child_process';
 import t from 'tap';
-import { type ClusterNode, freePort, type LocalCluster } from '../../scripts/local-cluster.js';
+import { type ClusterNode, freePort } from '../../scripts/local-cluster.js';
+import { startCapturing } from './capture.js';
 import { runningCluster } from './running-cluster.js';
-
-/** (Re)starts `node` with its output kept. */
-function startCapturing(cluster: LocalCluster, node: ClusterNode, secretFile?: string): () => string {
-  const child = spawn(process.execPath, [...cluster.args(node, secretFile), '--log-level', 'info'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  node.child = child;
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  return () => output;
-}
 
 const strangerLines = (output: string) =>
   output.split('\n').filter((line) => line.includes('stranger_rejected'));
@@ -35,7 +19,7 @@ t.test(
     for (let round = 0; round < 8; round++) {
       const node = cluster.nodes[round % 3] as ClusterNode;
       await cluster.kill(node, round % 2 === 0 ? 'SIGTERM' : 'SIGKILL');
-      outputs.push(startCapturing(cluster, node));
+      outputs.push(startCapturing(cluster, node).output);
       await cluster.waitForLeader(30_000);
       await new Promise((resolve) => setTimeout(resolve, 300));
     }
@@ -58,7 +42,7 @@ t.test(
       url: '',
     };
     cluster.nodes.push(intruder);
-    const intruderOutput = startCapturing(cluster, intruder, cluster.otherSecretFile());
+    const intruderOutput = startCapturing(cluster, intruder, cluster.otherSecretFile()).output;
     const deadline = Date.now() + 20_000;
     const plain = () =>
       [...strangerLines(everything()), ...strangerLines(intruderOutput())].filter(
