@@ -8,12 +8,12 @@ t.test(
   'a forward that could not be sent is a definite UNAVAILABLE, not an indeterminate TIMEOUT',
   async (t) => {
     // A long election timeout keeps the followers believing in the dead leader for a while.
-    const cluster = await runningCluster(t, 3, [
-      '--election-timeout-ms',
-      '4000',
-      '--heartbeat-interval-ms',
-      '100',
-    ]);
+    const cluster = await runningCluster(
+      t,
+      3,
+      ['--election-timeout-ms', '2000', '--heartbeat-interval-ms', '100'],
+      60_000,
+    );
     const leader = await cluster.waitForLeader(30_000);
     const follower = cluster.nodes.find((n) => n !== leader) as ClusterNode;
     await cluster.kill(leader);

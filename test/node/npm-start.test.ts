@@ -11,10 +11,11 @@ import { watchServing } from './wait-serving.js';
 t.test('npm start serves from the existing build', async (t) => {
   const scripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> })
     .scripts;
+  t.equal(scripts.prestart, 'npm run --silent build:stale', 'prestart builds only when the build is stale');
   t.match(
-    scripts.prestart,
-    /^test -f dist\/src\/cli\.js \|\| /,
-    'prestart builds only when there is no build',
+    scripts['build:stale'],
+    /^test -f dist\/src\/cli\.js && test -z .*-newer dist\/src\/cli\.js.* \|\| npm run build/,
+    'build:stale compiles only when dist/ is missing or a source is newer',
   );
   t.notMatch(scripts.start ?? '', /tsc|build/, 'start itself does not compile');
 
