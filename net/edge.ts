@@ -2,7 +2,8 @@
 //
 // What a route does belongs to src/; the edge only parses, bounds and answers. Every error
 // answer is the flat JSON `{"code":…,"message":…,"retryable":…, ...details}` with a stable
-// code (EdgeErrorCode) and the status in EDGE_ERROR_STATUS.
+// code; its status and retryability come from the EdgeErrorTable the edge is given (the
+// node's is src/error-codes.ts): net/ carries bytes and owns no domain codes.
 
 import type {
   HttpRequest,
@@ -27,76 +28,44 @@ interface ExclusiveListen {
 /** ListenOptions.LIBUS_LISTEN_EXCLUSIVE_PORT: no SO_REUSEPORT. */
 const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
 
-/** Stable error codes of the client API; never renamed. */
+/** The codes the edge raises itself (the rest are its routes'). */
 export type EdgeErrorCode =
   | 'INVALID_ARGUMENT'
   | 'TOO_LARGE'
   | 'NOT_FOUND'
-  | 'CONFLICT'
-  | 'NO_LEADER'
-  | 'NOT_LEADER'
-  | 'TIMEOUT'
-  | 'COMPACTED'
-  | 'UNAUTHENTICATED'
-  | 'PERMISSION_DENIED'
   | 'UNAVAILABLE'
-  | 'READ_ONLY'
-  | 'REMOVED'
+  | 'TIMEOUT'
   | 'INTERNAL';
 
-/** The HTTP status each code answers with. */
-export const EDGE_ERROR_STATUS: Readonly<Record<EdgeErrorCode, number>> = Object.freeze({
-  INVALID_ARGUMENT: 400,
-  UNAUTHENTICATED: 401,
-  PERMISSION_DENIED: 403,
-  READ_ONLY: 403,
-  NOT_FOUND: 404,
-  CONFLICT: 409,
-  COMPACTED: 410,
-  REMOVED: 410,
-  TOO_LARGE: 413,
-  INTERNAL: 500,
-  NO_LEADER: 503,
-  NOT_LEADER: 503,
-  UNAVAILABLE: 503,
-  TIMEOUT: 504,
-});
-
-/** Codes that mean the client may retry (here or at another node). */
-const RETRYABLE: ReadonlySet<EdgeErrorCode> = new Set([
-  'NO_LEADER',
-  'NOT_LEADER',
-  'TIMEOUT',
-  'UNAVAILABLE',
-  'REMOVED',
-]);
-
-/** WebSocket close codes the edge uses. */
-export const EDGE_CLOSE_CODES = Object.freeze({
-  /** The edge is stopping (drain, rolling upgrade): reconnect elsewhere. */
-  GOING_AWAY: 1001,
-  /**
-   * A message over maxWsPayloadBytes, up to twice that. Beyond twice that uWS closes the TCP
-   * connection as soon as it reads the frame header, with no close frame: 1006 at the client.
-   * (So does a text frame that is not UTF-8, where RFC 6455 would close with 1007.)
-   */
-  TOO_LARGE: 1009,
-  /** The client read too slowly: more than maxWsBackpressureBytes waited to be sent. */
-  SLOW_CONSUMER: 4008,
-});
+/**
+ * How the edge answers error codes and which close codes it uses: given by its user. `status`
+ * is undefined for a code the API does not answer with (a route that throws one answers
+ * INTERNAL); it must know the EdgeErrorCode values.
+ */
+export interface EdgeErrorTable {
+  status(code: string): number | undefined;
+  retryable(code: string): boolean;
+  readonly closeCodes: {
+    /** The edge is stopping: reconnect elsewhere. */
+    readonly GOING_AWAY: number;
+    /** A message over maxWsPayloadBytes (up to twice that; beyond, uWS drops the connection). */
+    readonly TOO_LARGE: number;
+    /** The client read too slowly: more than maxWsBackpressureBytes waited to be sent. */
+    readonly SLOW_CONSUMER: number;
+  };
+}
 
 /** An answer with a stable code; throw it from a handler. */
 export class EdgeError extends Error {
-  readonly code: EdgeErrorCode;
-  readonly status: number;
+  /** A code of the edge's EdgeErrorTable (the edge's own, or one its routes answer with). */
+  readonly code: string;
   /** Extra JSON fields for the error object (e.g. the leader to retry at, the current revision). */
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: EdgeErrorCode, message: string, details?: Record<string, unknown>) {
+  constructor(code: EdgeErrorCode | (string & {}), message: string, details?: Record<string, unknown>) {
     super(message);
     this.name = 'EdgeError';
     this.code = code;
-    this.status = EDGE_ERROR_STATUS[code];
     this.details = details;
   }
 }
@@ -136,7 +105,7 @@ export interface EdgeRoute {
   readonly body: 'json' | 'none';
   /**
    * Answers the request. Throwing EdgeError answers with its code; any other throw with a
-   * string `code` that is an EdgeErrorCode answers with that code; anything else is INTERNAL
+   * string `code` that the error table knows answers with that code; anything else is INTERNAL
    * (logged).
    */
   readonly handler: (request: EdgeRequest) => EdgeResponse | Promise<EdgeResponse>;
@@ -225,6 +194,8 @@ export interface EdgeInit {
   readonly routes: readonly EdgeRoute[];
   readonly websocket?: EdgeWebSocketHandler;
   readonly limits?: Partial<EdgeLimits>;
+  /** Statuses, retryability and close codes (the node's: ERROR_TABLE of src/error-codes.ts). */
+  readonly errors: EdgeErrorTable;
   /** Quiet by default. */
   readonly logger?: Logger;
 }
@@ -233,7 +204,7 @@ export interface EdgeInit {
 export interface EdgeCounters {
   requests: number;
   /** Answers by error code. */
-  errors: Partial<Record<EdgeErrorCode, number>>;
+  errors: Record<string, number>;
   wsOpened: number;
   wsClosed: number;
   wsMessagesIn: number;
@@ -358,7 +329,8 @@ export class Edge {
     const { uws } = this.runtime;
     if (this.listenSocket !== undefined) uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = undefined;
-    for (const socket of [...this.sockets.values()]) socket.close(EDGE_CLOSE_CODES.GOING_AWAY, 'GOING_AWAY');
+    for (const socket of [...this.sockets.values()])
+      socket.close(this.init.errors.closeCodes.GOING_AWAY, 'GOING_AWAY');
     (this.app as unknown as { close?: () => void }).close?.();
     this.app = undefined;
     this.logger.info('edge_stopped');
@@ -508,8 +480,8 @@ export class Edge {
   private toEdgeError(err: unknown, route: EdgeRoute): EdgeError {
     if (err instanceof EdgeError) return err;
     const code = (err as { code?: unknown } | null)?.code;
-    if (typeof code === 'string' && code in EDGE_ERROR_STATUS) {
-      return new EdgeError(code as EdgeErrorCode, err instanceof Error ? err.message : String(err));
+    if (typeof code === 'string' && code !== 'INTERNAL' && this.init.errors.status(code) !== undefined) {
+      return new EdgeError(code, err instanceof Error ? err.message : String(err));
     }
     this.logger.error('route_failed', {
       method: route.method,
@@ -544,10 +516,10 @@ export class Edge {
 
   private answerErrorOn(exchange: Exchange, err: EdgeError, closeConnection: boolean): void {
     this.countError(err.code);
-    const body = errorBody(err);
+    const { status, body } = this.errorAnswer(err);
     exchange.finish((res) => {
       res
-        .writeStatus(statusLine(err.status))
+        .writeStatus(statusLine(status))
         .writeHeader('content-type', 'application/json')
         .end(body, closeConnection);
     });
@@ -573,13 +545,29 @@ export class Edge {
   /** Answers synchronously, inside uWS's handler (the response is corked already). */
   private answerError(res: HttpResponse, err: EdgeError, closeConnection: boolean): void {
     this.countError(err.code);
+    const { status, body } = this.errorAnswer(err);
     res
-      .writeStatus(statusLine(err.status))
+      .writeStatus(statusLine(status))
       .writeHeader('content-type', 'application/json')
-      .end(errorBody(err), closeConnection);
+      .end(body, closeConnection);
   }
 
-  private countError(code: EdgeErrorCode): void {
+  /**
+   * The one error body of the client API, `{"code","message","retryable",...details}` (flat, as
+   * src/'s routes answer), and its status; a code the table does not know answers 500.
+   */
+  private errorAnswer(err: EdgeError): { status: number; body: string } {
+    const { errors } = this.init;
+    const body = JSON.stringify({
+      ...err.details,
+      code: err.code,
+      message: err.message,
+      retryable: errors.retryable(err.code),
+    });
+    return { status: errors.status(err.code) ?? 500, body };
+  }
+
+  private countError(code: string): void {
     this.counterValues.errors[code] = (this.counterValues.errors[code] ?? 0) + 1;
   }
 
@@ -633,6 +621,7 @@ export class Edge {
           ws,
           data.upgrade,
           limits,
+          this.init.errors.closeCodes,
           this.counterValues,
           this.logger,
         );
@@ -647,7 +636,7 @@ export class Edge {
         this.counterValues.wsMessagesIn++;
         if (message.byteLength > limits.maxWsPayloadBytes) {
           this.counterValues.wsTooLargeClosed++;
-          socket.close(EDGE_CLOSE_CODES.TOO_LARGE, 'TOO_LARGE');
+          socket.close(this.init.errors.closeCodes.TOO_LARGE, 'TOO_LARGE');
           return;
         }
         if (isBinary) {
@@ -677,7 +666,7 @@ export class Edge {
 
   private rejectMessage(socket: SocketState, message: string, code = 'INVALID_ARGUMENT'): void {
     this.counterValues.wsInvalidMessages++;
-    socket.send({ type: 'error', error: { code, message, retryable: false } });
+    socket.send({ type: 'error', error: { code, message, retryable: this.init.errors.retryable(code) } });
   }
 
   private callHandler(what: string, fn: () => void): void {
@@ -705,6 +694,7 @@ class SocketState implements EdgeSocket {
     private readonly ws: WebSocket<unknown>,
     private readonly upgrade: UpgradeInfo,
     private readonly limits: EdgeLimits,
+    private readonly closeCodes: EdgeErrorTable['closeCodes'],
     private readonly counters: EdgeCounters,
     private readonly logger: Logger,
   ) {}
@@ -740,14 +730,14 @@ class SocketState implements EdgeSocket {
         bufferedBytes: buffered,
         remote: this.remoteAddress,
       });
-      this.close(EDGE_CLOSE_CODES.SLOW_CONSUMER, 'SLOW_CONSUMER');
+      this.close(this.closeCodes.SLOW_CONSUMER, 'SLOW_CONSUMER');
       return false;
     }
     const status = this.ws.send(text, false, false);
     if (status === 2) {
       // Dropped by uWS's own limit (set at twice ours): treat like a slow consumer.
       this.counters.wsSlowConsumersClosed++;
-      this.close(EDGE_CLOSE_CODES.SLOW_CONSUMER, 'SLOW_CONSUMER');
+      this.close(this.closeCodes.SLOW_CONSUMER, 'SLOW_CONSUMER');
       return false;
     }
     this.counters.wsMessagesOut++;
@@ -911,16 +901,6 @@ function copyHeaders(req: HttpRequest): {
     framingError = `Transfer-Encoding ${JSON.stringify(transferEncodings.join(', '))} is not supported; only "chunked" is`;
   }
   return { headers, framingError };
-}
-
-/** The one error body of the client API: `{"code","message",...details}` (flat, as src/'s routes answer). */
-function errorBody(err: EdgeError): string {
-  return JSON.stringify({
-    ...err.details,
-    code: err.code,
-    message: err.message,
-    retryable: RETRYABLE.has(err.code),
-  });
 }
 
 function statusLine(status: number): string {

@@ -12,13 +12,12 @@ export {
 } from './codec.js';
 export { MESH_DEFAULTS, type MeshLimits, validateMeshLimits } from './config.js';
 export {
-  EDGE_CLOSE_CODES,
   EDGE_DEFAULTS,
-  EDGE_ERROR_STATUS,
   Edge,
   type EdgeCounters,
   EdgeError,
   type EdgeErrorCode,
+  type EdgeErrorTable,
   type EdgeInit,
   type EdgeLimits,
   type EdgeRequest,

@@ -10,9 +10,11 @@ import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { Edge } from '../net/index.js';
+import { ERROR_TABLE } from '../src/error-codes.js';
 
 async function serve(): Promise<void> {
   const edge = new Edge({
+    errors: ERROR_TABLE,
     host: '127.0.0.1',
     port: 0,
     routes: [

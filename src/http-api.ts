@@ -67,9 +67,9 @@
  * gone: its writes answer 410 SESSION_EXPIRED, and a retried write's fate is then unknown.
  * The WebSocket API (ws-protocol.ts) carries the same triple as `session: {id, seq, ack}`.
  *
- * ERRORS: `{"code", "message", "retryable", ...details}` with the status of EDGE_ERROR_STATUS.
- * `retryable` is true for NO_LEADER, NOT_LEADER, TIMEOUT, UNAVAILABLE and REMOVED (410: this
- * node was removed from the cluster, so retry only at another one); NOT_LEADER and
+ * ERRORS: `{"code", "message", "retryable", ...details}`, status and `retryable` from the one
+ * table, ERROR_CODES in error-codes.ts (REMOVED, 410: this node was removed from the cluster,
+ * so retry only at another one); NOT_LEADER and
  * NO_LEADER carry `leader` (a node name) when one is known; a write that may still apply
  * (its fate unknown, e.g. TIMEOUT) carries `"indeterminate": true`; COMPACTED carries the
  * current `revision`. Bad query values, bodies and keys are refused here, before anything is
@@ -77,9 +77,7 @@
  */
 
 import {
-  EDGE_ERROR_STATUS,
   EdgeError,
-  type EdgeErrorCode,
   type EdgeRequest,
   type EdgeResponse,
   type EdgeRoute,
@@ -98,6 +96,7 @@ import {
   type StorageConfig,
   validateCommand,
 } from '../storage/index.js';
+import { type ErrorCode, errorStatus, isRetryable } from './error-codes.js';
 import {
   booleanParam,
   consistencyParam,
@@ -126,29 +125,10 @@ export interface HttpApiOptions {
   readonly logger?: Logger;
 }
 
-/** Error codes a client may retry, at this node or another (REMOVED: only at another). */
-const RETRYABLE_CODES: ReadonlySet<string> = new Set([
-  'NO_LEADER',
-  'NOT_LEADER',
-  'TIMEOUT',
-  'UNAVAILABLE',
-  'REMOVED',
-]);
-
-/** Codes a service may throw that are not the edge's, and the stable code each answers as. */
-const SERVICE_CODE_ALIASES: Readonly<Record<string, EdgeErrorCode>> = {
+/** Codes a service may throw that are no API codes, and the stable code each answers as. */
+const SERVICE_CODE_ALIASES: Readonly<Record<string, ErrorCode>> = {
   STOPPED: 'UNAVAILABLE',
   OVERLOADED: 'UNAVAILABLE',
-};
-
-/** HTTP status of each command error code; SESSION_EXPIRED is 410 Gone like COMPACTED. */
-const COMMAND_ERROR_STATUS: Readonly<Record<CommandError['code'], number>> = {
-  INVALID_ARGUMENT: EDGE_ERROR_STATUS.INVALID_ARGUMENT,
-  NOT_FOUND: EDGE_ERROR_STATUS.NOT_FOUND,
-  CONFLICT: EDGE_ERROR_STATUS.CONFLICT,
-  TOO_LARGE: EDGE_ERROR_STATUS.TOO_LARGE,
-  COMPACTED: EDGE_ERROR_STATUS.COMPACTED,
-  SESSION_EXPIRED: 410,
 };
 
 const TXN_FIELDS = ['compares', 'success', 'failure'] as const;
@@ -393,7 +373,7 @@ export class HttpApi {
     const { ready, reason } = this.service.ready();
     if (ready) return { status: 200, body: { ready: true } };
     const message = reason ?? 'not ready';
-    return errorResponse(EDGE_ERROR_STATUS.UNAVAILABLE, 'UNAVAILABLE', message, {
+    return errorResponse('UNAVAILABLE', message, {
       ready: false,
       reason: message,
     });
@@ -412,7 +392,7 @@ export class HttpApi {
     const command: Command = { v: COMMAND_VERSION, time: 0, ...(session ? { session } : {}), op: operation };
     const checked = validateCommand(command, this.limits);
     // Validation answers INVALID_ARGUMENT or TOO_LARGE, both edge codes.
-    if (!checked.ok) throw new EdgeError(checked.error.code as EdgeErrorCode, checked.error.message);
+    if (!checked.ok) throw new EdgeError(checked.error.code, checked.error.message);
     const bytes = encodeCommand(command).length;
     if (bytes > this.limits.commandMaxBytes) {
       throw new EdgeError(
@@ -436,7 +416,7 @@ export class HttpApi {
 
   private thrownError(error: unknown, method: string, pattern: string): EdgeResponse {
     if (error instanceof EdgeError) {
-      return errorResponse(error.status, error.code, error.message, error.details ?? {});
+      return errorResponse(error.code, error.message, error.details ?? {});
     }
     const fields = (typeof error === 'object' && error !== null ? error : {}) as {
       code?: unknown;
@@ -446,36 +426,39 @@ export class HttpApi {
     };
     const raw = typeof fields.code === 'string' ? fields.code : undefined;
     const code = raw === undefined ? undefined : (SERVICE_CODE_ALIASES[raw] ?? raw);
-    if (code === undefined || !(code in EDGE_ERROR_STATUS) || code === 'INTERNAL') {
+    if (code === undefined || errorStatus(code) === undefined || code === 'INTERNAL') {
       this.logger.error('http_route_failed', {
         method,
         pattern,
         error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
       });
-      return errorResponse(EDGE_ERROR_STATUS.INTERNAL, 'INTERNAL', 'internal error', {});
+      return errorResponse('INTERNAL', 'internal error', {});
     }
     const details: Record<string, unknown> = {};
     if (typeof fields.leader === 'string' && fields.leader !== '') details.leader = fields.leader;
     if (fields.indeterminate === true) details.indeterminate = true;
     if (typeof fields.reason === 'string') details.reason = fields.reason;
     const message = error instanceof Error ? error.message : code;
-    return errorResponse(EDGE_ERROR_STATUS[code as EdgeErrorCode], code, message, details);
+    return errorResponse(code, message, details);
   }
 }
 
 /** The answer to a command's or a read's own failure. */
 function commandFailure(error: CommandError, revision: number): EdgeResponse {
   const details = error.code === 'COMPACTED' ? { revision } : {};
-  return errorResponse(COMMAND_ERROR_STATUS[error.code], error.code, error.message, details);
+  return errorResponse(error.code, error.message, details);
 }
 
+/** An error answer: status and `retryable` from the one table (an unknown code answers 500). */
 function errorResponse(
-  status: number,
   code: string,
   message: string,
   details: Readonly<Record<string, unknown>>,
 ): EdgeResponse {
-  return { status, body: { code, message, retryable: RETRYABLE_CODES.has(code), ...details } };
+  return {
+    status: errorStatus(code) ?? 500,
+    body: { code, message, retryable: isRetryable(code), ...details },
+  };
 }
 
 function readHeaders(served: ServedRead<unknown>, consistency: Consistency): Record<string, string> {

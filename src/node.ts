@@ -40,6 +40,7 @@ import {
 } from '../storage/index.js';
 import { type AdminService, adminRoutes, type MembersView } from './admin-api.js';
 import type { NodeConfig } from './config.js';
+import { ERROR_TABLE } from './error-codes.js';
 import { refuseIfClusterExists } from './founding-check.js';
 import { httpRoutes, newHttpApi } from './http-api.js';
 import { discoverCluster } from './join.js';
@@ -260,6 +261,7 @@ export class ConclaveNode implements KvService, AdminService {
       };
       const api = newHttpApi(service, { limits: storage.config, logger: log });
       const edge = new Edge({
+        errors: ERROR_TABLE,
         host: config.clientHost,
         port: config.clientPort,
         routes: [...httpRoutes(api), ...adminRoutes(api, admin, config.services.includes('admin'))],

@@ -11,6 +11,7 @@
  */
 
 import type { ChangeEvent, CommandError, HistoryOptions, ReadResult, StateChange } from '../storage/index.js';
+import { isRetryable } from './error-codes.js';
 import type { JsonValue, WatchEvent, WsError } from './ws-protocol.js';
 
 /** What the hub reads: the state store (or anything shaped like it). */
@@ -285,9 +286,7 @@ export function toWatchEvent(event: ChangeEvent): WatchEvent | undefined {
   return undefined;
 }
 
-const RETRYABLE = new Set(['NO_LEADER', 'NOT_LEADER', 'TIMEOUT', 'UNAVAILABLE']);
-
-export function wsError(code: string, message: string, retryable = RETRYABLE.has(code)): WsError {
+export function wsError(code: string, message: string, retryable = isRetryable(code)): WsError {
   return { code, message, retryable };
 }
 
@@ -295,7 +294,7 @@ function commandWsError(error: CommandError, revision: number): WsError {
   return {
     code: error.code,
     message: error.message,
-    retryable: false,
+    retryable: isRetryable(error.code),
     ...(error.code === 'COMPACTED' ? { revision } : {}),
   };
 }

@@ -70,17 +70,8 @@ export const WS_MAX_INFLIGHT = 4096;
 /** Watches one connection may hold. */
 export const WS_MAX_WATCHES = 1024;
 
-/**
- * Close codes the node uses. Over twice the message limit (2 MiB by default), or on a text frame
- * that is not UTF-8, the node's uWebSockets drops the TCP connection with no close frame instead:
- * clients see 1006.
- */
-export const WS_CLOSE_CODES = Object.freeze({
-  GOING_AWAY: 1001,
-  /** A message over the node's limit (1 MiB by default), up to twice that. */
-  TOO_LARGE: 1009,
-  SLOW_CONSUMER: 4008,
-});
+/** Close codes the node uses: CLOSE_CODES of error-codes.ts (the one table). */
+export { CLOSE_CODES as WS_CLOSE_CODES } from './error-codes.js';
 
 export type RequestId = string | number;
 

@@ -4,6 +4,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { tlsFailureCode, tlsHint } from '../client/tls-trust.js';
+import { isRetryable } from '../error-codes.js';
 
 /** A failure the CLI reports as `conclave: CODE: message`; codes are the API's stable ones. */
 export class ApiError extends Error {
@@ -17,8 +18,10 @@ export class ApiError extends Error {
     super(message);
   }
 
+  /** As the answer says; for an error the CLI makes itself, as the one table says. */
   get retryable(): boolean {
-    return this.details.retryable === true;
+    const said = this.details.retryable;
+    return typeof said === 'boolean' ? said : isRetryable(this.code);
   }
 
   /** A write whose fate is unknown: it may still apply, so it is never sent again elsewhere. */
@@ -156,15 +159,11 @@ export class ApiClient {
         if (notHere !== undefined) throw notHere;
         // No endpoint could be reached over TLS: waiting will not change that.
         if (tlsErrors.length === this.order.length) throw tlsErrors[0]!;
-        throw new ApiError('UNAVAILABLE', `no endpoint answered (${failures.join('; ')})`, {
-          retryable: true,
-        });
+        throw new ApiError('UNAVAILABLE', `no endpoint answered (${failures.join('; ')})`);
       }
       if (this.remainingMs() === 0) {
         if (lastRetryable.code === 'TIMEOUT') throw lastRetryable;
-        throw new ApiError('TIMEOUT', `gave up after ${this.timeoutMs} ms: ${failures.join('; ')}`, {
-          retryable: true,
-        });
+        throw new ApiError('TIMEOUT', `gave up after ${this.timeoutMs} ms: ${failures.join('; ')}`);
       }
       await sleep(Math.min(backoffMs, this.remainingMs()));
       backoffMs = Math.min(backoffMs * 2, BACKOFF_MS_MAX);
@@ -313,31 +312,29 @@ function transportFailure(
       error: new ApiError(
         'TLS_ERROR',
         `TLS with ${endpoint} failed: ${tlsCode}: ${detail} (${tlsHint(tlsCode)})`,
-        {
-          retryable: false,
-        },
       ),
     };
   }
   const name = (error as { name?: string }).name;
   if (name === 'TimeoutError' || name === 'AbortError') {
-    const timedOut = new ApiError('TIMEOUT', `${endpoint} did not answer within ${timeoutMs} ms`, {
-      retryable: true,
-      ...(idempotent ? {} : { indeterminate: true }),
-    });
+    const timedOut = new ApiError(
+      'TIMEOUT',
+      `${endpoint} did not answer within ${timeoutMs} ms`,
+      idempotent ? {} : { indeterminate: true },
+    );
     return { kind: idempotent ? 'retry' : 'final', error: timedOut };
   }
   const code = (error as { code?: unknown }).code;
   const detail = (error as Error).message ?? String(error);
   if (idempotent || (typeof code === 'string' && NOT_SENT_CODES.has(code))) {
-    return { kind: 'next', error: new ApiError('UNAVAILABLE', detail, { retryable: true }) };
+    return { kind: 'next', error: new ApiError('UNAVAILABLE', detail) };
   }
   return {
     kind: 'final',
     error: new ApiError(
       'UNAVAILABLE',
       `the connection to ${endpoint} failed mid-request (${detail}); the write may or may not have applied`,
-      { retryable: true, indeterminate: true },
+      { indeterminate: true },
     ),
   };
 }

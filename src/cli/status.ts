@@ -79,7 +79,7 @@ async function readStatus(client: ApiClient, args: ConnectionArgs): Promise<Stat
   const chosen = statuses.find((s) => s.state === 'leader') ?? statuses[0];
   if (chosen === undefined) {
     const failures = answers.map((a) => ('error' in a ? `${a.endpoint}: ${a.error.message}` : ''));
-    throw new ApiError('UNAVAILABLE', `no endpoint answered (${failures.join('; ')})`, { retryable: true });
+    throw new ApiError('UNAVAILABLE', `no endpoint answered (${failures.join('; ')})`);
   }
   return {
     source: 'status',

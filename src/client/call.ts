@@ -51,12 +51,11 @@ export class CallContext {
   abortError(indeterminate: boolean): ConclaveError {
     if (this.abortCause === 'closed') {
       const closed = closedError();
-      return new ConclaveError(closed.code, closed.message, { retryable: false, indeterminate });
+      return new ConclaveError(closed.code, closed.message, { indeterminate });
     }
     const last = this.lastError;
     const because = last === undefined ? '' : ` (last failure: ${last.code}: ${last.message})`;
     return new ConclaveError('TIMEOUT', `no answer within ${this.timeoutMs} ms${because}`, {
-      retryable: true,
       indeterminate,
       ...(last === undefined ? {} : { cause: last }),
     });

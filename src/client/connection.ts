@@ -175,13 +175,10 @@ export class Connection {
         if (socket === undefined) {
           this.lastFailure =
             result.tlsCode === undefined
-              ? new ConclaveError('UNAVAILABLE', `cannot connect to ${url}: ${result.reason}`, {
-                  retryable: true,
-                })
+              ? new ConclaveError('UNAVAILABLE', `cannot connect to ${url}: ${result.reason}`)
               : new ConclaveError(
                   'TLS_ERROR',
                   `TLS with ${url} failed: ${result.tlsCode}: ${result.reason} (${tlsHint(result.tlsCode)})`,
-                  { retryable: false },
                 );
           if (result.tlsCode !== undefined) this.tlsFailures += 1;
           this.nextIndex = (index + 1) % this.config.urls.length;

@@ -1,44 +1,20 @@
 // ConclaveError, the one error type the client throws, and how wire errors become it.
 
+import { ERROR_CODES, type ErrorCode } from '../error-codes.js';
 import type { WsError } from '../ws-protocol.js';
 
 /**
- * Codes the client throws: the node's stable codes (the HTTP API's, see http-api.ts) plus
- * CLOSED, SLOW_CONSUMER, SESSION_EXPIRED and TLS_ERROR (no endpoint could be reached over TLS:
- * the message names Node's code, e.g. DEPTH_ZERO_SELF_SIGNED_CERT; not retryable). A node
- * may add codes; `code` stays a string.
+ * Codes the client throws: the one table of error-codes.ts, the node's codes and the client's
+ * own (CLOSED, SLOW_CONSUMER, TLS_ERROR: no endpoint could be reached over TLS, the message
+ * names Node's code, e.g. DEPTH_ZERO_SELF_SIGNED_CERT). A node may add codes; `code` stays a
+ * string.
  */
-export type ConclaveErrorCode =
-  | 'INVALID_ARGUMENT'
-  | 'TOO_LARGE'
-  | 'NOT_FOUND'
-  | 'CONFLICT'
-  | 'NO_LEADER'
-  | 'NOT_LEADER'
-  | 'TIMEOUT'
-  | 'COMPACTED'
-  | 'UNAUTHENTICATED'
-  | 'PERMISSION_DENIED'
-  | 'UNAVAILABLE'
-  | 'READ_ONLY'
-  | 'INTERNAL'
-  | 'SESSION_EXPIRED'
-  | 'SLOW_CONSUMER'
-  | 'TLS_ERROR'
-  | 'REMOVED'
-  | 'CLOSED';
+export type ConclaveErrorCode = ErrorCode;
 
-/**
- * Codes that mean "try again, here or at another node", whatever the answer's `retryable` says
- * (REMOVED: the node was removed from the cluster; only another node).
- */
-export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
-  'NO_LEADER',
-  'NOT_LEADER',
-  'TIMEOUT',
-  'UNAVAILABLE',
-  'REMOVED',
-]);
+/** Codes that mean "try again, here or at another node", whatever the answer's `retryable` says. */
+export const RETRYABLE_CODES: ReadonlySet<string> = new Set(
+  (Object.keys(ERROR_CODES) as ErrorCode[]).filter((code) => ERROR_CODES[code].retryable),
+);
 
 export interface ConclaveErrorDetails {
   readonly retryable?: boolean;
@@ -76,7 +52,7 @@ export class ConclaveError extends Error {
 /** The connection a request was sent on went away before its answer came: resend elsewhere. */
 export class ConnectionLostError extends ConclaveError {
   constructor(endpoint: string) {
-    super('UNAVAILABLE', `the connection to ${endpoint} was lost`, { retryable: true });
+    super('UNAVAILABLE', `the connection to ${endpoint} was lost`);
   }
 }
 
@@ -89,7 +65,7 @@ export class TooLargeError extends ConclaveError {
     message: string,
     readonly sent: boolean,
   ) {
-    super('TOO_LARGE', message, { retryable: false, indeterminate: false });
+    super('TOO_LARGE', message, { indeterminate: false });
   }
 }
 
@@ -116,9 +92,9 @@ export function withIndeterminate(error: ConclaveError, indeterminate: boolean):
 }
 
 export function invalidArgument(message: string): ConclaveError {
-  return new ConclaveError('INVALID_ARGUMENT', message, { retryable: false });
+  return new ConclaveError('INVALID_ARGUMENT', message);
 }
 
 export function closedError(): ConclaveError {
-  return new ConclaveError('CLOSED', 'the client is closed', { retryable: false });
+  return new ConclaveError('CLOSED', 'the client is closed');
 }

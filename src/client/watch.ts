@@ -138,7 +138,7 @@ export class WatchStream implements Watch, AsyncIterator<WatchEvent, undefined> 
         new ConclaveError(
           'SLOW_CONSUMER',
           `more than ${this.spec.bufferEvents} events waited unread (watchBufferEvents); watch again from revision ${this.lastAccepted + 1}`,
-          { retryable: false, revision: this.lastAccepted },
+          { revision: this.lastAccepted },
         ),
       );
       return;
@@ -194,11 +194,7 @@ export class WatchStream implements Watch, AsyncIterator<WatchEvent, undefined> 
       });
       if (answer.ok) {
         if (!readable) {
-          this.end(
-            new ConclaveError('INTERNAL', 'the node answered watch with a malformed result', {
-              retryable: false,
-            }),
-          );
+          this.end(new ConclaveError('INTERNAL', 'the node answered watch with a malformed result'));
         }
         return;
       }
@@ -209,7 +205,6 @@ export class WatchStream implements Watch, AsyncIterator<WatchEvent, undefined> 
         const timeout = ctx.abortError(false);
         this.end(
           new ConclaveError('TIMEOUT', `watch: ${timeout.message}`, {
-            retryable: true,
             ...(this.lastAccepted === undefined ? {} : { revision: this.lastAccepted }),
             ...(timeout.cause === undefined ? {} : { cause: timeout.cause }),
           }),
@@ -219,10 +214,7 @@ export class WatchStream implements Watch, AsyncIterator<WatchEvent, undefined> 
       this.end(
         error instanceof ConclaveError
           ? error
-          : new ConclaveError('INTERNAL', `watch failed: ${String(error)}`, {
-              retryable: false,
-              cause: error,
-            }),
+          : new ConclaveError('INTERNAL', `watch failed: ${String(error)}`, { cause: error }),
       );
     }
   }

@@ -114,7 +114,6 @@ export function readResult<T>(result: unknown, reader: (result: unknown) => T, i
   } catch (error) {
     if (!(error instanceof MalformedAnswer)) throw error;
     throw new ConclaveError('INTERNAL', `the node answered a malformed result: ${error.message}`, {
-      retryable: false,
       indeterminate: isWrite,
     });
   }

@@ -56,10 +56,7 @@ export async function runWrite<T>(
       sessions.retire(session);
       const resent = attempt.sends > 1;
       if (resent || renewals >= SESSION_RENEWALS_MAX) {
-        throw withIndeterminate(
-          new ConclaveError('SESSION_EXPIRED', error.message, { retryable: false }),
-          resent,
-        );
+        throw withIndeterminate(new ConclaveError('SESSION_EXPIRED', error.message), resent);
       }
     }
   } catch (error) {

@@ -9,6 +9,7 @@
  */
 
 import { type AddressInfo, type WebSocket, WebSocketServer } from 'ws';
+import { isRetryable } from '../../src/error-codes.js';
 import type { JsonValue, WatchEvent, WsError } from '../../src/ws-protocol.js';
 
 type Fields = Record<string, unknown>;
@@ -38,8 +39,7 @@ interface FakeSession {
 const WRITE_OPS = new Set(['put', 'patch', 'delete', 'txn']);
 
 function failure(code: string, message: string, extra: Partial<WsError> = {}): Outcome {
-  const retryable = ['NO_LEADER', 'NOT_LEADER', 'TIMEOUT', 'UNAVAILABLE', 'REMOVED'].includes(code);
-  return { ok: false, error: { code, message, retryable, ...extra } };
+  return { ok: false, error: { code, message, retryable: isRetryable(code), ...extra } };
 }
 
 /** The replicated state several fake nodes share. */

@@ -2,7 +2,8 @@
 
 import { connect } from 'node:net';
 import t, { type Test } from 'tap';
-import { EDGE_CLOSE_CODES, Edge, type EdgeInit } from '../../net/edge.js';
+import { Edge, type EdgeInit } from '../../net/edge.js';
+import { CLOSE_CODES, ERROR_TABLE } from '../../src/error-codes.js';
 import { waitFor } from './helpers.js';
 import { TestWebSocket } from './ws-client.js';
 
@@ -19,6 +20,7 @@ async function startEdge(t: Test, limits: EdgeInit['limits'] = {}): Promise<Harn
   const writes: unknown[] = [];
   const closes: { code: number; reason: string }[] = [];
   const edge = new Edge({
+    errors: ERROR_TABLE,
     host: '127.0.0.1',
     port: 0,
     limits,
@@ -242,7 +244,7 @@ t.test(
     t.teardown(() => over.destroy());
     over.sendText(JSON.stringify('o'.repeat(1.5 * MIB)));
     await waitFor('the 1009 close', () => over.closed !== undefined, { timeoutMs: 5000 });
-    t.same(over.closed, { code: EDGE_CLOSE_CODES.TOO_LARGE, reason: 'TOO_LARGE', clean: true });
+    t.same(over.closed, { code: CLOSE_CODES.TOO_LARGE, reason: 'TOO_LARGE', clean: true });
     const far = await TestWebSocket.open(edge.port, '/v1/ws');
     t.teardown(() => far.destroy());
     far.sendText(JSON.stringify('f'.repeat(5 * MIB)));

@@ -4,16 +4,10 @@ import { execFileSync } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import {
-  EDGE_CLOSE_CODES,
-  Edge,
-  EdgeError,
-  type EdgeInit,
-  type EdgeRoute,
-  type EdgeSocket,
-} from '../../net/edge.js';
+import { Edge, EdgeError, type EdgeInit, type EdgeRoute, type EdgeSocket } from '../../net/edge.js';
 import { NetConfigError } from '../../net/errors.js';
 import { loadUws } from '../../net/uws.js';
+import { CLOSE_CODES, ERROR_TABLE } from '../../src/error-codes.js';
 import { type RecordingLogger, recordingLogger, tempDir, waitFor } from './helpers.js';
 import { rawHttp, TestWebSocket } from './ws-client.js';
 
@@ -76,6 +70,7 @@ async function startEdge(
   const closes: { code: number; reason: string }[] = [];
   const held: (() => void)[] = [];
   const edge = new Edge({
+    errors: ERROR_TABLE,
     host: '127.0.0.1',
     port: 0,
     logger,
@@ -301,7 +296,7 @@ t.test(
     t.teardown(() => ws.destroy());
     ws.sendText(JSON.stringify('z'.repeat(5 * KIB)));
     await waitFor('the close', () => ws.closed !== undefined);
-    t.same(ws.closed, { code: EDGE_CLOSE_CODES.TOO_LARGE, reason: 'TOO_LARGE', clean: true });
+    t.same(ws.closed, { code: CLOSE_CODES.TOO_LARGE, reason: 'TOO_LARGE', clean: true });
     const far = await TestWebSocket.open(edge.port, '/v1/ws');
     t.teardown(() => far.destroy());
     far.sendText('y'.repeat(9 * KIB));
@@ -335,7 +330,7 @@ t.test(
     ws.resume();
     await waitFor('the client to see the close', () => ws.closed !== undefined);
     // The close frame waits behind the data already buffered, and arrives once the client reads.
-    t.same(ws.closed, { code: EDGE_CLOSE_CODES.SLOW_CONSUMER, reason: 'SLOW_CONSUMER', clean: true });
+    t.same(ws.closed, { code: CLOSE_CODES.SLOW_CONSUMER, reason: 'SLOW_CONSUMER', clean: true });
   },
 );
 
@@ -358,7 +353,7 @@ t.test(
     await t.rejects(TestWebSocket.open(edge.port, '/v1/ws'), /503 Service Unavailable.*UNAVAILABLE/);
     await edge.stop();
     await waitFor('both closed', () => first.closed !== undefined && second.closed !== undefined);
-    t.same(first.closed, { code: EDGE_CLOSE_CODES.GOING_AWAY, reason: 'GOING_AWAY', clean: true });
+    t.same(first.closed, { code: CLOSE_CODES.GOING_AWAY, reason: 'GOING_AWAY', clean: true });
     await t.rejects(fetch(`http://127.0.0.1:${edge.port}/v1/ping`), 'no longer listening');
     t.equal(await inFlight, 'connection closed', 'the in-flight request was cut off by stop()');
     held[0]!();
@@ -411,7 +406,7 @@ t.test('TLS: with a key and certificate the edge serves HTTPS', async (t) => {
 });
 
 t.test('edge configuration is refused before uWS sees it', async (t) => {
-  const base: EdgeInit = { host: '127.0.0.1', port: 0, routes: [] };
+  const base: EdgeInit = { host: '127.0.0.1', port: 0, routes: [], errors: ERROR_TABLE };
   const settingOf = (init: EdgeInit) => {
     try {
       new Edge(init);

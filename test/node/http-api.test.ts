@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { Edge } from '../../net/index.js';
 import { EntryType } from '../../raft/types.js';
+import { ERROR_TABLE } from '../../src/error-codes.js';
 import { buildHttpRoutes, type CommandLimits } from '../../src/http-api.js';
 import type { Consistency, KvService, NodeStatus, ServedRead } from '../../src/kv-service.js';
 import {
@@ -157,6 +158,7 @@ async function startApi(t: Test): Promise<Api> {
   const service = new StorageKvService(await storage.bootstrapGroup(1, ONE));
   const logger = recordingLogger();
   const edge = new Edge({
+    errors: ERROR_TABLE,
     host: '127.0.0.1',
     port: 0,
     routes: buildHttpRoutes(service, { limits: storage.config, logger }),

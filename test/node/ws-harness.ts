@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { Edge, type EdgeLimits } from '../../net/index.js';
 import { EntryType } from '../../raft/types.js';
+import { ERROR_TABLE } from '../../src/error-codes.js';
 import { httpRoutes, newHttpApi } from '../../src/http-api.js';
 import type { Consistency, KvService, NodeStatus, ServedRead } from '../../src/kv-service.js';
 import { WatchHub, type WatchHubLimits, type WatchSource } from '../../src/watch-hub.js';
@@ -192,6 +193,7 @@ export async function startWsNode(t: Teardown, options: WsNodeOptions = {}): Pro
   group.state.onChange((change) => hub.onChange(change));
   const api = newHttpApi(service, { limits: storage.config, logger });
   const edge = new Edge({
+    errors: ERROR_TABLE,
     host: '127.0.0.1',
     port: 0,
     routes: httpRoutes(api),
