@@ -2,7 +2,8 @@
 
 import { type ClusterSecret, type Logger, loadOrCreateNodeKey, Mesh } from '../net/index.js';
 import type { NodeConfig } from './config.js';
-import { decodePeerAnswer, encodePeerMessage } from './peer-protocol.js';
+import { identifyPeer } from './identify.js';
+import { encodePeerMessage } from './peer-protocol.js';
 import { DriverError } from './raft-driver.js';
 
 /** What a peer says of itself when identified by a founder. */
@@ -39,29 +40,20 @@ export async function refuseIfClusterExists(
   let mesh: Mesh | undefined;
   const asked = new Set<string>();
   const ask = async (peer: string): Promise<void> => {
-    if (asked.has(peer)) return;
+    if (asked.has(peer) || !mesh) return;
     asked.add(peer);
-    for (let attempt = 0; attempt < 20 && mesh; attempt++) {
-      try {
-        const answer = decodePeerAnswer<Partial<PeerIdentity> & { founding?: unknown }>(
-          await mesh.request(peer, encodePeerMessage({ type: 'identify', founding: config.name }), {
-            timeoutMs: 1000,
-          }),
-        );
-        if (typeof answer.name === 'string' && answer.founding !== true) {
-          const seenPeer =
-            typeof answer.seenPeer === 'string' || answer.seenPeer === null ? answer.seenPeer : undefined;
-          answers.set(answer.name, {
-            name: answer.name,
-            commitIndex: Number(answer.commitIndex ?? 0),
-            seenPeer,
-          });
-        }
-        return;
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
+    const answer = await identifyPeer(mesh, peer, {
+      founding: config.name,
+      attempts: 20,
+      timeoutMs: 1000,
+      backoffMs: () => 50,
+      keepGoing: () => mesh !== undefined,
+    });
+    // Another founder's temporary mesh answers `founding: true`: it has seen nobody.
+    if (answer === undefined || answer.founding === true) return;
+    const seenPeer =
+      typeof answer.seenPeer === 'string' || answer.seenPeer === null ? answer.seenPeer : undefined;
+    answers.set(answer.name, { name: answer.name, commitIndex: Number(answer.commitIndex ?? 0), seenPeer });
   };
   mesh = new Mesh({
     privateKey: key.privateKey,

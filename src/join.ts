@@ -2,7 +2,8 @@
 
 import { type ClusterSecret, type Logger, loadOrCreateNodeKey, Mesh } from '../net/index.js';
 import type { NodeConfig } from './config.js';
-import { decodePeerAnswer, encodePeerMessage, type IdentifyAnswer } from './peer-protocol.js';
+import { identifyPeer } from './identify.js';
+import type { IdentifyAnswer } from './peer-protocol.js';
 import { DriverError } from './raft-driver.js';
 
 /**
@@ -21,22 +22,19 @@ export async function discoverCluster(
   let found: IdentifyAnswer | undefined;
   let mesh: Mesh | undefined;
   const ask = async (peer: string): Promise<void> => {
-    for (let attempt = 0; attempt < 20 && mesh && found === undefined; attempt++) {
-      try {
-        const answer = decodePeerAnswer<Partial<IdentifyAnswer>>(
-          await mesh.request(peer, encodePeerMessage({ type: 'identify' }), { timeoutMs: 1000 }),
-        );
-        if (typeof answer.name === 'string' && typeof answer.clusterId === 'string') {
-          found = {
-            name: answer.name,
-            commitIndex: Number(answer.commitIndex ?? 0),
-            clusterId: answer.clusterId,
-          };
-        }
-        return;
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+    if (!mesh) return;
+    const answer = await identifyPeer(mesh, peer, {
+      attempts: 20,
+      timeoutMs: 1000,
+      backoffMs: () => 50,
+      keepGoing: () => mesh !== undefined && found === undefined,
+    });
+    if (answer !== undefined && typeof answer.clusterId === 'string' && found === undefined) {
+      found = {
+        name: answer.name,
+        commitIndex: Number(answer.commitIndex ?? 0),
+        clusterId: answer.clusterId,
+      };
     }
   };
   mesh = new Mesh({

@@ -43,6 +43,7 @@ import type { NodeConfig } from './config.js';
 import { ERROR_TABLE } from './error-codes.js';
 import { refuseIfClusterExists } from './founding-check.js';
 import { httpRoutes, newHttpApi } from './http-api.js';
+import { identifyPeer } from './identify.js';
 import { discoverCluster } from './join.js';
 import type { Consistency, KvService, NodeStatus, ServedRead } from './kv-service.js';
 import { PeerDirectory } from './peer-directory.js';
@@ -527,24 +528,22 @@ export class ConclaveNode implements KvService, AdminService {
     if (!this.mesh || this.peers.nameOf(peer) !== undefined || this.identifying.has(peer)) return;
     this.identifying.add(peer);
     try {
-      for (let attempt = 0; attempt < 50 && !this.stopping; attempt++) {
-        try {
-          const answer = decodePeerAnswer<{ name?: unknown; founding?: unknown }>(
-            await this.mesh.request(peer, encodePeerMessage({ type: 'identify' }), { timeoutMs: 2000 }),
-          );
-          // A founder's temporary mesh (its founding check) is not a member yet: not recorded.
-          if (typeof answer.name === 'string' && answer.founding !== true) {
-            // On disk before the name is bound, so before anything from this peer is processed.
-            await this.seen.record(answer.name, peer);
-            if (this.peers.bind(peer, answer.name)) this.noticeIfNotMember(peer, answer.name);
-          }
-          return;
-        } catch (error) {
-          this.logger.debug('peer.identify_retry', { peer, attempt, error: (error as Error).message });
-          if (!this.mesh.isConnected(peer)) return;
-          await new Promise((resolve) => setTimeout(resolve, 50 + attempt * 20));
-        }
+      const answer = await identifyPeer(this.mesh, peer, {
+        attempts: 50,
+        timeoutMs: 2000,
+        backoffMs: (attempt) => 50 + attempt * 20,
+        keepGoing: () => !this.stopping,
+      });
+      // A founder's temporary mesh (its founding check) is not a member yet: not recorded.
+      if (answer === undefined || answer.founding === true) return;
+      try {
+        // On disk before the name is bound, so before anything from this peer is processed.
+        await this.seen.record(answer.name, peer);
+      } catch (error) {
+        this.logger.error('peer.record_failed', { peer, name: answer.name, error: (error as Error).message });
+        return;
       }
+      if (this.peers.bind(peer, answer.name)) this.noticeIfNotMember(peer, answer.name);
     } finally {
       this.identifying.delete(peer);
     }
