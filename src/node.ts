@@ -1,8 +1,7 @@
 // A Conclave node: opens storage, runs raft through the driver, and serves the client API on the edge.
 
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   Edge,
@@ -15,18 +14,7 @@ import {
   readClusterSecretFile,
   withFields,
 } from '../net/index.js';
-import {
-  type Membership,
-  MembershipChangeType,
-  type Message,
-  MessageType,
-  message,
-  RaftError,
-  RawNode,
-  Role,
-  SeededPrng,
-  type Snapshot,
-} from '../raft/index.js';
+import { MembershipChangeType, type Message, MessageType, RaftError, Role } from '../raft/index.js';
 import {
   COMMAND_VERSION,
   type CommandResult,
@@ -48,7 +36,8 @@ import { discoverCluster } from './join.js';
 import type { Consistency, KvService, NodeStatus, ServedRead } from './kv-service.js';
 import { PeerDirectory } from './peer-directory.js';
 import { type AdminAction, decodePeerAnswer, decodePeerRequest, encodePeerMessage } from './peer-protocol.js';
-import { DriverError, RaftDriver } from './raft-driver.js';
+import { DriverError, type RaftDriver } from './raft-driver.js';
+import { RaftGroup } from './raft-group.js';
 import {
   NodeRemovedError,
   provesRemoval,
@@ -58,7 +47,8 @@ import {
   writeRemovedMarker,
 } from './removal.js';
 import { SeenMembers } from './seen-members.js';
-import { WatchHub } from './watch-hub.js';
+import { ServiceStack } from './service.js';
+import type { WatchHub } from './watch-hub.js';
 import { webSocketApi } from './ws-api.js';
 
 /** The raft group every realm lives in today; frames and keys already carry it. */
@@ -100,9 +90,6 @@ export class ConclaveNode implements KvService, AdminService {
   /** Mesh addresses dialed because the replicated address book lists them. */
   private readonly dialedAddresses = new Set<string>();
   private readonly identifying = new Set<string>();
-  private readonly sendingSnapshots = new Set<string>();
-  private readonly receivedSnapshots = new Map<string, string>();
-  private compacting = false;
   /** Set once this node learns it was removed from the cluster; it then serves nothing. */
   private removedRecord: RemovedRecord | undefined;
   /** Whether this node has been in an applied membership (a joiner before its addition has not). */
@@ -115,18 +102,36 @@ export class ConclaveNode implements KvService, AdminService {
     readonly config: NodeConfig,
     private readonly logger: Logger,
     private readonly storage: NodeStorage,
-    private readonly group: GroupStorage,
-    private readonly driver: RaftDriver<CommandResult>,
+    /** Its parts, started in order (mesh, raft groups, client edge) and stopped in reverse. */
+    private readonly services: ServiceStack,
+    /** The node's raft groups by id; today one, GROUP, which every realm lives in. */
+    private readonly groups: ReadonlyMap<number, RaftGroup>,
     private readonly edge: Edge,
     private readonly mesh: Mesh | undefined,
     private readonly peers: PeerDirectory,
-    private readonly hub: WatchHub,
     private readonly clusterId: string,
     private readonly seen: SeenMembers,
   ) {
-    const { voters, learners } = group.state.membership;
+    const { voters, learners } = this.group.state.membership;
     this.wasMember = voters.includes(config.name) || learners.includes(config.name);
-    driver.onFailure((error) => this.fatal(error));
+    this.driver.onFailure((error) => this.fatal(error));
+  }
+
+  /** The group every realm lives in. */
+  private get main(): RaftGroup {
+    return this.groups.get(GROUP)!;
+  }
+
+  private get group(): GroupStorage {
+    return this.main.storage;
+  }
+
+  private get driver(): RaftDriver<CommandResult> {
+    return this.main.driver;
+  }
+
+  private get hub(): WatchHub {
+    return this.main.hub;
   }
 
   static async start(config: NodeConfig, logger: Logger): Promise<ConclaveNode> {
@@ -172,55 +177,32 @@ export class ConclaveNode implements KvService, AdminService {
               { voters: config.initialCluster.map((m) => m.name), learners: [] },
               Object.fromEntries(config.initialCluster.map((m) => [m.name, m.address])),
             );
-      const hub = new WatchHub(group.state);
-      group.state.onChange((change) => hub.onChange(change));
-      const tickMs = Math.max(1, Math.floor(config.heartbeatIntervalMs / 2));
-      const node = new RawNode({
-        id: config.name,
-        storage: group.log,
-        prng: new SeededPrng(randomBytes(4).readUInt32LE(0)),
-        applied: group.state.appliedIndex,
-        electionTicks: Math.max(3, Math.round(config.electionTimeoutMs / tickMs)),
-        heartbeatTicks: 2,
-      });
-      const driver = new RaftDriver<CommandResult>({
-        node,
-        logger: log,
-        tickMs,
-        maxPendingRequests: 100_000,
-        store: {
-          persist: (ready) =>
-            group.persist(
-              {
-                entries: ready.entries,
-                ...(ready.hardState ? { hardState: ready.hardState } : {}),
-                ...(ready.snapshot ? { snapshot: ready.snapshot } : {}),
-              },
-              ready.snapshot ? self.node?.takeReceivedSnapshot(ready.snapshot) : undefined,
-            ),
-        },
-        stateMachine: {
-          applySnapshot: async () => {
-            // Installed by persist() with the snapshot's file; only the address book may be new.
-            self.node?.dialMembers();
-          },
-          apply: async (entries) => {
-            const results = new Map<number, CommandResult>();
-            let membershipChanged = false;
-            for (const outcome of await group.apply(entries)) {
-              if (outcome.kind === 'command') results.set(outcome.index, outcome.result);
-              if (outcome.kind === 'membership') membershipChanged = true;
-            }
-            if (membershipChanged) self.node?.onMembershipApplied();
-            self.node?.maybeCompact();
-            return entries.map((entry) => results.get(entry.index));
-          },
-        },
-        sender: { send: (messages) => self.node?.sendRaft(messages) },
-      });
       const self: { node?: ConclaveNode } = {};
       const peers = new PeerDirectory(log);
       let mesh: Mesh | undefined;
+      const raftGroup = new RaftGroup({
+        id: GROUP,
+        name: config.name,
+        storage: group,
+        logger: log,
+        heartbeatIntervalMs: config.heartbeatIntervalMs,
+        electionTimeoutMs: config.electionTimeoutMs,
+        snapshotEntries: config.snapshotEntries,
+        logRetainEntries: config.logRetainEntries,
+        onMembershipApplied: () => self.node?.onMembershipApplied(),
+        onSnapshotApplied: () => self.node?.dialMembers(),
+        transport: {
+          sendRaft: (to, groupId, messages) => {
+            const peer = peers.peerOf(to);
+            return mesh !== undefined && peer !== undefined && mesh.sendRaft(peer, groupId, messages);
+          },
+          sendSnapshot: async (to, groupId, header, source) => {
+            const peer = peers.peerOf(to);
+            if (mesh === undefined || peer === undefined) throw new Error(`no connection to ${to}`);
+            await mesh.sendSnapshot(peer, { groupId, header, source });
+          },
+        },
+      });
       // A lone node with a cluster secret runs the mesh too, so that nodes can join it later.
       if (config.initialCluster.length > 1 || joining || secret !== undefined) {
         if (secret === undefined)
@@ -266,7 +248,7 @@ export class ConclaveNode implements KvService, AdminService {
         host: config.clientHost,
         port: config.clientPort,
         routes: [...httpRoutes(api), ...adminRoutes(api, admin, config.services.includes('admin'))],
-        websocket: webSocketApi(api, service, hub, log),
+        websocket: webSocketApi(api, service, raftGroup.hub, log),
         logger: log,
         limits: {
           maxBodyBytes: config.maxRequestBytes,
@@ -277,30 +259,47 @@ export class ConclaveNode implements KvService, AdminService {
           ? { tls: { keyFile: config.tlsKeyFile, certFile: config.tlsCertFile } }
           : {}),
       });
+      const services = new ServiceStack(
+        [
+          ...(mesh === undefined
+            ? []
+            : [
+                {
+                  name: 'mesh',
+                  start: async () => {
+                    await mesh.start();
+                    self.node?.dialMembers();
+                  },
+                  stop: () => mesh.stop(),
+                },
+              ]),
+          {
+            name: raftGroup.name,
+            start: async () => {
+              await raftGroup.start();
+              if (config.initialCluster.length === 1) raftGroup.driver.campaign();
+            },
+            stop: () => raftGroup.stop(),
+          },
+          { name: 'client edge', start: () => edge.start(), stop: () => edge.stop() },
+        ],
+        (service, error) => log.warn('node.stop_failed', { service: service.name, error: String(error) }),
+      );
       const instance = new ConclaveNode(
         config,
         log,
         storage,
-        group,
-        driver,
+        services,
+        new Map([[GROUP, raftGroup]]),
         edge,
         mesh,
         peers,
-        hub,
         identity.clusterId,
         seen,
       );
       self.node = instance;
-      try {
-        await mesh?.start();
-        instance.dialMembers();
-        driver.start();
-        if (config.initialCluster.length === 1) driver.campaign();
-        await edge.start();
-      } catch (error) {
-        await instance.stop().catch(() => undefined);
-        throw error;
-      }
+      // A failed start stops what had started (in reverse); the storage is closed below.
+      await services.start();
       return instance;
     } catch (error) {
       await storage.close().catch(() => undefined);
@@ -338,11 +337,13 @@ export class ConclaveNode implements KvService, AdminService {
     this.stopping = true;
     this.logger.info('node.stopping', {});
     await this.handOverLeadership();
-    this.hub.stop();
-    await this.edge.stop();
-    await this.driver.stop();
-    await this.mesh?.stop();
-    await this.storage.close();
+    // Watches end with UNAVAILABLE (resume elsewhere) before the edge closes their sockets.
+    for (const group of this.groups.values()) group.hub.stop();
+    try {
+      await this.services.stop();
+    } finally {
+      await this.storage.close();
+    }
     this.logger.info('node.stopped', {});
   }
 
@@ -370,125 +371,16 @@ export class ConclaveNode implements KvService, AdminService {
 
   // ---- Mesh ----------------------------------------------------------------------------------
 
-  /** Sends raft messages to their peers, batched per peer; an unknown or unreachable peer is reported to raft. */
-  sendRaft(messages: readonly Message[]): void {
-    const byPeer = new Map<string, Message[]>();
-    for (const message of messages) {
-      if (message.type === MessageType.Snapshot) {
-        void this.sendSnapshot(message);
-        continue;
-      }
-      const list = byPeer.get(message.to) ?? [];
-      list.push(message);
-      byPeer.set(message.to, list);
-    }
-    for (const [name, list] of byPeer) {
-      const peer = this.peers.peerOf(name);
-      if (!this.mesh || peer === undefined || !this.mesh.sendRaft(peer, GROUP, list))
-        this.driver.reportUnreachable(name);
-    }
-  }
-
-  /**
-   * Streams the snapshot file a Snapshot message names to its peer, the message itself in the
-   * header; raft learns the outcome through reportSnapshot.
-   */
-  private async sendSnapshot(snapshotMessage: Message): Promise<void> {
-    const to = snapshotMessage.to;
-    const peer = this.peers.peerOf(to);
-    const snapshot = snapshotMessage.snapshot;
-    if (this.sendingSnapshots.has(to)) return;
-    if (!this.mesh || peer === undefined || snapshot === undefined) {
-      this.driver.reportSnapshot(to, false);
-      return;
-    }
-    this.sendingSnapshots.add(to);
-    try {
-      const header = encodePeerMessage({
-        term: snapshotMessage.term,
-        index: snapshot.metadata.index,
-        snapshotTerm: snapshot.metadata.term,
-        membership: snapshot.metadata.membership,
-        data: Buffer.from(snapshot.data).toString('base64'),
-      });
-      const source = createReadStream(this.group.snapshotPath(snapshot));
-      await this.mesh.sendSnapshot(peer, { groupId: GROUP, header, source });
-      this.logger.info('raft.snapshot_sent', { to, index: snapshot.metadata.index });
-      this.driver.reportSnapshot(to, true);
-    } catch (error) {
-      this.logger.warn('raft.snapshot_send_failed', { to, error: (error as Error).message });
-      this.driver.reportSnapshot(to, false);
-    } finally {
-      this.sendingSnapshots.delete(to);
-    }
-  }
-
-  /** A snapshot from the leader: the file is written aside, then its message goes to raft. */
+  /** A snapshot from the leader, for the group it names. */
   async receiveSnapshot(incoming: IncomingSnapshot): Promise<void> {
     const name = this.peers.nameOf(incoming.from);
-    if (name === undefined || incoming.groupId !== GROUP) {
+    const group = this.groups.get(incoming.groupId);
+    if (name === undefined || group === undefined) {
       throw Object.assign(new Error('snapshot from an unidentified peer or for an unknown group'), {
         code: 'INVALID_ARGUMENT',
       });
     }
-    const header = decodePeerAnswer<{
-      term: number;
-      index: number;
-      snapshotTerm: number;
-      membership: Membership;
-      data: string;
-    }>(incoming.header);
-    const path = this.group.tempPath(`snapshot-${header.index}-${header.snapshotTerm}`);
-    const file = await open(path, 'w', 0o600);
-    try {
-      for await (const chunk of incoming.chunks) await file.write(chunk);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    const snapshot: Snapshot = {
-      metadata: { index: header.index, term: header.snapshotTerm, membership: header.membership },
-      data: new Uint8Array(Buffer.from(header.data, 'base64')),
-    };
-    this.receivedSnapshots.set(`${header.index}:${header.snapshotTerm}`, path);
-    // Raft checks the message (a malformed snapshot is refused and logged by the driver).
-    this.driver.receive(
-      message({ type: MessageType.Snapshot, from: name, to: this.config.name, term: header.term, snapshot }),
-    );
-  }
-
-  /** The received file for a snapshot raft asks us to persist. */
-  takeReceivedSnapshot(snapshot: Snapshot): string | undefined {
-    const key = `${snapshot.metadata.index}:${snapshot.metadata.term}`;
-    const path = this.receivedSnapshots.get(key);
-    this.receivedSnapshots.delete(key);
-    return path;
-  }
-
-  /**
-   * Bounds the log: once `snapshotEntries` entries are applied past the first index, takes a
-   * snapshot (in the background, one at a time) and compacts all but the last
-   * `logRetainEntries` entries before it, so followers that lag a little catch up from the log.
-   */
-  maybeCompact(): void {
-    if (this.compacting || this.stopping) return;
-    if (this.group.state.appliedIndex - this.group.log.firstIndex() < this.config.snapshotEntries) return;
-    this.compacting = true;
-    void (async () => {
-      try {
-        const created = await this.group.createSnapshot();
-        const upTo = created.header.index - this.config.logRetainEntries;
-        if (upTo >= this.group.log.firstIndex()) await this.group.compact(upTo);
-        this.logger.info('storage.compacted', {
-          snapshotIndex: created.header.index,
-          firstIndex: this.group.log.firstIndex(),
-        });
-      } catch (error) {
-        this.logger.warn('storage.compaction_failed', { error: (error as Error).message });
-      } finally {
-        this.compacting = false;
-      }
-    })();
+    await group.receiveSnapshot(name, incoming.header, incoming.chunks);
   }
 
   /** Raft messages from an authenticated peer; each must carry that peer's own name. */
@@ -498,7 +390,8 @@ export class ConclaveNode implements KvService, AdminService {
       void this.identify(from);
       return;
     }
-    if (groupId !== GROUP) return;
+    const group = this.groups.get(groupId);
+    if (group === undefined) return;
     const now = Date.now();
     this.lastContact.set(name, now);
     if (now - (this.memberCheckedAt.get(name) ?? 0) >= 1000) {
@@ -516,7 +409,7 @@ export class ConclaveNode implements KvService, AdminService {
         });
         continue;
       }
-      this.driver.receive(message);
+      group.receive(message);
     }
   }
 
