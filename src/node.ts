@@ -1,8 +1,5 @@
 // A Conclave node: opens storage, runs raft through the driver, and serves the client API on the edge.
 
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import {
   Edge,
   type IncomingSnapshot,
@@ -11,7 +8,6 @@ import {
   Mesh,
   NetError,
   RemoteError,
-  readClusterSecretFile,
   withFields,
 } from '../net/index.js';
 import { MembershipChangeType, type Message, MessageType, RaftError, Role } from '../raft/index.js';
@@ -27,12 +23,11 @@ import {
   type SessionRef,
 } from '../storage/index.js';
 import { type AdminService, adminRoutes, type MembersView } from './admin-api.js';
+import { bootstrapIdentity } from './bootstrap.js';
 import type { NodeConfig } from './config.js';
 import { ERROR_TABLE } from './error-codes.js';
-import { refuseIfClusterExists } from './founding-check.js';
 import { httpRoutes, newHttpApi } from './http-api.js';
 import { identifyPeer } from './identify.js';
-import { discoverCluster } from './join.js';
 import type { Consistency, KvService, NodeStatus, ServedRead } from './kv-service.js';
 import { PeerDirectory } from './peer-directory.js';
 import { type AdminAction, decodePeerAnswer, decodePeerRequest, encodePeerMessage } from './peer-protocol.js';
@@ -43,17 +38,15 @@ import {
   provesRemoval,
   type RemovalNotice,
   type RemovedRecord,
-  readRemovedMarker,
   writeRemovedMarker,
 } from './removal.js';
-import { SeenMembers } from './seen-members.js';
+import type { SeenMembers } from './seen-members.js';
 import { ServiceStack } from './service.js';
 import type { WatchHub } from './watch-hub.js';
 import { webSocketApi } from './ws-api.js';
 
 /** The raft group every realm lives in today; frames and keys already carry it. */
 const GROUP = 1;
-const IDENTITY_FILE = 'node.json';
 /** Codes a leader answers a forwarded write with before proposing it: the write did not happen. */
 const DEFINITE_REMOTE_CODES: ReadonlySet<string> = new Set([
   'NOT_LEADER',
@@ -72,11 +65,6 @@ const FAULT_KILL_BEFORE_ANSWER = process.env.CONCLAVE_FAULT_KILL_BEFORE_ANSWER;
 type AdminAnswer =
   | { ok: true; value: unknown }
   | { ok: false; error: { code: string; message: string; reason?: string } };
-
-interface NodeIdentityRecord {
-  readonly name: string;
-  readonly clusterId: string;
-}
 
 /**
  * One node. Lifecycle: ConclaveNode.start(config) opens everything and begins serving;
@@ -136,33 +124,10 @@ export class ConclaveNode implements KvService, AdminService {
 
   static async start(config: NodeConfig, logger: Logger): Promise<ConclaveNode> {
     const log = withFields(logger, { node: config.name });
-    await mkdir(config.dataDir, { recursive: true });
-    const secret = config.clusterSecretFile
-      ? await readClusterSecretFile(config.clusterSecretFile)
-      : undefined;
-    if (secret && config.initialCluster.length > 1 && !(await hasIdentity(config))) {
-      await refuseIfClusterExists(config, secret, log, Math.max(2000, config.electionTimeoutMs * 4));
-    }
-    const joining = config.join.length > 0;
-    const joinedClusterId =
-      joining && secret && !(await hasIdentity(config))
-        ? await discoverCluster(config, secret, log, Math.max(10_000, config.electionTimeoutMs * 20))
-        : undefined;
-    const removed = await readRemovedMarker(config.dataDir);
-    if (removed !== undefined) {
-      throw new NodeRemovedError(
-        removed,
-        `REMOVED: node ${removed.name} was removed from cluster ${removed.clusterId} ` +
-          `(membership entry ${removed.membershipIndex}, reported by ${removed.by} at ${removed.at}); ` +
-          `it will not start with this data directory (${config.dataDir}). To bring it back, empty the data ` +
-          'directory and add it again with `conclave members add`.',
-      );
-    }
-    const identity = await loadOrCreateIdentity(config, secret?.key, joinedClusterId);
-    const seen = await SeenMembers.load(config.dataDir);
+    const { secret, clusterId, seen, joining } = await bootstrapIdentity(config, log);
     const storage = await NodeStorage.open({
       dataDir: config.dataDir,
-      clusterId: identity.clusterId,
+      clusterId,
       storageEngine: config.storageEngine,
       commandMaxBytes: Math.max(config.maxRequestBytes * 2, 64 * 1024),
     });
@@ -294,7 +259,7 @@ export class ConclaveNode implements KvService, AdminService {
         edge,
         mesh,
         peers,
-        identity.clusterId,
+        clusterId,
         seen,
       );
       self.node = instance;
@@ -960,65 +925,4 @@ async function adminAnswer(run: () => Promise<unknown>): Promise<AdminAnswer> {
       },
     };
   }
-}
-
-async function hasIdentity(config: NodeConfig): Promise<boolean> {
-  try {
-    await readFile(join(config.dataDir, IDENTITY_FILE));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function loadOrCreateIdentity(
-  config: NodeConfig,
-  secretKey: Uint8Array | undefined,
-  joinedClusterId: string | undefined,
-): Promise<NodeIdentityRecord> {
-  const path = join(config.dataDir, IDENTITY_FILE);
-  let text: string | undefined;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  // Founders of a cluster derive the same id from what they share: the secret and the founding
-  // membership. A single node draws a random one.
-  const derivedId =
-    config.initialCluster.length > 1 && secretKey
-      ? createHash('sha256')
-          .update(secretKey)
-          .update(
-            config.initialCluster
-              .map((m) => `${m.name}=${m.address}`)
-              .sort()
-              .join(','),
-          )
-          .digest('hex')
-          .slice(0, 32)
-      : undefined;
-  if (text !== undefined) {
-    const record = JSON.parse(text) as NodeIdentityRecord;
-    if (record.name !== config.name) {
-      throw new DriverError(
-        'UNAVAILABLE',
-        `the data directory ${config.dataDir} belongs to node ${JSON.stringify(record.name)}, not ${JSON.stringify(config.name)}`,
-      );
-    }
-    if (derivedId !== undefined && record.clusterId !== derivedId) {
-      throw new DriverError(
-        'UNAVAILABLE',
-        `the data directory ${config.dataDir} belongs to another cluster (id ${record.clusterId}); this configuration's ` +
-          `secret and --initial-cluster describe cluster ${derivedId}. Use that cluster's data directory, or an empty one.`,
-      );
-    }
-    return record;
-  }
-  const clusterId = derivedId ?? joinedClusterId ?? randomUUID();
-  const record: NodeIdentityRecord = { name: config.name, clusterId };
-  const temporary = `${path}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(record)}\n`, { mode: 0o600 });
-  await rename(temporary, path);
-  return record;
 }
