@@ -45,8 +45,11 @@ async function start(flags: Record<string, unknown>): Promise<void> {
   }
   const scheme = config.tlsKeyFile ? 'https' : 'http';
   console.log(
-    `conclave: node ${config.name} serving ${scheme}://${config.clientHost}:${node.clientPort} ` +
-      `(data in ${config.dataDir}, ${config.storageEngine}, uWebSockets.js ${node.uwsNative ? 'native' : 'FALLBACK (slow)'})`,
+    node.clientPort === undefined
+      ? `conclave: node ${config.name} running without a client port (services ${config.services.join(',')}; ` +
+          `data in ${config.dataDir}, ${config.storageEngine})`
+      : `conclave: node ${config.name} serving ${scheme}://${config.clientHost}:${node.clientPort} ` +
+          `(data in ${config.dataDir}, ${config.storageEngine}, uWebSockets.js ${node.uwsNative ? 'native' : 'FALLBACK (slow)'})`,
   );
   let stopping = false;
   const shutdown = (signal: string) => {

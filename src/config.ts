@@ -116,7 +116,15 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'string',
     describe: 'file holding the cluster secret',
   },
-  { key: 'services', flag: 'services', kind: 'list', describe: `what this node runs: ${SERVICES.join(',')}` },
+  {
+    key: 'services',
+    flag: 'services',
+    kind: 'list',
+    describe:
+      `what this node runs, of ${SERVICES.join(',')}: raft holds a replica and stores data (required: a node ` +
+      'without it, a stateless proxy, is not built yet); api serves clients over HTTP and WebSocket (without it ' +
+      'no client port is opened); admin accepts membership and leadership commands on the client port',
+  },
   { key: 'single', flag: 'single', kind: 'boolean', describe: 'one node with every service (laptop mode)' },
   { key: 'storageEngine', flag: 'storage-engine', kind: 'string', describe: STORAGE_ENGINES.join(' or ') },
   {
@@ -292,6 +300,14 @@ function validate(raw: Raw): NodeConfig {
     }
     if (servicesRaw.length === 0) throw new ConfigError('services', raw.services!.source, 'names no service');
     services = [...new Set(servicesRaw as Service[])];
+    if (!services.includes('raft')) {
+      throw new ConfigError(
+        'services',
+        raw.services!.source,
+        `${JSON.stringify(servicesRaw.join(','))} has no raft: a node without raft is a stateless proxy, which is ` +
+          'not built yet (issue 14); run raft,api (and admin) for a member that serves clients',
+      );
+    }
   } else if (single) {
     services = [...SERVICES];
   } else {

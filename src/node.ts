@@ -94,7 +94,8 @@ export class ConclaveNode implements KvService, AdminService {
     private readonly services: ServiceStack,
     /** The node's raft groups by id; today one, GROUP, which every realm lives in. */
     private readonly groups: ReadonlyMap<number, RaftGroup>,
-    private readonly edge: Edge,
+    /** Undefined without the api service. */
+    private readonly edge: Edge | undefined,
     private readonly mesh: Mesh | undefined,
     private readonly peers: PeerDirectory,
     private readonly clusterId: string,
@@ -208,22 +209,25 @@ export class ConclaveNode implements KvService, AdminService {
         transferLeadership: (to) => self.node!.transferLeadership(to),
       };
       const api = newHttpApi(service, { limits: storage.config, logger: log });
-      const edge = new Edge({
-        errors: ERROR_TABLE,
-        host: config.clientHost,
-        port: config.clientPort,
-        routes: [...httpRoutes(api), ...adminRoutes(api, admin, config.services.includes('admin'))],
-        websocket: webSocketApi(api, service, raftGroup.hub, log),
-        logger: log,
-        limits: {
-          maxBodyBytes: config.maxRequestBytes,
-          maxWsPayloadBytes: config.maxRequestBytes,
-          requestTimeoutMs: config.requestTimeoutMs * 2,
-        },
-        ...(config.tlsKeyFile && config.tlsCertFile
-          ? { tls: { keyFile: config.tlsKeyFile, certFile: config.tlsCertFile } }
-          : {}),
-      });
+      // Without the api service the node serves no clients: no client port is opened.
+      const edge = !config.services.includes('api')
+        ? undefined
+        : new Edge({
+            errors: ERROR_TABLE,
+            host: config.clientHost,
+            port: config.clientPort,
+            routes: [...httpRoutes(api), ...adminRoutes(api, admin, config.services.includes('admin'))],
+            websocket: webSocketApi(api, service, raftGroup.hub, log),
+            logger: log,
+            limits: {
+              maxBodyBytes: config.maxRequestBytes,
+              maxWsPayloadBytes: config.maxRequestBytes,
+              requestTimeoutMs: config.requestTimeoutMs * 2,
+            },
+            ...(config.tlsKeyFile && config.tlsCertFile
+              ? { tls: { keyFile: config.tlsKeyFile, certFile: config.tlsCertFile } }
+              : {}),
+          });
       const services = new ServiceStack(
         [
           ...(mesh === undefined
@@ -246,7 +250,9 @@ export class ConclaveNode implements KvService, AdminService {
             },
             stop: () => raftGroup.stop(),
           },
-          { name: 'client edge', start: () => edge.start(), stop: () => edge.stop() },
+          ...(edge === undefined
+            ? []
+            : [{ name: 'client edge', start: () => edge.start(), stop: () => edge.stop() }]),
         ],
         (service, error) => log.warn('node.stop_failed', { service: service.name, error: String(error) }),
       );
@@ -272,13 +278,14 @@ export class ConclaveNode implements KvService, AdminService {
     }
   }
 
-  /** The port the client edge listens on (useful with port 0). */
-  get clientPort(): number {
-    return this.edge.port;
+  /** The port the client edge listens on (useful with port 0); undefined without the api service. */
+  get clientPort(): number | undefined {
+    return this.edge?.port;
   }
 
-  get uwsNative(): boolean {
-    return this.edge.runtime.native;
+  /** Whether uWS runs natively; undefined without the api service. */
+  get uwsNative(): boolean | undefined {
+    return this.edge?.runtime.native;
   }
 
   /**

@@ -96,3 +96,7 @@ t.test('a bad config file is refused naming the file and the setting', async (t)
   refused(t, { single: true, config: broken }, 'config');
   refused(t, { single: true, config: join(dir, 'missing.yaml') }, 'config');
 });
+
+t.test('a node without raft is refused until the stateless proxy exists', async (t) => {
+  refused(t, { ...CLUSTER, services: 'api,admin' }, 'services');
+});
