@@ -1,14 +1,12 @@
 // What --services changes: a node with raft and without api opens no client port but still takes part.
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { freePort } from '../../scripts/local-cluster.js';
-
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
+import { spawnCli } from './cli-run.js';
 
 /** Whether something accepts TCP connections on 127.0.0.1:port. */
 function listening(port: number): Promise<boolean> {
@@ -27,29 +25,23 @@ t.test('--services raft,admin: the node runs, says so, and opens no client port'
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const clientPort = await freePort();
   const peer = `/ip4/127.0.0.1/tcp/${await freePort()}`;
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'start',
-      '--name',
-      'solo',
-      '--data-dir',
-      dataDir,
-      '--peer-listen',
-      peer,
-      '--client-listen',
-      `127.0.0.1:${clientPort}`,
-      '--initial-cluster',
-      `solo=${peer}`,
-      '--services',
-      'raft,admin',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
-  });
+  // Killed by pid when the test ends.
+  const child = spawnCli(t, [
+    'start',
+    '--name',
+    'solo',
+    '--data-dir',
+    dataDir,
+    '--peer-listen',
+    peer,
+    '--client-listen',
+    `127.0.0.1:${clientPort}`,
+    '--initial-cluster',
+    `solo=${peer}`,
+    '--services',
+    'raft,admin',
+  ]);
+  child.stdin!.end();
   let output = '';
   const said = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no start line within 30 s: ${output}`)), 30_000);
@@ -60,8 +52,8 @@ t.test('--services raft,admin: the node runs, says so, and opens no client port'
         resolve();
       }
     };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`exited ${code}: ${output}`)));
   });
   await said;
