@@ -14,12 +14,13 @@
  *   command (written exactly as in the block, without its comment). A skip naming no command of
  *   the block below fails, as does any other `readme-test:` comment. So a command added to the
  *   README either runs here or is skipped with a reason written next to it.
+ * - A command written `npm install && CMD` runs as CMD: the copy is installed already (below).
  * - Inline commands in prose and in the "Commands" table are not run (test tiers, benchmarks that
  *   take minutes, root); each `npm run NAME` there must name a script of package.json.
  *
  * How they run: with `sh -c`, from a temporary directory holding the checkout's tracked files (a
  * clone, uncommitted edits included), this checkout's dist/ (the build `npm install` makes) and a
- * link to its node_modules (what `npm install` fetches; `npm install` itself is skipped), with a
+ * link to its node_modules (what `npm install` fetches; a leading `npm install && ` is taken as done), with a
  * private npm cache (so `npx conclave` installs that directory afresh, as on a first contact, and
  * ~/.npm is left alone) and without the npm_* and NODE_OPTIONS variables of the test runner.
  * Ports: every port written after `localhost:`, `127.0.0.1:` or `/tcp/` is replaced, consistently
@@ -412,7 +413,9 @@ t.test('README.md commands run as written', async (t) => {
     pending = [];
   };
 
-  for (const command of commands) {
+  for (const written of commands) {
+    // The copy is installed already: a leading `npm install && ` is taken as done (no registry here).
+    const command = { ...written, text: afterInstall(written.text), bare: afterInstall(written.bare) };
     if (command.skip) {
       skipped.push(`${command.bare} (${command.skip})`);
       t.comment(`README.md:${command.line} skipped: ${command.bare} (${command.skip})`);
@@ -509,3 +512,8 @@ t.test('README.md commands run as written', async (t) => {
     });
   }
 });
+
+/** `npm install && CMD` → `CMD`: the checkout the commands run in is installed already. */
+function afterInstall(command: string): string {
+  return command.replace(/^npm install && /, '');
+}
