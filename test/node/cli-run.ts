@@ -6,7 +6,7 @@ import type { Test } from 'tap';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 /** Any one CLI run ends well within this, or is killed and fails. */
-const RUN_TIMEOUT_MS = 60_000;
+export const RUN_TIMEOUT_MS = 60_000;
 
 export interface Run {
   readonly code: number | null;
@@ -29,9 +29,16 @@ export function spawnCli(t: Test, args: readonly string[]): ChildProcess {
 
 /** Runs `conclave ARGS` to its end. */
 export function runCli(t: Test, args: readonly string[]): Promise<Run> {
+  return collect(spawnCli(t, args), args);
+}
+
+/**
+ * Feeds `input` to a started CLI child, collects its output and resolves at its end; the child
+ * is killed and the promise rejects past RUN_TIMEOUT_MS.
+ */
+export function collect(child: ChildProcess, args: readonly string[], input = ''): Promise<Run> {
   const started = performance.now();
-  const child = spawnCli(t, args);
-  child.stdin!.end();
+  child.stdin!.end(input);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => {

@@ -7,17 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { freePort, LocalCluster, peerAddress } from '../../scripts/local-cluster.js';
+import { collect, failsWith, RUN_TIMEOUT_MS, type Run } from './cli-run.js';
 import { runningCluster } from './running-cluster.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
-/** Any one CLI run in these tests ends well within this, or is killed and fails. */
-const RUN_TIMEOUT_MS = 60_000;
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 // The node-backed tests below are independent: run them side by side (each CLI run is a
 // process start, so one after the other they take over a minute).
@@ -48,35 +41,7 @@ function run(
   args: readonly string[],
   options: { input?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<Run> {
-  const child = spawnCli(args, options.env);
-  child.stdin!.end(options.input ?? '');
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`conclave ${args.join(' ')} did not end within ${RUN_TIMEOUT_MS} ms: ${stderr}`));
-    }, RUN_TIMEOUT_MS);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** Checks the error contract: exit 1, nothing on stdout, one line `conclave: CODE: …` on stderr. */
-function failsWith(t: Test, result: Run, code: string, what: string): void {
-  t.equal(result.code, 1, `${what}: exit 1`);
-  t.equal(result.stdout, '', `${what}: nothing on stdout`);
-  const lines = result.stderr.trimEnd().split('\n');
-  t.equal(lines.length, 1, `${what}: one line on stderr (${result.stderr.trimEnd()})`);
-  t.match(lines[0], new RegExp(`^conclave: ${code}: \\S`), `${what}: conclave: ${code}: message`);
+  return collect(spawnCli(args, options.env), args, options.input);
 }
 
 function usageError(t: Test, result: Run, what: string): void {
