@@ -491,35 +491,29 @@ export class ConclaveNode implements KvService, AdminService {
    */
   private noticeIfNotMember(peer: string, name: string): void {
     if (!this.mesh || this.stopping || this.removedRecord !== undefined) return;
-    const raft = this.driver.status();
-    const { voters, learners } = raft.membership;
-    if (name === this.config.name || voters.includes(name) || learners.includes(name)) return;
-    // Only a committed membership speaks: one still in flight may yet be undone.
-    if (raft.membershipIndex > raft.commitIndex) return;
-    void this.sendRemovalNotice(peer, name, {
-      type: 'removed',
-      membershipIndex: raft.membershipIndex,
-      voters,
-      learners,
-    });
+    const notice = this.noticeFor(name);
+    if (notice !== undefined) void this.sendRemovalNotice(peer, name, notice);
   }
 
   /** The leader tells a member it just removed, a few times until it answers (it may not be connected). */
   private async tellRemoved(peer: string, name: string): Promise<void> {
     for (let attempt = 0; attempt < 5 && !this.stopping; attempt++) {
-      const raft = this.driver.status();
-      if (raft.membershipIndex > raft.commitIndex) return;
-      const { voters, learners } = raft.membership;
-      if (voters.includes(name) || learners.includes(name)) return;
-      const notice: RemovalNotice = {
-        type: 'removed',
-        membershipIndex: raft.membershipIndex,
-        voters,
-        learners,
-      };
-      if (await this.sendRemovalNotice(peer, name, notice)) return;
+      const notice = this.noticeFor(name);
+      if (notice === undefined || (await this.sendRemovalNotice(peer, name, notice))) return;
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
+  }
+
+  /**
+   * The notice for `name`, if this node's latest membership leaves it out and is committed
+   * (one still in flight may yet be undone); undefined otherwise.
+   */
+  private noticeFor(name: string): RemovalNotice | undefined {
+    const raft = this.driver.status();
+    const { voters, learners } = raft.membership;
+    if (name === this.config.name || voters.includes(name) || learners.includes(name)) return undefined;
+    if (raft.membershipIndex > raft.commitIndex) return undefined;
+    return { type: 'removed', membershipIndex: raft.membershipIndex, voters, learners };
   }
 
   /** Sends one notice; true once the peer answered (whatever it concluded). */
