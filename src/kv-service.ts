@@ -35,9 +35,12 @@ export interface NodeStatus {
   readonly name: string;
   /** This node's mesh peer id. */
   readonly id: string;
-  readonly role: 'voter' | 'learner' | 'none';
-  /** Raft state: leader, follower, candidate, pre-candidate. */
+  /** A stateless proxy holds no replica: its raft fields are the last it heard from `member`. */
+  readonly role: 'voter' | 'learner' | 'none' | 'proxy';
+  /** Raft state: leader, follower, candidate, pre-candidate; `proxy` on a proxy. */
   readonly state: string;
+  /** On a proxy: the member it forwards to now ('' when none is reachable). */
+  readonly member?: string;
   /** The leader's name, or '' when none is known. */
   readonly leader: string;
   readonly term: number;

@@ -53,13 +53,30 @@ export const WATCH_HUB_DEFAULTS: WatchHubLimits = Object.freeze({
 export interface Subscription {
   readonly id: number;
   readonly revision: number;
+  /** The lowest revision not yet delivered: where to resume this watch elsewhere. */
+  readonly next: number;
   /** Starts delivery (call it once the subscriber has been told the watch id). */
   start(): void;
   /** Stops delivery; idempotent. Does not call the sink's end(). */
   cancel(): void;
 }
 
-type SubscribeResult = { ok: true; subscription: Subscription } | { ok: false; error: WsError };
+export type SubscribeResult = { ok: true; subscription: Subscription } | { ok: false; error: WsError };
+
+/**
+ * Where watches come from: a member's own hub (WatchHub), or a stateless proxy's watches
+ * carried from a member over the mesh. Refusals (a bad realm, COMPACTED, a full hub) are
+ * answered as values, never thrown.
+ */
+export interface Watches {
+  /** Starts a subscription from `fromRevision` (default: the next change); start() begins delivery. */
+  subscribe(
+    realm: string,
+    prefix: string,
+    fromRevision: number | undefined,
+    sink: WatchSink,
+  ): Promise<SubscribeResult>;
+}
 
 class Sub implements Subscription {
   mode: 'catching-up' | 'live' | 'ended' = 'catching-up';
@@ -89,7 +106,7 @@ class Sub implements Subscription {
  * listener before the first apply; subscribe() validates realm and prefix through the store's
  * history read and answers its error (NOT_FOUND, INVALID_ARGUMENT, COMPACTED with `revision`).
  */
-export class WatchHub {
+export class WatchHub implements Watches {
   private readonly limits: WatchHubLimits;
   private readonly byRealm = new Map<string, Set<Sub>>();
   private count = 0;

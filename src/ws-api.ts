@@ -10,7 +10,7 @@ import type {
 } from '../net/index.js';
 import type { HttpApi } from './http-api.js';
 import type { KvService } from './kv-service.js';
-import type { Subscription, WatchHub } from './watch-hub.js';
+import type { SubscribeResult, Subscription, Watches } from './watch-hub.js';
 import { wsError } from './watch-hub.js';
 import { type RequestId, WS_MAX_INFLIGHT, WS_MAX_WATCHES, WS_PATH, type WsError } from './ws-protocol.js';
 
@@ -45,7 +45,7 @@ const MAX_ID_CHARS = 128;
 export function webSocketApi(
   api: HttpApi,
   service: KvService,
-  hub: WatchHub,
+  watches: Watches,
   logger: Logger,
 ): EdgeWebSocketHandler {
   const connectionOf = (socket: EdgeSocket): Connection => {
@@ -111,9 +111,9 @@ export function webSocketApi(
     }
     let watchId = 0;
     connection.startingWatches++;
-    let result: Awaited<ReturnType<WatchHub['subscribe']>>;
+    let result: SubscribeResult;
     try {
-      result = await hub.subscribe(realm, prefix, from as number | undefined, {
+      result = await watches.subscribe(realm, prefix, from as number | undefined, {
         deliver: (events) => socket.send({ type: 'events', watch: watchId, events }),
         end: (error) => {
           connection.watches.delete(watchId);
