@@ -47,6 +47,12 @@ export async function loadOrCreateNodeKey(dataDir: string): Promise<NodeIdentity
   return { ...identity, created, path };
 }
 
+/** A fresh Ed25519 key kept only in memory: a stateless proxy without a data directory writes nothing. */
+export async function ephemeralNodeKey(): Promise<Omit<NodeIdentity, 'path'>> {
+  const key = await generateKeyPair('Ed25519');
+  return { privateKey: key, peerId: peerIdFromPrivateKey(key).toString(), created: true };
+}
+
 async function readKeyFileIfPresent(path: string): Promise<PrivateKey | undefined> {
   let mode: number;
   let size: number;

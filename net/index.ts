@@ -38,7 +38,7 @@ export {
   RemoteError,
 } from './errors.js';
 export { HelloError } from './hello.js';
-export { loadOrCreateNodeKey, NODE_KEY_FILE, type NodeIdentity } from './identity.js';
+export { ephemeralNodeKey, loadOrCreateNodeKey, NODE_KEY_FILE, type NodeIdentity } from './identity.js';
 export {
   type JsonLoggerInit,
   jsonLogger,

@@ -1,7 +1,7 @@
 // Launches a cluster of real conclave node processes on 127.0.0.1 with free ports; used by tests and benchmarks.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,12 +38,25 @@ export interface NodeStatusView {
   readonly commitIndex: number;
 }
 
+/** A stateless proxy process (services without raft, no --data-dir), run in its own empty directory. */
+export interface ProxyProcess {
+  readonly name: string;
+  readonly clientPort: number;
+  readonly url: string;
+  /** Its working directory, empty at start: a proxy writes nothing, so it stays empty. */
+  readonly cwd: string;
+  child: ChildProcess | undefined;
+  /** Its standard output so far (the start line). */
+  stdout: string;
+}
+
 /**
  * N voters bootstrapped from hardcoded addresses, each a child process with its own data
  * directory under one temporary root. stop() kills every process by pid and removes the root.
  */
 export class LocalCluster {
   readonly nodes: ClusterNode[] = [];
+  readonly proxies: ProxyProcess[] = [];
   private readonly root: string;
   private readonly secretFile: string;
   private initialCluster = '';
@@ -122,6 +135,60 @@ export class LocalCluster {
     });
   }
 
+  /** A stateless proxy named p1, p2, … (not started) with a free client port and an empty working directory. */
+  async addProxy(): Promise<ProxyProcess> {
+    const name = `p${this.proxies.length + 1}`;
+    const clientPort = await freePort();
+    const cwd = join(this.root, `${name}-cwd`);
+    mkdirSync(cwd);
+    const proxy: ProxyProcess = {
+      name,
+      clientPort,
+      url: `http://127.0.0.1:${clientPort}`,
+      cwd,
+      child: undefined,
+      stdout: '',
+    };
+    this.proxies.push(proxy);
+    return proxy;
+  }
+
+  /**
+   * Starts `proxy` with `services` (api, or api,admin), finding members through `join` (every
+   * member's mesh address by default), without --data-dir, in its own working directory.
+   */
+  startProxy(
+    proxy: ProxyProcess,
+    services = 'api',
+    join: readonly ClusterNode[] = this.nodes,
+    extra: readonly string[] = [],
+  ): void {
+    const args = [
+      CLI,
+      'start',
+      '--name',
+      proxy.name,
+      '--client-listen',
+      `127.0.0.1:${proxy.clientPort}`,
+      '--join',
+      join.map((n) => peerAddress(n)).join(','),
+      '--cluster-secret-file',
+      this.secretFile,
+      '--services',
+      services,
+      ...extra,
+    ];
+    const child = spawn(process.execPath, args, {
+      cwd: proxy.cwd,
+      stdio: ['ignore', 'pipe', process.env.CONCLAVE_CLUSTER_LOGS ? 'inherit' : 'ignore'],
+    });
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (text: string) => {
+      if (proxy.stdout.length < 64 * 1024) proxy.stdout += text;
+    });
+    proxy.child = child;
+  }
+
   /** Whether `node`'s process runs. */
   running(node: ClusterNode): boolean {
     return node.child !== undefined && isRunning(node.child);
@@ -140,7 +207,10 @@ export class LocalCluster {
     for (const node of order) this.start(node);
   }
 
-  kill(node: ClusterNode, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  kill(
+    node: { readonly child: ChildProcess | undefined },
+    signal: NodeJS.Signals = 'SIGKILL',
+  ): Promise<void> {
     const child = node.child;
     if (!child?.pid || !isRunning(child)) return Promise.resolve();
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -175,7 +245,7 @@ export class LocalCluster {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.nodes.map((n) => this.kill(n, 'SIGKILL')));
+    await Promise.all([...this.nodes, ...this.proxies].map((n) => this.kill(n, 'SIGKILL')));
     rmSync(this.root, { recursive: true, force: true });
   }
 }

@@ -15,6 +15,7 @@ import { statusCommand } from './cli/status.js';
 import { watchCommand } from './cli/watch.js';
 import { ConfigError, envName, resolveConfig, SETTINGS } from './config.js';
 import type { ConclaveNode } from './node.js';
+import type { ProxyNode } from './proxy-node.js';
 import { EXIT_REMOVED, NodeRemovedError } from './removal.js';
 
 async function start(flags: Record<string, unknown>): Promise<void> {
@@ -30,14 +31,16 @@ async function start(flags: Record<string, unknown>): Promise<void> {
     throw error;
   }
   // Loaded here, not at the top: the client commands should not pay for libp2p and the storage engines.
-  const [{ jsonLogger }, { ConclaveNode }] = await Promise.all([
+  const [{ jsonLogger }, { ConclaveNode }, { ProxyNode }] = await Promise.all([
     import('../net/index.js'),
     import('./node.js'),
+    import('./proxy-node.js'),
   ]);
   const logger = jsonLogger({ level: config.logLevel });
-  let node: ConclaveNode;
+  const proxy = !config.services.includes('raft');
+  let node: ConclaveNode | ProxyNode;
   try {
-    node = await ConclaveNode.start(config, logger);
+    node = proxy ? await ProxyNode.start(config, logger) : await ConclaveNode.start(config, logger);
   } catch (error) {
     console.error(`conclave start: ${(error as Error).message}`);
     process.exitCode = error instanceof NodeRemovedError ? EXIT_REMOVED : 1;
@@ -45,10 +48,14 @@ async function start(flags: Record<string, unknown>): Promise<void> {
   }
   const scheme = config.tlsKeyFile ? 'https' : 'http';
   console.log(
-    node.clientPort === undefined
-      ? `conclave: node ${config.name} running without a client port (services ${config.services.join(',')}; ` +
+    proxy
+      ? `conclave: proxy ${config.name} serving ${scheme}://${config.clientHost}:${node.clientPort} ` +
+          `(stateless: forwards to the cluster's members; ${config.ephemeralKey ? 'no files written' : `node key in ${config.dataDir}`}, ` +
+          `uWebSockets.js ${node.uwsNative ? 'native' : 'FALLBACK (slow)'})`
+      : node.clientPort === undefined
+        ? `conclave: node ${config.name} running without a client port (services ${config.services.join(',')}; ` +
           `data in ${config.dataDir}, ${config.storageEngine})`
-      : `conclave: node ${config.name} serving ${scheme}://${config.clientHost}:${node.clientPort} ` +
+        : `conclave: node ${config.name} serving ${scheme}://${config.clientHost}:${node.clientPort} ` +
           `(data in ${config.dataDir}, ${config.storageEngine}, uWebSockets.js ${node.uwsNative ? 'native' : 'FALLBACK (slow)'})`,
   );
   let stopping = false;

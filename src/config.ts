@@ -22,7 +22,13 @@ export interface ClusterMember {
 
 export interface NodeConfig {
   readonly name: string;
+  /** A member's data; a stateless proxy keeps only its node key there (see ephemeralKey). */
   readonly dataDir: string;
+  /**
+   * A stateless proxy (services without raft) started without --data-dir: its node key lives in
+   * memory and it writes no file at all.
+   */
+  readonly ephemeralKey: boolean;
   readonly peerListen: string;
   readonly clientHost: string;
   readonly clientPort: number;
@@ -121,9 +127,10 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'services',
     kind: 'list',
     describe:
-      `what this node runs, of ${SERVICES.join(',')}: raft holds a replica and stores data (required: a node ` +
-      'without it, a stateless proxy, is not built yet); api serves clients over HTTP and WebSocket (without it ' +
-      'no client port is opened); admin accepts membership and leadership commands on the client port',
+      `what this node runs, of ${SERVICES.join(',')}: raft holds a replica and stores data; api serves clients ` +
+      'over HTTP and WebSocket (without it no client port is opened); admin accepts membership and leadership ' +
+      'commands on the client port. Without raft the node is a stateless proxy: it serves the client API by ' +
+      'forwarding to the members it finds from --join (or --initial-cluster) and stores nothing',
   },
   { key: 'single', flag: 'single', kind: 'boolean', describe: 'one node with every service (laptop mode)' },
   { key: 'storageEngine', flag: 'storage-engine', kind: 'string', describe: STORAGE_ENGINES.join(' or ') },
@@ -300,12 +307,12 @@ function validate(raw: Raw): NodeConfig {
     }
     if (servicesRaw.length === 0) throw new ConfigError('services', raw.services!.source, 'names no service');
     services = [...new Set(servicesRaw as Service[])];
-    if (!services.includes('raft')) {
+    if (!services.includes('raft') && !services.includes('api')) {
       throw new ConfigError(
         'services',
         raw.services!.source,
-        `${JSON.stringify(servicesRaw.join(','))} has no raft: a node without raft is a stateless proxy, which is ` +
-          'not built yet (issue 14); run raft,api (and admin) for a member that serves clients',
+        `${JSON.stringify(servicesRaw.join(','))} has neither raft nor api: a node without raft is a stateless ` +
+          'proxy and must serve clients (api)',
       );
     }
   } else if (single) {
@@ -319,7 +326,10 @@ function validate(raw: Raw): NodeConfig {
     );
   }
 
-  const peerListen = toText(raw, 'peerListen', 'peer-listen') ?? CONFIG_DEFAULTS.peerListen;
+  // A proxy only dials members (they never dial it), so by default it takes any free port.
+  const peerListen =
+    toText(raw, 'peerListen', 'peer-listen') ??
+    (services.includes('raft') ? CONFIG_DEFAULTS.peerListen : '/ip4/127.0.0.1/tcp/0');
   if (!TCP_MULTIADDR.test(peerListen)) {
     throw new ConfigError(
       'peer-listen',
@@ -327,7 +337,15 @@ function validate(raw: Raw): NodeConfig {
       `${JSON.stringify(peerListen)} is not a TCP multiaddr like /ip4/127.0.0.1/tcp/7001`,
     );
   }
+  const proxy = !services.includes('raft');
   const join = toList(raw, 'join', 'join') ?? [];
+  if (proxy && join.length === 0 && raw.initialCluster === undefined) {
+    throw new ConfigError(
+      'join',
+      'nothing',
+      'a stateless proxy (services without raft) needs the mesh addresses of members: --join /ip4/…/tcp/7001,…',
+    );
+  }
   if (join.length > 0) {
     if (single) throw new ConfigError('join', raw.join!.source, 'a --single node does not join a cluster');
     if (raw.initialCluster !== undefined) {
@@ -347,7 +365,7 @@ function validate(raw: Raw): NodeConfig {
       }
     }
   }
-  const initialCluster = join.length > 0 ? [] : parseInitialCluster(raw, name, peerListen, single);
+  const initialCluster = join.length > 0 ? [] : parseInitialCluster(raw, name, peerListen, single, proxy);
 
   const storageEngine = (toText(raw, 'storageEngine', 'storage-engine') ??
     CONFIG_DEFAULTS.storageEngine) as StorageEngineName;
@@ -389,7 +407,7 @@ function validate(raw: Raw): NodeConfig {
     );
   }
   const clusterSecretFile = toText(raw, 'clusterSecretFile', 'cluster-secret-file');
-  if ((initialCluster.length > 1 || join.length > 0) && clusterSecretFile === undefined) {
+  if ((initialCluster.length > 1 || join.length > 0 || proxy) && clusterSecretFile === undefined) {
     throw new ConfigError(
       'cluster-secret-file',
       'nothing',
@@ -399,6 +417,7 @@ function validate(raw: Raw): NodeConfig {
   return {
     name,
     dataDir: resolve(toText(raw, 'dataDir', 'data-dir') ?? CONFIG_DEFAULTS.dataDir),
+    ephemeralKey: proxy && raw.dataDir === undefined,
     peerListen,
     clientHost,
     clientPort,
@@ -428,7 +447,14 @@ function validate(raw: Raw): NodeConfig {
   };
 }
 
-function parseInitialCluster(raw: Raw, name: string, peerListen: string, single: boolean): ClusterMember[] {
+/** The founding members; a proxy (`proxy`) takes them as addresses of members and is not among them. */
+function parseInitialCluster(
+  raw: Raw,
+  name: string,
+  peerListen: string,
+  single: boolean,
+  proxy: boolean,
+): ClusterMember[] {
   const entries = toList(raw, 'initialCluster', 'initial-cluster');
   if (entries === undefined) {
     if (single) return [{ name, address: peerListen }];
@@ -451,7 +477,7 @@ function parseInitialCluster(raw: Raw, name: string, peerListen: string, single:
       throw new ConfigError('initial-cluster', source, `${memberName} is listed twice`);
     members.push({ name: memberName, address });
   }
-  if (!members.some((m) => m.name === name)) {
+  if (!proxy && !members.some((m) => m.name === name)) {
     throw new ConfigError(
       'initial-cluster',
       source,

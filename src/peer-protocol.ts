@@ -1,7 +1,35 @@
 // Requests between nodes over the mesh's forwarding RPC: their JSON shapes, encoding and checks.
 
+import type { ListOptions } from '../storage/index.js';
+import type { Consistency } from './kv-service.js';
 import { parseRemovalNotice, type RemovalNotice } from './removal.js';
 import type { SessionRef } from './ws-protocol.js';
+
+/** A client operation a stateless proxy asks a member to carry out (its KvService call). */
+export type ClientCall =
+  | { readonly call: 'write'; readonly op: unknown; readonly session?: SessionRef }
+  | { readonly call: 'get'; readonly realm: string; readonly key: string; readonly consistency: Consistency }
+  | {
+      readonly call: 'list';
+      readonly realm: string;
+      readonly options: ListOptions;
+      readonly consistency: Consistency;
+    }
+  | { readonly call: 'realms'; readonly consistency: Consistency };
+
+/**
+ * A proxy's watch, one long poll at a time: the member answers the events of `realm` under
+ * `prefix` from revision `from` (default: the next change) as soon as it has some, or an empty
+ * page after `waitMs`; the answer's `next` is where the following poll starts, so a proxy that
+ * moves to another member resumes there without loss or repetition.
+ */
+export interface WatchPoll {
+  readonly type: 'watch';
+  readonly realm: string;
+  readonly prefix: string;
+  readonly from?: number;
+  readonly waitMs: number;
+}
 
 /** A membership or leadership action, carried out by the leader. */
 export type AdminAction =
@@ -21,6 +49,11 @@ export type PeerRequest =
   | { readonly type: 'identify'; readonly founding?: string }
   | RemovalNotice
   | { readonly type: 'write'; readonly op: unknown; readonly session?: SessionRef }
+  /** From a proxy: a client operation run by the member as its own client API would. */
+  | ({ readonly type: 'client' } & ClientCall)
+  | WatchPoll
+  /** From a proxy: the member's view of the cluster (DirectoryAnswer). */
+  | { readonly type: 'directory' }
   | { readonly type: 'members' }
   | ({ readonly type: 'admin' } & AdminAction);
 
@@ -30,6 +63,8 @@ export interface IdentifyAnswer {
   readonly clusterId?: string;
   /** Set by a founder's temporary mesh (founding-check.ts): not a member yet, do not record it. */
   readonly founding?: true;
+  /** Set by a stateless proxy: never a member, do not record it. */
+  readonly proxy?: true;
   /** To an identify with `founding`: the peer id that name was last seen with, or null. */
   readonly seenPeer?: string | null;
 }
@@ -65,7 +100,24 @@ export function decodePeerRequest(payload: Uint8Array): PeerRequest {
       refuse('identify: founding must be a node name');
     return { type, founding };
   }
-  if (type === 'members') return { type };
+  if (type === 'members' || type === 'directory') return { type };
+  if (type === 'client') return decodeClientCall(request);
+  if (type === 'watch') {
+    const { realm, prefix, from, waitMs } = request;
+    if (typeof realm !== 'string' || typeof prefix !== 'string')
+      refuse('a watch poll needs a realm and a prefix');
+    if (from !== undefined && (!Number.isSafeInteger(from) || (from as number) < 1))
+      refuse('a watch poll has a bad revision');
+    if (!Number.isSafeInteger(waitMs) || (waitMs as number) < 0 || (waitMs as number) > 60_000)
+      refuse('a watch poll has a bad waitMs');
+    return {
+      type,
+      realm,
+      prefix,
+      waitMs: waitMs as number,
+      ...(from === undefined ? {} : { from: from as number }),
+    };
+  }
   if (type === 'removed') return parseRemovalNotice(request) ?? refuse('a removal notice is malformed');
   if (type === 'write' && 'op' in request) {
     const session = request.session;
@@ -86,6 +138,37 @@ export function decodePeerRequest(payload: Uint8Array): PeerRequest {
     return { type, action: action as 'promote' | 'remove' | 'transfer', name };
   }
   refuse(`unknown peer request type ${JSON.stringify(type)}`);
+}
+
+const CONSISTENCIES: ReadonlySet<unknown> = new Set(['linearizable', 'stale']);
+
+/** The fields of a proxy's client call; the member's client API validates realms, keys and options further. */
+function decodeClientCall(request: Record<string, unknown>): { type: 'client' } & ClientCall {
+  const { call, realm, key, consistency, options, op, session } = request;
+  if (call === 'write') {
+    if (op === undefined) refuse('a client write needs an op');
+    if (session !== undefined && (typeof session !== 'object' || session === null))
+      refuse('a client write has a bad session');
+    return { type: 'client', call, op, ...(session === undefined ? {} : { session: session as SessionRef }) };
+  }
+  if (!CONSISTENCIES.has(consistency)) refuse('a client read needs a consistency');
+  const level = consistency as Consistency;
+  if (call === 'realms') return { type: 'client', call, consistency: level };
+  if (typeof realm !== 'string') refuse('a client read needs a realm');
+  if (call === 'get') {
+    if (typeof key !== 'string') refuse('a client get needs a key');
+    return { type: 'client', call, realm, key, consistency: level };
+  }
+  if (call === 'list') {
+    if (typeof options !== 'object' || options === null || Array.isArray(options))
+      refuse('a client list needs options');
+    const { prefix, after, limit } = options as Record<string, unknown>;
+    if (prefix !== undefined && typeof prefix !== 'string') refuse('list: prefix must be a string');
+    if (after !== undefined && typeof after !== 'string') refuse('list: after must be a string');
+    if (limit !== undefined && !Number.isSafeInteger(limit)) refuse('list: limit must be an integer');
+    return { type: 'client', call, realm, options: options as ListOptions, consistency: level };
+  }
+  refuse(`unknown client call ${JSON.stringify(call)}`);
 }
 
 export function decodePeerAnswer<T>(payload: Uint8Array): T {

@@ -35,6 +35,8 @@ export interface NodeStatusBody {
   readonly appliedIndex: number;
   readonly revision: number;
   readonly members: readonly { name: string; role: string; match?: number; state?: string }[];
+  /** On a stateless proxy (role `proxy`): the member it forwards to. */
+  readonly member?: string;
 }
 
 /** Admin calls move on from a node that does not run the admin service. */

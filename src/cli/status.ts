@@ -16,16 +16,25 @@ import { printJson, printLine } from './output.js';
 const STATUS_TIMEOUT_MS = 10_000;
 /** The admin view gets this long (at most) before status settles for the nodes' own views. */
 const MEMBERS_TIMEOUT_MS_MAX = 3000;
+/** How long status waits, after the members view, for the endpoints to say whether they are proxies. */
+const PROXY_CHECK_MS = 1000;
 
-/** What `status --json` prints: the membership, and where it came from. */
-export type StatusDocument =
+/** A stateless proxy among the endpoints, and the member it forwards to ('' when none is reachable). */
+export interface ProxyView {
+  readonly name: string;
+  readonly member: string;
+}
+
+/** What `status --json` prints: the membership, where it came from, and any proxies asked. */
+export type StatusDocument = { readonly proxies?: readonly ProxyView[] } & (
   | ({ readonly source: 'members' } & MembersView)
   | ({
       readonly source: 'status';
       /** The node whose view this is, and why the admin view was not used. */
       readonly node: { name: string; state: string; appliedIndex: number; revision: number };
       readonly adminError: { code: string; message: string };
-    } & MembersView);
+    } & MembersView)
+);
 
 export function statusCommand<T>(cli: Argv<T>): Argv<T> {
   return cli.command(
@@ -48,6 +57,11 @@ async function status(args: ConnectionArgs): Promise<void> {
   }
   printLine(renderClusterLine(document));
   printLine(renderMembers(document, { address: false }));
+  for (const proxy of document.proxies ?? []) {
+    printLine(
+      `${proxy.name} is a stateless proxy, forwarding to ${proxy.member === '' ? 'no member (none is reachable)' : proxy.member}`,
+    );
+  }
   if (document.source === 'status') {
     const { node } = document;
     printLine(
@@ -64,10 +78,14 @@ async function status(args: ConnectionArgs): Promise<void> {
 async function readStatus(client: ApiClient, args: ConnectionArgs): Promise<StatusDocument> {
   const timeoutMs = positiveInteger(args.timeout, '--timeout')!;
   const quick = client.fork(Math.min(timeoutMs, MEMBERS_TIMEOUT_MS_MAX));
+  // Each endpoint's own status, asked meanwhile, says which endpoints are proxies.
+  const own = quick.each<NodeStatusBody>('/v1/status');
   let adminError: ApiError;
   try {
     const view = await fetchMembers(quick, { elsewhereCodes: ['PERMISSION_DENIED', 'NOT_FOUND'] });
-    return { source: 'members', ...view };
+    // An endpoint slow to say whether it is a proxy does not hold the members view up for long.
+    const late = new Promise<[]>((resolve) => setTimeout(() => resolve([]), PROXY_CHECK_MS).unref());
+    return { source: 'members', ...view, ...proxiesIn(await Promise.race([own, late])) };
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     // No endpoint speaks TLS we trust: their own status would fail the same way.
@@ -76,7 +94,8 @@ async function readStatus(client: ApiClient, args: ConnectionArgs): Promise<Stat
   }
   const answers = await client.each<NodeStatusBody>('/v1/status');
   const statuses = answers.flatMap((a) => ('body' in a ? [a.body] : []));
-  const chosen = statuses.find((s) => s.state === 'leader') ?? statuses[0];
+  const chosen =
+    statuses.find((s) => s.state === 'leader') ?? statuses.find((s) => s.role !== 'proxy') ?? statuses[0];
   if (chosen === undefined) {
     const failures = answers.map((a) => ('error' in a ? `${a.endpoint}: ${a.error.message}` : ''));
     throw new ApiError('UNAVAILABLE', `no endpoint answered (${failures.join('; ')})`);
@@ -91,5 +110,14 @@ async function readStatus(client: ApiClient, args: ConnectionArgs): Promise<Stat
     },
     adminError: { code: adminError.code, message: adminError.message },
     ...membersFromStatus(chosen),
+    ...proxiesIn(answers),
   };
+}
+
+/** The proxies among the endpoints' own statuses, if any. */
+function proxiesIn(answers: readonly ({ body: NodeStatusBody } | object)[]): { proxies?: ProxyView[] } {
+  const proxies = answers.flatMap((a) =>
+    'body' in a && a.body.role === 'proxy' ? [{ name: a.body.name, member: a.body.member ?? '' }] : [],
+  );
+  return proxies.length > 0 ? { proxies } : {};
 }

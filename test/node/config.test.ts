@@ -97,6 +97,34 @@ t.test('a bad config file is refused naming the file and the setting', async (t)
   refused(t, { single: true, config: join(dir, 'missing.yaml') }, 'config');
 });
 
-t.test('a node without raft is refused until the stateless proxy exists', async (t) => {
-  refused(t, { ...CLUSTER, services: 'api,admin' }, 'services');
-});
+t.test(
+  'a node without raft is a stateless proxy: it needs api, members to reach and the secret',
+  async (t) => {
+    const proxy = {
+      name: 'p1',
+      services: 'api',
+      join: '/ip4/127.0.0.1/tcp/7001,/ip4/127.0.0.1/tcp/7002',
+      'cluster-secret-file': '/tmp/secret',
+    };
+    const config = resolveConfig(proxy, {});
+    t.same(config.services, ['api']);
+    t.equal(config.ephemeralKey, true, 'no --data-dir: the key stays in memory');
+    t.equal(config.peerListen, '/ip4/127.0.0.1/tcp/0', 'a proxy only dials: any free peer port');
+    t.same(config.join, ['/ip4/127.0.0.1/tcp/7001', '/ip4/127.0.0.1/tcp/7002']);
+    t.equal(
+      resolveConfig({ ...proxy, 'data-dir': '/tmp/p1' }, {}).ephemeralKey,
+      false,
+      'with --data-dir it keeps its key',
+    );
+    const viaFounders = resolveConfig({ ...CLUSTER, name: 'p1', services: 'api,admin' }, {});
+    t.equal(
+      viaFounders.initialCluster.length,
+      3,
+      "--initial-cluster need not list a proxy: they are the members' addresses",
+    );
+    t.equal(resolveConfig(CLUSTER, {}).ephemeralKey, false, 'a member never has an in-memory key');
+    refused(t, { ...proxy, services: 'admin' }, 'services');
+    refused(t, { name: 'p1', services: 'api', 'cluster-secret-file': '/tmp/secret' }, 'join');
+    refused(t, { name: 'p1', services: 'api', join: '/ip4/127.0.0.1/tcp/7001' }, 'cluster-secret-file');
+  },
+);

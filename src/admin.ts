@@ -1,0 +1,181 @@
+// A member's admin operations: membership changes, leadership transfer and the members' view, carried out by the leader.
+
+import { MembershipChangeType, RaftError, Role } from '../raft/index.js';
+import type { AdminService, MembersView } from './admin-api.js';
+import type { ClusterMember } from './config.js';
+import { answerOf, type LeaderForwarder, type PeerAnswer } from './forwarding.js';
+import type { AdminAction } from './peer-protocol.js';
+import { DriverError } from './raft-driver.js';
+import type { RaftGroup } from './raft-group.js';
+
+export interface MemberAdminInit {
+  /** This node's name. */
+  readonly name: string;
+  readonly group: RaftGroup;
+  readonly forwarder: LeaderForwarder;
+  /** Whether the node runs a mesh (without one, no node can join it). */
+  readonly hasMesh: boolean;
+  /** This node's mesh peer id ('' without a mesh) and the others', by name. */
+  readonly selfPeerId: string;
+  readonly peerOf: (name: string) => string | undefined;
+  /** When the leader last heard from each member (ms since epoch), by name. */
+  readonly lastContact: ReadonlyMap<string, number>;
+  /** Founding members, for addresses that predate the replicated address book. */
+  readonly initialCluster: readonly ClusterMember[];
+  readonly requestTimeoutMs: number;
+  readonly electionTimeoutMs: number;
+  /** Throws the node's refusal when it takes no requests (stopping, removed). */
+  readonly refuseIfStopping: () => void;
+}
+
+/**
+ * AdminService on a member: each call runs on the leader, here or forwarded over the mesh.
+ * Raft's refusals are thrown as CONFLICT with the raft code as `reason`.
+ */
+export class MemberAdmin implements AdminService {
+  constructor(private readonly init: MemberAdminInit) {}
+
+  async members(): Promise<MembersView> {
+    this.init.refuseIfStopping();
+    return this.init.forwarder.run({ type: 'members' }, async () => this.membersHere(), {
+      timeoutMs: this.init.requestTimeoutMs * 2,
+      answeredAsValue: true,
+    });
+  }
+
+  async addLearner(name: string, address: string): Promise<void> {
+    await this.onLeader({ action: 'addLearner', name, address });
+  }
+
+  async promote(name: string): Promise<void> {
+    await this.onLeader({ action: 'promote', name });
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.onLeader({ action: 'remove', name });
+  }
+
+  async transferLeadership(to: string): Promise<{ leader: string; term: number }> {
+    return (await this.onLeader({ action: 'transfer', name: to })) as { leader: string; term: number };
+  }
+
+  /** Serves a peer's `members` or `admin` request: carried out here, which must lead. */
+  serve(request: { type: 'members' } | ({ type: 'admin' } & AdminAction)): Promise<PeerAnswer<unknown>> {
+    return request.type === 'members'
+      ? answerOf(async () => this.membersHere())
+      : answerOf(() => this.adminHere(request));
+  }
+
+  private onLeader(action: AdminAction): Promise<unknown> {
+    this.init.refuseIfStopping();
+    return this.init.forwarder.run({ type: 'admin', ...action }, () => this.adminHere(action), {
+      timeoutMs: this.init.requestTimeoutMs * 2,
+      answeredAsValue: true,
+    });
+  }
+
+  private membersHere(): MembersView {
+    const { group, name: selfName } = this.init;
+    const raft = group.driver.status();
+    if (raft.role !== Role.Leader || raft.progress === undefined) {
+      throw new DriverError('NOT_LEADER', 'this node no longer leads', raft.leader);
+    }
+    const addresses = group.storage.state.meta.addresses ?? {};
+    const now = Date.now();
+    const view = (name: string, role: 'voter' | 'learner') => {
+      const progress = raft.progress?.get(name);
+      const self = name === selfName;
+      const heard = this.init.lastContact.get(name);
+      const matchIndex = self ? raft.lastIndex : (progress?.match ?? 0);
+      return {
+        name,
+        id: self ? this.init.selfPeerId : (this.init.peerOf(name) ?? ''),
+        role,
+        address: addresses[name] ?? this.init.initialCluster.find((m) => m.name === name)?.address ?? '',
+        state: self ? 'leader' : (progress?.state ?? 'unknown'),
+        matchIndex,
+        lag: Math.max(0, raft.commitIndex - matchIndex),
+        lastContactMs: self ? 0 : heard === undefined ? null : now - heard,
+      };
+    };
+    return {
+      leader: selfName,
+      term: raft.term,
+      commitIndex: raft.commitIndex,
+      members: [
+        ...raft.membership.voters.map((name) => view(name, 'voter')),
+        ...raft.membership.learners.map((name) => view(name, 'learner')),
+      ],
+    };
+  }
+
+  /** Carries out an admin action on this node, which must lead. */
+  private async adminHere(request: AdminAction): Promise<unknown> {
+    const { driver } = this.init.group;
+    const timeoutMs = this.init.requestTimeoutMs;
+    try {
+      switch (request.action) {
+        case 'addLearner':
+          if (!this.init.hasMesh) {
+            throw Object.assign(
+              new Error(
+                'this cluster runs without a mesh (started without --cluster-secret-file), so no node can join it; ' +
+                  'restart it with --cluster-secret-file FILE (conclave secret new > FILE) and try again',
+              ),
+              { code: 'CONFLICT', reason: 'NO_MESH' },
+            );
+          }
+          await driver.proposeMembershipChange(
+            {
+              type: MembershipChangeType.AddLearner,
+              nodeId: request.name,
+              context: new TextEncoder().encode(request.address),
+            },
+            timeoutMs,
+          );
+          return {};
+        case 'promote':
+          await driver.proposeMembershipChange(
+            { type: MembershipChangeType.PromoteLearner, nodeId: request.name },
+            timeoutMs,
+          );
+          return {};
+        case 'remove':
+          await driver.proposeMembershipChange(
+            { type: MembershipChangeType.RemoveNode, nodeId: request.name },
+            timeoutMs,
+          );
+          return {};
+        case 'transfer': {
+          const { voters, learners } = driver.status().membership;
+          if (!voters.includes(request.name) && !learners.includes(request.name)) {
+            throw Object.assign(new Error(`no member is named ${request.name}`), { code: 'NOT_FOUND' });
+          }
+          const refused = driver.transferLeadership(request.name);
+          if (refused) throw refused;
+          const deadline = Date.now() + Math.max(timeoutMs, this.init.electionTimeoutMs * 4);
+          for (;;) {
+            const raft = driver.status();
+            if (raft.leader === request.name) return { leader: raft.leader, term: raft.term };
+            if (Date.now() > deadline) {
+              throw new DriverError(
+                'TIMEOUT',
+                `${request.name} did not take over leadership in time`,
+                raft.leader,
+              );
+            }
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        }
+      }
+    } catch (error) {
+      if (error instanceof RaftError) {
+        if (error.code === 'NOT_LEADER' || error.code === 'NO_LEADER') {
+          throw new DriverError(error.code, error.message, error.leader);
+        }
+        throw Object.assign(new Error(error.message), { code: 'CONFLICT', reason: error.code });
+      }
+      throw error;
+    }
+  }
+}

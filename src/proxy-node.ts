@@ -1,0 +1,148 @@
+// A stateless proxy node: no raft, no storage; serves the whole client API by forwarding to members over the mesh.
+
+import {
+  Edge,
+  ephemeralNodeKey,
+  type Logger,
+  loadOrCreateNodeKey,
+  Mesh,
+  readClusterSecretFile,
+  withFields,
+} from '../net/index.js';
+import { STORAGE_DEFAULTS } from '../storage/index.js';
+import { adminRoutes } from './admin-api.js';
+import type { NodeConfig } from './config.js';
+import { ERROR_TABLE } from './error-codes.js';
+import { meshRequestBytes } from './forwarding.js';
+import { httpRoutes, newHttpApi } from './http-api.js';
+import { decodePeerRequest, encodePeerMessage } from './peer-protocol.js';
+import { ProxyKv } from './proxy-kv.js';
+import { ProxyMembers } from './proxy-members.js';
+import { ProxyWatches } from './proxy-watches.js';
+import { DriverError } from './raft-driver.js';
+import { ServiceStack } from './service.js';
+import { webSocketApi } from './ws-api.js';
+
+/**
+ * A node started with `api` and without `raft`. It proves the cluster secret on the mesh like
+ * a member but is never one: members identify it as a proxy, record nothing of it and send it
+ * no raft traffic. It writes nothing but its node key, and not even that without --data-dir.
+ * Lifecycle as ConclaveNode: start(config) … stop().
+ */
+export class ProxyNode {
+  private stopping = false;
+
+  private constructor(
+    readonly config: NodeConfig,
+    private readonly logger: Logger,
+    private readonly services: ServiceStack,
+    private readonly edge: Edge,
+    private readonly watches: ProxyWatches,
+    /** The client API as this proxy serves it. */
+    readonly kv: ProxyKv,
+  ) {}
+
+  static async start(config: NodeConfig, logger: Logger): Promise<ProxyNode> {
+    const log = withFields(logger, { node: config.name, proxy: true });
+    if (config.clusterSecretFile === undefined) {
+      throw new DriverError('UNAVAILABLE', 'a proxy needs --cluster-secret-file to reach the members');
+    }
+    const secret = await readClusterSecretFile(config.clusterSecretFile);
+    const key = config.ephemeralKey ? await ephemeralNodeKey() : await loadOrCreateNodeKey(config.dataDir);
+    const self: { node?: ProxyNode } = {};
+    const refuseIfStopping = () => {
+      if (self.node?.stopping) throw new DriverError('UNAVAILABLE', 'the proxy is stopping', '', false);
+    };
+    let members: ProxyMembers | undefined;
+    const mesh = new Mesh({
+      privateKey: key.privateKey,
+      listen: [config.peerListen],
+      peers: [...new Set([...config.initialCluster.map((m) => m.address), ...config.join])],
+      secret,
+      logger: log,
+      limits: { maxRequestBytes: meshRequestBytes(config.maxRequestBytes) },
+      handlers: {
+        // A proxy holds no replica: raft traffic to it is a mistake, and dropped.
+        raft: () => undefined,
+        request: async (_from, payload) => {
+          const request = decodePeerRequest(payload);
+          if (request.type === 'identify') {
+            return encodePeerMessage({ name: config.name, commitIndex: 0, proxy: true });
+          }
+          // Not a member, so never removed: it answers that it does not take the notice.
+          if (request.type === 'removed') return encodePeerMessage({ accepted: false });
+          throw Object.assign(new Error('a proxy carries out no work for peers'), {
+            code: 'INVALID_ARGUMENT',
+          });
+        },
+        peerUp: (peer) => void members?.identify(peer),
+      },
+    });
+    members = new ProxyMembers({ mesh, logger: log, refreshMs: 2000 });
+    const kv = new ProxyKv({
+      name: config.name,
+      peerId: key.peerId,
+      members,
+      requestTimeoutMs: config.requestTimeoutMs,
+      refuseIfStopping,
+    });
+    const watches = new ProxyWatches(members, log, { requestTimeoutMs: config.requestTimeoutMs });
+    // The members check every write again; these refuse what they would refuse before it travels.
+    const limits = { ...STORAGE_DEFAULTS, commandMaxBytes: Math.max(config.maxRequestBytes * 2, 64 * 1024) };
+    const api = newHttpApi(kv, { limits, logger: log });
+    const edge = new Edge({
+      errors: ERROR_TABLE,
+      host: config.clientHost,
+      port: config.clientPort,
+      routes: [...httpRoutes(api), ...adminRoutes(api, kv, config.services.includes('admin'))],
+      websocket: webSocketApi(api, kv, watches, log),
+      logger: log,
+      limits: {
+        maxBodyBytes: config.maxRequestBytes,
+        maxWsPayloadBytes: config.maxRequestBytes,
+        requestTimeoutMs: config.requestTimeoutMs * 2,
+      },
+      ...(config.tlsKeyFile && config.tlsCertFile
+        ? { tls: { keyFile: config.tlsKeyFile, certFile: config.tlsCertFile } }
+        : {}),
+    });
+    const cluster = members;
+    const services = new ServiceStack(
+      [
+        { name: 'mesh', start: () => mesh.start(), stop: () => mesh.stop() },
+        {
+          name: 'members',
+          start: async () => cluster.start(),
+          stop: async () => cluster.stop(),
+        },
+        { name: 'client edge', start: () => edge.start(), stop: () => edge.stop() },
+      ],
+      (service, error) => log.warn('node.stop_failed', { service: service.name, error: String(error) }),
+    );
+    const node = new ProxyNode(config, log, services, edge, watches, kv);
+    self.node = node;
+    await services.start();
+    return node;
+  }
+
+  get clientPort(): number | undefined {
+    return this.edge.port;
+  }
+
+  get uwsNative(): boolean | undefined {
+    return this.edge.runtime.native;
+  }
+
+  /** A proxy has no storage or raft group that could fail; listeners are never called. */
+  onFatal(_listener: (error: Error) => void): void {}
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.logger.info('node.stopping', {});
+    // Watches end with UNAVAILABLE (resume elsewhere) before the edge closes their sockets.
+    this.watches.stop();
+    await this.services.stop();
+    this.logger.info('node.stopped', {});
+  }
+}

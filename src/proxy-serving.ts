@@ -1,0 +1,161 @@
+// A member's side of stateless proxies: the proxies it knows, and how it serves their client calls, watch polls and directory requests.
+
+import type { Logger } from '../net/index.js';
+import type { RaftStatus } from '../raft/index.js';
+import { answerOf, type PeerAnswer } from './forwarding.js';
+import type { KvService } from './kv-service.js';
+import type { ClientCall, WatchPoll } from './peer-protocol.js';
+import type { Watches } from './watch-hub.js';
+import type { WatchEvent, WsError } from './ws-protocol.js';
+
+/** A member's view of the cluster, for a proxy to follow the membership and the leader. */
+export interface DirectoryAnswer {
+  /** The answering member. */
+  readonly name: string;
+  readonly leader: string;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly voters: readonly string[];
+  readonly learners: readonly string[];
+  /** Mesh addresses of the members, by name (the replicated address book). */
+  readonly addresses: Readonly<Record<string, string>>;
+}
+
+/** A watch poll's page: the events, where the next poll starts, and the member's revision when it began. */
+export interface WatchPage {
+  readonly events: readonly WatchEvent[];
+  readonly next: number;
+  readonly revision: number;
+}
+
+export type WatchPollAnswer =
+  | { readonly ok: true; readonly value: WatchPage }
+  | { readonly ok: false; readonly error: WsError };
+
+/** A page closes once it holds this many bytes of events (it must fit a mesh answer, 4 MiB). */
+const WATCH_PAGE_BYTES = 1024 * 1024;
+/** Proxies a member keeps track of; beyond, the oldest is forgotten (it is identified again). */
+const MAX_PROXIES = 1024;
+
+export interface ProxyPeersInit {
+  readonly name: string;
+  readonly kv: KvService;
+  readonly watches: Watches;
+  readonly addresses: () => Readonly<Record<string, string>>;
+  readonly raftStatus: () => RaftStatus;
+  readonly logger: Logger;
+}
+
+/** The proxies connected to this member, and what it does for them. */
+export class ProxyPeers {
+  private readonly names = new Map<string, string>();
+
+  constructor(private readonly init: ProxyPeersInit) {}
+
+  has(peer: string): boolean {
+    return this.names.has(peer);
+  }
+
+  add(peer: string, name: string): void {
+    if (this.names.size >= MAX_PROXIES) {
+      const oldest = this.names.keys().next().value;
+      if (oldest !== undefined) this.names.delete(oldest);
+    }
+    this.names.set(peer, name);
+    this.init.logger.info('peer.proxy_identified', { peer, name });
+  }
+
+  /** Serves one proxy request; failures come back as values (never rejects). */
+  serve(
+    request: ({ type: 'client' } & ClientCall) | WatchPoll | { type: 'directory' },
+    signal: AbortSignal,
+  ): Promise<PeerAnswer<unknown> | WatchPollAnswer | DirectoryAnswer> {
+    switch (request.type) {
+      case 'directory':
+        return Promise.resolve(this.directory());
+      case 'watch':
+        return this.poll(request, signal);
+      case 'client':
+        return answerOf(() => this.call(request));
+    }
+  }
+
+  private call(request: ClientCall): Promise<unknown> {
+    const { kv } = this.init;
+    switch (request.call) {
+      case 'write':
+        return kv.write(request.op as Parameters<KvService['write']>[0], request.session);
+      case 'get':
+        return kv.get(request.realm, request.key, request.consistency);
+      case 'list':
+        return kv.list(request.realm, request.options, request.consistency);
+      case 'realms':
+        return kv.realms(request.consistency);
+    }
+  }
+
+  private directory(): DirectoryAnswer {
+    const raft = this.init.raftStatus();
+    return {
+      name: this.init.name,
+      leader: raft.leader,
+      term: raft.term,
+      commitIndex: raft.commitIndex,
+      voters: raft.membership.voters,
+      learners: raft.membership.learners,
+      addresses: this.init.addresses(),
+    };
+  }
+
+  /**
+   * One page of a proxy's watch: subscribes from `from`, answers once events came (batched for
+   * one turn of the event loop) or `waitMs` passed, and cancels. `next` is the subscription's
+   * next undelivered revision, so the following poll repeats and skips nothing.
+   */
+  private async poll(request: WatchPoll, signal: AbortSignal): Promise<WatchPollAnswer> {
+    const events: WatchEvent[] = [];
+    let bytes = 0;
+    let ended: WsError | undefined;
+    let settle: () => void = () => undefined;
+    const settled = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
+    let closing = false;
+    const closeSoon = () => {
+      if (closing) return;
+      closing = true;
+      setImmediate(settle);
+    };
+    const result = await this.init.watches.subscribe(request.realm, request.prefix, request.from, {
+      deliver: (delivered) => {
+        events.push(...delivered);
+        bytes += JSON.stringify(delivered).length;
+        if (bytes >= WATCH_PAGE_BYTES) settle();
+        else closeSoon();
+        return true;
+      },
+      end: (error) => {
+        ended = error;
+        settle();
+      },
+      get backlogBytes() {
+        return bytes;
+      },
+    });
+    if (!result.ok) return { ok: false, error: result.error };
+    const subscription = result.subscription;
+    const timer = setTimeout(settle, request.waitMs);
+    const onAbort = () => settle();
+    signal.addEventListener('abort', onAbort);
+    try {
+      subscription.start();
+      await settled;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      subscription.cancel();
+    }
+    if (ended !== undefined && events.length === 0) return { ok: false, error: ended };
+    return { ok: true, value: { events, next: subscription.next, revision: subscription.revision } };
+  }
+}

@@ -1,0 +1,227 @@
+// Stateless proxies: 3 members and 2 proxies with no data directory; the member a proxy uses dies and clients notice nothing.
+
+import { readdirSync } from 'node:fs';
+import t from 'tap';
+import { type ClusterNode, LocalCluster, type ProxyProcess } from '../../scripts/local-cluster.js';
+import { Client, type WatchEvent } from '../../src/client/index.js';
+import { TestWebSocket } from '../net/ws-client.js';
+import { runCli } from './cli-run.js';
+import { FAST_TIMING } from './running-cluster.js';
+
+async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+interface ProxyStatus {
+  readonly name: string;
+  readonly role: string;
+  readonly state: string;
+  readonly member: string;
+  readonly leader: string;
+}
+
+async function statusOf(proxy: ProxyProcess): Promise<ProxyStatus | undefined> {
+  try {
+    const response = await fetch(`${proxy.url}/v1/status`, { signal: AbortSignal.timeout(2000) });
+    return response.ok ? ((await response.json()) as ProxyStatus) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function ready(proxy: ProxyProcess): Promise<boolean> {
+  try {
+    const response = await fetch(`${proxy.url}/readyz`, { signal: AbortSignal.timeout(2000) });
+    return response.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+t.test(
+  'through 2 proxies, kill -9 of the member a proxy uses: no event missed or repeated, every acknowledged write kept, a lost answer applied once, no file written',
+  async (t) => {
+    const cluster = new LocalCluster(FAST_TIMING);
+    t.teardown(() => cluster.stop());
+    await cluster.create(3);
+    const [n1] = cluster.nodes as [ClusterNode];
+    // n1 dies (SIGKILL) right after applying the write of key "lost", before it answers.
+    cluster.start(n1, { CONCLAVE_FAULT_KILL_BEFORE_ANSWER: 'lost' });
+    for (const node of cluster.nodes.slice(1)) cluster.start(node);
+    await cluster.waitForLeader(60_000);
+
+    const p1 = await cluster.addProxy();
+    const p2 = await cluster.addProxy();
+    // p1 knows only n1 at first, so n1 is the member it uses; p2 knows every member.
+    cluster.startProxy(p1, 'api', [n1]);
+    cluster.startProxy(p2, 'api');
+    await waitFor('both proxies ready', async () => (await ready(p1)) && (await ready(p2)));
+    t.match(
+      p1.stdout,
+      /conclave: proxy p1 serving http:\/\/127\.0\.0\.1:\d+ \(stateless: .*no files written/,
+    );
+    const before = await statusOf(p1);
+    t.equal(before?.role, 'proxy', 'a proxy says it is one');
+    t.equal(before?.member, 'n1', 'p1 uses n1, the only member it was told of');
+
+    const watcher = new Client({ endpoints: [p1.url] });
+    const writer = new Client({ endpoints: [p2.url] });
+    const retrier = new Client({ endpoints: [p1.url] });
+    t.teardown(() => Promise.all([watcher.close(), writer.close(), retrier.close()]));
+
+    const start = await writer.put('default', 'marker', 0);
+    const TOTAL = 300;
+    const events: WatchEvent[] = [];
+    const watch = watcher.watch('default', 'w/', { fromRevision: start.revision + 1 });
+    let watchError: unknown;
+    const consuming = (async () => {
+      try {
+        for await (const event of watch) {
+          events.push(event);
+          if (events.length >= TOTAL) break;
+        }
+      } catch (error) {
+        watchError = error;
+      }
+    })();
+
+    // A session write through p1 whose answer n1 never sends: the client retries it (same
+    // session and sequence number) through p1, which now forwards to another member.
+    let lost: { revision: number } | undefined;
+    const acked = new Map<string, number>();
+    let next = 0;
+    const writeOne = async (): Promise<void> => {
+      while (next < TOTAL) {
+        const i = next++;
+        const key = `w/${String(i).padStart(4, '0')}`;
+        const { revision } = await writer.put('default', key, { i });
+        acked.set(key, revision);
+        if (i === Math.floor(TOTAL / 3)) lost = await retrier.put('default', 'lost', { once: true });
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, writeOne));
+    t.equal(n1.child?.signalCode, 'SIGKILL', 'n1, the member p1 used, was killed (-9) mid-stream');
+    await waitFor('every event', () => events.length >= TOTAL || watchError !== undefined);
+    watch.close();
+    await consuming;
+    t.equal(watchError, undefined, 'the watch through p1 did not fail');
+    const revisions = events.map((e) => e.modRevision);
+    t.ok(
+      revisions.every((r, i) => i === 0 || r > revisions[i - 1]!),
+      'events arrive in strictly increasing revision order (none repeated)',
+    );
+    t.equal(events.length, TOTAL, `exactly ${TOTAL} events`);
+    const missing = [...acked].filter(
+      ([key, revision]) => !events.some((e) => e.key === key && e.modRevision === revision),
+    );
+    t.same(missing, [], 'every acknowledged write arrived through the watch with its revision');
+
+    const after = await statusOf(p1);
+    t.not(after?.member, 'n1', `p1 moved to another member (${after?.member})`);
+    t.ok(after?.member === 'n2' || after?.member === 'n3', 'a live one');
+
+    // The lost answer: applied once, answered with the first application's revision.
+    const doc = await writer.get('default', 'lost');
+    t.equal(doc.version, 1, 'the retried write applied once (version 1)');
+    t.equal(doc.modRevision, lost?.revision, "the retry's answer is the first application's revision");
+
+    // Reads through both proxies: linearizable and stale, every acknowledged write present.
+    for (const client of [writer, retrier]) {
+      const page = await client.list('default', 'w/', { limit: 1000 });
+      const found = new Map(page.documents.map((d) => [d.key, d.modRevision]));
+      t.same(
+        [...acked].filter(([key, revision]) => found.get(key) !== revision),
+        [],
+        'a linearizable list through a proxy holds every acknowledged write',
+      );
+    }
+    const stale = await retrier.get('default', 'w/0000', { consistency: 'stale' });
+    t.same(stale.value, { i: 0 }, 'a stale read through a proxy');
+
+    // A transaction through a proxy.
+    const txn = await retrier.txn('default', {
+      compares: [{ key: 'lost', target: 'version', op: 'eq', value: 1 }],
+      success: [
+        { type: 'put', key: 'txn/a', value: 1 },
+        { type: 'delete', key: 'lost' },
+      ],
+    });
+    t.equal(txn.succeeded, true, 'a transaction through p1 succeeded');
+    t.same((await writer.get('default', 'txn/a')).value, 1, 'and its put is visible through p2');
+
+    // conclave status through a proxy says so, and which member it uses.
+    const status = await runCli(t, ['status', '--endpoints', p1.url]);
+    t.equal(status.code, 0, `status through p1 exits 0: ${status.stderr}`);
+    t.match(status.stdout, new RegExp(`p1 is a stateless proxy, forwarding to ${after?.member}`));
+
+    // The proxies wrote nothing: their working directories are empty, and nothing new beside the members.
+    t.same(readdirSync(p1.cwd), [], 'p1 wrote no file');
+    t.same(readdirSync(p2.cwd), [], 'p2 wrote no file');
+  },
+);
+
+t.test('a proxy with no member reachable answers UNAVAILABLE (retryable) at once, never hangs', async (t) => {
+  const cluster = new LocalCluster(FAST_TIMING);
+  t.teardown(() => cluster.stop());
+  // Members that are never started: nothing listens at their mesh addresses.
+  await cluster.create(1);
+  const proxy = await cluster.addProxy();
+  cluster.startProxy(proxy, 'api,admin', cluster.nodes, ['--request-timeout-ms', '1000']);
+  await waitFor('the proxy to listen', async () => (await statusOf(proxy)) !== undefined, 30_000);
+
+  const ask = async (method: string, path: string, body?: unknown) => {
+    const started = performance.now();
+    const response = await fetch(`${proxy.url}${path}`, {
+      method,
+      ...(body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      signal: AbortSignal.timeout(15_000),
+    });
+    return {
+      status: response.status,
+      body: (await response.json()) as Record<string, unknown>,
+      ms: performance.now() - started,
+    };
+  };
+  for (const [method, path, body] of [
+    ['PUT', '/v1/realms/default/kv/k', { v: 1 }],
+    ['GET', '/v1/realms/default/kv/k', undefined],
+    ['GET', '/v1/realms/default/kv/k?consistency=stale', undefined],
+    ['GET', '/v1/members', undefined],
+  ] as const) {
+    const answer = await ask(method, path, body);
+    t.equal(answer.status, 503, `${method} ${path}: 503`);
+    t.equal(answer.body.code, 'UNAVAILABLE', `${method} ${path}: UNAVAILABLE`);
+    t.equal(answer.body.retryable, true, `${method} ${path}: retryable`);
+    t.ok(answer.ms < 5000, `${method} ${path}: answered in ${Math.round(answer.ms)} ms`);
+  }
+  const readyz = await fetch(`${proxy.url}/readyz`);
+  t.equal(readyz.status, 503, '/readyz says not ready');
+  t.match(await readyz.text(), /no member of the cluster is reachable/);
+
+  // A watch over the WebSocket API is refused the same way, promptly.
+  const socket = await TestWebSocket.open(proxy.clientPort, '/v1/ws');
+  t.teardown(() => socket.destroy());
+  const started = performance.now();
+  socket.sendText(JSON.stringify({ id: 1, op: 'watch', realm: 'default' }));
+  await waitFor('the watch answer', () => socket.messages.length > 0, 15_000);
+  const answer = JSON.parse(socket.messages[0]!) as {
+    id: number;
+    ok: boolean;
+    error?: { code: string; retryable: boolean };
+  };
+  t.equal(answer.ok, false, 'the watch is refused');
+  t.equal(answer.error?.code, 'UNAVAILABLE', 'UNAVAILABLE');
+  t.equal(answer.error?.retryable, true, 'retryable');
+  t.ok(performance.now() - started < 8000, `in ${Math.round(performance.now() - started)} ms`);
+  t.same(readdirSync(proxy.cwd), [], 'the proxy wrote no file');
+});
