@@ -141,12 +141,15 @@ export class ProxyKv implements KvService, AdminService {
   private async onLeader(request: PeerRequest & ({ type: 'members' } | ({ type: 'admin' } & AdminAction))) {
     this.init.refuseIfStopping();
     const { members, requestTimeoutMs } = this.init;
+    // Finding a member takes at most one request timeout (as a member's wait for a leader does),
+    // so that UNAVAILABLE comes before the edge's own deadline (two request timeouts).
+    const pickBy = Date.now() + requestTimeoutMs;
     const deadline = Date.now() + requestTimeoutMs * 2;
     let leader = members.view.leader;
     for (let attempt = 0; ; attempt++) {
       const leaderPeer = leader === '' ? undefined : members.peerOf(leader);
       const target =
-        leaderPeer === undefined ? await members.pick(deadline) : { peer: leaderPeer, name: leader };
+        leaderPeer === undefined ? await members.pick(pickBy) : { peer: leaderPeer, name: leader };
       try {
         const answer = await members.send<PeerAnswer<unknown>>(target.peer, target.name, request, {
           timeoutMs: Math.max(1, deadline - Date.now()),
