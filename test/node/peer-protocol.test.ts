@@ -1,0 +1,57 @@
+// The requests a stateless proxy sends members: they travel as peer requests, and malformed ones are refused.
+
+import t from 'tap';
+import { decodePeerRequest, encodePeerMessage } from '../../src/peer-protocol.js';
+
+t.test("a proxy's client calls, watch polls and directory requests decode as sent", async (t) => {
+  for (const sent of [
+    { type: 'client', call: 'write', op: { type: 'put', realm: 'default', key: 'k', value: 1 } },
+    {
+      type: 'client',
+      call: 'write',
+      op: { type: 'delete', realm: 'r', key: 'k' },
+      session: { id: 3, seq: 4 },
+    },
+    { type: 'client', call: 'get', realm: 'default', key: 'k', consistency: 'linearizable' },
+    {
+      type: 'client',
+      call: 'list',
+      realm: 'default',
+      options: { prefix: 'a/', limit: 10 },
+      consistency: 'stale',
+    },
+    { type: 'client', call: 'realms', consistency: 'stale' },
+    { type: 'watch', realm: 'default', prefix: '', waitMs: 0 },
+    { type: 'watch', realm: 'default', prefix: 'w/', from: 17, waitMs: 10_000 },
+    { type: 'directory' },
+  ]) {
+    t.same(decodePeerRequest(encodePeerMessage(sent)), sent, JSON.stringify(sent));
+  }
+});
+
+t.test('malformed proxy requests are refused INVALID_ARGUMENT, never crash the member', async (t) => {
+  for (const bad of [
+    { type: 'client' },
+    { type: 'client', call: 'drop' },
+    { type: 'client', call: 'write' },
+    { type: 'client', call: 'write', op: 1, session: 'x' },
+    { type: 'client', call: 'get', realm: 'default', key: 'k' },
+    { type: 'client', call: 'get', realm: 'default', key: 5, consistency: 'stale' },
+    { type: 'client', call: 'get', key: 'k', consistency: 'stale' },
+    { type: 'client', call: 'list', realm: 'default', consistency: 'stale' },
+    { type: 'client', call: 'list', realm: 'default', options: { limit: 'ten' }, consistency: 'stale' },
+    { type: 'client', call: 'list', realm: 'default', options: { prefix: 1 }, consistency: 'stale' },
+    { type: 'client', call: 'realms', consistency: 'eventual' },
+    { type: 'watch', realm: 'default', waitMs: 0 },
+    { type: 'watch', realm: 'default', prefix: '', waitMs: -1 },
+    { type: 'watch', realm: 'default', prefix: '', waitMs: 3_600_000 },
+    { type: 'watch', realm: 'default', prefix: '', waitMs: 0, from: 0 },
+    { type: 'watch', realm: 'default', prefix: '', waitMs: 0, from: '5' },
+  ]) {
+    t.throws(
+      () => decodePeerRequest(encodePeerMessage(bad)),
+      { code: 'INVALID_ARGUMENT' },
+      JSON.stringify(bad),
+    );
+  }
+});
