@@ -56,6 +56,7 @@ export interface CommandError {
   readonly message: string;
 }
 
+/** A write's place in a client session (Raft dissertation §6.3); the same on every wire. */
 export interface SessionRef {
   readonly id: number;
   readonly seq: number;
@@ -84,17 +85,22 @@ export interface DeleteOp {
   readonly ifRevision?: number;
 }
 
+/** One operation of a transaction branch (the client's TxnOp). */
 export type DocOp = PutOp | PatchOp | DeleteOp;
 
 export type CompareTarget = 'exists' | 'version' | 'createRevision' | 'modRevision' | 'value';
 export type CompareOp = 'eq' | 'ne' | 'lt' | 'gt';
 
-export interface Compare {
-  readonly key: string;
-  readonly target: CompareTarget;
-  readonly op: CompareOp;
-  readonly value: Json;
-}
+/** A transaction's condition on one key; which ops and values a target takes is part of the type. */
+export type Compare =
+  | {
+      readonly key: string;
+      readonly target: 'modRevision' | 'createRevision' | 'version';
+      readonly op: CompareOp;
+      readonly value: number;
+    }
+  | { readonly key: string; readonly target: 'value'; readonly op: 'eq' | 'ne'; readonly value: Json }
+  | { readonly key: string; readonly target: 'exists'; readonly op: 'eq' | 'ne'; readonly value: boolean };
 
 export type Operation =
   | (DocOp & { readonly realm: string })
@@ -353,7 +359,8 @@ function checkCompare(value: unknown, what: string, limits: Limits): Compare {
   if (target === 'exists' && typeof fields.value !== 'boolean') invalid(`${what}.value must be a boolean`);
   if (target !== 'exists' && target !== 'value') checkCount(fields.value, `${what}.value`, 0);
   const compareValue = checkJsonValue(fields.value, `${what}.value`, limits);
-  return { key, target, op, value: compareValue };
+  // The checks above are what the union says of target, op and value.
+  return { key, target, op, value: compareValue } as Compare;
 }
 
 export function checkRealm(value: unknown): string {
