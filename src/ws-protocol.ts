@@ -1,4 +1,4 @@
-// The WebSocket protocol at /v1/ws: the message shapes both the node (ws-api.ts) and the client speak.
+// The WebSocket protocol at /v1/ws and the wire types the HTTP API shares: the shapes the node (ws-api.ts, client-api.ts) and the client speak.
 
 /*
  * One JSON text message per frame. The client sends requests, each with an `id` of its choosing
