@@ -22,8 +22,9 @@
  */
 
 import { EdgeError, type EdgeRequest, type EdgeResponse, type EdgeRoute } from '../net/index.js';
+import type { ClientApi } from './client-api.js';
 import { NAME_PATTERN } from './config.js';
-import type { HttpApi } from './http-api.js';
+import { guardedRoute } from './http-api.js';
 import { parseQuery } from './http-query.js';
 
 /** One member as the leader sees it. */
@@ -63,28 +64,26 @@ export interface AdminService {
   transferLeadership(to: string): Promise<{ leader: string; term: number }>;
 }
 
-/** The routes above; with `enabled` false each answers PERMISSION_DENIED. */
-export function adminRoutes(api: HttpApi, admin: AdminService, enabled: boolean): EdgeRoute[] {
+/**
+ * The routes above; with `enabled` false each answers PERMISSION_DENIED. Errors answer as the
+ * client API's do (`api` maps them).
+ */
+export function adminRoutes(api: ClientApi, admin: AdminService, enabled: boolean): EdgeRoute[] {
   const route = (
     method: EdgeRoute['method'],
     pattern: string,
     body: EdgeRoute['body'],
     handler: (request: EdgeRequest) => Promise<EdgeResponse>,
-  ): EdgeRoute => ({
-    method,
-    pattern,
-    body,
-    handler: (request) =>
-      api.guard(method, pattern, async () => {
-        if (!enabled) {
-          throw new EdgeError(
-            'PERMISSION_DENIED',
-            'this node does not run the admin service (start it with --services including admin)',
-          );
-        }
-        return handler(request);
-      }),
-  });
+  ): EdgeRoute =>
+    guardedRoute(api, method, pattern, body, async (request) => {
+      if (!enabled) {
+        throw new EdgeError(
+          'PERMISSION_DENIED',
+          'this node does not run the admin service (start it with --services including admin)',
+        );
+      }
+      return handler(request);
+    });
   const nameParam = (request: EdgeRequest): string => checkName(request.params.name, 'the member name');
   return [
     route('GET', '/v1/members', 'none', async (r) => {

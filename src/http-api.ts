@@ -1,4 +1,4 @@
-// The client API's HTTP routes: what each /v1 route, /healthz and /readyz does, built on a KvService for the edge.
+// The client API's HTTP routes: each /v1 route, /healthz and /readyz decoded into an operation for ClientApi, and its answer encoded as a response.
 
 /*
  * Routes (bodies are JSON; every success is 200 except POST /v1/realms, 201):
@@ -76,437 +76,237 @@
  * proposed, so a refused request changes nothing and costs no log entry.
  */
 
+import type { EdgeRequest, EdgeResponse, EdgeRoute, HttpMethod } from '../net/index.js';
+import type { Compare, DocOp, Json, SessionRef } from '../storage/index.js';
 import {
-  EdgeError,
-  type EdgeRequest,
-  type EdgeResponse,
-  type EdgeRoute,
-  type Logger,
-  silentLogger,
-} from '../net/index.js';
-import {
-  COMMAND_VERSION,
-  type Command,
-  type CommandError,
-  type CommandResult,
-  type DocResult,
-  encodeCommand,
-  type Json,
-  type Operation,
-  type StorageConfig,
-  validateCommand,
-} from '../storage/index.js';
-import { type ErrorCode, errorStatus, isRetryable } from './error-codes.js';
+  type ApiAnswer,
+  type ApiOp,
+  errorBody,
+  HEALTH,
+  invalid,
+  OPEN_SESSION,
+  READY,
+  type ReadPoint,
+  requiredString,
+  STATUS,
+  sessionRef,
+} from './api-ops.js';
+import { type ClientApi, type ClientApiOptions, newClientApi } from './client-api.js';
+import { errorStatus } from './error-codes.js';
 import {
   booleanParam,
   consistencyParam,
+  decimalCount,
   integerParam,
   keyFromPath,
   nonEmptyParam,
   parseQuery,
 } from './http-query.js';
-import type { Consistency, KvService, ServedRead } from './kv-service.js';
-import type { SessionRef } from './ws-protocol.js';
-
-/** The storage limits a command is checked against before it is proposed. */
-export type CommandLimits = Pick<
-  StorageConfig,
-  'keyMaxBytes' | 'valueMaxBytes' | 'commandMaxBytes' | 'txnMaxOps' | 'jsonMaxDepth'
->;
-
-export interface HttpApiOptions {
-  /**
-   * The limits the node's state machine applies (pass the node's StorageConfig), so a bad or
-   * oversized write is refused at the edge with the same code and message the state machine
-   * would give, without taking a log entry.
-   */
-  readonly limits: CommandLimits;
-  /** Where unexpected failures (answered INTERNAL) are logged; quiet by default. */
-  readonly logger?: Logger;
-}
-
-/** Codes a service may throw that are no API codes, and the stable code each answers as. */
-const SERVICE_CODE_ALIASES: Readonly<Record<string, ErrorCode>> = {
-  STOPPED: 'UNAVAILABLE',
-  OVERLOADED: 'UNAVAILABLE',
-};
-
-const TXN_FIELDS = ['compares', 'success', 'failure'] as const;
-const REALM_FIELDS = ['name'] as const;
+import type { Consistency, KvService } from './kv-service.js';
 
 /**
  * The edge routes of the client API (see the table above), answering from `service`. Every
  * handler answers; none throws: bad input, command failures and the service's thrown errors
  * all become the documented error bodies.
  */
-export function buildHttpRoutes(service: KvService, options: HttpApiOptions): EdgeRoute[] {
-  return httpRoutes(newHttpApi(service, options));
+export function buildHttpRoutes(service: KvService, options: ClientApiOptions): EdgeRoute[] {
+  return httpRoutes(newClientApi(service, options));
 }
 
-export function newHttpApi(service: KvService, options: HttpApiOptions): HttpApi {
-  return new HttpApi(service, options.limits, options.logger ?? silentLogger);
-}
+/** newClientApi under the name node.ts calls it by. */
+export const newHttpApi = newClientApi;
+
+/** How one route turns a request into an operation. Throws EdgeError for a bad request. */
+type Decoder = (request: EdgeRequest) => ApiOp;
 
 /** The routes of the table above on `api`. */
-export function httpRoutes(api: HttpApi): EdgeRoute[] {
+export function httpRoutes(api: ClientApi): EdgeRoute[] {
   const route = (
-    method: EdgeRoute['method'],
+    method: HttpMethod,
     pattern: string,
     body: EdgeRoute['body'],
-    handler: (request: EdgeRequest) => Promise<EdgeResponse> | EdgeResponse,
+    decode: Decoder,
+    okStatus = 200,
   ): EdgeRoute => ({
     method,
     pattern,
     body,
-    handler: (request) => api.guard(method, pattern, () => handler(request)),
+    handler: async (request) => {
+      let op: ApiOp;
+      try {
+        op = decode(request);
+      } catch (error) {
+        return failureResponse(api, api.failure(error), method, pattern);
+      }
+      const answer = await api.run(op);
+      if (!answer.ok) return failureResponse(api, answer, method, pattern);
+      return answer.read === undefined
+        ? { status: okStatus, body: answer.result }
+        : { status: okStatus, headers: readHeaders(answer.read, consistencyOfRead(op)), body: answer.result };
+    },
   });
   return [
-    route('PUT', '/v1/realms/:realm/kv/*', 'json', (r) => api.put(r)),
-    route('GET', '/v1/realms/:realm/kv/*', 'none', (r) => api.get(r)),
-    route('PATCH', '/v1/realms/:realm/kv/*', 'json', (r) => api.patch(r)),
-    route('DELETE', '/v1/realms/:realm/kv/*', 'none', (r) => api.delete(r)),
-    route('GET', '/v1/realms/:realm/kv', 'none', (r) => api.list(r)),
-    route('POST', '/v1/realms/:realm/txn', 'json', (r) => api.txn(r)),
-    route('POST', '/v1/realms', 'json', (r) => api.createRealm(r)),
-    route('GET', '/v1/realms', 'none', (r) => api.realms(r)),
-    route('POST', '/v1/sessions', 'none', (r) => api.openSession(r)),
-    route('DELETE', '/v1/sessions/:session', 'none', (r) => api.closeSession(r)),
-    route('GET', '/v1/status', 'none', (r) => api.status(r)),
-    route('GET', '/healthz', 'none', (r) => api.healthz(r)),
-    route('GET', '/readyz', 'none', (r) => api.readyz(r)),
+    route('PUT', '/v1/realms/:realm/kv/*', 'json', decodePut),
+    route('GET', '/v1/realms/:realm/kv/*', 'none', decodeGet),
+    route('PATCH', '/v1/realms/:realm/kv/*', 'json', decodePatch),
+    route('DELETE', '/v1/realms/:realm/kv/*', 'none', decodeDelete),
+    route('GET', '/v1/realms/:realm/kv', 'none', decodeList),
+    route('POST', '/v1/realms/:realm/txn', 'json', decodeTxn),
+    route('POST', '/v1/realms', 'json', decodeCreateRealm, 201),
+    route('GET', '/v1/realms', 'none', decodeRealms),
+    route('POST', '/v1/sessions', 'none', noQuery(OPEN_SESSION)),
+    route('DELETE', '/v1/sessions/:session', 'none', decodeCloseSession),
+    route('GET', '/v1/status', 'none', noQuery(STATUS)),
+    route('GET', '/healthz', 'none', noQuery(HEALTH)),
+    route('GET', '/readyz', 'none', noQuery(READY)),
   ];
 }
 
-/** The client API's operations on EdgeRequests; the HTTP routes and the WebSocket API both call it. */
-export class HttpApi {
-  constructor(
-    private readonly service: KvService,
-    private readonly limits: CommandLimits,
-    private readonly logger: Logger,
-  ) {}
-
-  /** Runs a handler and turns anything it throws into an error answer. */
-  async guard(
-    method: string,
-    pattern: string,
-    run: () => Promise<EdgeResponse> | EdgeResponse,
-  ): Promise<EdgeResponse> {
-    try {
-      return await run();
-    } catch (error) {
-      return this.thrownError(error, method, pattern);
-    }
-  }
-
-  // ---- Documents ----
-
-  async put(request: EdgeRequest): Promise<EdgeResponse> {
-    const params = parseQuery(request.query, ['ifRevision', 'ifAbsent']);
-    const ifRevision = integerParam(params, 'ifRevision');
-    const ifAbsent = booleanParam(params, 'ifAbsent');
-    if (ifRevision !== undefined && ifAbsent === true) {
-      throw invalid('give ifRevision or ifAbsent=true, not both (ifRevision=0 also means "only if absent")');
-    }
-    return this.writeDocument(request, {
-      type: 'put',
-      realm: realmOf(request),
-      key: keyFromPath(request.path),
-      value: request.body as Json,
-      ...(ifRevision === undefined ? {} : { ifRevision }),
-      ...(ifAbsent === true ? { ifAbsent: true } : {}),
-    });
-  }
-
-  async patch(request: EdgeRequest): Promise<EdgeResponse> {
-    const ifRevision = integerParam(parseQuery(request.query, ['ifRevision']), 'ifRevision');
-    return this.writeDocument(request, {
-      type: 'patch',
-      realm: realmOf(request),
-      key: keyFromPath(request.path),
-      patch: request.body as Json,
-      ...(ifRevision === undefined ? {} : { ifRevision }),
-    });
-  }
-
-  async delete(request: EdgeRequest): Promise<EdgeResponse> {
-    const ifRevision = integerParam(parseQuery(request.query, ['ifRevision']), 'ifRevision');
-    return this.writeDocument(request, {
-      type: 'delete',
-      realm: realmOf(request),
-      key: keyFromPath(request.path),
-      ...(ifRevision === undefined ? {} : { ifRevision }),
-    });
-  }
-
-  async get(request: EdgeRequest): Promise<EdgeResponse> {
-    const consistency = consistencyParam(parseQuery(request.query, ['consistency']));
-    const key = keyFromPath(request.path);
-    const served = await this.service.get(realmOf(request), key, consistency);
-    if (!served.ok) return commandFailure(served.error, served.revision);
-    const { value } = served;
-    return {
-      status: 200,
-      headers: readHeaders(served, consistency),
-      body: {
-        key: value.key,
-        value: value.value,
-        createRevision: value.createRevision,
-        modRevision: value.modRevision,
-        version: value.version,
-      },
-    };
-  }
-
-  async list(request: EdgeRequest): Promise<EdgeResponse> {
-    const params = parseQuery(request.query, ['prefix', 'limit', 'after', 'consistency']);
-    const consistency = consistencyParam(params);
-    const prefix = params.get('prefix');
-    const after = nonEmptyParam(params, 'after');
-    const limit = integerParam(params, 'limit');
-    const served = await this.service.list(
-      realmOf(request),
-      {
-        ...(prefix === undefined || prefix === '' ? {} : { prefix }),
-        ...(after === undefined ? {} : { after }),
-        ...(limit === undefined ? {} : { limit }),
-      },
-      consistency,
-    );
-    if (!served.ok) return commandFailure(served.error, served.revision);
-    const { documents, more } = served.value;
-    const last = documents[documents.length - 1];
-    return {
-      status: 200,
-      headers: readHeaders(served, consistency),
-      body: {
-        documents,
-        more,
-        next: more && last !== undefined ? last.key : null,
-        revision: served.revision,
-      },
-    };
-  }
-
-  async txn(request: EdgeRequest): Promise<EdgeResponse> {
-    parseQuery(request.query, []);
-    const body = objectBody(request.body, 'the txn body', TXN_FIELDS);
-    const operation = {
-      type: 'txn',
-      realm: realmOf(request),
-      compares: body.compares,
-      success: body.success,
-      ...(body.failure === undefined ? {} : { failure: body.failure }),
-    } as Operation;
-    const result = await this.write(operation, sessionOf(request));
-    if (!result.ok) return commandFailure(result.error, result.revision);
-    const outcome = result.result;
-    if (outcome.type !== 'txn') throw new Error(`a txn answered ${outcome.type}`);
-    return {
-      status: 200,
-      body: {
-        succeeded: outcome.succeeded,
-        revision: result.revision,
-        results: outcome.results.map(docResultBody),
-      },
-    };
-  }
-
-  // ---- Realms ----
-
-  async createRealm(request: EdgeRequest): Promise<EdgeResponse> {
-    parseQuery(request.query, []);
-    const body = objectBody(request.body, 'the realm body', REALM_FIELDS);
-    if (body.name === undefined) throw invalid('the realm body needs a "name"');
-    const result = await this.write({ type: 'createRealm', realm: body.name as string }, sessionOf(request));
-    if (!result.ok) return commandFailure(result.error, result.revision);
-    return { status: 201, body: { name: body.name, revision: result.revision } };
-  }
-
-  async realms(request: EdgeRequest): Promise<EdgeResponse> {
-    const consistency = consistencyParam(parseQuery(request.query, ['consistency']));
-    const served = await this.service.realms(consistency);
-    if (!served.ok) return commandFailure(served.error, served.revision);
-    return {
-      status: 200,
-      headers: readHeaders(served, consistency),
-      body: { realms: served.value, revision: served.revision },
-    };
-  }
-
-  // ---- Sessions ----
-
-  async openSession(request: EdgeRequest): Promise<EdgeResponse> {
-    parseQuery(request.query, []);
-    const result = await this.service.write({ type: 'openSession' });
-    if (!result.ok) return commandFailure(result.error, result.revision);
-    if (result.result.type !== 'openSession') throw new Error(`openSession answered ${result.result.type}`);
-    return { status: 200, body: { session: result.result.session } };
-  }
-
-  async closeSession(request: EdgeRequest): Promise<EdgeResponse> {
-    const seq = integerParam(parseQuery(request.query, ['seq']), 'seq');
-    const id = Number(request.params.session);
-    if (!/^[1-9][0-9]*$/.test(request.params.session ?? '') || !Number.isSafeInteger(id)) {
-      throw invalid(`the session must be a positive integer, got ${JSON.stringify(request.params.session)}`);
-    }
-    if (seq === undefined || seq < 1)
-      throw invalid('closing a session needs ?seq= (its next sequence number)');
-    const result = await this.service.write({ type: 'closeSession' }, { id, seq });
-    if (!result.ok) return commandFailure(result.error, result.revision);
-    return { status: 200, body: {} };
-  }
-
-  // ---- The node ----
-
-  status(request: EdgeRequest): EdgeResponse {
-    parseQuery(request.query, []);
-    return { status: 200, body: this.service.status() };
-  }
-
-  healthz(request: EdgeRequest): EdgeResponse {
-    parseQuery(request.query, []);
-    return { status: 200, body: { status: 'ok' } };
-  }
-
-  readyz(request: EdgeRequest): EdgeResponse {
-    parseQuery(request.query, []);
-    const { ready, reason } = this.service.ready();
-    if (ready) return { status: 200, body: { ready: true } };
-    const message = reason ?? 'not ready';
-    return errorResponse('UNAVAILABLE', message, {
-      ready: false,
-      reason: message,
-    });
-  }
-
-  // ---- Writing ----
-
-  private async writeDocument(request: EdgeRequest, operation: Operation): Promise<EdgeResponse> {
-    const result = await this.write(operation, sessionOf(request));
-    if (!result.ok) return commandFailure(result.error, result.revision);
-    return { status: 200, body: { revision: result.revision } };
-  }
-
-  /** Checks `operation` exactly as the state machine will, then proposes it. */
-  private async write(operation: Operation, session: SessionRef | undefined): Promise<CommandResult> {
-    const command: Command = { v: COMMAND_VERSION, time: 0, ...(session ? { session } : {}), op: operation };
-    const checked = validateCommand(command, this.limits);
-    // Validation answers INVALID_ARGUMENT or TOO_LARGE, both edge codes.
-    if (!checked.ok) throw new EdgeError(checked.error.code, checked.error.message);
-    const bytes = encodeCommand(command).length;
-    if (bytes > this.limits.commandMaxBytes) {
-      throw new EdgeError(
-        'TOO_LARGE',
-        `the command would be ${bytes} bytes; the limit is ${this.limits.commandMaxBytes}`,
-      );
-    }
-    if (operation.type === 'put') {
-      const valueBytes = Buffer.byteLength(JSON.stringify(operation.value));
-      if (valueBytes > this.limits.valueMaxBytes) {
-        throw new EdgeError(
-          'TOO_LARGE',
-          `the document is ${valueBytes} bytes; the limit is ${this.limits.valueMaxBytes}`,
-        );
-      }
-    }
-    return this.service.write(checked.value.op, checked.value.session);
-  }
-
-  // ---- Errors ----
-
-  private thrownError(error: unknown, method: string, pattern: string): EdgeResponse {
-    if (error instanceof EdgeError) {
-      return errorResponse(error.code, error.message, error.details ?? {});
-    }
-    const fields = (typeof error === 'object' && error !== null ? error : {}) as {
-      code?: unknown;
-      leader?: unknown;
-      indeterminate?: unknown;
-      reason?: unknown;
-    };
-    const raw = typeof fields.code === 'string' ? fields.code : undefined;
-    const code = raw === undefined ? undefined : (SERVICE_CODE_ALIASES[raw] ?? raw);
-    if (code === undefined || errorStatus(code) === undefined || code === 'INTERNAL') {
-      this.logger.error('http_route_failed', {
-        method,
-        pattern,
-        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-      });
-      return errorResponse('INTERNAL', 'internal error', {});
-    }
-    const details: Record<string, unknown> = {};
-    if (typeof fields.leader === 'string' && fields.leader !== '') details.leader = fields.leader;
-    if (fields.indeterminate === true) details.indeterminate = true;
-    if (typeof fields.reason === 'string') details.reason = fields.reason;
-    const message = error instanceof Error ? error.message : code;
-    return errorResponse(code, message, details);
-  }
-}
-
-/** The answer to a command's or a read's own failure. */
-function commandFailure(error: CommandError, revision: number): EdgeResponse {
-  const details = error.code === 'COMPACTED' ? { revision } : {};
-  return errorResponse(error.code, error.message, details);
-}
-
-/** An error answer: status and `retryable` from the one table (an unknown code answers 500). */
-function errorResponse(
-  code: string,
-  message: string,
-  details: Readonly<Record<string, unknown>>,
-): EdgeResponse {
+/**
+ * A route of another HTTP API on the edge (admin-api.ts) that answers what its handler throws
+ * as the client API answers it: the same error bodies, statuses and logging.
+ */
+export function guardedRoute(
+  api: ClientApi,
+  method: HttpMethod,
+  pattern: string,
+  body: EdgeRoute['body'],
+  handler: (request: EdgeRequest) => Promise<EdgeResponse>,
+): EdgeRoute {
   return {
-    status: errorStatus(code) ?? 500,
-    body: { code, message, retryable: isRetryable(code), ...details },
-  };
-}
-
-function readHeaders(served: ServedRead<unknown>, consistency: Consistency): Record<string, string> {
-  const headers: Record<string, string> = {
-    'conclave-consistency': consistency,
-    'conclave-revision': String(served.revision),
-  };
-  const stale = served.stale;
-  if (stale !== undefined) {
-    headers['conclave-applied-index'] = String(stale.appliedIndex);
-    headers['conclave-leader-commit-index'] = String(stale.leaderCommitIndex);
-    headers['conclave-lag-entries'] = String(Math.max(0, stale.leaderCommitIndex - stale.appliedIndex));
-  }
-  return headers;
-}
-
-function docResultBody(result: DocResult): Record<string, unknown> {
-  return result.type === 'put'
-    ? {
-        type: 'put',
-        key: result.key,
-        createRevision: result.createRevision,
-        modRevision: result.modRevision,
-        version: result.version,
+    method,
+    pattern,
+    body,
+    handler: async (request) => {
+      try {
+        return await handler(request);
+      } catch (error) {
+        return failureResponse(api, api.failure(error), method, pattern);
       }
-    : { type: 'delete', key: result.key, prevModRevision: result.prevModRevision };
+    },
+  };
 }
 
-const SESSION_HEADERS = ['conclave-session', 'conclave-seq', 'conclave-ack'] as const;
+// ---- Decoding ----
+
+/** A route that takes no query parameters and always asks `op`. */
+function noQuery(op: ApiOp): Decoder {
+  return (request) => {
+    parseQuery(request.query, []);
+    return op;
+  };
+}
+
+function decodePut(request: EdgeRequest): ApiOp {
+  const params = parseQuery(request.query, ['ifRevision', 'ifAbsent']);
+  return {
+    op: 'put',
+    realm: realmOf(request),
+    key: keyFromPath(request.path),
+    value: request.body as Json,
+    ifRevision: integerParam(params, 'ifRevision'),
+    ifAbsent: booleanParam(params, 'ifAbsent'),
+    session: sessionOf(request),
+  };
+}
+
+function decodePatch(request: EdgeRequest): ApiOp {
+  const params = parseQuery(request.query, ['ifRevision']);
+  return {
+    op: 'patch',
+    realm: realmOf(request),
+    key: keyFromPath(request.path),
+    patch: request.body as Json,
+    ifRevision: integerParam(params, 'ifRevision'),
+    session: sessionOf(request),
+  };
+}
+
+function decodeDelete(request: EdgeRequest): ApiOp {
+  const params = parseQuery(request.query, ['ifRevision']);
+  return {
+    op: 'delete',
+    realm: realmOf(request),
+    key: keyFromPath(request.path),
+    ifRevision: integerParam(params, 'ifRevision'),
+    session: sessionOf(request),
+  };
+}
+
+function decodeGet(request: EdgeRequest): ApiOp {
+  const consistency = consistencyParam(parseQuery(request.query, ['consistency']));
+  return { op: 'get', realm: realmOf(request), key: keyFromPath(request.path), consistency };
+}
+
+function decodeList(request: EdgeRequest): ApiOp {
+  const params = parseQuery(request.query, ['prefix', 'limit', 'after', 'consistency']);
+  return {
+    op: 'list',
+    realm: realmOf(request),
+    consistency: consistencyParam(params),
+    prefix: params.get('prefix'),
+    after: nonEmptyParam(params, 'after'),
+    limit: integerParam(params, 'limit'),
+  };
+}
+
+const TXN_FIELDS = ['compares', 'success', 'failure'] as const;
+
+/** The body is storage's txn operation without `type` and `realm`; validateCommand checks its parts. */
+function decodeTxn(request: EdgeRequest): ApiOp {
+  parseQuery(request.query, []);
+  const body = objectBody(request.body, 'the txn body', TXN_FIELDS);
+  return {
+    op: 'txn',
+    realm: realmOf(request),
+    compares: body.compares as readonly Compare[],
+    success: body.success as readonly DocOp[],
+    failure: body.failure as readonly DocOp[] | undefined,
+    session: sessionOf(request),
+  };
+}
+
+const REALM_FIELDS = ['name'] as const;
+
+function decodeCreateRealm(request: EdgeRequest): ApiOp {
+  parseQuery(request.query, []);
+  const body = objectBody(request.body, 'the realm body', REALM_FIELDS);
+  if (body.name === undefined) throw invalid('the realm body needs a "name"');
+  return { op: 'createRealm', realm: requiredString('name', body.name), session: sessionOf(request) };
+}
+
+function decodeRealms(request: EdgeRequest): ApiOp {
+  return { op: 'realms', consistency: consistencyParam(parseQuery(request.query, ['consistency'])) };
+}
+
+const POSITIVE_DECIMAL = /^[1-9][0-9]*$/;
+
+function decodeCloseSession(request: EdgeRequest): ApiOp {
+  const seq = integerParam(parseQuery(request.query, ['seq']), 'seq');
+  const text = request.params.session ?? '';
+  const id = Number(text);
+  if (!POSITIVE_DECIMAL.test(text) || !Number.isSafeInteger(id)) {
+    throw invalid(`the session must be a positive integer, got ${JSON.stringify(request.params.session)}`);
+  }
+  if (seq === undefined) throw invalid('closing a session needs ?seq= (its next sequence number)');
+  return { op: 'closeSession', session: { id, seq } };
+}
+
+const SESSION_HEADERS = { id: 'conclave-session', seq: 'conclave-seq', ack: 'conclave-ack' } as const;
 
 /** The write's session from the `conclave-session`, `conclave-seq`, `conclave-ack` headers. */
 function sessionOf(request: EdgeRequest): SessionRef | undefined {
-  const [id, seq, ack] = SESSION_HEADERS.map((name) => {
-    const text = request.headers[name];
-    if (text === undefined) return undefined;
-    if (!/^(0|[1-9][0-9]*)$/.test(text) || !Number.isSafeInteger(Number(text))) {
-      throw invalid(`header ${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
-    }
-    return Number(text);
-  });
-  if (id === undefined) {
-    if (seq !== undefined || ack !== undefined)
-      throw invalid('conclave-seq and conclave-ack need conclave-session');
-    return undefined;
-  }
-  if (id < 1) throw invalid('conclave-session must be at least 1');
-  if (seq === undefined || seq < 1) throw invalid('a write in a session needs conclave-seq of at least 1');
-  return { id, seq, ...(ack === undefined ? {} : { ack }) };
+  const { headers } = request;
+  const id = headers[SESSION_HEADERS.id];
+  const seq = headers[SESSION_HEADERS.seq];
+  const ack = headers[SESSION_HEADERS.ack];
+  if (id === undefined && seq === undefined && ack === undefined) return undefined;
+  return sessionRef(
+    decimalCount(`header ${SESSION_HEADERS.id}`, id),
+    decimalCount(`header ${SESSION_HEADERS.seq}`, seq),
+    decimalCount(`header ${SESSION_HEADERS.ack}`, ack),
+    SESSION_HEADERS,
+  );
 }
 
 /** The realm as the edge decoded it from the path; the state machine checks its name. */
@@ -532,6 +332,42 @@ function objectBody(
   return body as Record<string, unknown>;
 }
 
-function invalid(message: string): EdgeError {
-  return new EdgeError('INVALID_ARGUMENT', message);
+// ---- Encoding ----
+
+function consistencyOfRead(op: ApiOp): Consistency {
+  return 'consistency' in op ? op.consistency : 'linearizable';
+}
+
+/** The read headers (READ HEADERS above). */
+function readHeaders(read: ReadPoint, consistency: Consistency): Record<string, string> {
+  const headers: Record<string, string> = {
+    'conclave-consistency': consistency,
+    'conclave-revision': String(read.revision),
+  };
+  const stale = read.stale;
+  if (stale !== undefined) {
+    headers['conclave-applied-index'] = String(stale.appliedIndex);
+    headers['conclave-leader-commit-index'] = String(stale.leaderCommitIndex);
+    headers['conclave-lag-entries'] = String(Math.max(0, stale.leaderCommitIndex - stale.appliedIndex));
+  }
+  return headers;
+}
+
+/** An error answer: status from the one table (an unknown code answers 500); an unexpected failure is logged. */
+function failureResponse(
+  api: ClientApi,
+  answer: ApiAnswer & { readonly ok: false },
+  method: string,
+  pattern: string,
+): EdgeResponse {
+  const { error } = answer;
+  if ('unexpected' in answer) {
+    const { unexpected } = answer;
+    api.logger.error('http_route_failed', {
+      method,
+      pattern,
+      error: unexpected instanceof Error ? `${unexpected.name}: ${unexpected.message}` : String(unexpected),
+    });
+  }
+  return { status: errorStatus(error.code) ?? 500, body: errorBody(error) };
 }

@@ -10,7 +10,7 @@
  * (encodeURIComponent does this).
  */
 
-import { EdgeError } from '../net/index.js';
+import { consistencyOf, count, flag, invalid, nonEmptyString } from './api-ops.js';
 import type { Consistency } from './kv-service.js';
 
 /** The decoded parameters of one query string, each name at most once. */
@@ -43,41 +43,36 @@ export function parseQuery(query: string, allowed: readonly string[]): QueryPara
   return params;
 }
 
+const DECIMAL = /^(0|[1-9][0-9]*)$/;
+
+// A query value is text: the functions below read what it spells (a number, true or false) and
+// leave the check of the value to api-ops.ts, which the WebSocket API shares.
+
 /** `name` as a non-negative safe integer written in plain decimal, or undefined when absent. */
 export function integerParam(params: QueryParams, name: string): number | undefined {
-  const text = params.get(name);
+  return decimalCount(name, params.get(name));
+}
+
+/** `text` (a query value, a header) as a non-negative safe integer in plain decimal; undefined stays undefined. */
+export function decimalCount(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  const value = /^(0|[1-9][0-9]*)$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(value)) {
-    throw invalid(`${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
-  }
-  return value;
+  return count(name, DECIMAL.test(text) ? Number(text) : text);
 }
 
 /** `name` as exactly `true` or `false`, or undefined when absent. */
 export function booleanParam(params: QueryParams, name: string): boolean | undefined {
   const text = params.get(name);
-  if (text === undefined) return undefined;
-  if (text === 'true') return true;
-  if (text === 'false') return false;
-  throw invalid(`${name} must be true or false, got ${JSON.stringify(text)}`);
+  return flag(name, text === 'true' ? true : text === 'false' ? false : text);
 }
 
 /** `name` as a non-empty string, or undefined when absent. */
 export function nonEmptyParam(params: QueryParams, name: string): string | undefined {
-  const text = params.get(name);
-  if (text === '') throw invalid(`${name} must not be empty when given`);
-  return text;
+  return nonEmptyString(name, params.get(name));
 }
-
-const CONSISTENCIES: readonly Consistency[] = ['linearizable', 'stale'];
 
 /** The `consistency` parameter: `linearizable` (the default) or `stale`. */
 export function consistencyParam(params: QueryParams): Consistency {
-  const text = params.get('consistency');
-  if (text === undefined) return 'linearizable';
-  if ((CONSISTENCIES as readonly string[]).includes(text)) return text as Consistency;
-  throw invalid(`consistency must be ${CONSISTENCIES.join(' or ')}, got ${JSON.stringify(text)}`);
+  return consistencyOf(params.get('consistency'));
 }
 
 const REALM_PATH = '/v1/realms/';
@@ -114,8 +109,4 @@ function decodePathComponent(text: string, what: string): string {
   } catch {
     throw invalid(`${what} is not valid percent-encoding (UTF-8): ${JSON.stringify(text)}`);
   }
-}
-
-function invalid(message: string): EdgeError {
-  return new EdgeError('INVALID_ARGUMENT', message);
 }

@@ -1,18 +1,27 @@
-// The WebSocket API at /v1/ws: requests with ids answered through the HTTP API's operations, plus watches.
+// The WebSocket API at /v1/ws: each request's fields decoded into an operation for ClientApi and answered with its id, plus watches.
 
-import type {
-  EdgeRequest,
-  EdgeResponse,
-  EdgeSocket,
-  EdgeWebSocketHandler,
-  HttpMethod,
-  Logger,
-} from '../net/index.js';
-import type { HttpApi } from './http-api.js';
+import { EdgeError, type EdgeSocket, type EdgeWebSocketHandler, type Logger } from '../net/index.js';
+import type { Compare, DocOp, Json, SessionRef } from '../storage/index.js';
+import {
+  type ApiAnswer,
+  type ApiOp,
+  apiError,
+  consistencyOf,
+  count,
+  errorBody,
+  flag,
+  invalid,
+  nonEmptyString,
+  OPEN_SESSION,
+  optionalString,
+  requiredString,
+  STATUS,
+  sessionRef,
+} from './api-ops.js';
+import type { ClientApi } from './client-api.js';
 import type { KvService } from './kv-service.js';
 import type { SubscribeResult, Subscription, Watches } from './watch-hub.js';
-import { wsError } from './watch-hub.js';
-import { type RequestId, WS_MAX_INFLIGHT, WS_MAX_WATCHES, WS_PATH, type WsError } from './ws-protocol.js';
+import { type RequestId, WS_MAX_INFLIGHT, WS_MAX_WATCHES, WS_PATH } from './ws-protocol.js';
 
 /** What one connection holds. */
 interface Connection {
@@ -20,79 +29,73 @@ interface Connection {
   /** Watch requests between their limit check and their registration. */
   startingWatches: number;
   readonly watches: Map<number, Subscription>;
-  readonly abort: AbortController;
 }
 
 type Fields = Readonly<Record<string, unknown>>;
-
-class Refusal extends Error {
-  constructor(readonly error: WsError) {
-    super(error.message);
-  }
-}
-
-function invalid(message: string): Refusal {
-  return new Refusal(wsError('INVALID_ARGUMENT', message, false));
-}
 
 const MAX_ID_CHARS = 128;
 
 /**
  * The /v1/ws handler (ws-protocol.ts describes the messages). Every request is answered once;
- * data operations go through `api` exactly as their HTTP routes do (same checks, codes and
- * bodies), so the two APIs cannot drift apart.
+ * data operations run on `api` as their HTTP routes do (same checks, codes and results), so
+ * the two APIs cannot drift apart. Watches go through `watches`. `_service` is not used: it is
+ * kept for node.ts's call (status is an operation of `api`).
  */
 export function webSocketApi(
-  api: HttpApi,
-  service: KvService,
+  api: ClientApi,
+  _service: KvService,
   watches: Watches,
   logger: Logger,
 ): EdgeWebSocketHandler {
   const connectionOf = (socket: EdgeSocket): Connection => {
     if (socket.state === undefined) {
-      socket.state = {
-        inflight: 0,
-        startingWatches: 0,
-        watches: new Map(),
-        abort: new AbortController(),
-      } satisfies Connection;
+      socket.state = { inflight: 0, startingWatches: 0, watches: new Map() } satisfies Connection;
     }
     return socket.state as Connection;
   };
 
-  const answer = (socket: EdgeSocket, id: RequestId, response: EdgeResponse): void => {
-    if (response.status >= 200 && response.status < 300)
-      socket.send({ id, ok: true, result: response.body ?? {} });
-    else socket.send({ id, ok: false, error: response.body });
-  };
-
-  const run = async (socket: EdgeSocket, id: RequestId, op: string, fields: Fields): Promise<void> => {
-    const connection = connectionOf(socket);
-    if (op === 'watch') return watch(socket, connection, id, fields);
-    if (op === 'unwatch') {
-      allowOnly(fields, ['watch']);
-      const watchId = fields.watch;
-      const sub = typeof watchId === 'number' ? connection.watches.get(watchId) : undefined;
-      if (sub === undefined)
-        throw new Refusal(wsError('NOT_FOUND', `no watch ${JSON.stringify(watchId)} on this connection`));
-      sub.cancel();
-      connection.watches.delete(sub.id);
-      socket.send({ id, ok: true, result: {} });
+  /** Answers request `id` of `socket`; an unexpected failure is logged, never sent. */
+  const reply = (socket: EdgeSocket, id: RequestId, op: string, answer: ApiAnswer): void => {
+    if (answer.ok) {
+      socket.send({ id, ok: true, result: answer.result });
       return;
     }
-    if (op === 'status') {
-      allowOnly(fields, []);
-      socket.send({ id, ok: true, result: service.status() });
-      return;
+    if ('unexpected' in answer) {
+      const { unexpected } = answer;
+      logger.error('ws_request_failed', {
+        op,
+        error: unexpected instanceof Error ? unexpected.message : String(unexpected),
+      });
     }
-    const call = httpCall(op, fields, socket, connection.abort.signal);
-    answer(
-      socket,
-      id,
-      await api.guard(call.request.method, call.pattern, () => call.handler(api, call.request)),
-    );
+    socket.send({ id, ok: false, error: errorBody(answer.error) });
   };
 
+  /** Runs one request and answers it (a watch answers itself, before its first events). */
+  const serve = async (socket: EdgeSocket, id: RequestId, op: string, fields: Fields): Promise<void> => {
+    let answer: ApiAnswer;
+    try {
+      if (op === 'watch') return await watch(socket, connectionOf(socket), id, fields);
+      answer =
+        op === 'unwatch' ? unwatch(connectionOf(socket), fields) : await api.run(decodeRequest(op, fields));
+    } catch (error) {
+      answer = api.failure(error);
+    }
+    reply(socket, id, op, answer);
+  };
+
+  const unwatch = (connection: Connection, fields: Fields): ApiAnswer => {
+    allowOnly(fields, ['watch']);
+    const watchId = fields.watch;
+    const sub = typeof watchId === 'number' ? connection.watches.get(watchId) : undefined;
+    if (sub === undefined) {
+      throw new EdgeError('NOT_FOUND', `no watch ${JSON.stringify(watchId)} on this connection`);
+    }
+    sub.cancel();
+    connection.watches.delete(sub.id);
+    return EMPTY_RESULT;
+  };
+
+  /** Subscribes and answers; throws EdgeError for a bad request. */
   const watch = async (
     socket: EdgeSocket,
     connection: Connection,
@@ -100,8 +103,8 @@ export function webSocketApi(
     fields: Fields,
   ): Promise<void> => {
     allowOnly(fields, ['realm', 'prefix', 'fromRevision']);
-    const realm = stringField(fields, 'realm');
-    const prefix = fields.prefix === undefined ? '' : stringField(fields, 'prefix');
+    const realm = requiredString('realm', fields.realm);
+    const prefix = optionalString('prefix', fields.prefix) ?? '';
     const from = fields.fromRevision;
     if (from !== undefined && (!Number.isSafeInteger(from) || (from as number) < 1)) {
       throw invalid(`fromRevision must be an integer >= 1, got ${JSON.stringify(from)}`);
@@ -126,7 +129,10 @@ export function webSocketApi(
     } finally {
       connection.startingWatches--;
     }
-    if (!result.ok) throw new Refusal(result.error);
+    if (!result.ok) {
+      socket.send({ id, ok: false, error: result.error });
+      return;
+    }
     const sub = result.subscription;
     watchId = sub.id;
     if (!socket.open) {
@@ -144,7 +150,7 @@ export function webSocketApi(
       if (typeof message !== 'object' || message === null || Array.isArray(message)) {
         socket.send({
           type: 'error',
-          error: wsError('INVALID_ARGUMENT', 'a request must be a JSON object', false),
+          error: errorBody(apiError('INVALID_ARGUMENT', 'a request must be a JSON object')),
         });
         return;
       }
@@ -155,10 +161,11 @@ export function webSocketApi(
       if (!idOk) {
         socket.send({
           type: 'error',
-          error: wsError(
-            'INVALID_ARGUMENT',
-            `a request needs an "id": an integer or a string of 1..${MAX_ID_CHARS} characters`,
-            false,
+          error: errorBody(
+            apiError(
+              'INVALID_ARGUMENT',
+              `a request needs an "id": an integer or a string of 1..${MAX_ID_CHARS} characters`,
+            ),
           ),
         });
         return;
@@ -166,36 +173,23 @@ export function webSocketApi(
       const requestId = id as RequestId;
       const connection = connectionOf(socket);
       if (connection.inflight >= WS_MAX_INFLIGHT) {
-        socket.send({
-          id: requestId,
-          ok: false,
-          error: wsError(
-            'UNAVAILABLE',
-            `more than ${WS_MAX_INFLIGHT} requests in flight on this connection; retry`,
-          ),
-        });
+        const text = `more than ${WS_MAX_INFLIGHT} requests in flight on this connection; retry`;
+        socket.send({ id: requestId, ok: false, error: errorBody(apiError('UNAVAILABLE', text)) });
         return;
       }
       if (typeof op !== 'string') {
-        socket.send({
-          id: requestId,
-          ok: false,
-          error: wsError('INVALID_ARGUMENT', 'a request needs an "op"', false),
-        });
+        const error = errorBody(apiError('INVALID_ARGUMENT', 'a request needs an "op"'));
+        socket.send({ id: requestId, ok: false, error });
         return;
       }
       connection.inflight++;
-      run(socket, requestId, op, fields)
+      serve(socket, requestId, op, fields)
         .catch((error: unknown) => {
-          if (error instanceof Refusal) {
-            socket.send({ id: requestId, ok: false, error: error.error });
-            return;
-          }
+          // serve() answers everything it runs; only sending can fail here.
           logger.error('ws_request_failed', {
             op,
             error: error instanceof Error ? error.message : String(error),
           });
-          socket.send({ id: requestId, ok: false, error: wsError('INTERNAL', 'internal error', false) });
         })
         .finally(() => {
           connection.inflight--;
@@ -204,182 +198,139 @@ export function webSocketApi(
     close(socket) {
       const connection = socket.state as Connection | undefined;
       if (connection === undefined) return;
-      connection.abort.abort();
       for (const sub of connection.watches.values()) sub.cancel();
       connection.watches.clear();
     },
   };
 }
 
-interface HttpCall {
-  readonly pattern: string;
-  readonly request: EdgeRequest;
-  readonly handler: (api: HttpApi, request: EdgeRequest) => Promise<EdgeResponse> | EdgeResponse;
-}
+const EMPTY_RESULT: ApiAnswer = Object.freeze({ ok: true, result: Object.freeze({}) });
 
-const KEY_OPS = new Set(['get', 'put', 'patch', 'delete']);
-const SESSION_OPS = new Set(['put', 'patch', 'delete', 'txn', 'createRealm']);
+/** The fields each operation takes (besides id and op). */
+const FIELDS = {
+  get: ['realm', 'key', 'consistency'],
+  list: ['realm', 'prefix', 'after', 'limit', 'consistency'],
+  put: ['realm', 'key', 'value', 'ifRevision', 'ifAbsent', 'session'],
+  patch: ['realm', 'key', 'patch', 'ifRevision', 'session'],
+  delete: ['realm', 'key', 'ifRevision', 'session'],
+  txn: ['realm', 'compares', 'success', 'failure', 'session'],
+  createRealm: ['realm', 'session'],
+  openSession: [],
+  closeSession: ['session'],
+  status: [],
+} as const satisfies Readonly<Record<string, readonly string[]>>;
 
-/** A WebSocket request as the HTTP request its route expects. */
-function httpCall(op: string, fields: Fields, socket: EdgeSocket, signal: AbortSignal): HttpCall {
-  const query = new URLSearchParams();
-  const headers: Record<string, string> = {};
-  const params: Record<string, string> = {};
-  let method: HttpMethod;
-  let path: string;
-  let pattern: string;
-  let body: unknown;
-  let handler: HttpCall['handler'];
-  const setQuery = (name: string, value: unknown, kind: 'integer' | 'boolean' | 'string'): void => {
-    if (value === undefined) return;
-    const ok =
-      kind === 'integer'
-        ? Number.isSafeInteger(value)
-        : kind === 'boolean'
-          ? typeof value === 'boolean'
-          : typeof value === 'string';
-    if (!ok) {
-      throw invalid(
-        `${name} must be ${kind === 'integer' ? 'an integer' : `a ${kind}`}, got ${JSON.stringify(value)}`,
-      );
-    }
-    query.set(name, String(value));
-  };
-  if (SESSION_OPS.has(op) && fields.session !== undefined) {
-    const session = fields.session as Record<string, unknown> | null;
-    if (typeof session !== 'object' || session === null)
-      throw invalid('session must be {"id", "seq", "ack"?}');
-    allowOnly(session, ['id', 'seq', 'ack'], 'session');
-    for (const [name, header] of [
-      ['id', 'conclave-session'],
-      ['seq', 'conclave-seq'],
-      ['ack', 'conclave-ack'],
-    ] as const) {
-      const value = session[name];
-      if (value === undefined) continue;
-      if (!Number.isSafeInteger(value) || (value as number) < 0) {
-        throw invalid(`session.${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
-      }
-      headers[header] = String(value);
-    }
-  }
-  const realmPath = (): string => {
-    const realm = stringField(fields, 'realm');
-    params.realm = realm;
-    return `/v1/realms/${encodeURIComponent(realm)}`;
-  };
-  switch (op) {
+/** A request's fields as an operation; throws EdgeError for an unknown op or a bad field. */
+function decodeRequest(op: string, fields: Fields): ApiOp {
+  if (!Object.hasOwn(FIELDS, op)) throw invalid(`unknown op ${JSON.stringify(op)}`);
+  const name = op as keyof typeof FIELDS;
+  allowOnly(fields, FIELDS[name]);
+  switch (name) {
     case 'get':
-    case 'put':
-    case 'patch':
-    case 'delete': {
-      allowOnly(
-        fields,
-        op === 'get'
-          ? ['realm', 'key', 'consistency']
-          : op === 'put'
-            ? ['realm', 'key', 'value', 'ifRevision', 'ifAbsent', 'session']
-            : op === 'patch'
-              ? ['realm', 'key', 'patch', 'ifRevision', 'session']
-              : ['realm', 'key', 'ifRevision', 'session'],
-      );
-      path = `${realmPath()}/kv/${encodeURIComponent(stringField(fields, 'key'))}`;
-      pattern = '/v1/realms/:realm/kv/*';
-      setQuery('consistency', fields.consistency, 'string');
-      setQuery('ifRevision', fields.ifRevision, 'integer');
-      setQuery('ifAbsent', fields.ifAbsent, 'boolean');
-      if (op === 'put') {
-        if (!('value' in fields)) throw invalid('put needs a "value"');
-        body = fields.value;
-      }
-      if (op === 'patch') {
-        if (!('patch' in fields)) throw invalid('patch needs a "patch"');
-        body = fields.patch;
-      }
-      method = op === 'get' ? 'GET' : op === 'put' ? 'PUT' : op === 'patch' ? 'PATCH' : 'DELETE';
-      handler = (api, r) =>
-        op === 'get' ? api.get(r) : op === 'put' ? api.put(r) : op === 'patch' ? api.patch(r) : api.delete(r);
-      break;
-    }
-    case 'list':
-      allowOnly(fields, ['realm', 'prefix', 'after', 'limit', 'consistency']);
-      path = `${realmPath()}/kv`;
-      pattern = '/v1/realms/:realm/kv';
-      setQuery('prefix', fields.prefix, 'string');
-      setQuery('after', fields.after, 'string');
-      setQuery('limit', fields.limit, 'integer');
-      setQuery('consistency', fields.consistency, 'string');
-      method = 'GET';
-      handler = (api, r) => api.list(r);
-      break;
-    case 'txn':
-      allowOnly(fields, ['realm', 'compares', 'success', 'failure', 'session']);
-      path = `${realmPath()}/txn`;
-      pattern = '/v1/realms/:realm/txn';
-      body = {
-        compares: fields.compares,
-        success: fields.success,
-        ...(fields.failure === undefined ? {} : { failure: fields.failure }),
+      return {
+        op: name,
+        realm: requiredString('realm', fields.realm),
+        key: keyField(fields),
+        consistency: consistencyOf(fields.consistency),
       };
-      method = 'POST';
-      handler = (api, r) => api.txn(r);
-      break;
+    case 'list':
+      return {
+        op: name,
+        realm: requiredString('realm', fields.realm),
+        prefix: optionalString('prefix', fields.prefix),
+        after: nonEmptyString('after', fields.after),
+        limit: count('limit', fields.limit),
+        consistency: consistencyOf(fields.consistency),
+      };
+    case 'put':
+      if (!('value' in fields)) throw invalid('put needs a "value"');
+      return {
+        op: name,
+        realm: requiredString('realm', fields.realm),
+        key: keyField(fields),
+        value: fields.value as Json,
+        ifRevision: count('ifRevision', fields.ifRevision),
+        ifAbsent: flag('ifAbsent', fields.ifAbsent),
+        session: sessionField(fields.session),
+      };
+    case 'patch':
+      if (!('patch' in fields)) throw invalid('patch needs a "patch"');
+      return {
+        op: name,
+        realm: requiredString('realm', fields.realm),
+        key: keyField(fields),
+        patch: fields.patch as Json,
+        ifRevision: count('ifRevision', fields.ifRevision),
+        session: sessionField(fields.session),
+      };
+    case 'delete':
+      return {
+        op: name,
+        realm: requiredString('realm', fields.realm),
+        key: keyField(fields),
+        ifRevision: count('ifRevision', fields.ifRevision),
+        session: sessionField(fields.session),
+      };
+    case 'txn':
+      // validateCommand checks compares, success and failure.
+      return {
+        op: name,
+        realm: requiredString('realm', fields.realm),
+        compares: fields.compares as readonly Compare[],
+        success: fields.success as readonly DocOp[],
+        failure: fields.failure as readonly DocOp[] | undefined,
+        session: sessionField(fields.session),
+      };
     case 'createRealm':
-      allowOnly(fields, ['realm', 'session']);
-      path = '/v1/realms';
-      pattern = path;
-      body = { name: stringField(fields, 'realm') };
-      method = 'POST';
-      handler = (api, r) => api.createRealm(r);
-      break;
+      return {
+        op: name,
+        realm: requiredString('realm', fields.realm),
+        session: sessionField(fields.session),
+      };
     case 'openSession':
-      allowOnly(fields, []);
-      path = '/v1/sessions';
-      pattern = path;
-      method = 'POST';
-      handler = (api, r) => api.openSession(r);
-      break;
+      return OPEN_SESSION;
     case 'closeSession': {
-      allowOnly(fields, ['session']);
-      const session = fields.session as Record<string, unknown> | undefined;
-      if (typeof session !== 'object' || session === null)
-        throw invalid('closeSession needs "session": {"id", "seq"}');
-      const sessionId = session.id;
-      if (!Number.isSafeInteger(sessionId)) throw invalid('session.id must be an integer');
-      params.session = String(sessionId);
+      const session = objectField(fields.session, 'closeSession needs "session": {"id", "seq"}');
       allowOnly(session, ['id', 'seq'], 'session');
-      setQuery('seq', session.seq, 'integer');
-      path = `/v1/sessions/${params.session}`;
-      pattern = '/v1/sessions/:session';
-      method = 'DELETE';
-      handler = (api, r) => api.closeSession(r);
-      break;
+      const ref = sessionRef(
+        count(SESSION_FIELDS.id, session.id),
+        count(SESSION_FIELDS.seq, session.seq),
+        undefined,
+        SESSION_FIELDS,
+      );
+      if (ref === undefined) throw invalid('closeSession needs "session": {"id", "seq"}');
+      return { op: name, session: ref };
     }
-    default:
-      throw invalid(`unknown op ${JSON.stringify(op)}`);
+    case 'status':
+      return STATUS;
   }
-  if (KEY_OPS.has(op) && fields.key === '') throw invalid('key must not be empty');
-  return {
-    pattern,
-    handler,
-    request: {
-      method,
-      path,
-      query: query.toString(),
-      params,
-      headers,
-      body,
-      remoteAddress: socket.remoteAddress,
-      signal,
-    },
-  };
 }
 
-function stringField(fields: Fields, name: string): string {
-  const value = fields[name];
-  if (typeof value !== 'string')
-    throw invalid(`"${name}" must be a string, got ${JSON.stringify(value) ?? 'nothing'}`);
-  return value;
+/** The key: storage checks it (a write's in validateCommand, a read's in the state store); an empty one is refused at once. */
+function keyField(fields: Fields): string {
+  const key = requiredString('key', fields.key);
+  if (key === '') throw invalid('key must not be empty');
+  return key;
+}
+
+const SESSION_FIELDS = { id: 'session.id', seq: 'session.seq', ack: 'session.ack' } as const;
+
+/** A write's `session: {id, seq, ack?}`, or undefined when absent. */
+function sessionField(value: unknown): SessionRef | undefined {
+  if (value === undefined) return undefined;
+  const session = objectField(value, 'session must be {"id", "seq", "ack"?}');
+  allowOnly(session, ['id', 'seq', 'ack'], 'session');
+  return sessionRef(
+    count(SESSION_FIELDS.id, session.id),
+    count(SESSION_FIELDS.seq, session.seq),
+    count(SESSION_FIELDS.ack, session.ack),
+    SESSION_FIELDS,
+  );
+}
+
+function objectField(value: unknown, refusal: string): Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(refusal);
+  return value as Fields;
 }
 
 function allowOnly(fields: Fields, allowed: readonly string[], what = 'this op'): void {

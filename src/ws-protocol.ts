@@ -1,4 +1,4 @@
-// The WebSocket protocol at /v1/ws: the message shapes both the node (ws-api.ts) and the client speak.
+// The WebSocket protocol at /v1/ws and the wire types the HTTP API shares: the shapes the node (ws-api.ts, client-api.ts) and the client speak.
 
 /*
  * One JSON text message per frame. The client sends requests, each with an `id` of its choosing
@@ -61,6 +61,9 @@
  * request before sending it (ClientOptions.maxRequestBytes) and reports a 1009 as TOO_LARGE.
  */
 
+import type { Compare, DocOp, DocResult, Document, Json, SessionRef } from '../storage/index.js';
+import type { Consistency } from './kv-service.js';
+
 /** The path of the endpoint on every node. */
 export const WS_PATH = '/v1/ws';
 
@@ -75,37 +78,16 @@ export { CLOSE_CODES as WS_CLOSE_CODES } from './error-codes.js';
 
 export type RequestId = string | number;
 
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+// The data shapes are storage's (storage/commands.ts, storage/state-store.ts, storage/json.ts),
+// carried as the state machine defines them; imported as types only, so the client loads none
+// of storage/ (nor net/).
+export type { Compare, DocOp, DocResult, Document, Json, SessionRef };
 
-export type ReadConsistency = 'linearizable' | 'stale';
+/** Json under the name the client library exports (and watch-hub.ts uses). */
+export type JsonValue = Json;
 
-/** A write's place in a client session. */
-export interface SessionRef {
-  readonly id: number;
-  readonly seq: number;
-  readonly ack?: number;
-}
-
-export type Compare =
-  | {
-      readonly key: string;
-      readonly target: 'modRevision' | 'createRevision' | 'version';
-      readonly op: 'eq' | 'ne' | 'lt' | 'gt';
-      readonly value: number;
-    }
-  | { readonly key: string; readonly target: 'value'; readonly op: 'eq' | 'ne'; readonly value: JsonValue }
-  | { readonly key: string; readonly target: 'exists'; readonly op: 'eq' | 'ne'; readonly value: boolean };
-
-export type TxnOp =
-  | {
-      readonly type: 'put';
-      readonly key: string;
-      readonly value: JsonValue;
-      readonly ifRevision?: number;
-      readonly ifAbsent?: boolean;
-    }
-  | { readonly type: 'patch'; readonly key: string; readonly patch: JsonValue; readonly ifRevision?: number }
-  | { readonly type: 'delete'; readonly key: string; readonly ifRevision?: number };
+/** `linearizable` (the default) or `stale`: kv-service.ts's Consistency, as the client names it. */
+export type ReadConsistency = Consistency;
 
 export type WsRequest = { readonly id: RequestId } & (
   | {
@@ -126,7 +108,7 @@ export type WsRequest = { readonly id: RequestId } & (
       readonly op: 'put';
       readonly realm: string;
       readonly key: string;
-      readonly value: JsonValue;
+      readonly value: Json;
       readonly ifRevision?: number;
       readonly ifAbsent?: boolean;
       readonly session?: SessionRef;
@@ -135,7 +117,7 @@ export type WsRequest = { readonly id: RequestId } & (
       readonly op: 'patch';
       readonly realm: string;
       readonly key: string;
-      readonly patch: JsonValue;
+      readonly patch: Json;
       readonly ifRevision?: number;
       readonly session?: SessionRef;
     }
@@ -150,8 +132,8 @@ export type WsRequest = { readonly id: RequestId } & (
       readonly op: 'txn';
       readonly realm: string;
       readonly compares: readonly Compare[];
-      readonly success: readonly TxnOp[];
-      readonly failure?: readonly TxnOp[];
+      readonly success: readonly DocOp[];
+      readonly failure?: readonly DocOp[];
       readonly session?: SessionRef;
     }
   | { readonly op: 'createRealm'; readonly realm: string; readonly session?: SessionRef }
@@ -174,30 +156,41 @@ export interface WsError {
   readonly revision?: number;
 }
 
-export interface WsDocument {
-  readonly key: string;
-  readonly value: JsonValue;
-  readonly createRevision: number;
-  readonly modRevision: number;
-  readonly version: number;
+/** What put, patch and delete answer (over HTTP too). */
+export interface WriteResult {
+  /** The revision the write created. */
+  readonly revision: number;
 }
 
-export type WsDocResult =
-  | {
-      readonly type: 'put';
-      readonly key: string;
-      readonly createRevision: number;
-      readonly modRevision: number;
-      readonly version: number;
-    }
-  | { readonly type: 'delete'; readonly key: string; readonly prevModRevision: number };
+/** What list answers (over HTTP too). */
+export interface ListResult {
+  readonly documents: Document[];
+  /** More documents follow; ask again with `after: next`. */
+  readonly more: boolean;
+  readonly next: string | null;
+  /** The revision the page was read at. */
+  readonly revision: number;
+}
+
+/** What txn answers (over HTTP too). */
+export interface TxnResult {
+  readonly succeeded: boolean;
+  readonly revision: number;
+  readonly results: DocResult[];
+}
+
+/** What createRealm answers (over HTTP too). */
+export interface RealmResult {
+  readonly name: string;
+  readonly revision: number;
+}
 
 /** One change delivered to a watcher. `modRevision` is the revision of the change (also for a delete). */
 export type WatchEvent =
   | {
       readonly type: 'put';
       readonly key: string;
-      readonly value: JsonValue;
+      readonly value: Json;
       readonly modRevision: number;
       readonly createRevision: number;
       readonly version: number;

@@ -56,6 +56,7 @@ export interface CommandError {
   readonly message: string;
 }
 
+/** A write's place in a client session (Raft dissertation §6.3); the same on every wire. */
 export interface SessionRef {
   readonly id: number;
   readonly seq: number;
@@ -84,17 +85,22 @@ export interface DeleteOp {
   readonly ifRevision?: number;
 }
 
+/** One operation of a transaction branch (the client's TxnOp). */
 export type DocOp = PutOp | PatchOp | DeleteOp;
 
 export type CompareTarget = 'exists' | 'version' | 'createRevision' | 'modRevision' | 'value';
 export type CompareOp = 'eq' | 'ne' | 'lt' | 'gt';
 
-export interface Compare {
-  readonly key: string;
-  readonly target: CompareTarget;
-  readonly op: CompareOp;
-  readonly value: Json;
-}
+/** A transaction's condition on one key; which ops and values a target takes is part of the type. */
+export type Compare =
+  | {
+      readonly key: string;
+      readonly target: 'modRevision' | 'createRevision' | 'version';
+      readonly op: CompareOp;
+      readonly value: number;
+    }
+  | { readonly key: string; readonly target: 'value'; readonly op: 'eq' | 'ne'; readonly value: Json }
+  | { readonly key: string; readonly target: 'exists'; readonly op: 'eq' | 'ne'; readonly value: boolean };
 
 export type Operation =
   | (DocOp & { readonly realm: string })
@@ -154,7 +160,8 @@ export function encodeCommand(command: Command): Uint8Array {
   return encoder.encode(JSON.stringify(command));
 }
 
-type Limits = Pick<
+/** The storage limits a command is checked against (pass the node's StorageConfig). */
+export type CommandLimits = Pick<
   StorageConfig,
   'keyMaxBytes' | 'valueMaxBytes' | 'commandMaxBytes' | 'txnMaxOps' | 'jsonMaxDepth'
 >;
@@ -165,7 +172,7 @@ export type Checked<T> =
   | { readonly ok: false; readonly error: CommandError };
 
 /** Decodes and validates a payload; every problem is an INVALID_ARGUMENT or TOO_LARGE error naming it. */
-export function decodeCommand(data: Uint8Array, limits: Limits): Checked<Command> {
+export function decodeCommand(data: Uint8Array, limits: CommandLimits): Checked<Command> {
   if (data.length > limits.commandMaxBytes) {
     return {
       ok: false,
@@ -185,7 +192,7 @@ export function decodeCommand(data: Uint8Array, limits: Limits): Checked<Command
 }
 
 /** Checks a parsed command against the format above and the limits. */
-export function validateCommand(value: unknown, limits: Limits): Checked<Command> {
+export function validateCommand(value: unknown, limits: CommandLimits): Checked<Command> {
   return checked(() => checkCommand(value, limits));
 }
 
@@ -224,7 +231,7 @@ function checkCount(value: unknown, what: string, min: number): number {
   return value;
 }
 
-function checkCommand(value: unknown, limits: Limits): Command {
+function checkCommand(value: unknown, limits: CommandLimits): Command {
   const command = checkObject(value, 'command', ['v', 'time', 'session', 'op']);
   if (command.v !== COMMAND_VERSION) {
     invalid(`command version must be ${COMMAND_VERSION}, got ${JSON.stringify(command.v)}`);
@@ -245,7 +252,7 @@ function checkCommand(value: unknown, limits: Limits): Command {
   return { v: COMMAND_VERSION, time, ...(session ? { session } : {}), op };
 }
 
-function checkOperation(value: unknown, limits: Limits): Operation {
+function checkOperation(value: unknown, limits: CommandLimits): Operation {
   if (typeof value !== 'object' || value === null) invalid('op must be an object');
   const type = (value as { type?: unknown }).type;
   switch (type) {
@@ -284,7 +291,7 @@ const DOC_OP_FIELDS = {
   delete: ['type', 'key', 'ifRevision'],
 } as const;
 
-function checkDocOp(fields: Record<string, unknown>, type: DocOp['type'], limits: Limits): DocOp {
+function checkDocOp(fields: Record<string, unknown>, type: DocOp['type'], limits: CommandLimits): DocOp {
   const key = checkKey(fields.key, `${type}.key`, limits);
   const ifRevision =
     fields.ifRevision === undefined ? undefined : checkCount(fields.ifRevision, 'ifRevision', 0);
@@ -306,7 +313,7 @@ function checkDocOp(fields: Record<string, unknown>, type: DocOp['type'], limits
   }
 }
 
-function checkBranch(value: unknown, what: string, limits: Limits): DocOp[] {
+function checkBranch(value: unknown, what: string, limits: CommandLimits): DocOp[] {
   const ops = checkList(value, what, limits).map((item, i) => {
     const type = (item as { type?: unknown } | null)?.type;
     if (type !== 'put' && type !== 'patch' && type !== 'delete') {
@@ -322,7 +329,7 @@ function checkBranch(value: unknown, what: string, limits: Limits): DocOp[] {
   return ops;
 }
 
-function checkList(value: unknown, what: string, limits: Limits): unknown[] {
+function checkList(value: unknown, what: string, limits: CommandLimits): unknown[] {
   if (!Array.isArray(value)) invalid(`${what} must be an array`);
   if (value.length > limits.txnMaxOps)
     tooLarge(`${what} has ${value.length} items; the limit is ${limits.txnMaxOps}`);
@@ -338,7 +345,7 @@ const COMPARE_TARGETS: readonly CompareTarget[] = [
 ];
 const COMPARE_OPS: readonly CompareOp[] = ['eq', 'ne', 'lt', 'gt'];
 
-function checkCompare(value: unknown, what: string, limits: Limits): Compare {
+function checkCompare(value: unknown, what: string, limits: CommandLimits): Compare {
   const fields = checkObject(value, what, ['key', 'target', 'op', 'value']);
   const key = checkKey(fields.key, `${what}.key`, limits);
   const target = fields.target as CompareTarget;
@@ -353,7 +360,8 @@ function checkCompare(value: unknown, what: string, limits: Limits): Compare {
   if (target === 'exists' && typeof fields.value !== 'boolean') invalid(`${what}.value must be a boolean`);
   if (target !== 'exists' && target !== 'value') checkCount(fields.value, `${what}.value`, 0);
   const compareValue = checkJsonValue(fields.value, `${what}.value`, limits);
-  return { key, target, op, value: compareValue };
+  // The checks above are what the union says of target, op and value.
+  return { key, target, op, value: compareValue } as Compare;
 }
 
 export function checkRealm(value: unknown): string {
@@ -366,7 +374,7 @@ export function checkRealm(value: unknown): string {
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Keys are non-empty, well-formed (no lone surrogate: it would not survive UTF-8) and bounded. */
-export function checkKey(value: unknown, what: string, limits: Pick<Limits, 'keyMaxBytes'>): string {
+export function checkKey(value: unknown, what: string, limits: Pick<CommandLimits, 'keyMaxBytes'>): string {
   if (typeof value !== 'string' || value.length === 0) invalid(`${what} must be a non-empty string`);
   if (LONE_SURROGATE.test(value)) invalid(`${what} is not well-formed Unicode (a lone surrogate)`);
   const bytes = encoder.encode(value).length;
@@ -374,7 +382,7 @@ export function checkKey(value: unknown, what: string, limits: Pick<Limits, 'key
   return value;
 }
 
-function checkJsonValue(value: unknown, what: string, limits: Limits): Json {
+function checkJsonValue(value: unknown, what: string, limits: CommandLimits): Json {
   if (!withinDepth(value, limits.jsonMaxDepth)) {
     tooLarge(`${what} nests deeper than ${limits.jsonMaxDepth}`);
   }

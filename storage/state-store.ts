@@ -1147,7 +1147,7 @@ function compareHolds(compare: Compare, doc: StoredDoc | null): boolean {
       break;
     default: {
       const actual = doc === null ? 0 : doc[compare.target];
-      cmp = actual - (compare.value as number);
+      cmp = actual - compare.value;
     }
   }
   switch (compare.op) {

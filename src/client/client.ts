@@ -1,6 +1,6 @@
 // Client: the cluster as one object — reads with failover, writes under a session, watches that resume.
 
-import type { JsonValue, SessionRef, WsPush } from '../ws-protocol.js';
+import type { Json, SessionRef, WsPush } from '../ws-protocol.js';
 import { backoffDelayMs, sleep } from './backoff.js';
 import { CallContext } from './call.js';
 import { Connection } from './connection.js';
@@ -187,7 +187,7 @@ export class Client {
    * for an unknown realm, INVALID_ARGUMENT, TOO_LARGE (all indeterminate: false), and
    * TIMEOUT, CLOSED or SESSION_EXPIRED with `indeterminate` saying whether it may have applied.
    */
-  put(realm: string, key: string, value: JsonValue, options?: PutOptions): Promise<WriteResult> {
+  put(realm: string, key: string, value: Json, options?: PutOptions): Promise<WriteResult> {
     return this.write(readRevision, () => {
       const { ifRevision, ifAbsent } = checkOptions(options, 'options');
       checkDefined(value, 'value');
@@ -206,7 +206,7 @@ export class Client {
   }
 
   /** Applies a JSON merge patch to the document at `key`. Rejects like put(); NOT_FOUND if there is no document. */
-  patch(realm: string, key: string, patch: JsonValue, options?: PatchOptions): Promise<WriteResult> {
+  patch(realm: string, key: string, patch: Json, options?: PatchOptions): Promise<WriteResult> {
     return this.write(readRevision, () => {
       const { ifRevision } = checkOptions(options, 'options');
       checkDefined(patch, 'patch');

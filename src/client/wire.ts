@@ -1,12 +1,14 @@
 // Reading what a node sends: every message and result is checked before use, since a node's bytes are untrusted.
 
 import type {
-  JsonValue,
+  DocResult,
+  Document,
+  Json,
+  ListResult,
   RequestId,
+  TxnResult,
   WatchEvent,
   WsAnswer,
-  WsDocResult,
-  WsDocument,
   WsError,
   WsPush,
   WsServerMessage,
@@ -97,7 +99,7 @@ function parseWatchEvent(value: unknown): WatchEvent | undefined {
   return {
     type: 'put',
     key: value.key,
-    value: value.value as JsonValue,
+    value: value.value as Json,
     modRevision: value.modRevision,
     createRevision: value.createRevision,
     version: value.version,
@@ -121,13 +123,13 @@ export function readResult<T>(result: unknown, reader: (result: unknown) => T, i
 
 // Result readers: each returns the typed result or throws MalformedAnswer.
 
-export function readDocument(value: unknown): WsDocument {
+export function readDocument(value: unknown): Document {
   const doc = fields(value, 'document');
   if (typeof doc.key !== 'string' || !('value' in doc))
     throw new MalformedAnswer('a document needs key and value');
   return {
     key: doc.key,
-    value: doc.value as JsonValue,
+    value: doc.value as Json,
     createRevision: count(doc.createRevision, 'createRevision'),
     modRevision: count(doc.modRevision, 'modRevision'),
     version: count(doc.version, 'version'),
@@ -136,13 +138,6 @@ export function readDocument(value: unknown): WsDocument {
 
 export function readRevision(value: unknown): { revision: number } {
   return { revision: count(fields(value, 'result').revision, 'revision') };
-}
-
-export interface ListResult {
-  readonly documents: WsDocument[];
-  readonly more: boolean;
-  readonly next: string | null;
-  readonly revision: number;
 }
 
 export function readList(value: unknown): ListResult {
@@ -161,12 +156,6 @@ export function readList(value: unknown): ListResult {
   };
 }
 
-export interface TxnResult {
-  readonly succeeded: boolean;
-  readonly revision: number;
-  readonly results: WsDocResult[];
-}
-
 export function readTxn(value: unknown): TxnResult {
   const txn = fields(value, 'txn');
   if (typeof txn.succeeded !== 'boolean' || !Array.isArray(txn.results)) {
@@ -179,7 +168,7 @@ export function readTxn(value: unknown): TxnResult {
   };
 }
 
-function readDocResult(value: unknown): WsDocResult {
+function readDocResult(value: unknown): DocResult {
   const result = fields(value, 'txn result');
   if (typeof result.key !== 'string') throw new MalformedAnswer('a txn result needs a key');
   if (result.type === 'delete') {

@@ -10,13 +10,13 @@
 
 import { type AddressInfo, type WebSocket, WebSocketServer } from 'ws';
 import { isRetryable } from '../../src/error-codes.js';
-import type { JsonValue, WatchEvent, WsError } from '../../src/ws-protocol.js';
+import type { Json, WatchEvent, WsError } from '../../src/ws-protocol.js';
 
 type Fields = Record<string, unknown>;
 
 export interface FakeDocument {
   key: string;
-  value: JsonValue;
+  value: Json;
   createRevision: number;
   modRevision: number;
   version: number;
@@ -67,7 +67,7 @@ export class FakeCluster {
   }
 
   /** A put without a client, e.g. to produce watch events. */
-  putDirect(realm: string, key: string, value: JsonValue): number {
+  putDirect(realm: string, key: string, value: Json): number {
     const outcome = this.execute({ op: 'put', realm, key, value });
     if (!outcome.ok) throw new Error(`putDirect: ${outcome.error.code}`);
     return this.revision;
@@ -162,7 +162,7 @@ export class FakeCluster {
   }
 
   private executeTxn(realm: string, docs: Map<string, FakeDocument>, request: Fields): Outcome {
-    const compares = request.compares as { key: string; target: string; op: string; value: JsonValue }[];
+    const compares = request.compares as { key: string; target: string; op: string; value: Json }[];
     const holds = compares.every((c) => {
       const doc = docs.get(c.key);
       const actual =
@@ -221,8 +221,7 @@ export class FakeCluster {
       docs.delete(key);
       return { type: 'delete', key, value: null, modRevision: revision };
     }
-    const value =
-      op.type === 'patch' ? mergePatch(doc!.value, op.patch as JsonValue) : (op.value as JsonValue);
+    const value = op.type === 'patch' ? mergePatch(doc!.value, op.patch as Json) : (op.value as Json);
     const next: FakeDocument = {
       key,
       value,
@@ -242,9 +241,9 @@ export class FakeCluster {
   }
 }
 
-function mergePatch(target: JsonValue, patch: JsonValue): JsonValue {
+function mergePatch(target: Json, patch: Json): Json {
   if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
-  const base: Record<string, JsonValue> =
+  const base: Record<string, Json> =
     typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...target } : {};
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) delete base[key];

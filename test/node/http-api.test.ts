@@ -7,10 +7,11 @@ import t, { type Test } from 'tap';
 import { Edge } from '../../net/index.js';
 import { EntryType } from '../../raft/types.js';
 import { ERROR_TABLE } from '../../src/error-codes.js';
-import { buildHttpRoutes, type CommandLimits } from '../../src/http-api.js';
+import { buildHttpRoutes } from '../../src/http-api.js';
 import type { Consistency, KvService, NodeStatus, ServedRead } from '../../src/kv-service.js';
 import {
   COMMAND_VERSION,
+  type CommandLimits,
   type CommandResult,
   type Document,
   encodeCommand,

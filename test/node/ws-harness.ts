@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { Edge, type EdgeLimits } from '../../net/index.js';
 import { EntryType } from '../../raft/types.js';
+import { newClientApi } from '../../src/client-api.js';
 import { ERROR_TABLE } from '../../src/error-codes.js';
-import { httpRoutes, newHttpApi } from '../../src/http-api.js';
+import { httpRoutes } from '../../src/http-api.js';
 import type { Consistency, KvService, NodeStatus, ServedRead } from '../../src/kv-service.js';
 import { WatchHub, type WatchHubLimits, type WatchSource } from '../../src/watch-hub.js';
 import { webSocketApi } from '../../src/ws-api.js';
@@ -191,7 +192,7 @@ export async function startWsNode(t: Teardown, options: WsNodeOptions = {}): Pro
   const logger = recordingLogger();
   const hub = new WatchHub(options.source?.(group.state) ?? group.state, options.hub);
   group.state.onChange((change) => hub.onChange(change));
-  const api = newHttpApi(service, { limits: storage.config, logger });
+  const api = newClientApi(service, { limits: storage.config, logger });
   const edge = new Edge({
     errors: ERROR_TABLE,
     host: '127.0.0.1',
