@@ -113,9 +113,6 @@ export function buildHttpRoutes(service: KvService, options: ClientApiOptions): 
   return httpRoutes(newClientApi(service, options));
 }
 
-/** newClientApi under the name node.ts calls it by. */
-export const newHttpApi = newClientApi;
-
 /** How one route turns a request into an operation. Throws EdgeError for a bad request. */
 type Decoder = (request: EdgeRequest) => ApiOp;
 

@@ -13,10 +13,11 @@ import { NodeStorage, type Operation } from '../storage/index.js';
 import { MemberAdmin } from './admin.js';
 import { adminRoutes } from './admin-api.js';
 import { bootstrapIdentity } from './bootstrap.js';
+import { newClientApi } from './client-api.js';
 import type { NodeConfig } from './config.js';
 import { ERROR_TABLE } from './error-codes.js';
 import { LeaderForwarder, meshRequestBytes } from './forwarding.js';
-import { httpRoutes, newHttpApi } from './http-api.js';
+import { httpRoutes } from './http-api.js';
 import { identifyPeer } from './identify.js';
 import { MemberKv } from './member-kv.js';
 import { PeerDirectory } from './peer-directory.js';
@@ -241,13 +242,13 @@ export class ConclaveNode {
   private buildEdge(): Edge | undefined {
     const { config, storage } = this.parts;
     if (!config.services.includes('api')) return undefined;
-    const api = newHttpApi(this.kv, { limits: storage.config, logger: this.logger });
+    const api = newClientApi(this.kv, { limits: storage.config, logger: this.logger });
     return new Edge({
       errors: ERROR_TABLE,
       host: config.clientHost,
       port: config.clientPort,
       routes: [...httpRoutes(api), ...adminRoutes(api, this.admin, config.services.includes('admin'))],
-      websocket: webSocketApi(api, this.kv, this.main.hub, this.logger),
+      websocket: webSocketApi(api, this.main.hub, this.logger),
       logger: this.logger,
       limits: {
         maxBodyBytes: config.maxRequestBytes,

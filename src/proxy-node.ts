@@ -11,10 +11,11 @@ import {
 } from '../net/index.js';
 import { STORAGE_DEFAULTS } from '../storage/index.js';
 import { adminRoutes } from './admin-api.js';
+import { newClientApi } from './client-api.js';
 import type { NodeConfig } from './config.js';
 import { ERROR_TABLE } from './error-codes.js';
 import { meshRequestBytes } from './forwarding.js';
-import { httpRoutes, newHttpApi } from './http-api.js';
+import { httpRoutes } from './http-api.js';
 import { decodePeerRequest, encodePeerMessage } from './peer-protocol.js';
 import { ProxyKv } from './proxy-kv.js';
 import { ProxyMembers } from './proxy-members.js';
@@ -89,13 +90,13 @@ export class ProxyNode {
     const watches = new ProxyWatches(members, log, { requestTimeoutMs: config.requestTimeoutMs });
     // The members check every write again; these refuse what they would refuse before it travels.
     const limits = { ...STORAGE_DEFAULTS, commandMaxBytes: Math.max(config.maxRequestBytes * 2, 64 * 1024) };
-    const api = newHttpApi(kv, { limits, logger: log });
+    const api = newClientApi(kv, { limits, logger: log });
     const edge = new Edge({
       errors: ERROR_TABLE,
       host: config.clientHost,
       port: config.clientPort,
       routes: [...httpRoutes(api), ...adminRoutes(api, kv, config.services.includes('admin'))],
-      websocket: webSocketApi(api, kv, watches, log),
+      websocket: webSocketApi(api, watches, log),
       logger: log,
       limits: {
         maxBodyBytes: config.maxRequestBytes,

@@ -98,7 +98,8 @@ export class ProxyWatches implements Watches {
     }
     if (!first.ok) return first;
     if (this.stopped) return { ok: false, error: wsError('UNAVAILABLE', 'the proxy is stopping', true) };
-    const watch = new ProxyWatch(this.nextId++, realm, prefix, first.value, sink, this, this.limits);
+    const from = fromRevision ?? first.value.revision + 1;
+    const watch = new ProxyWatch(this.nextId++, realm, prefix, from, first.value, sink, this, this.limits);
     this.subs.add(watch);
     return { ok: true, subscription: watch };
   }
@@ -170,13 +171,15 @@ class ProxyWatch implements Subscription {
     readonly id: number,
     private readonly realm: string,
     private readonly prefix: string,
+    /** The first revision asked for: the first page's events are delivered from here. */
+    from: number,
     first: WatchPage,
     private readonly sink: WatchSink,
     private readonly owner: ProxyWatches,
     private readonly limits: ProxyWatchesLimits,
   ) {
     this.revision = first.revision;
-    this.next = first.next;
+    this.next = from;
     this.first = first;
   }
 

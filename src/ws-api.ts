@@ -19,7 +19,6 @@ import {
   sessionRef,
 } from './api-ops.js';
 import type { ClientApi } from './client-api.js';
-import type { KvService } from './kv-service.js';
 import type { SubscribeResult, Subscription, Watches } from './watch-hub.js';
 import { type RequestId, WS_MAX_INFLIGHT, WS_MAX_WATCHES, WS_PATH } from './ws-protocol.js';
 
@@ -41,12 +40,7 @@ const MAX_ID_CHARS = 128;
  * the two APIs cannot drift apart. Watches go through `watches`. `_service` is not used: it is
  * kept for node.ts's call (status is an operation of `api`).
  */
-export function webSocketApi(
-  api: ClientApi,
-  _service: KvService,
-  watches: Watches,
-  logger: Logger,
-): EdgeWebSocketHandler {
+export function webSocketApi(api: ClientApi, watches: Watches, logger: Logger): EdgeWebSocketHandler {
   const connectionOf = (socket: EdgeSocket): Connection => {
     if (socket.state === undefined) {
       socket.state = { inflight: 0, startingWatches: 0, watches: new Map() } satisfies Connection;

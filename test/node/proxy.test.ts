@@ -61,8 +61,8 @@ t.test(
     const p1 = await cluster.addProxy();
     const p2 = await cluster.addProxy();
     // p1 knows only n1 at first, so n1 is the member it uses; p2 knows every member.
-    cluster.startProxy(p1, 'api', [n1]);
-    cluster.startProxy(p2, 'api');
+    cluster.startProxy(p1, 'api', [n1], ['--log-level', 'info']);
+    cluster.startProxy(p2, 'api', cluster.nodes, ['--log-level', 'info']);
     await waitFor('both proxies ready', async () => (await ready(p1)) && (await ready(p2)));
     t.match(
       p1.stdout,
@@ -109,7 +109,14 @@ t.test(
     };
     await Promise.all(Array.from({ length: 8 }, writeOne));
     t.equal(n1.child?.signalCode, 'SIGKILL', 'n1, the member p1 used, was killed (-9) mid-stream');
-    await waitFor('every event', () => events.length >= TOTAL || watchError !== undefined);
+    await waitFor('every event', () => events.length >= TOTAL || watchError !== undefined).catch(
+      async (error: Error) => {
+        const last = events.at(-1)?.modRevision;
+        t.fail(`${error.message}: ${events.length} of ${TOTAL} arrived, the last at revision ${last}`, {
+          p1: await statusOf(p1),
+        });
+      },
+    );
     watch.close();
     await consuming;
     t.equal(watchError, undefined, 'the watch through p1 did not fail');
@@ -132,6 +139,19 @@ t.test(
     const doc = await writer.get('default', 'lost');
     t.equal(doc.version, 1, 'the retried write applied once (version 1)');
     t.equal(doc.modRevision, lost?.revision, "the retry's answer is the first application's revision");
+
+    // A watch from a past revision through a proxy: its first page (history) is delivered too.
+    const past = retrier.watch('default', '', { fromRevision: lost?.revision ?? 1 });
+    // A later change, so that a watch that skipped its history still gets an event (and fails fast).
+    await writer.put('default', 'after-past', 1);
+    let firstPast: WatchEvent | undefined;
+    for await (const event of past) {
+      firstPast = event;
+      break;
+    }
+    past.close();
+    t.equal(firstPast?.key, 'lost', 'a watch from a past revision starts with the change at that revision');
+    t.equal(firstPast?.modRevision, lost?.revision, 'at its revision');
 
     // Reads through both proxies: linearizable and stale, every acknowledged write present.
     for (const client of [writer, retrier]) {

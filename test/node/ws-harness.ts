@@ -198,7 +198,7 @@ export async function startWsNode(t: Teardown, options: WsNodeOptions = {}): Pro
     host: '127.0.0.1',
     port: 0,
     routes: httpRoutes(api),
-    websocket: webSocketApi(api, service, hub, logger),
+    websocket: webSocketApi(api, hub, logger),
     ...(options.edge ? { limits: options.edge } : {}),
     logger,
   });
