@@ -120,6 +120,13 @@ const QUICK_OPTIONS: Options = {
   out: RESULTS_DIR,
 };
 
+/** A bad command line: printed without a stack, exit code 2. */
+class UsageError extends Error {}
+
+const USAGE =
+  'usage: npm run bench -- [--quick] [--seconds S] [--rounds N] [--failovers N] [--cases a,b] [--out DIR] ' +
+  `(cases: ${CASE_IDS.join(',')})`;
+
 function parseArgs(argv: readonly string[]): Options {
   let options: Options = argv.includes('--quick') ? QUICK_OPTIONS : DEFAULT_OPTIONS;
   for (let i = 0; i < argv.length; i++) {
@@ -129,25 +136,25 @@ function parseArgs(argv: readonly string[]): Options {
       const cases = (argv[++i] ?? '').split(',');
       const unknown = cases.filter((c) => !(CASE_IDS as readonly string[]).includes(c));
       if (unknown.length > 0)
-        throw new Error(`unknown case(s) ${unknown.join(',')}; cases: ${CASE_IDS.join(',')}`);
+        throw new UsageError(`unknown case(s) ${unknown.join(',')}; cases: ${CASE_IDS.join(',')}`);
       options = { ...options, cases: cases as CaseId[] };
       continue;
     }
     if (flag === '--out') {
       const out = argv[++i];
-      if (out === undefined || out === '') throw new Error('--out needs a directory');
+      if (out === undefined || out === '') throw new UsageError('--out needs a directory');
       options = { ...options, out };
       continue;
     }
+    if (flag !== '--seconds' && flag !== '--rounds' && flag !== '--failovers') {
+      throw new UsageError(`unknown flag ${flag}; ${USAGE}`);
+    }
     const value = Number(argv[++i]);
-    if (!(value > 0)) throw new Error(`${flag} needs a positive number`);
+    if (!(value > 0)) throw new UsageError(`${flag} needs a positive number`);
     if (flag === '--seconds') options = { ...options, seconds: value };
     else if (flag === '--rounds' && Number.isInteger(value)) options = { ...options, rounds: value };
     else if (flag === '--failovers' && Number.isInteger(value)) options = { ...options, failovers: value };
-    else
-      throw new Error(
-        `unknown or bad flag ${flag} (--quick --seconds S --rounds N --failovers N --cases a,b --out DIR)`,
-      );
+    else throw new UsageError(`${flag} needs a whole number; ${USAGE}`);
   }
   return options;
 }
@@ -869,7 +876,12 @@ function installSignalHandlers(): void {
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const options = parseArgs(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    return;
+  }
+  const options = parseArgs(argv);
   installSignalHandlers();
   const wallStarted = performance.now();
   const etcd = ensureEtcd();
@@ -1046,6 +1058,10 @@ async function retryUntil<T>(attempt: () => Promise<T>, timeoutMs: number): Prom
 main().then(
   () => process.exit(0),
   (error: unknown) => {
+    if (error instanceof UsageError) {
+      console.error(`bench: ${error.message}`);
+      process.exit(2);
+    }
     console.error(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     cleanUpNow();
     process.exit(1);
