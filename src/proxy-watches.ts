@@ -68,14 +68,13 @@ export class ProxyWatches implements Watches {
     fromRevision: number | undefined,
     sink: WatchSink,
   ): Promise<SubscribeResult> {
-    if (this.stopped) return { ok: false, error: wsError('UNAVAILABLE', 'the proxy is stopping', true) };
+    if (this.stopped) return { ok: false, error: wsError('UNAVAILABLE', 'the proxy is stopping') };
     if (this.subs.size + this.starting >= this.limits.maxSubscriptions) {
       return {
         ok: false,
         error: wsError(
           'UNAVAILABLE',
           `this proxy holds ${this.subs.size} watches, its limit; retry elsewhere`,
-          true,
         ),
       };
     }
@@ -97,7 +96,7 @@ export class ProxyWatches implements Watches {
       this.starting--;
     }
     if (!first.ok) return first;
-    if (this.stopped) return { ok: false, error: wsError('UNAVAILABLE', 'the proxy is stopping', true) };
+    if (this.stopped) return { ok: false, error: wsError('UNAVAILABLE', 'the proxy is stopping') };
     const from = fromRevision ?? first.value.revision + 1;
     const watch = new ProxyWatch(this.nextId++, realm, prefix, from, first.value, sink, this, this.limits);
     this.subs.add(watch);
@@ -107,7 +106,7 @@ export class ProxyWatches implements Watches {
   /** Ends every watch with UNAVAILABLE (retryable: resume at another node). */
   stop(): void {
     this.stopped = true;
-    for (const watch of this.subs) watch.end(wsError('UNAVAILABLE', 'the proxy is stopping', true));
+    for (const watch of this.subs) watch.end(wsError('UNAVAILABLE', 'the proxy is stopping'));
   }
 
   forget(watch: ProxyWatch): void {
@@ -128,13 +127,13 @@ export class ProxyWatches implements Watches {
     let last = 'no member of the cluster is reachable from this proxy';
     for (;;) {
       if (this.stopped || signal?.cancelled) {
-        return { ok: false, error: wsError('UNAVAILABLE', 'the proxy is stopping', true) };
+        return { ok: false, error: wsError('UNAVAILABLE', 'the proxy is stopping') };
       }
       let member: { peer: string; name: string };
       try {
         member = await this.members.pick(deadline, avoid);
       } catch {
-        return { ok: false, error: wsError('UNAVAILABLE', last, true) };
+        return { ok: false, error: wsError('UNAVAILABLE', last) };
       }
       let failure: WsError;
       try {
@@ -152,7 +151,7 @@ export class ProxyWatches implements Watches {
       if (!ELSEWHERE_CODES.has(failure.code) && !failure.retryable) return { ok: false, error: failure };
       this.members.moveOff(member.peer);
       avoid = member.peer;
-      if (Date.now() >= deadline) return { ok: false, error: wsError('UNAVAILABLE', last, true) };
+      if (Date.now() >= deadline) return { ok: false, error: wsError('UNAVAILABLE', last) };
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
