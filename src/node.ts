@@ -1,7 +1,7 @@
 // A Conclave member node: wires its parts (mesh, raft groups, client edge) and routes what peers send it.
 
 import {
-  Edge,
+  type Edge,
   type IncomingSnapshot,
   type Logger,
   loadOrCreateNodeKey,
@@ -11,13 +11,10 @@ import {
 import { type Message, MessageType } from '../raft/index.js';
 import { NodeStorage, type Operation } from '../storage/index.js';
 import { MemberAdmin } from './admin.js';
-import { adminRoutes } from './admin-api.js';
 import { bootstrapIdentity } from './bootstrap.js';
-import { newClientApi } from './client-api.js';
+import { clientEdge } from './client-edge.js';
 import type { NodeConfig } from './config.js';
-import { ERROR_TABLE } from './error-codes.js';
 import { LeaderForwarder, meshRequestBytes } from './forwarding.js';
-import { httpRoutes } from './http-api.js';
 import { identifyPeer } from './identify.js';
 import { MemberKv } from './member-kv.js';
 import { PeerDirectory } from './peer-directory.js';
@@ -28,7 +25,6 @@ import { RaftGroup } from './raft-group.js';
 import { RemovalTracker } from './removal-tracker.js';
 import type { SeenMembers } from './seen-members.js';
 import { ServiceStack } from './service.js';
-import { webSocketApi } from './ws-api.js';
 
 /** The raft group every realm lives in today; frames and keys already carry it. */
 const GROUP = 1;
@@ -242,22 +238,12 @@ export class ConclaveNode {
   private buildEdge(): Edge | undefined {
     const { config, storage } = this.parts;
     if (!config.services.includes('api')) return undefined;
-    const api = newClientApi(this.kv, { limits: storage.config, logger: this.logger });
-    return new Edge({
-      errors: ERROR_TABLE,
-      host: config.clientHost,
-      port: config.clientPort,
-      routes: [...httpRoutes(api), ...adminRoutes(api, this.admin, config.services.includes('admin'))],
-      websocket: webSocketApi(api, this.main.hub, this.logger),
+    return clientEdge(config, {
+      kv: this.kv,
+      admin: this.admin,
+      watches: this.main.hub,
+      limits: storage.config,
       logger: this.logger,
-      limits: {
-        maxBodyBytes: config.maxRequestBytes,
-        maxWsPayloadBytes: config.maxRequestBytes,
-        requestTimeoutMs: config.requestTimeoutMs * 2,
-      },
-      ...(config.tlsKeyFile && config.tlsCertFile
-        ? { tls: { keyFile: config.tlsKeyFile, certFile: config.tlsCertFile } }
-        : {}),
     });
   }
 

@@ -1,7 +1,7 @@
 // A stateless proxy node: no raft, no storage; serves the whole client API by forwarding to members over the mesh.
 
 import {
-  Edge,
+  type Edge,
   ephemeralNodeKey,
   type Logger,
   loadOrCreateNodeKey,
@@ -10,19 +10,15 @@ import {
   withFields,
 } from '../net/index.js';
 import { STORAGE_DEFAULTS } from '../storage/index.js';
-import { adminRoutes } from './admin-api.js';
-import { newClientApi } from './client-api.js';
+import { clientEdge } from './client-edge.js';
 import type { NodeConfig } from './config.js';
-import { ERROR_TABLE } from './error-codes.js';
 import { meshRequestBytes } from './forwarding.js';
-import { httpRoutes } from './http-api.js';
 import { decodePeerRequest, encodePeerMessage } from './peer-protocol.js';
 import { ProxyKv } from './proxy-kv.js';
 import { ProxyMembers } from './proxy-members.js';
 import { ProxyWatches } from './proxy-watches.js';
 import { DriverError } from './raft-driver.js';
 import { ServiceStack } from './service.js';
-import { webSocketApi } from './ws-api.js';
 
 /**
  * A node started with `api` and without `raft`. It proves the cluster secret on the mesh like
@@ -90,23 +86,7 @@ export class ProxyNode {
     const watches = new ProxyWatches(members, log, { requestTimeoutMs: config.requestTimeoutMs });
     // The members check every write again; these refuse what they would refuse before it travels.
     const limits = { ...STORAGE_DEFAULTS, commandMaxBytes: Math.max(config.maxRequestBytes * 2, 64 * 1024) };
-    const api = newClientApi(kv, { limits, logger: log });
-    const edge = new Edge({
-      errors: ERROR_TABLE,
-      host: config.clientHost,
-      port: config.clientPort,
-      routes: [...httpRoutes(api), ...adminRoutes(api, kv, config.services.includes('admin'))],
-      websocket: webSocketApi(api, watches, log),
-      logger: log,
-      limits: {
-        maxBodyBytes: config.maxRequestBytes,
-        maxWsPayloadBytes: config.maxRequestBytes,
-        requestTimeoutMs: config.requestTimeoutMs * 2,
-      },
-      ...(config.tlsKeyFile && config.tlsCertFile
-        ? { tls: { keyFile: config.tlsKeyFile, certFile: config.tlsCertFile } }
-        : {}),
-    });
+    const edge = clientEdge(config, { kv, admin: kv, watches, limits, logger: log });
     const cluster = members;
     const services = new ServiceStack(
       [

@@ -7,18 +7,7 @@ import { Client, type WatchEvent } from '../../src/client/index.js';
 import { TestWebSocket } from '../net/ws-client.js';
 import { runCli } from './cli-run.js';
 import { FAST_TIMING } from './running-cluster.js';
-
-async function waitFor(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+import { checkDelivery, collect, waitFor } from './watch-delivery.js';
 
 interface ProxyStatus {
   readonly name: string;
@@ -79,19 +68,7 @@ t.test(
 
     const start = await writer.put('default', 'marker', 0);
     const TOTAL = 300;
-    const events: WatchEvent[] = [];
-    const watch = watcher.watch('default', 'w/', { fromRevision: start.revision + 1 });
-    let watchError: unknown;
-    const consuming = (async () => {
-      try {
-        for await (const event of watch) {
-          events.push(event);
-          if (events.length >= TOTAL) break;
-        }
-      } catch (error) {
-        watchError = error;
-      }
-    })();
+    const watch = collect(watcher.watch('default', 'w/', { fromRevision: start.revision + 1 }), TOTAL);
 
     // A session write through p1 whose answer n1 never sends: the client retries it (same
     // session and sequence number) through p1, which now forwards to another member.
@@ -109,27 +86,13 @@ t.test(
     };
     await Promise.all(Array.from({ length: 8 }, writeOne));
     t.equal(n1.child?.signalCode, 'SIGKILL', 'n1, the member p1 used, was killed (-9) mid-stream');
-    await waitFor('every event', () => events.length >= TOTAL || watchError !== undefined).catch(
-      async (error: Error) => {
-        const last = events.at(-1)?.modRevision;
-        t.fail(`${error.message}: ${events.length} of ${TOTAL} arrived, the last at revision ${last}`, {
-          p1: await statusOf(p1),
-        });
-      },
-    );
-    watch.close();
-    await consuming;
-    t.equal(watchError, undefined, 'the watch through p1 did not fail');
-    const revisions = events.map((e) => e.modRevision);
-    t.ok(
-      revisions.every((r, i) => i === 0 || r > revisions[i - 1]!),
-      'events arrive in strictly increasing revision order (none repeated)',
-    );
-    t.equal(events.length, TOTAL, `exactly ${TOTAL} events`);
-    const missing = [...acked].filter(
-      ([key, revision]) => !events.some((e) => e.key === key && e.modRevision === revision),
-    );
-    t.same(missing, [], 'every acknowledged write arrived through the watch with its revision');
+    await watch.finish().catch(async (error: Error) => {
+      t.fail(`${error.message}, the last at revision ${watch.events.at(-1)?.modRevision}`, {
+        p1: await statusOf(p1),
+      });
+    });
+    t.equal(watch.error(), undefined, 'the watch through p1 did not fail');
+    checkDelivery(t, watch.events, acked, TOTAL);
 
     const after = await statusOf(p1);
     t.not(after?.member, 'n1', `p1 moved to another member (${after?.member})`);

@@ -1,0 +1,47 @@
+// The client edge of a node, member or proxy: the HTTP routes, the admin routes and the WebSocket API over one KvService.
+
+import { Edge, type Logger } from '../net/index.js';
+import type { CommandLimits } from '../storage/index.js';
+import type { AdminService } from './admin-api.js';
+import { adminRoutes } from './admin-api.js';
+import { newClientApi } from './client-api.js';
+import type { NodeConfig } from './config.js';
+import { ERROR_TABLE } from './error-codes.js';
+import { httpRoutes } from './http-api.js';
+import type { KvService } from './kv-service.js';
+import type { Watches } from './watch-hub.js';
+import { webSocketApi } from './ws-api.js';
+
+export interface ClientEdgeParts {
+  readonly kv: KvService;
+  readonly admin: AdminService;
+  readonly watches: Watches;
+  /** What writes are checked against before they are proposed (or forwarded). */
+  readonly limits: CommandLimits;
+  readonly logger: Logger;
+}
+
+/**
+ * The edge on the node's client port (not started): the client API on `kv`, the admin routes
+ * (answering PERMISSION_DENIED without the admin service), watches from `watches`, with the
+ * node's body and payload limits, request deadline and TLS.
+ */
+export function clientEdge(config: NodeConfig, parts: ClientEdgeParts): Edge {
+  const api = newClientApi(parts.kv, { limits: parts.limits, logger: parts.logger });
+  return new Edge({
+    errors: ERROR_TABLE,
+    host: config.clientHost,
+    port: config.clientPort,
+    routes: [...httpRoutes(api), ...adminRoutes(api, parts.admin, config.services.includes('admin'))],
+    websocket: webSocketApi(api, parts.watches, parts.logger),
+    logger: parts.logger,
+    limits: {
+      maxBodyBytes: config.maxRequestBytes,
+      maxWsPayloadBytes: config.maxRequestBytes,
+      requestTimeoutMs: config.requestTimeoutMs * 2,
+    },
+    ...(config.tlsKeyFile && config.tlsCertFile
+      ? { tls: { keyFile: config.tlsKeyFile, certFile: config.tlsCertFile } }
+      : {}),
+  });
+}
