@@ -127,9 +127,16 @@ export class LocalCluster {
     ];
   }
 
-  /** Starts `node`; `env` adds environment variables (e.g. a fault to inject). */
-  start(node: ClusterNode, env: Readonly<Record<string, string>> = {}): void {
-    node.child = spawn(process.execPath, this.args(node), {
+  /**
+   * Starts `node`; `env` adds environment variables (e.g. a fault to inject), `nodeFlags` flags
+   * for node itself (e.g. --cpu-prof, which NODE_OPTIONS may not carry).
+   */
+  start(
+    node: ClusterNode,
+    env: Readonly<Record<string, string>> = {},
+    nodeFlags: readonly string[] = [],
+  ): void {
+    node.child = spawn(process.execPath, [...nodeFlags, ...this.args(node)], {
       stdio: process.env.CONCLAVE_CLUSTER_LOGS ? ['ignore', 'inherit', 'inherit'] : 'ignore',
       env: { ...process.env, ...env },
     });
