@@ -1,6 +1,6 @@
 // Where a sequential put spends its time: CPU profiles of a 3-node cluster's leader and a follower under one writer.
 //
-// usage: npm run profile:put -- [--seconds S] [--to leader|follower] [--top N] [--out DIR]
+// usage: npm run profile:put -- [--seconds S] [--to leader|follower] [--engine rocksdb|leveldb] [--top N] [--out DIR]
 // Starts three members (LocalCluster's defaults) with `node --cpu-prof`, finds the leader, and
 // sends sequential puts (256-byte JSON documents, HTTP keep-alive, one at a time) to the leader
 // or to a follower for S seconds (default 10). Then it stops the members with SIGTERM so that
@@ -20,14 +20,16 @@ interface Options {
   to: 'leader' | 'follower';
   top: number;
   out: string | undefined;
+  engine: 'rocksdb' | 'leveldb';
 }
 
-const USAGE = 'usage: npm run profile:put -- [--seconds S] [--to leader|follower] [--top N] [--out DIR]';
+const USAGE =
+  'usage: npm run profile:put -- [--seconds S] [--to leader|follower] [--engine rocksdb|leveldb] [--top N] [--out DIR]';
 
 class UsageError extends Error {}
 
 function parseArgs(argv: readonly string[]): Options {
-  const options: Options = { seconds: 10, to: 'leader', top: 15, out: undefined };
+  const options: Options = { seconds: 10, to: 'leader', top: 15, out: undefined, engine: 'rocksdb' };
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i]!;
     const value = argv[i + 1];
@@ -37,6 +39,7 @@ function parseArgs(argv: readonly string[]): Options {
       options.top = Number(value);
     else if (flag === '--to' && (value === 'leader' || value === 'follower')) options.to = value;
     else if (flag === '--out') options.out = value;
+    else if (flag === '--engine' && (value === 'rocksdb' || value === 'leveldb')) options.engine = value;
     else throw new UsageError(`bad flag or value: ${flag} ${value}; ${USAGE}`);
   }
   return options;
@@ -134,7 +137,7 @@ async function main(): Promise<void> {
   }
   const options = parseArgs(argv);
   const out = options.out ?? mkdtempSync(join(tmpdir(), 'conclave-profile-'));
-  const cluster = new LocalCluster();
+  const cluster = new LocalCluster(['--storage-engine', options.engine]);
   try {
     await cluster.create(3);
     for (const node of cluster.nodes) {
@@ -153,7 +156,7 @@ async function main(): Promise<void> {
     latencies.sort((a, b) => a - b);
     const puts = latencies.length;
     console.log(
-      `${puts} sequential puts to the ${options.to} (${target.name}) in ${options.seconds} s: ` +
+      `${puts} sequential puts to the ${options.to} (${target.name}, ${options.engine}) in ${options.seconds} s: ` +
         `${(puts / options.seconds).toFixed(0)}/s, p50 ${latencies[Math.floor(puts / 2)]!.toFixed(2)} ms, ` +
         `p99 ${latencies[Math.floor(puts * 0.99)]!.toFixed(2)} ms`,
     );
