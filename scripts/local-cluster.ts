@@ -9,6 +9,33 @@ import { fileURLToPath } from 'node:url';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'src', 'cli.js');
 
+/** Every node and proxy process started here and not yet exited. */
+const liveChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * Tracks `child` until it exits. If this process exits first (a test runner's timeout ends it
+ * before the test's teardown runs), its children are killed by pid, not left running.
+ */
+function track(child: ChildProcess): ChildProcess {
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const live of liveChildren) {
+        if (live.pid === undefined) continue;
+        try {
+          process.kill(live.pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+    });
+  }
+  return child;
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -136,10 +163,12 @@ export class LocalCluster {
     env: Readonly<Record<string, string>> = {},
     nodeFlags: readonly string[] = [],
   ): void {
-    node.child = spawn(process.execPath, [...nodeFlags, ...this.args(node)], {
-      stdio: process.env.CONCLAVE_CLUSTER_LOGS ? ['ignore', 'inherit', 'inherit'] : 'ignore',
-      env: { ...process.env, ...env },
-    });
+    node.child = track(
+      spawn(process.execPath, [...nodeFlags, ...this.args(node)], {
+        stdio: process.env.CONCLAVE_CLUSTER_LOGS ? ['ignore', 'inherit', 'inherit'] : 'ignore',
+        env: { ...process.env, ...env },
+      }),
+    );
   }
 
   /** A stateless proxy named p1, p2, … (not started) with a free client port and an empty working directory. */
@@ -185,10 +214,12 @@ export class LocalCluster {
       services,
       ...extra,
     ];
-    const child = spawn(process.execPath, args, {
-      cwd: proxy.cwd,
-      stdio: ['ignore', 'pipe', process.env.CONCLAVE_CLUSTER_LOGS ? 'inherit' : 'ignore'],
-    });
+    const child = track(
+      spawn(process.execPath, args, {
+        cwd: proxy.cwd,
+        stdio: ['ignore', 'pipe', process.env.CONCLAVE_CLUSTER_LOGS ? 'inherit' : 'ignore'],
+      }),
+    );
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (text: string) => {
       if (proxy.stdout.length < 64 * 1024) proxy.stdout += text;
