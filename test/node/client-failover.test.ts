@@ -4,7 +4,7 @@ import t from 'tap';
 import { LocalCluster } from '../../scripts/local-cluster.js';
 import { Client, type ConclaveError, type WatchEvent } from '../../src/client/index.js';
 import { FAST_TIMING, runningCluster } from './running-cluster.js';
-import { checkDelivery, collect } from './watch-delivery.js';
+import { checkDelivery, collect, writeKeys } from './watch-delivery.js';
 
 t.test(
   'a watcher whose node is killed continues through another node: no event missed or repeated',
@@ -26,18 +26,9 @@ t.test(
     const start = await writer.put('default', 'marker', 0);
     const watch = collect(watcher.watch('default', 'w/', { fromRevision: start.revision + 1 }), TOTAL);
 
-    const acked = new Map<string, number>();
-    let next = 0;
-    const writeOne = async (): Promise<void> => {
-      while (next < TOTAL) {
-        const i = next++;
-        const key = `w/${String(i).padStart(4, '0')}`;
-        const { revision } = await writer.put('default', key, { i });
-        acked.set(key, revision);
-        if (acked.size === Math.floor(TOTAL / 3)) await cluster.kill(n1);
-      }
-    };
-    await Promise.all(Array.from({ length: 8 }, writeOne));
+    const acked = await writeKeys(writer, TOTAL, 8, async (_i, acked) => {
+      if (acked.size === Math.floor(TOTAL / 3)) await cluster.kill(n1);
+    });
     t.equal(cluster.running(n1), false, 'n1 was killed mid-stream');
     await watch.finish();
     t.equal(watch.error(), undefined, 'the watch did not fail');

@@ -7,7 +7,7 @@ import { Client, type WatchEvent } from '../../src/client/index.js';
 import { TestWebSocket } from '../net/ws-client.js';
 import { runCli } from './cli-run.js';
 import { FAST_TIMING } from './running-cluster.js';
-import { checkDelivery, collect, waitFor } from './watch-delivery.js';
+import { checkDelivery, collect, waitFor, writeKeys } from './watch-delivery.js';
 
 interface ProxyStatus {
   readonly name: string;
@@ -73,18 +73,9 @@ t.test(
     // A session write through p1 whose answer n1 never sends: the client retries it (same
     // session and sequence number) through p1, which now forwards to another member.
     let lost: { revision: number } | undefined;
-    const acked = new Map<string, number>();
-    let next = 0;
-    const writeOne = async (): Promise<void> => {
-      while (next < TOTAL) {
-        const i = next++;
-        const key = `w/${String(i).padStart(4, '0')}`;
-        const { revision } = await writer.put('default', key, { i });
-        acked.set(key, revision);
-        if (i === Math.floor(TOTAL / 3)) lost = await retrier.put('default', 'lost', { once: true });
-      }
-    };
-    await Promise.all(Array.from({ length: 8 }, writeOne));
+    const acked = await writeKeys(writer, TOTAL, 8, async (i) => {
+      if (i === Math.floor(TOTAL / 3)) lost = await retrier.put('default', 'lost', { once: true });
+    });
     t.equal(n1.child?.signalCode, 'SIGKILL', 'n1, the member p1 used, was killed (-9) mid-stream');
     await watch.finish().catch(async (error: Error) => {
       t.fail(`${error.message}, the last at revision ${watch.events.at(-1)?.modRevision}`, {

@@ -1,7 +1,7 @@
 // Test helper: a watch consumed in the background while writes go on, and the checks that it missed and repeated nothing.
 
 import type { Test } from 'tap';
-import type { Watch, WatchEvent } from '../../src/client/index.js';
+import type { Client, Watch, WatchEvent } from '../../src/client/index.js';
 
 /** Polls `check` until it holds; throws naming `what` after `timeoutMs`. */
 export async function waitFor(
@@ -75,4 +75,30 @@ export function checkDelivery(
     ([key, revision]) => !events.some((e) => e.key === key && e.modRevision === revision),
   );
   t.same(missing, [], 'every acknowledged write arrived with its revision');
+}
+
+/**
+ * Puts keys w/0000 … w/(total-1) (value {i}) through `client`, `concurrency` at a time, and
+ * returns every acknowledged key with its revision. `afterEach(i, acked)` runs after write i
+ * was acknowledged (to inject a fault mid-stream).
+ */
+export async function writeKeys(
+  client: Client,
+  total: number,
+  concurrency: number,
+  afterEach: (i: number, acked: ReadonlyMap<string, number>) => Promise<void> = async () => {},
+): Promise<Map<string, number>> {
+  const acked = new Map<string, number>();
+  let next = 0;
+  const loop = async (): Promise<void> => {
+    while (next < total) {
+      const i = next++;
+      const key = `w/${String(i).padStart(4, '0')}`;
+      const { revision } = await client.put('default', key, { i });
+      acked.set(key, revision);
+      await afterEach(i, acked);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, loop));
+  return acked;
 }
