@@ -26,6 +26,7 @@ import {
   type SnapshotHandler,
   sendSnapshotOn,
 } from './snapshot.js';
+import { coalescingEncrypter, halfWindowUpdates } from './transport-tuning.js';
 
 /** Conclave's libp2p protocol ids. The version changes when a wire format does. */
 export const PROTOCOLS = Object.freeze({
@@ -202,12 +203,13 @@ export class Mesh {
     if (this.state !== 'new') throw new NetError('STOPPED', `mesh cannot start from state ${this.state}`);
     this.state = 'starting';
     const limits = this.limits;
+    halfWindowUpdates(this.logger);
     const node = await createLibp2p({
       privateKey: this.init.privateKey,
       start: false,
       addresses: { listen: [...this.init.listen] },
       transports: [tcp()],
-      connectionEncrypters: [noise()],
+      connectionEncrypters: [coalescingEncrypter(noise())],
       streamMuxers: [
         yamux({
           maxInboundStreams: 64,
