@@ -7,16 +7,20 @@
 // each writes its profile, and prints: puts/s and p50 latency; each member's CPU per put
 // (utime + stime from /proc over the load, divided by the puts); and for the leader and one
 // follower the functions with the most self time, as a share of the profile's wall time, plus
-// the share of idle, garbage collection and the synced RocksDB write. The .cpuprofile files stay
+// the share of idle, garbage collection and the synced RocksDB write, and the self time by area
+// (raft/, storage/, net/, src/, the libp2p stack, other packages, Node core, native). The .cpuprofile files stay
 // in DIR (default: a temporary directory) to open in Chrome's DevTools.
 
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Client } from '../src/client/index.js';
 import { type ClusterNode, LocalCluster } from './local-cluster.js';
 
 interface Options {
   seconds: number;
+  clients: number;
+  via: 'http' | 'ws';
   to: 'leader' | 'follower';
   top: number;
   out: string | undefined;
@@ -24,12 +28,20 @@ interface Options {
 }
 
 const USAGE =
-  'usage: npm run profile:put -- [--seconds S] [--to leader|follower] [--engine rocksdb|leveldb] [--top N] [--out DIR]';
+  'usage: npm run profile:put -- [--seconds S] [--clients N] [--via http|ws] [--to leader|follower] [--engine rocksdb|leveldb] [--top N] [--out DIR]';
 
 class UsageError extends Error {}
 
 function parseArgs(argv: readonly string[]): Options {
-  const options: Options = { seconds: 10, to: 'leader', top: 15, out: undefined, engine: 'rocksdb' };
+  const options: Options = {
+    seconds: 10,
+    clients: 1,
+    via: 'http',
+    to: 'leader',
+    top: 15,
+    out: undefined,
+    engine: 'rocksdb',
+  };
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i]!;
     const value = argv[i + 1];
@@ -38,6 +50,9 @@ function parseArgs(argv: readonly string[]): Options {
     else if (flag === '--top' && Number.isInteger(Number(value)) && Number(value) > 0)
       options.top = Number(value);
     else if (flag === '--to' && (value === 'leader' || value === 'follower')) options.to = value;
+    else if (flag === '--clients' && Number.isInteger(Number(value)) && Number(value) > 0)
+      options.clients = Number(value);
+    else if (flag === '--via' && (value === 'http' || value === 'ws')) options.via = value;
     else if (flag === '--out') options.out = value;
     else if (flag === '--engine' && (value === 'rocksdb' || value === 'leveldb')) options.engine = value;
     else throw new UsageError(`bad flag or value: ${flag} ${value}; ${USAGE}`);
@@ -75,9 +90,13 @@ interface Window {
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 /** Self time per function (µs) of the samples inside `window`, and the window's length (µs). */
-function selfTimes(profile: CpuProfile, window: Window): { byFunction: Map<string, number>; wallUs: number } {
+function selfTimes(
+  profile: CpuProfile,
+  window: Window,
+): { byFunction: Map<string, number>; byArea: Map<string, number>; wallUs: number } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const byFunction = new Map<string, number>();
+  const byArea = new Map<string, number>();
   let at = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
     at += profile.timeDeltas[i] ?? 0;
@@ -88,15 +107,39 @@ function selfTimes(profile: CpuProfile, window: Window): { byFunction: Map<strin
     const file = url === '' ? '' : url.replace(/^file:\/\//, '').replace(/.*\/(node_modules|dist)\//, '$1/');
     const name = `${functionName || '(anonymous)'}${file ? ` ${file}:${lineNumber + 1}` : ''}`;
     byFunction.set(name, (byFunction.get(name) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    const area = areaOf(functionName, url);
+    byArea.set(area, (byArea.get(area) ?? 0) + (profile.timeDeltas[i] ?? 0));
   }
-  return { byFunction, wallUs: window.toUs - window.fromUs };
+  return { byFunction, byArea, wallUs: window.toUs - window.fromUs };
+}
+
+/** Packages of the libp2p stack (the mesh's transport, encryption, multiplexing and their helpers). */
+const LIBP2P_STACK =
+  /^(@libp2p\/|libp2p$|@chainsafe\/|@multiformats\/|it-|uint8arraylist|uint8arrays|p-|race-|main-event|@noble\/|multiformats)/;
+
+/**
+ * Where a sampled function belongs: Conclave's own layers (raft, storage, net, src), a package
+ * (the libp2p stack as one), Node's own JavaScript, or V8's pseudo-frames and native code.
+ */
+function areaOf(functionName: string, url: string): string {
+  if (url === '') {
+    if (/^\((idle|root|program|garbage collector)\)$/.test(functionName)) return functionName;
+    return 'native (no script: socket writes, crypto, engine calls)';
+  }
+  const path = url.replace(/^file:\/\//, '');
+  const pkg = /.*\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1];
+  if (pkg !== undefined) return LIBP2P_STACK.test(pkg) ? 'libp2p stack' : pkg;
+  const own = /\/dist\/(raft|storage|net|src|scripts)\//.exec(path)?.[1];
+  if (own !== undefined) return `conclave ${own}/`;
+  if (path.startsWith('node:')) return 'node core (streams, events, timers)';
+  return 'other';
 }
 
 function report(label: string, profile: CpuProfile, window: Window, top: number): void {
   if (profile.startTime > window.fromUs || profile.endTime < window.toUs) {
     throw new Error(`${label}'s profile does not cover the load (its clock is not CLOCK_MONOTONIC?)`);
   }
-  const { byFunction, wallUs } = selfTimes(profile, window);
+  const { byFunction, byArea, wallUs } = selfTimes(profile, window);
   const share = (us: number) => `${((100 * us) / wallUs).toFixed(1).padStart(5)} %`;
   const of = (pattern: RegExp) =>
     [...byFunction].filter(([name]) => pattern.test(name)).reduce((sum, [, us]) => sum + us, 0);
@@ -105,27 +148,53 @@ function report(label: string, profile: CpuProfile, window: Window, top: number)
     `  idle ${share(of(/^\(idle\)/))}, garbage collection ${share(of(/^\(garbage collector\)/))}, ` +
       `synced RocksDB writes (_writeSync) ${share(of(/^_writeSync /))}, program (native, unattributed) ${share(of(/^\(program\)/))}`,
   );
+  const areas = [...byArea]
+    .filter(([area]) => area !== '(idle)' && area !== '(root)')
+    .sort((a, b) => b[1] - a[1]);
+  console.log(`  by area: ${areas.map(([area, us]) => `${area} ${share(us).trim()}`).join(', ')}`);
   const sorted = [...byFunction]
     .filter(([name]) => !/^\((idle|root)\)/.test(name))
     .sort((a, b) => b[1] - a[1]);
   for (const [name, us] of sorted.slice(0, top)) console.log(`  ${share(us)}  ${name}`);
 }
 
-async function sequentialPuts(url: string, seconds: number): Promise<number[]> {
-  const latencies: number[] = [];
-  const value = JSON.stringify({ payload: 'x'.repeat(240) });
-  const deadline = performance.now() + seconds * 1000;
-  for (let i = 0; performance.now() < deadline; i++) {
-    const started = performance.now();
-    const response = await fetch(`${url}/v1/realms/default/kv/k${i % 10_000}`, {
+/** One put of a 256-byte JSON document, over HTTP (fetch, keep-alive) or the client library's WebSocket. */
+type Put = (key: string) => Promise<void>;
+
+function httpPut(url: string): Put {
+  const body = JSON.stringify({ payload: 'x'.repeat(240) });
+  return async (key) => {
+    const response = await fetch(`${url}/v1/realms/default/kv/${key}`, {
       method: 'PUT',
-      body: value,
+      body,
       headers: { 'content-type': 'application/json' },
     });
     await response.arrayBuffer();
     if (!response.ok) throw new Error(`put answered ${response.status}`);
-    latencies.push(performance.now() - started);
-  }
+  };
+}
+
+function wsPut(client: Client): Put {
+  const value = { payload: 'x'.repeat(240) };
+  return async (key) => {
+    await client.put('default', key, value);
+  };
+}
+
+/** `puts.length` loops, each sending one put at a time until `seconds` pass; every latency in ms. */
+async function putLoops(puts: readonly Put[], seconds: number): Promise<number[]> {
+  const latencies: number[] = [];
+  const deadline = performance.now() + seconds * 1000;
+  let next = 0;
+  await Promise.all(
+    puts.map(async (put) => {
+      while (performance.now() < deadline) {
+        const started = performance.now();
+        await put(`k${next++ % 10_000}`);
+        latencies.push(performance.now() - started);
+      }
+    }),
+  );
   return latencies;
 }
 
@@ -146,25 +215,34 @@ async function main(): Promise<void> {
     const leader = await cluster.waitForLeader(30_000);
     const follower = cluster.nodes.find((n) => n !== leader)!;
     const target = options.to === 'leader' ? leader : follower;
+    const clients =
+      options.via === 'ws'
+        ? Array.from({ length: Math.min(options.clients, 6) }, () => new Client({ endpoints: [target.url] }))
+        : [];
+    const puts = Array.from({ length: options.clients }, (_, i) =>
+      options.via === 'ws' ? wsPut(clients[i % clients.length]!) : httpPut(target.url),
+    );
     // A second of warm-up, not measured.
-    await sequentialPuts(target.url, 1);
+    await putLoops(puts, 1);
     const before = new Map(cluster.nodes.map((n) => [n.name, cpuMs(n.child!.pid!)]));
     const fromUs = nowUs();
-    const latencies = await sequentialPuts(target.url, options.seconds);
+    const latencies = await putLoops(puts, options.seconds);
     const window = { fromUs, toUs: nowUs() };
     const cpu = cluster.nodes.map((n) => ({ node: n, ms: cpuMs(n.child!.pid!) - before.get(n.name)! }));
     latencies.sort((a, b) => a - b);
-    const puts = latencies.length;
+    await Promise.all(clients.map((client) => client.close()));
+    const done = latencies.length;
     console.log(
-      `${puts} sequential puts to the ${options.to} (${target.name}, ${options.engine}) in ${options.seconds} s: ` +
-        `${(puts / options.seconds).toFixed(0)}/s, p50 ${latencies[Math.floor(puts / 2)]!.toFixed(2)} ms, ` +
-        `p99 ${latencies[Math.floor(puts * 0.99)]!.toFixed(2)} ms`,
+      `${done} puts from ${options.clients} sequential loop(s) over ${options.via} to the ${options.to} ` +
+        `(${target.name}, ${options.engine}) in ${options.seconds} s: ` +
+        `${(done / options.seconds).toFixed(0)}/s, p50 ${latencies[Math.floor(done / 2)]!.toFixed(2)} ms, ` +
+        `p99 ${latencies[Math.floor(done * 0.99)]!.toFixed(2)} ms`,
     );
     const total = cpu.reduce((sum, c) => sum + c.ms, 0);
     console.log(
       `CPU per put (utime+stime / puts): ${cpu
-        .map((c) => `${c.node.name}${c.node === leader ? ' (leader)' : ''} ${(c.ms / puts).toFixed(2)} ms`)
-        .join(', ')}; the cluster ${(total / puts).toFixed(2)} ms`,
+        .map((c) => `${c.node.name}${c.node === leader ? ' (leader)' : ''} ${(c.ms / done).toFixed(2)} ms`)
+        .join(', ')}; the cluster ${(total / done).toFixed(2)} ms`,
     );
     await Promise.all(cluster.nodes.map((n) => cluster.kill(n, 'SIGTERM')));
     const profileOf = (node: ClusterNode): CpuProfile => {
