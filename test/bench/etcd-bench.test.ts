@@ -88,7 +88,7 @@ t.test('a tiny run prints the table and one last line, writes JSON, and stops ev
   const tmp = ownTmp(t);
   const out = join(tmp, 'results');
   const run = startBench(
-    ['--quick', '--cases', 'put1,failover', '--seconds', '0.5', '--failovers', '1', '--out', out],
+    ['--quick', '--cases', 'put1,http64,failover', '--seconds', '0.5', '--failovers', '1', '--out', out],
     tmp,
   );
   t.teardown(() => run.child.kill('SIGKILL'));
@@ -103,13 +103,32 @@ t.test('a tiny run prints the table and one last line, writes JSON, and stops ev
     lines.some((line) => /^put, 1 client\s+\d+\s+\d+\s+\d+\.\d\d/.test(line)),
     'the put row, with both throughputs and a ratio',
   );
+  const cells = (name: string) =>
+    lines
+      .find((line) => line.startsWith(name))
+      ?.slice(name.length)
+      .trim()
+      .split(/\s+/);
+  const put = cells('put, 1 client') ?? [];
+  t.match(put[9], /^[1-9]\d*$/, "Conclave's server CPU per 1,000 puts (ms)");
+  t.match(put[10], /^[1-9]\d*$/, "etcd's");
+  t.match(put[11], /^\d+\.\d\d$/, 'and their ratio');
+  const http = cells('put, 64 HTTP connections round-robin') ?? [];
+  t.match(
+    http.slice(0, 3).join(' '),
+    /^\d+ \d+ \d+\.\d\d$/,
+    'the round-robin HTTP row, both throughputs and a ratio',
+  );
   t.ok(
     lines.some((line) =>
       /^failover, kill -9 leader\s+-\s+-\s+-\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+\.\d\d/.test(line),
     ),
     'the failover row, with both medians and a ratio',
   );
-  t.match(lines.at(-1), /^bench: worst ratio \d+\.\d\d in (put, 1 client|failover, kill -9 leader) \(.+\)$/);
+  t.match(
+    lines.at(-1),
+    /^bench: worst ratio \d+\.\d\d in (put, 1 client|put, 64 HTTP connections round-robin|failover, kill -9 leader) \(.+\)$/,
+  );
   t.equal(lines.filter((line) => line.startsWith('bench: worst ratio')).length, 1, 'exactly one such line');
 
   const files = readdirSync(out);
