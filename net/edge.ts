@@ -209,6 +209,8 @@ export interface EdgeCounters {
   wsClosed: number;
   wsMessagesIn: number;
   wsMessagesOut: number;
+  /** Corked writes of queued messages: one per socket per event-loop turn in which it was sent anything. */
+  wsWrites: number;
   wsSlowConsumersClosed: number;
   wsTooLargeClosed: number;
   wsInvalidMessages: number;
@@ -233,6 +235,7 @@ export class Edge {
   private boundPort = 0;
   private inflight = 0;
   private nextSocketId = 1;
+  private readonly sendFlusher = new SendFlusher();
   private readonly sockets = new Map<number, SocketState>();
   private readonly counterValues: EdgeCounters = {
     requests: 0,
@@ -241,6 +244,7 @@ export class Edge {
     wsClosed: 0,
     wsMessagesIn: 0,
     wsMessagesOut: 0,
+    wsWrites: 0,
     wsSlowConsumersClosed: 0,
     wsTooLargeClosed: 0,
     wsInvalidMessages: 0,
@@ -618,6 +622,7 @@ export class Edge {
         const data = ws.getUserData();
         const socket = new SocketState(
           this.nextSocketId++,
+          this.sendFlusher,
           ws,
           data.upgrade,
           limits,
@@ -688,9 +693,12 @@ interface UpgradeInfo {
 class SocketState implements EdgeSocket {
   state: unknown = undefined;
   private closed = false;
+  private queue: string[] = [];
+  private queuedBytes = 0;
 
   constructor(
     readonly id: number,
+    private readonly flusher: SendFlusher,
     private readonly ws: WebSocket<unknown>,
     private readonly upgrade: UpgradeInfo,
     private readonly limits: EdgeLimits,
@@ -716,14 +724,21 @@ class SocketState implements EdgeSocket {
   }
 
   get bufferedBytes(): number {
-    return this.closed ? 0 : this.ws.getBufferedAmount();
+    return this.closed ? 0 : this.ws.getBufferedAmount() + this.queuedBytes;
   }
 
+  /**
+   * Queues the message; every message a socket is sent in one event-loop turn goes out in one
+   * corked write when the turn ends (the answers one apply settles, a transaction's watch
+   * events): one syscall instead of one per message. The backpressure check counts what is
+   * queued, so the refusal is as immediate as before.
+   */
   send(message: unknown): boolean {
     if (this.closed) return false;
     const text = JSON.stringify(message);
-    const buffered = this.ws.getBufferedAmount();
-    if (buffered > 0 && buffered + Buffer.byteLength(text) > this.limits.maxWsBackpressureBytes) {
+    const buffered = this.ws.getBufferedAmount() + this.queuedBytes;
+    const bytes = Buffer.byteLength(text);
+    if (buffered > 0 && buffered + bytes > this.limits.maxWsBackpressureBytes) {
       this.counters.wsSlowConsumersClosed++;
       this.logger.info('websocket_slow_consumer', {
         id: this.id,
@@ -733,19 +748,40 @@ class SocketState implements EdgeSocket {
       this.close(this.closeCodes.SLOW_CONSUMER, 'SLOW_CONSUMER');
       return false;
     }
-    const status = this.ws.send(text, false, false);
-    if (status === 2) {
-      // Dropped by uWS's own limit (set at twice ours): treat like a slow consumer.
+    this.queue.push(text);
+    this.queuedBytes += bytes;
+    if (this.queue.length === 1) this.flusher.schedule(this);
+    return true;
+  }
+
+  /** Writes what send() queued, corked. Called once per turn by the edge's SendFlusher. */
+  flush(): void {
+    const queue = this.queue;
+    this.queue = [];
+    this.queuedBytes = 0;
+    if (this.closed || queue.length === 0) return;
+    let dropped = false;
+    this.counters.wsWrites++;
+    this.ws.cork(() => {
+      for (const text of queue) {
+        // 2: dropped by uWS's own limit (set at twice ours).
+        if (this.ws.send(text, false, false) === 2) {
+          dropped = true;
+          return;
+        }
+        this.counters.wsMessagesOut++;
+      }
+    });
+    if (dropped) {
       this.counters.wsSlowConsumersClosed++;
       this.close(this.closeCodes.SLOW_CONSUMER, 'SLOW_CONSUMER');
-      return false;
     }
-    this.counters.wsMessagesOut++;
-    return true;
   }
 
   close(code = 1000, reason = ''): void {
     if (this.closed) return;
+    // What is queued goes before the close frame, as it would have without the batching.
+    this.flush();
     this.closed = true;
     try {
       this.ws.end(code, reason);
@@ -756,6 +792,28 @@ class SocketState implements EdgeSocket {
 
   markClosed(): void {
     this.closed = true;
+    this.queue = [];
+    this.queuedBytes = 0;
+  }
+}
+
+/** Flushes the sockets that queued messages in this event-loop turn, once, when the turn ends. */
+class SendFlusher {
+  private readonly due = new Set<SocketState>();
+  private scheduled = false;
+
+  schedule(socket: SocketState): void {
+    this.due.add(socket);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // setImmediate, not a microtask: answers settled by different promise chains of the same
+    // turn (one apply settles many proposals) all join the one write.
+    setImmediate(() => {
+      this.scheduled = false;
+      const sockets = [...this.due];
+      this.due.clear();
+      for (const socket of sockets) socket.flush();
+    });
   }
 }
 

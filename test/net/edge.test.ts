@@ -88,7 +88,11 @@ async function startEdge(
       path: '/v1/ws',
       open: (socket) => sockets.push(socket),
       message: (socket, message) => {
-        const m = message as { flood?: number; size?: number };
+        const m = message as { flood?: number; size?: number; burst?: number };
+        if (typeof m.burst === 'number') {
+          for (let n = 0; n < m.burst; n++) socket.send({ n });
+          return;
+        }
         if (typeof m.flood === 'number') {
           const payload = { data: 'x'.repeat(m.size ?? 16 * KIB) };
           for (let i = 0; i < m.flood && socket.send(payload); i++);
@@ -304,6 +308,28 @@ t.test(
     t.equal(far.closed!.clean, false, 'no close frame: the TCP connection ends (1006 at the client)');
     await waitFor('both closes seen by the edge', () => closes.length === 2);
     t.equal(edge.counters().wsTooLargeClosed, 2);
+  },
+);
+
+t.test(
+  'WebSocket: the messages sent to a socket in one turn go out in order, in one corked write',
+  async (t) => {
+    const { edge } = await startEdge(t);
+    const ws = await TestWebSocket.open(edge.port, '/v1/ws');
+    t.teardown(() => ws.destroy());
+    const writes = edge.counters().wsWrites;
+    ws.sendText(JSON.stringify({ burst: 100 }));
+    await waitFor('all 100 messages', () => ws.messages.length === 100);
+    t.same(
+      ws.messages.map((text) => (JSON.parse(text) as { n: number }).n),
+      Array.from({ length: 100 }, (_, n) => n),
+      'every message, in the order sent',
+    );
+    t.equal(edge.counters().wsWrites - writes, 1, 'one write for the 100 messages');
+    t.equal(edge.counters().wsMessagesOut, 100);
+    ws.sendText(JSON.stringify({ burst: 1 }));
+    await waitFor('one more', () => ws.messages.length === 101);
+    t.equal(edge.counters().wsWrites - writes, 2, 'a later turn makes a later write');
   },
 );
 
