@@ -55,9 +55,11 @@ export interface RaftStatus {
 
 /**
  * Wraps the raft state machine with the Ready/advance protocol. Readies may be taken while
- * earlier ones are still being persisted; they must be advanced in the order taken, and each
- * Ready's persistence must follow the previous one's (so `messagesAfterPersist` of Ready n
- * may go once Readies 1..n are durable).
+ * earlier ones are still being persisted or applied. Each is acknowledged twice, in the order
+ * taken: advancePersisted() once it is durable (each Ready's persistence follows the previous
+ * one's, so `messagesAfterPersist` of Ready n may go once Readies 1..n are durable), then
+ * advanceApplied() once its committed entries are applied. Persistence may run ahead of
+ * application: Ready n+1 may be acknowledged as durable before Ready n is applied.
  *
  * Membership rule (dissertation §4.1): a node uses the latest membership in its log, whether
  * that entry is committed or not, from the moment it enters the log; a truncation that removes
@@ -72,9 +74,12 @@ export class RawNode {
   private readonly raft: Raft;
   private prevSoftState: SoftState;
   private prevHardState: HardState;
-  private readonly outstanding: Ready[] = [];
-  /** Per outstanding Ready: messages raft addressed to itself, stepped back once it is durable. */
+  /** Readies taken and not yet acknowledged as durable, oldest first. */
+  private readonly toPersist: Ready[] = [];
+  /** Per Ready in toPersist: messages raft addressed to itself, stepped back once it is durable. */
   private readonly selfMessages: Message[][] = [];
+  /** Readies acknowledged as durable and not yet as applied, oldest first. */
+  private readonly toApply: Ready[] = [];
 
   constructor(config: RaftConfigInput) {
     this.raft = new Raft(config);
@@ -174,23 +179,41 @@ export class RawNode {
       raft.log.acceptApplying(committedEntries[committedEntries.length - 1]!.index);
     this.prevSoftState = softState;
     if (hardStateChanged) this.prevHardState = hardState;
-    this.outstanding.push(rd);
+    this.toPersist.push(rd);
     return rd;
   }
 
   /**
-   * Acknowledges the oldest outstanding Ready: its snapshot and entries are durable and its
-   * committed entries applied. Readies must be advanced in the order they were taken.
+   * Acknowledges the oldest Ready not yet acknowledged as durable: its snapshot, entries and
+   * hard state are on stable storage (and its messagesAfterPersist may go). The leader counts
+   * its own entries toward commit from here. Throws (invariant) if `rd` is not that Ready.
    */
-  advance(rd: Ready): void {
-    invariant(this.outstanding[0] === rd, 'advance() called out of order or with an unknown Ready');
-    this.outstanding.shift();
+  advancePersisted(rd: Ready): void {
+    invariant(this.toPersist[0] === rd, 'advancePersisted() called out of order or with an unknown Ready');
+    this.toPersist.shift();
     const toSelf = this.selfMessages.shift() ?? [];
     const last: Entry | undefined = rd.entries[rd.entries.length - 1];
     this.raft.onPersisted(last?.index ?? 0, last?.term ?? 0, rd.snapshot?.metadata.index ?? 0);
+    this.toApply.push(rd);
+    for (const m of toSelf) this.raft.step(m);
+  }
+
+  /**
+   * Acknowledges the oldest durable Ready not yet acknowledged as applied: its snapshot and
+   * committed entries are applied. Throws (invariant) if `rd` is not that Ready, in particular
+   * if it was not acknowledged as durable first.
+   */
+  advanceApplied(rd: Ready): void {
+    invariant(this.toApply[0] === rd, 'advanceApplied() called out of order or before advancePersisted()');
+    this.toApply.shift();
     if (rd.snapshot) this.raft.onSnapshotApplied(rd.snapshot.metadata.index);
     this.raft.onApplied(rd.committedEntries);
-    for (const m of toSelf) this.raft.step(m);
+  }
+
+  /** Both acknowledgements of `rd` at once: durable, then applied. */
+  advance(rd: Ready): void {
+    this.advancePersisted(rd);
+    this.advanceApplied(rd);
   }
 
   /** The term of the log entry at `index` (durable or not), or undefined if compacted or absent. */

@@ -125,9 +125,11 @@ export interface ReadState {
  * 1. send `messages` (they may go at once, in parallel with step 2);
  * 2. persist `snapshot`, then `entries` (replacing any conflicting suffix), then `hardState`,
  *    with an fsync when `mustSync`;
- * 3. only then send `messagesAfterPersist`;
- * 4. apply `snapshot` (if any) and then `committedEntries`, in order;
- * 5. call advance(ready).
+ * 3. only then send `messagesAfterPersist`, and call advancePersisted(ready);
+ * 4. apply `snapshot` (if any) and then `committedEntries`, in order, and call
+ *    advanceApplied(ready). (advance(ready) does both acknowledgements at once.)
+ * Steps 2-3 of later Readies may run before step 4 of earlier ones: a node's durable append
+ * counts toward commit without waiting for its state machine.
  */
 export interface Ready {
   readonly softState?: SoftState;

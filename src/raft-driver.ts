@@ -107,8 +107,12 @@ interface PendingRead {
 /**
  * Owns one RawNode. Everything that touches the node runs on the event loop, so there are
  * no concurrent calls into raft. Readies are taken as soon as they appear: their `messages`
- * go out at once, their persistence is started at once (the store pipelines and group-commits),
- * and their completions — after-persist messages, apply, advance — run strictly in order.
+ * go out at once, their persistence is started at once (the store pipelines and group-commits).
+ * Two chains then complete them, each strictly in Ready order: once a Ready is durable, its
+ * after-persist messages go and raft is told (advancePersisted: the leader's own append counts
+ * toward commit from then on); once it is durable and the Readies before it are applied, its
+ * committed entries are applied and raft is told (advanceApplied). Persistence thus runs ahead
+ * of application instead of waiting for it.
  */
 export class RaftDriver<Result> {
   private readonly node: RawNode;
@@ -116,8 +120,10 @@ export class RaftDriver<Result> {
   private ticker: NodeJS.Timeout | undefined;
   private scheduled = false;
   private stopped = false;
-  /** The in-order chain of Ready completions. */
-  private completions: Promise<void> = Promise.resolve();
+  /** The in-order chain of Readies becoming durable (after-persist messages, advancePersisted). */
+  private persisting: Promise<void> = Promise.resolve();
+  /** The in-order chain of applies (apply, advanceApplied); each also waits for its Ready to be durable. */
+  private applying: Promise<void> = Promise.resolve();
   private inFlightReadies = 0;
   private failureCause: Error | undefined;
   private appliedIndex = 0;
@@ -152,7 +158,8 @@ export class RaftDriver<Result> {
     if (this.ticker !== undefined) clearInterval(this.ticker);
     this.ticker = undefined;
     this.failAll(new DriverError('STOPPED', 'the node is stopping', '', true));
-    await this.completions.catch(() => undefined);
+    await this.persisting.catch(() => undefined);
+    await this.applying.catch(() => undefined);
   }
 
   status(): RaftStatus {
@@ -354,19 +361,33 @@ export class RaftDriver<Result> {
       const mustWrite = ready.entries.length > 0 || ready.snapshot !== undefined || ready.mustSync;
       const persisted = mustWrite ? this.options.store.persist(ready) : Promise.resolve();
       this.inFlightReadies++;
-      this.completions = this.completions.then(async () => {
+      const durable = this.persisting.then(async () => {
         await persisted;
-        await this.complete(ready);
+        this.onDurable(ready);
       });
-      this.completions.catch((error: Error) => this.fail(error));
+      this.persisting = durable;
+      this.applying = this.applying.then(async () => {
+        await durable;
+        await this.applyReady(ready);
+      });
+      // Either chain's first failure fails the group; later links only repeat it.
+      durable.catch((error: Error) => this.fail(error));
+      this.applying.catch((error: Error) => this.fail(error));
     }
     this.serveReads();
   }
 
-  /** After `ready` is durable: send what waited for it, apply, advance. Runs in Ready order. */
-  private async complete(ready: Ready): Promise<void> {
+  /** `ready` is durable: send what waited for it and tell raft. Runs in Ready order. */
+  private onDurable(ready: Ready): void {
     if (this.failureCause) return;
     if (ready.messagesAfterPersist.length > 0) this.options.sender.send(ready.messagesAfterPersist);
+    this.node.advancePersisted(ready);
+    this.schedule();
+  }
+
+  /** After `ready` is durable and every Ready before it applied: apply it, tell raft. Runs in Ready order. */
+  private async applyReady(ready: Ready): Promise<void> {
+    if (this.failureCause) return;
     if (ready.snapshot) {
       await this.options.stateMachine.applySnapshot(ready.snapshot);
       this.appliedIndex = Math.max(this.appliedIndex, ready.snapshot.metadata.index);
@@ -377,7 +398,7 @@ export class RaftDriver<Result> {
       for (const [i, entry] of entries.entries()) this.settleProposal(entry, results[i]);
       this.appliedIndex = entries[entries.length - 1]!.index;
     }
-    this.node.advance(ready);
+    this.node.advanceApplied(ready);
     this.inFlightReadies--;
     this.serveReads();
     this.schedule();

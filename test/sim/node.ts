@@ -41,6 +41,11 @@ interface Persisting {
   readonly persistAt: number;
 }
 
+interface Applying {
+  readonly ready: Ready;
+  readonly applyAt: number;
+}
+
 export class SimNode {
   readonly storage: MemoryStorage;
   raft: RawNode | undefined;
@@ -50,6 +55,8 @@ export class SimNode {
   readonly tickRate: number;
   private tickCredit = 0;
   private queue: Persisting[] = [];
+  /** Durable Readies waiting to be applied: the real driver applies apart from persisting. */
+  private applyQueue: Applying[] = [];
   private lastRole: Role = Role.Follower;
   private lastCommit = 0;
   restarts = 0;
@@ -104,6 +111,7 @@ export class SimNode {
     if (!this.raft) return;
     this.raft = undefined;
     this.queue = [];
+    this.applyQueue = [];
     this.inbox.length = 0;
     this.pausedUntil = 0;
     this.hooks.crashed(this);
@@ -167,15 +175,26 @@ export class SimNode {
     }
   }
 
-  /** Completes the persistence of queued Readies that are due, in order, then applies them. */
-  persistDue(now: number): void {
+  /**
+   * Completes the persistence of queued Readies that are due, in order (each then waits
+   * `applyDelay()` more steps, after the one before it, to be applied), then applies the
+   * durable Readies that are due, in order: persistence runs ahead of application, as in the
+   * real driver.
+   */
+  persistDue(now: number, applyDelay: () => number): void {
     if (this.isPaused(now)) return;
     while (this.raft && this.queue.length > 0 && this.queue[0]!.persistAt <= now) {
       const { ready } = this.queue.shift()!;
       this.persist(ready);
       for (const message of ready.messagesAfterPersist) this.hooks.send(message);
+      this.raft.advancePersisted(ready);
+      const previous = this.applyQueue[this.applyQueue.length - 1]?.applyAt ?? now;
+      this.applyQueue.push({ ready, applyAt: Math.max(previous, now + applyDelay()) });
+    }
+    while (this.raft && this.applyQueue.length > 0 && this.applyQueue[0]!.applyAt <= now) {
+      const { ready } = this.applyQueue.shift()!;
       this.apply(ready);
-      this.raft.advance(ready);
+      this.raft.advanceApplied(ready);
       this.storage.setMembership(this.raft.membership());
       const lastChange = ready.committedEntries.findLast(
         (entry) => entry.type === EntryType.MembershipChange,

@@ -401,12 +401,14 @@ class Simulation {
   private exchange(): void {
     for (const message of this.network.due(this.step)) this.deliver(message);
     const persistDelay = () => this.prng.nextInt(this.persistDelayMax + 1);
+    // Half the Readies are applied as soon as they are durable, half some steps later.
+    const applyDelay = () => (this.prng.chance(0.5) ? 0 : this.prng.nextInt(this.persistDelayMax + 1));
     for (const node of this.nodes.values()) {
       if (node.isPaused(this.step)) continue;
       if (node.inbox.length > 0) for (const message of node.inbox.splice(0)) this.deliver(message);
       node.collect(this.step, persistDelay);
       this.crashIfAsked(node);
-      node.persistDue(this.step);
+      node.persistDue(this.step, applyDelay);
       this.crashIfAsked(node);
       node.collect(this.step, persistDelay);
       this.crashIfAsked(node);
