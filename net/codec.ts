@@ -6,7 +6,7 @@
 //   messageCount, messageCount × message
 // message:
 //   u8 type, fromIdx, toIdx, term, logTerm, index, commit, rejectHint,
-//   u8 flags (1 reject, 2 context, 4 snapshot), entryCount, entryCount × entry,
+//   u8 flags (1 reject, 2 context, 4 snapshot, 8 reply only on reject), entryCount, entryCount × entry,
 //   [context: byteLength, bytes], [snapshot]
 // entry:    term, index, u8 entryType, byteLength, bytes
 // snapshot: index, term, voterCount, voterIdx…, learnerCount, learnerIdx…, byteLength, bytes
@@ -49,7 +49,8 @@ export interface RaftBatch {
 const FLAG_REJECT = 1;
 const FLAG_CONTEXT = 2;
 const FLAG_SNAPSHOT = 4;
-const KNOWN_FLAGS = FLAG_REJECT | FLAG_CONTEXT | FLAG_SNAPSHOT;
+const FLAG_REPLY_ONLY_ON_REJECT = 8;
+const KNOWN_FLAGS = FLAG_REJECT | FLAG_CONTEXT | FLAG_SNAPSHOT | FLAG_REPLY_ONLY_ON_REJECT;
 const MAX_MESSAGE_TYPE = MessageType.SnapshotStatus;
 const MAX_ENTRY_TYPE = EntryType.MembershipChange;
 /** The fewest bytes a message takes: type, two ids, five varints, flags, entry count. */
@@ -139,6 +140,7 @@ function writeMessage(writer: Writer, message: Message, idOf: (nodeId: string) =
   if (message.reject) flags |= FLAG_REJECT;
   if (message.context !== undefined) flags |= FLAG_CONTEXT;
   if (message.snapshot !== undefined) flags |= FLAG_SNAPSHOT;
+  if (message.replyOnlyOnReject === true) flags |= FLAG_REPLY_ONLY_ON_REJECT;
   writer
     .uint8(message.type)
     .varint(idOf(message.from))
@@ -248,6 +250,7 @@ function readMessage(reader: Reader, ids: readonly string[], limits: RaftCodecLi
   };
   if ((flags & FLAG_CONTEXT) !== 0) message.context = reader.bytesField('context', reader.remaining);
   if ((flags & FLAG_SNAPSHOT) !== 0) message.snapshot = readSnapshot(reader, ids);
+  if ((flags & FLAG_REPLY_ONLY_ON_REJECT) !== 0) message.replyOnlyOnReject = true;
   return message;
 }
 

@@ -670,7 +670,9 @@ export class Raft {
     }
     const lastNewIndex = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNewIndex !== undefined) {
-      this.send({ type: MessageType.AppendResponse, to: m.from, index: lastNewIndex });
+      if (m.replyOnlyOnReject !== true || m.entries.length > 0) {
+        this.send({ type: MessageType.AppendResponse, to: m.from, index: lastNewIndex });
+      }
       return;
     }
     // Reject with a hint (§5.3 optimisation): the last index whose term is ≤ the leader's
@@ -765,7 +767,7 @@ export class Raft {
     this.appendBroadcastPending = false;
     if (this.role !== Role.Leader) return;
     for (const id of this.progress.keys()) {
-      if (id !== this.id) this.sendAppend(id);
+      if (id !== this.id) this.maybeSendAppend(id, true, true);
     }
   }
 
@@ -773,8 +775,15 @@ export class Raft {
     this.maybeSendAppend(to, true);
   }
 
-  /** Sends one Append (or a snapshot) to `to` if its window allows; returns whether it sent. */
-  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+  /**
+   * Sends one Append (or a snapshot) to `to` if its window allows; returns whether it sent.
+   * `broadcast`: sent by the broadcast after a proposal or a commit. Such an append without
+   * entries to a follower in Replicate state is a commit notice, flagged replyOnlyOnReject: a
+   * success would report `index`, which the follower acknowledged already or will acknowledge
+   * in its answer to the append that carried it. If that answer is lost, the next heartbeat
+   * answer finds match behind and sends an unflagged append, which is answered.
+   */
+  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean, broadcast = false): boolean {
     const pr = this.progress.get(to);
     if (pr === undefined || pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
@@ -789,6 +798,7 @@ export class Raft {
       logTerm: prevTerm,
       entries,
       commit: this.log.committed,
+      replyOnlyOnReject: broadcast && entries.length === 0 && pr.state === ProgressState.Replicate,
     });
     const last = entries.length > 0 ? entries[entries.length - 1]!.index : prevIndex;
     pr.sentEntries(last, entriesBytes(entries), entries.length);
@@ -997,6 +1007,7 @@ export class Raft {
       rejectHint: m.rejectHint ?? 0,
       snapshot: m.snapshot,
       context: m.context,
+      replyOnlyOnReject: m.replyOnlyOnReject === true ? true : undefined,
     };
     if (AFTER_PERSIST.has(stamped.type)) this.messagesAfterPersist.push(stamped);
     else this.messages.push(stamped);
@@ -1012,6 +1023,9 @@ function messageProblem(m: Message, self: NodeId): string | undefined {
   for (const field of ['term', 'logTerm', 'index', 'commit', 'rejectHint'] as const) {
     const value = m[field];
     if (!Number.isSafeInteger(value) || value < 0) return `${field} is not a non-negative integer`;
+  }
+  if (m.replyOnlyOnReject !== undefined && typeof m.replyOnlyOnReject !== 'boolean') {
+    return 'replyOnlyOnReject is not a boolean';
   }
   if (!Array.isArray(m.entries)) return 'entries is not an array';
   if (m.context !== undefined && !(m.context instanceof Uint8Array)) return 'context is not bytes';

@@ -99,6 +99,13 @@ export interface Message {
   readonly snapshot?: Snapshot;
   /** ReadIndex request context, echoed in heartbeats and read states; or the campaign kind. */
   readonly context?: Uint8Array;
+  /**
+   * Append only: the leader learns nothing from a successful answer (it carries no entries, and
+   * `index` was sent in an earlier append whose own answer reports it), so the follower answers
+   * only a rejection. This is the commit notice a leader sends after each commit: answered, it
+   * costs every write a second round of answers that each wake the leader for nothing.
+   */
+  readonly replyOnlyOnReject?: boolean;
 }
 
 export enum Role {

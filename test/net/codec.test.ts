@@ -53,6 +53,17 @@ function sampleMessages(): Message[] {
       logTerm: 4,
     }),
     message({ type: MessageType.Heartbeat, from: 'n1', to: 'n2', context: new Uint8Array([1, 2, 3]) }),
+    // A commit notice: an empty append the follower answers only if it rejects it.
+    message({
+      type: MessageType.Append,
+      from: 'n1',
+      to: 'n2',
+      term: 3,
+      index: 9,
+      logTerm: 3,
+      commit: 9,
+      replyOnlyOnReject: true,
+    }),
     message({ type: MessageType.ReadIndex, from: 'é節🙂', to: '', context: new Uint8Array(0) }),
     message({
       type: MessageType.Snapshot,
@@ -94,6 +105,12 @@ t.test('a batch round-trips every message type, every field, and extreme values'
   t.equal(decoded.groupId, 0xffff_ffff);
   t.same(normalise(decoded.messages), normalise(messages));
   t.equal(decoded.messages[0]!.context, undefined, 'absent optional fields stay absent');
+  t.equal(decoded.messages[0]!.replyOnlyOnReject, undefined);
+  t.equal(
+    decoded.messages.filter((m) => m.replyOnlyOnReject === true).length,
+    1,
+    'the reply-only-on-reject flag round-trips',
+  );
 });
 
 t.test('node ids are written once per frame, so a big batch pays for them once', async (t) => {

@@ -379,6 +379,7 @@ export function describe(m: Message): string {
   }
   if (m.commit > 0) parts.push(`commit=${m.commit}`);
   if (m.context !== undefined && m.context.length > 0) parts.push(`context=${dec(m.context)}`);
+  if (m.replyOnlyOnReject === true) parts.push('reply-only-on-reject');
   return parts.join(' ');
 }
 

@@ -120,6 +120,8 @@ class Simulation {
   private faultsOn = true;
   private persistDelayMax: number;
   private readonly clientTimeoutSteps: number;
+  /** Of ten client operations, how many are reads (the rest puts and compare-and-sets). */
+  private readsInTen = 4;
   /**
    * Writes whose client gave up, by log index: still undecided until some node applies that
    * index. Then each either took effect (its own entry is there) and completes at that step,
@@ -242,6 +244,8 @@ class Simulation {
       // asking the stopped one, which reads its queue on waking (a lease read would be stale).
       rates.pause = 0.02 + this.prng.nextFloat() * 0.04;
       rates.pauseLeader = 0.9;
+      // Mostly reads, so that a read the woken leader answers alone meets a newer write.
+      this.readsInTen = 7;
     }
     if (this.prng.chance(0.4)) {
       rates.appendCrash = 0.05 + this.prng.nextFloat() * 0.35;
@@ -675,7 +679,7 @@ class Simulation {
     const clientId = this.clientIds[slot]!;
     const deadline = this.step + this.clientTimeoutSteps;
     const kind = this.prng.nextInt(10);
-    if (kind < 4) {
+    if (kind < this.readsInTen) {
       const context = `r${this.nextOp++}`;
       const historyId = this.history.invoke(clientId, { op: 'get', key });
       const result = raft.readIndex(new TextEncoder().encode(context));
