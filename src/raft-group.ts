@@ -69,14 +69,18 @@ export class RaftGroup implements Service {
     const { storage } = init;
     this.hub = new WatchHub(storage.state);
     storage.state.onChange((change) => this.hub.onChange(change));
-    const tickMs = Math.max(1, Math.floor(init.heartbeatIntervalMs / 2));
+    // One tick per heartbeat interval: every tick wakes the process, and on an idle node each
+    // wake-up costs 0.2-0.3 ms of CPU here (a plain Node TCP echo pays 0.22 ms a message at 40
+    // a second), so ticks twice as often only doubled the idle cost. The election timeout is
+    // rounded to whole heartbeat intervals (the configuration asks for at least 3).
+    const tickMs = init.heartbeatIntervalMs;
     const node = new RawNode({
       id: init.name,
       storage: storage.log,
       prng: new SeededPrng(randomBytes(4).readUInt32LE(0)),
       applied: storage.state.appliedIndex,
       electionTicks: Math.max(3, Math.round(init.electionTimeoutMs / tickMs)),
-      heartbeatTicks: 2,
+      heartbeatTicks: 1,
     });
     this.driver = new RaftDriver<CommandResult>({
       node,
