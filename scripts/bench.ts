@@ -480,27 +480,14 @@ interface Bench {
   readonly http?: readonly KvHandle[];
 }
 
-function putCase(loops: number) {
+/** `loops` loops of `op` over the pool's first min(loops, CLIENT_OBJECTS_MAX) client objects. */
+function poolCase(loops: number, op: (handle: KvHandle, key: string) => Promise<unknown>) {
   return (bench: Bench, seconds: number) =>
-    runLoops(
-      bench.system,
-      bench.pool.slice(0, Math.min(loops, CLIENT_OBJECTS_MAX)),
-      loops,
-      seconds,
-      (h, key) => h.put(key),
-    );
+    runLoops(bench.system, bench.pool.slice(0, Math.min(loops, CLIENT_OBJECTS_MAX)), loops, seconds, op);
 }
 
-function getCase(loops: number) {
-  return (bench: Bench, seconds: number) =>
-    runLoops(
-      bench.system,
-      bench.pool.slice(0, Math.min(loops, CLIENT_OBJECTS_MAX)),
-      loops,
-      seconds,
-      (h, key) => h.get(key),
-    );
-}
+const putCase = (loops: number) => poolCase(loops, (h, key) => h.put(key));
+const getCase = (loops: number) => poolCase(loops, (h, key) => h.get(key));
 
 /**
  * HTTP_CONNECTIONS loops, as behind a load balancer with no leader affinity: Conclave, loop i

@@ -19,6 +19,19 @@ function follower(): RawNode {
   return node;
 }
 
+/** Steps an append from leader '1' in term 1, flagged replyOnlyOnReject, into `node`. */
+function stepNotice(node: RawNode, fields: Partial<Message>): void {
+  const append = message({
+    type: MessageType.Append,
+    from: '1',
+    to: '2',
+    term: 1,
+    replyOnlyOnReject: true,
+    ...fields,
+  });
+  t.ok(node.step(append).ok);
+}
+
 function answers(node: RawNode): Message[] {
   const out: Message[] = [];
   while (node.hasReady()) {
@@ -43,20 +56,7 @@ t.test('a follower takes the commit from a notice without answering it', (t) => 
 
 t.test('a notice that does not match the log is rejected, so the leader learns of it', (t) => {
   const node = follower();
-  t.ok(
-    node.step(
-      message({
-        type: MessageType.Append,
-        from: '1',
-        to: '2',
-        term: 1,
-        index: 5,
-        logTerm: 1,
-        commit: 5,
-        replyOnlyOnReject: true,
-      }),
-    ).ok,
-  );
+  stepNotice(node, { index: 5, logTerm: 1, commit: 5 });
   const out = answers(node);
   t.equal(out.length, 1);
   t.match(out[0], { reject: true, index: 5 });
@@ -66,20 +66,7 @@ t.test('a notice that does not match the log is rejected, so the leader learns o
 t.test('an append that carries entries is always answered, flag or not', (t) => {
   const node = follower();
   const entry = { index: 2, term: 1, type: EntryType.Normal, data: enc('y') };
-  t.ok(
-    node.step(
-      message({
-        type: MessageType.Append,
-        from: '1',
-        to: '2',
-        term: 1,
-        index: 1,
-        logTerm: 1,
-        entries: [entry],
-        replyOnlyOnReject: true,
-      }),
-    ).ok,
-  );
+  stepNotice(node, { index: 1, logTerm: 1, entries: [entry] });
   t.match(answers(node), [{ index: 2, reject: false }]);
   t.end();
 });
