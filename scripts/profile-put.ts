@@ -1,15 +1,18 @@
-// Where a sequential put spends its time: CPU profiles of a 3-node cluster's leader and a follower under one writer.
+// Where a put spends its time: CPU profiles of a 3-node cluster's leader and a follower under N writers.
 //
-// usage: npm run profile:put -- [--seconds S] [--to leader|follower] [--engine rocksdb|leveldb] [--top N] [--out DIR]
+// usage: npm run profile:put -- [--seconds S] [--clients N] [--via http|ws] [--to leader|follower]
+//                               [--engine rocksdb|leveldb] [--top N] [--out DIR]
 // Starts three members (LocalCluster's defaults) with `node --cpu-prof`, finds the leader, and
-// sends sequential puts (256-byte JSON documents, HTTP keep-alive, one at a time) to the leader
-// or to a follower for S seconds (default 10). Then it stops the members with SIGTERM so that
-// each writes its profile, and prints: puts/s and p50 latency; each member's CPU per put
-// (utime + stime from /proc over the load, divided by the puts); and for the leader and one
-// follower the functions with the most self time, as a share of the profile's wall time, plus
-// the share of idle, garbage collection and the synced RocksDB write, and the self time by area
-// (raft/, storage/, net/, src/, the libp2p stack, other packages, Node core, native). The .cpuprofile files stay
-// in DIR (default: a temporary directory) to open in Chrome's DevTools.
+// runs N loops (default 1) of puts of 256-byte JSON documents, each loop one put at a time, to
+// the leader or to a follower for S seconds (default 10): over HTTP keep-alive (fetch, default)
+// or over the client library's WebSocket (up to 6 client objects, shared round-robin). Then it
+// stops the members with SIGTERM so that each writes its profile, and prints: puts/s and p50
+// latency; each member's CPU per put (utime + stime from /proc over the load, divided by the
+// puts); and for the leader and one follower the share of idle, garbage collection and the
+// synced RocksDB write, the self time by area (raft/, storage/, net/, src/, the libp2p stack,
+// other packages, Node core, native), and the functions with the most self time, as shares of
+// the profile's wall time. The .cpuprofile files stay in DIR (default: a temporary directory)
+// to open in Chrome's DevTools.
 
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
