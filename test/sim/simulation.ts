@@ -181,6 +181,12 @@ class Simulation {
      * leader is cut off right after it, having replicated part of its log to one more node.
      */
     ackCut: number;
+    /**
+     * Per tick: the leader is cut off from every other node while clients still reach it.
+     * Without CheckQuorum it stays leader while the others elect another and commit, so a read
+     * it answers without a quorum round is stale (§6.4).
+     */
+    leaderIsolation: number;
   };
 
   constructor(private readonly options: SimulationOptions) {
@@ -223,6 +229,7 @@ class Simulation {
       backgroundWrite: 0,
       leaderChurn: 0,
       ackCut: 0,
+      leaderIsolation: 0,
     };
     // Schedules aimed at classic bugs, each on in some seeds only, so others keep the plain mix.
     const rates = this.faultRates;
@@ -258,7 +265,31 @@ class Simulation {
         this.raftOptions.electionTicks = Math.max(this.raftOptions.electionTicks, roundTrip + 2);
       }
     }
-    if (this.prng.chance(0.25)) {
+    // A stale leader serving reads, and nothing else going on: a cut-off leader without
+    // CheckQuorum, clients that mostly read and keep asking it, no crashes or other faults that
+    // would depose it or make every operation fail before a newer write completes elsewhere.
+    const staleLeader = this.prng.chance(0.15);
+    if (staleLeader) {
+      Object.assign(rates, {
+        crash: 0,
+        flashCrash: 0,
+        pause: 0,
+        partition: 0,
+        asymmetric: 0,
+        membership: 0,
+        transfer: 0,
+        clog: 0,
+        voteCrash: 0,
+        appendCrash: 0,
+        leaderChurn: 0,
+        ackCut: 0,
+        heal: 0.01 + this.prng.nextFloat() * 0.02,
+        leaderIsolation: 0.01 + this.prng.nextFloat() * 0.03,
+      });
+      this.raftOptions.checkQuorum = false;
+      this.readsInTen = 7;
+    }
+    if (!staleLeader && this.prng.chance(0.25)) {
       // Figure 8 needs the new leader's old entries to travel one Append at a time; other
       // leader churn would only get in its way.
       rates.leaderChurn = 0;
@@ -289,7 +320,12 @@ class Simulation {
     // learners (a laptop node growing into a cluster: the learners are promoted later).
     // With crashes after unsaved sends, often a lone voter and its learners: nothing but its
     // own disk stands between a lost term and a second leader of that term.
-    const shape = rates.appendCrash > 0 && this.prng.chance(0.5) ? 3 : this.prng.nextInt(4);
+    // A stale leader needs voters enough to elect another: 3 or 5.
+    const shape = staleLeader
+      ? this.prng.nextInt(2)
+      : rates.appendCrash > 0 && this.prng.chance(0.5)
+        ? 3
+        : this.prng.nextInt(4);
     const voterCount = [3, 5, 3, 1][shape]!;
     const learnerCount = shape >= 2 ? 2 : 0;
     const voters = Array.from({ length: voterCount }, () => this.newNodeId());
@@ -565,6 +601,15 @@ class Simulation {
       this.network.partition(sideA, sideB);
       this.stats.partitions++;
       this.log(`partition [${sideA}] | [${sideB}]`);
+    }
+    if (chance(rates.leaderIsolation)) {
+      const leaders = this.liveNodes().filter((node) => node.isLeader());
+      if (leaders.length > 0) {
+        const victim = this.pick(leaders);
+        this.network.isolate(victim.id);
+        this.stats.partitions++;
+        this.log(`isolate leader ${victim.id}`);
+      }
     }
     if (chance(rates.asymmetric)) this.cutRandomLink('partitions', 'cut');
     if (chance(rates.clog)) this.cutRandomLink('clogs', 'clog');
