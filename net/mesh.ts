@@ -26,7 +26,7 @@ import {
   type SnapshotHandler,
   sendSnapshotOn,
 } from './snapshot.js';
-import { coalescingEncrypter, halfWindowUpdates } from './transport-tuning.js';
+import { halfWindowUpdates } from './transport-tuning.js';
 
 /** Conclave's libp2p protocol ids. The version changes when a wire format does. */
 export const PROTOCOLS = Object.freeze({
@@ -209,7 +209,10 @@ export class Mesh {
       start: false,
       addresses: { listen: [...this.init.listen] },
       transports: [tcp()],
-      connectionEncrypters: [coalescingEncrypter(noise())],
+      // Not coalescingEncrypter(noise()) yet: with faster handshakes, two members dialing each
+      // other at once often lose one connection mid-hello, which the mesh counts as a stranger
+      // (test/net/mesh.test.ts failed 4 runs in 6). Re-enable once that race is handled.
+      connectionEncrypters: [noise()],
       streamMuxers: [
         yamux({
           maxInboundStreams: 64,
