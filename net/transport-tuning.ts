@@ -1,9 +1,11 @@
 // Two corrections to libp2p's stack that cut the syscalls and encryptions per raft round: one socket write per encrypted message, yamux window updates at half a window.
 
 /*
- * Measured with strace on the leader of a 3-node cluster under one sequential writer (before:
- * 16 socket writes per put on the leader, after: 4; CPU per put of the cluster down by about a
- * quarter, see issue 15's notes):
+ * Measured with strace on the leader of a 3-node cluster under one sequential writer: 16
+ * socket writes per put on the leader before, 4 with both (the CPU change was within this
+ * machine's run-to-run noise; see issue 15's notes). The mesh installs only the second for
+ * now: with the first, members dialing each other at once often lose one connection mid-hello
+ * and count it as a stranger (net/mesh.ts says so where the encrypter is configured).
  *
  * 1. @chainsafe/libp2p-noise 17 hands the transport each encrypted message as a list of two
  *    buffers (its 2-byte length and the ciphertext), and @libp2p/tcp 11 writes every buffer of
