@@ -26,7 +26,7 @@ import {
   type SnapshotHandler,
   sendSnapshotOn,
 } from './snapshot.js';
-import { halfWindowUpdates } from './transport-tuning.js';
+import { coalescingEncrypter, halfWindowUpdates } from './transport-tuning.js';
 
 /** Conclave's libp2p protocol ids. The version changes when a wire format does. */
 export const PROTOCOLS = Object.freeze({
@@ -83,6 +83,12 @@ export interface MeshInit {
 export interface MeshCounters extends RaftLinkCounters, RpcCounters, SnapshotCounters {
   /** Connections closed because the peer did not prove the cluster secret (bad proof, timeout, garbage). */
   strangersRejected: number;
+  /**
+   * Hellos cut short by a close from a peer that is no stranger: one that proved the secret
+   * before (a restart), or one with another live connection to us (two members dialing each
+   * other at once, the loser closed by the tie-break). Not counted in strangersRejected.
+   */
+  hellosInterrupted: number;
   /** Protocol streams opened on a connection that had not proved the secret (the connection is closed too). */
   streamsRefused: number;
   /** Inbound connections refused before their handshake because too many were unauthenticated. */
@@ -209,10 +215,9 @@ export class Mesh {
       start: false,
       addresses: { listen: [...this.init.listen] },
       transports: [tcp()],
-      // Not coalescingEncrypter(noise()) yet: with faster handshakes, two members dialing each
-      // other at once often lose one connection mid-hello, which the mesh counts as a stranger
-      // (test/net/mesh.test.ts failed 4 runs in 6). Re-enable once that race is handled.
-      connectionEncrypters: [noise()],
+      // One socket write per encrypted batch. With faster handshakes, two members dialing each
+      // other at once often lose one connection mid-hello; rejectStranger tells that apart.
+      connectionEncrypters: [coalescingEncrypter(noise())],
       streamMuxers: [
         yamux({
           maxInboundStreams: 64,
@@ -524,7 +529,6 @@ export class Mesh {
   private rejectStranger(tracked: TrackedConnection, reason: string, detail: string): void {
     if (tracked.state !== 'pending') return;
     tracked.state = 'closed';
-    this.counterValues.strangersRejected++;
     const peer = tracked.connection.remotePeer.toString();
     const fields = {
       peer,
@@ -533,11 +537,18 @@ export class Mesh {
       reason,
       detail,
     };
-    if (reason === 'closed' && this.provenPeers.has(peer)) {
-      // A member that proved the secret before hung up mid-hello: a restart or a dial race,
-      // not a stranger.
+    if (reason === 'closed' && (this.provenPeers.has(peer) || this.hasOtherLiveConnection(tracked, peer))) {
+      // A member that proved the secret before hung up mid-hello (a restart), or the peer's
+      // other connection won the tie-break while this one's hello was still running (both
+      // dialed at once; the closing side had already verified it): not a stranger.
+      this.counterValues.hellosInterrupted++;
       this.logger.info('hello_interrupted', fields);
-    } else if (reason === 'bad_proof') {
+      tracked.settle(new NetError('UNAVAILABLE', `${reason}: ${detail}`));
+      tracked.connection.abort(new NetError('UNAVAILABLE', `hello interrupted`));
+      return;
+    }
+    this.counterValues.strangersRejected++;
+    if (reason === 'bad_proof') {
       this.logger.error('stranger_rejected', {
         ...fields,
         hint: 'the remote does not hold this cluster secret: is one of the two nodes started with another --cluster-secret-file?',
@@ -547,6 +558,15 @@ export class Mesh {
     }
     tracked.settle(new NetError('UNAUTHENTICATED', `${reason}: ${detail}`));
     tracked.connection.abort(new NetError('UNAUTHENTICATED', `hello failed: ${reason}`));
+  }
+
+  /** Whether another connection to the same peer id is still pending or authenticated. */
+  private hasOtherLiveConnection(tracked: TrackedConnection, peer: string): boolean {
+    for (const other of this.connections.values()) {
+      if (other !== tracked && other.state !== 'closed' && other.connection.remotePeer.toString() === peer)
+        return true;
+    }
+    return false;
   }
 
   private markAuthenticated(tracked: TrackedConnection): void {
@@ -1082,6 +1102,7 @@ function newCounters(): MeshCounters {
     snapshotBytesSent: 0,
     snapshotBytesReceived: 0,
     strangersRejected: 0,
+    hellosInterrupted: 0,
     streamsRefused: 0,
     connectionsDenied: 0,
     peersDenied: 0,

@@ -3,9 +3,9 @@
 /*
  * Measured with strace on the leader of a 3-node cluster under one sequential writer: 16
  * socket writes per put on the leader before, 4 with both (the CPU change was within this
- * machine's run-to-run noise; see issue 15's notes). The mesh installs only the second for
- * now: with the first, members dialing each other at once often lose one connection mid-hello
- * and count it as a stranger (net/mesh.ts says so where the encrypter is configured).
+ * machine's run-to-run noise; see issue 15's notes). The mesh installs both. The first makes
+ * handshakes faster, and with it members dialing each other at once often lose one connection
+ * mid-hello; the mesh counts that as an interrupted hello, not a stranger.
  *
  * 1. @chainsafe/libp2p-noise 17 hands the transport each encrypted message as a list of two
  *    buffers (its 2-byte length and the ciphertext), and @libp2p/tcp 11 writes every buffer of
