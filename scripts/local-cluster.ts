@@ -55,6 +55,8 @@ export interface ClusterNode {
   readonly url: string;
   /** Mesh addresses to join through, for a node added to the running cluster; undefined for founders. */
   readonly join?: readonly string[];
+  /** More `start` flags for this node alone (e.g. --role spare). */
+  readonly extraArgs?: readonly string[];
   child: ChildProcess | undefined;
 }
 
@@ -116,7 +118,7 @@ export class LocalCluster {
    * A new node (not started) that joins the running cluster through every existing node's mesh
    * address; add it with `conclave members add NAME --peer` + its peerAddress.
    */
-  async addJoiner(): Promise<ClusterNode> {
+  async addJoiner(extraArgs: readonly string[] = []): Promise<ClusterNode> {
     const index = this.nodes.length + 1;
     const clientPort = await freePort();
     const node: ClusterNode = {
@@ -126,6 +128,7 @@ export class LocalCluster {
       dataDir: join(this.root, `n${index}`),
       url: `http://127.0.0.1:${clientPort}`,
       join: this.nodes.map((n) => peerAddress(n)),
+      extraArgs,
       child: undefined,
     };
     this.nodes.push(node);
@@ -151,6 +154,7 @@ export class LocalCluster {
       '--services',
       'raft,api,admin',
       ...this.extraArgs,
+      ...(node.extraArgs ?? []),
     ];
   }
 

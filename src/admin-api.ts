@@ -4,9 +4,11 @@
  * Routes (JSON; any node answers, the work is done by the leader over the mesh):
  *
  *   GET    /v1/members            -> MembersView: the leader's view of every member
- *   POST   /v1/members            body {"name", "peer"}: adds the node as a learner; `peer` is its
- *                                 mesh multiaddr, replicated so every member can dial it
- *                                 -> {"name", "role": "learner"}
+ *   POST   /v1/members            body {"name", "peer", "role"}: adds the node as a raft learner in
+ *                                 `role` (learner, the default; spare, satellite or dr, see
+ *                                 storage/member-context.ts); `peer` is its mesh multiaddr,
+ *                                 replicated so every member can dial it; a satellite may have
+ *                                 none (it dials the members) -> {"name", "role"}
  *   POST   /v1/members/{name}/promote  -> {"name", "role": "voter"} once it is a voter
  *   DELETE /v1/members/{name}     -> {"name", "removed": true}
  *   POST   /v1/leader/transfer    body {"to": name} -> {"leader", "term"} once `to` leads
@@ -22,6 +24,7 @@
  */
 
 import { EdgeError, type EdgeRequest, type EdgeResponse, type EdgeRoute } from '../net/index.js';
+import { isLearnerRole, LEARNER_ROLES, type LearnerRole, type MemberRole } from '../storage/index.js';
 import type { ClientApi } from './client-api.js';
 import { NAME_PATTERN } from './config.js';
 import { guardedRoute } from './http-api.js';
@@ -32,7 +35,8 @@ export interface MemberView {
   readonly name: string;
   /** Its mesh peer id, or '' while unknown. */
   readonly id: string;
-  readonly role: 'voter' | 'learner';
+  /** `voter`, or the role it was added as a learner with. */
+  readonly role: MemberRole;
   /** Its mesh address as replicated, or '' for members from before addresses were kept. */
   readonly address: string;
   /** 'leader' for the leader; the leader's replication state for the others (replicate, probe, snapshot). */
@@ -40,8 +44,16 @@ export interface MemberView {
   readonly matchIndex: number;
   /** Entries it is behind the leader's commit index. */
   readonly lag: number;
+  /**
+   * How long ago the leader appended the oldest entry it lacks, in ms (0 when it lacks none).
+   * A lower bound when that entry is older than the leader's record of appends, or was appended
+   * before this leader led.
+   */
+  readonly lagMs: number;
   /** Milliseconds since the leader last heard from it; 0 for the leader; null if never. */
   readonly lastContactMs: number | null;
+  /** Whether the leader heard from it within an election timeout (always true for the leader). */
+  readonly reachable: boolean;
 }
 
 export interface MembersView {
@@ -58,7 +70,8 @@ export interface MembersView {
  */
 export interface AdminService {
   members(): Promise<MembersView>;
-  addLearner(name: string, address: string): Promise<void>;
+  /** Adds `name` as a raft learner with `role`; `address` is '' for a node nobody dials. */
+  addLearner(name: string, address: string, role: LearnerRole): Promise<void>;
   promote(name: string): Promise<void>;
   remove(name: string): Promise<void>;
   transferLeadership(to: string): Promise<{ leader: string; term: number }>;
@@ -92,20 +105,28 @@ export function adminRoutes(api: ClientApi, admin: AdminService, enabled: boolea
     }),
     route('POST', '/v1/members', 'json', async (r) => {
       parseQuery(r.query, []);
-      const body = objectBody(r.body, ['name', 'peer']);
+      const body = objectBody(r.body, ['name', 'peer', 'role']);
       const name = checkName(body.name, 'name');
-      const peer = body.peer;
+      const role = body.role ?? 'learner';
+      if (!isLearnerRole(role)) {
+        throw new EdgeError(
+          'INVALID_ARGUMENT',
+          `role must be one of ${LEARNER_ROLES.join(', ')} (a voter is added as a learner, then promoted), got ${JSON.stringify(role)}`,
+        );
+      }
+      const peer = body.peer ?? (role === 'satellite' ? '' : undefined);
       if (
         typeof peer !== 'string' ||
-        !/^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/[0-9]{1,5}(\/p2p\/[A-Za-z0-9]+)?$/.test(peer)
+        (peer !== '' && !MESH_ADDRESS.test(peer)) ||
+        (peer === '' && role !== 'satellite')
       ) {
         throw new EdgeError(
           'INVALID_ARGUMENT',
-          `peer must be the node's mesh multiaddr such as /ip4/10.0.0.4/tcp/7001, got ${JSON.stringify(peer)}`,
+          `peer must be the node's mesh multiaddr such as /ip4/10.0.0.4/tcp/7001 (only a satellite may have none), got ${JSON.stringify(peer)}`,
         );
       }
-      await admin.addLearner(name, peer);
-      return { status: 200, body: { name, role: 'learner' } };
+      await admin.addLearner(name, peer, role);
+      return { status: 200, body: { name, role } };
     }),
     route('POST', '/v1/members/:name/promote', 'none', async (r) => {
       parseQuery(r.query, []);
@@ -127,6 +148,9 @@ export function adminRoutes(api: ClientApi, admin: AdminService, enabled: boolea
     }),
   ];
 }
+
+/** A member's mesh address as members dial it. */
+const MESH_ADDRESS = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/[0-9]{1,5}(\/p2p\/[A-Za-z0-9]+)?$/;
 
 function checkName(value: unknown, what: string): string {
   if (typeof value !== 'string' || !NAME_PATTERN.test(value)) {

@@ -1,10 +1,11 @@
 // A member's admin operations: membership changes, leadership transfer and the members' view, carried out by the leader.
 
 import { MembershipChangeType, RaftError, Role } from '../raft/index.js';
-import type { AdminService, MembersView } from './admin-api.js';
+import { encodeMemberContext, type LearnerRole, type MemberRole } from '../storage/index.js';
+import type { AdminService, MembersView, MemberView } from './admin-api.js';
 import type { ClusterMember } from './config.js';
 import { answerOf, type LeaderForwarder, type PeerAnswer } from './forwarding.js';
-import type { AdminAction } from './peer-protocol.js';
+import type { AdminAction, JoinAnswer } from './peer-protocol.js';
 import { DriverError } from './raft-driver.js';
 import type { RaftGroup } from './raft-group.js';
 
@@ -43,8 +44,8 @@ export class MemberAdmin implements AdminService {
     });
   }
 
-  async addLearner(name: string, address: string): Promise<void> {
-    await this.onLeader({ action: 'addLearner', name, address });
+  async addLearner(name: string, address: string, role: LearnerRole): Promise<void> {
+    await this.onLeader({ action: 'addLearner', name, address, role });
   }
 
   async promote(name: string): Promise<void> {
@@ -57,6 +58,34 @@ export class MemberAdmin implements AdminService {
 
   async transferLeadership(to: string): Promise<{ leader: string; term: number }> {
     return (await this.onLeader({ action: 'transfer', name: to })) as { leader: string; term: number };
+  }
+
+  /**
+   * A node that started with --join and --role (`name`, as it identified itself) asks to be
+   * added in `role`, or promoted if it is a plain learner that asked to vote. Carried out by
+   * the leader. A member in another role is refused CONFLICT, reason ROLE_MISMATCH.
+   */
+  async join(name: string, role: MemberRole, address: string): Promise<JoinAnswer> {
+    const { voters, learners } = this.init.group.driver.status().membership;
+    const roles = this.init.group.storage.state.meta.roles ?? {};
+    const current: MemberRole | undefined = voters.includes(name)
+      ? 'voter'
+      : learners.includes(name)
+        ? (roles[name] ?? 'learner')
+        : undefined;
+    if (current === role) return { done: 'already' };
+    if (current === 'learner' && role === 'voter') {
+      await this.promote(name);
+      return { done: 'promoted' };
+    }
+    if (current !== undefined) {
+      throw Object.assign(new Error(`${name} is already a ${current}, not a ${role}`), {
+        code: 'CONFLICT',
+        reason: 'ROLE_MISMATCH',
+      });
+    }
+    await this.addLearner(name, address, role === 'voter' ? 'learner' : role);
+    return { done: 'added' };
   }
 
   /** Serves a peer's `members` or `admin` request: carried out here, which must lead. */
@@ -80,22 +109,28 @@ export class MemberAdmin implements AdminService {
     if (raft.role !== Role.Leader || raft.progress === undefined) {
       throw new DriverError('NOT_LEADER', 'this node no longer leads', raft.leader);
     }
-    const addresses = group.storage.state.meta.addresses ?? {};
+    const { addresses = {}, roles = {} } = group.storage.state.meta;
     const now = Date.now();
-    const view = (name: string, role: 'voter' | 'learner') => {
+    const view = (name: string, voter: boolean): MemberView => {
       const progress = raft.progress?.get(name);
       const self = name === selfName;
       const heard = this.init.lastContact.get(name);
       const matchIndex = self ? raft.lastIndex : (progress?.match ?? 0);
+      const lastContactMs = self ? 0 : heard === undefined ? null : now - heard;
       return {
         name,
         id: self ? this.init.selfPeerId : (this.init.peerOf(name) ?? ''),
-        role,
+        role: voter ? 'voter' : (roles[name] ?? 'learner'),
         address: addresses[name] ?? this.init.initialCluster.find((m) => m.name === name)?.address ?? '',
         state: self ? 'leader' : (progress?.state ?? 'unknown'),
         matchIndex,
         lag: Math.max(0, raft.commitIndex - matchIndex),
-        lastContactMs: self ? 0 : heard === undefined ? null : now - heard,
+        lagMs:
+          self || matchIndex >= raft.commitIndex
+            ? 0
+            : Math.round(group.driver.appends.lagMs(matchIndex, now)),
+        lastContactMs,
+        reachable: lastContactMs !== null && lastContactMs <= this.init.electionTimeoutMs,
       };
     };
     return {
@@ -103,8 +138,8 @@ export class MemberAdmin implements AdminService {
       term: raft.term,
       commitIndex: raft.commitIndex,
       members: [
-        ...raft.membership.voters.map((name) => view(name, 'voter')),
-        ...raft.membership.learners.map((name) => view(name, 'learner')),
+        ...raft.membership.voters.map((name) => view(name, true)),
+        ...raft.membership.learners.map((name) => view(name, false)),
       ],
     };
   }
@@ -129,7 +164,7 @@ export class MemberAdmin implements AdminService {
             {
               type: MembershipChangeType.AddLearner,
               nodeId: request.name,
-              context: new TextEncoder().encode(request.address),
+              context: encodeMemberContext({ address: request.address, role: request.role ?? 'learner' }),
             },
             timeoutMs,
           );

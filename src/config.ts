@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { LogLevel } from '../net/log.js';
+import { MEMBER_ROLES, type MemberRole } from '../storage/index.js';
 
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 
@@ -36,6 +37,11 @@ export interface NodeConfig {
   readonly initialCluster: readonly ClusterMember[];
   /** Mesh addresses of members of an existing cluster this node joins (added with `conclave members add`). */
   readonly join: readonly string[];
+  /**
+   * With --join: the role this node asks the cluster to add it in (a voter is added as a
+   * learner, then promoted once caught up). Undefined: it waits for `conclave members add`.
+   */
+  readonly role: MemberRole | undefined;
   readonly clusterSecretFile: string | undefined;
   readonly services: readonly Service[];
   readonly single: boolean;
@@ -115,6 +121,12 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'join',
     kind: 'list',
     describe: 'join an existing cluster through these members: multiaddr,... (instead of --initial-cluster)',
+  },
+  {
+    key: 'role',
+    flag: 'role',
+    kind: 'string',
+    describe: `with --join: ask to be added in this role, one of ${MEMBER_ROLES.join(', ')} (without it, wait for \`conclave members add\`)`,
   },
   {
     key: 'clusterSecretFile',
@@ -366,6 +378,32 @@ function validate(raw: Raw): NodeConfig {
     }
   }
   const initialCluster = join.length > 0 ? [] : parseInitialCluster(raw, name, peerListen, single, proxy);
+  const role = toText(raw, 'role', 'role') as MemberRole | undefined;
+  if (role !== undefined) {
+    if (!(MEMBER_ROLES as readonly string[]).includes(role)) {
+      throw new ConfigError(
+        'role',
+        raw.role!.source,
+        `${JSON.stringify(role)} is not one of ${MEMBER_ROLES.join(', ')}`,
+      );
+    }
+    if (join.length === 0 || proxy) {
+      throw new ConfigError(
+        'role',
+        raw.role!.source,
+        proxy
+          ? 'a stateless proxy is no member and has no role'
+          : 'only a node that joins (--join) asks for a role; founders (--initial-cluster) are voters',
+      );
+    }
+    if (/^\/ip[46]\/(0\.0\.0\.0|::)\//.test(peerListen)) {
+      throw new ConfigError(
+        'peer-listen',
+        raw.peerListen?.source ?? 'default',
+        `${peerListen} is no address members can dial, and a node joining with --role tells them this one: listen on the node's own address`,
+      );
+    }
+  }
 
   const storageEngine = (toText(raw, 'storageEngine', 'storage-engine') ??
     CONFIG_DEFAULTS.storageEngine) as StorageEngineName;
@@ -423,6 +461,7 @@ function validate(raw: Raw): NodeConfig {
     clientPort,
     initialCluster,
     join,
+    role,
     clusterSecretFile: clusterSecretFile === undefined ? undefined : resolve(clusterSecretFile),
     services,
     single,

@@ -4,6 +4,7 @@ import type {
   CommandResult,
   Document,
   ListOptions,
+  MemberRole,
   Operation,
   ReadResult,
   SessionRef,
@@ -23,7 +24,8 @@ export type ServedRead<T> = ReadResult<T> & { readonly stale?: Staleness };
 
 export interface MemberStatus {
   readonly name: string;
-  readonly role: 'voter' | 'learner';
+  /** `voter`, or a learner's role (storage/member-context.ts). */
+  readonly role: MemberRole;
   /** Only known on the leader. */
   readonly match?: number;
   readonly next?: number;
@@ -36,7 +38,7 @@ export interface NodeStatus {
   /** This node's mesh peer id. */
   readonly id: string;
   /** A stateless proxy holds no replica: its raft fields are the last it heard from `member`. */
-  readonly role: 'voter' | 'learner' | 'none' | 'proxy';
+  readonly role: MemberRole | 'none' | 'proxy';
   /** Raft state: leader, follower, candidate, pre-candidate; `proxy` on a proxy. */
   readonly state: string;
   /** On a proxy: the member it forwards to now ('' when none is reachable). */

@@ -6,6 +6,7 @@ import {
   type Document,
   encodeCommand,
   type ListOptions,
+  type MemberRole,
   type Operation,
   type SessionRef,
 } from '../storage/index.js';
@@ -88,7 +89,8 @@ export class MemberKv implements KvService {
     const name = this.init.name;
     const raft = this.init.group.driver.status();
     const { voters, learners } = raft.membership;
-    const member = (m: string, role: 'voter' | 'learner'): MemberStatus => {
+    const roles = this.init.group.storage.state.meta.roles ?? {};
+    const member = (m: string, role: MemberRole): MemberStatus => {
       const progress = raft.progress?.get(m);
       return progress
         ? {
@@ -104,14 +106,17 @@ export class MemberKv implements KvService {
     return {
       name,
       id: name,
-      role: voters.includes(name) ? 'voter' : learners.includes(name) ? 'learner' : 'none',
+      role: voters.includes(name) ? 'voter' : learners.includes(name) ? (roles[name] ?? 'learner') : 'none',
       state: raft.role,
       leader: raft.leader,
       term: raft.term,
       commitIndex: raft.commitIndex,
       appliedIndex: this.state.appliedIndex,
       revision: this.state.revision,
-      members: [...voters.map((m) => member(m, 'voter')), ...learners.map((m) => member(m, 'learner'))],
+      members: [
+        ...voters.map((m) => member(m, 'voter')),
+        ...learners.map((m) => member(m, roles[m] ?? 'learner')),
+      ],
     };
   }
 

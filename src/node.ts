@@ -14,11 +14,12 @@ import { MemberAdmin } from './admin.js';
 import { bootstrapIdentity } from './bootstrap.js';
 import { clientEdge } from './client-edge.js';
 import type { NodeConfig } from './config.js';
-import { LeaderForwarder, meshRequestBytes } from './forwarding.js';
+import { answerOf, forwardForValue, LeaderForwarder, meshRequestBytes } from './forwarding.js';
 import { identifyPeer } from './identify.js';
+import { JoinRequester } from './join-request.js';
 import { MemberKv } from './member-kv.js';
 import { PeerDirectory } from './peer-directory.js';
-import { decodePeerRequest, encodePeerMessage } from './peer-protocol.js';
+import { decodePeerRequest, encodePeerMessage, type JoinAnswer } from './peer-protocol.js';
 import { ProxyPeers } from './proxy-serving.js';
 import { DriverError } from './raft-driver.js';
 import { RaftGroup } from './raft-group.js';
@@ -63,6 +64,7 @@ export class ConclaveNode {
   private readonly proxies: ProxyPeers;
   private services = new ServiceStack([], () => undefined);
   private edge: Edge | undefined;
+  private joinRequester: JoinRequester | undefined;
   private stopping = false;
   /** When the leader last heard from each member (ms since epoch), by name. */
   private readonly lastContact = new Map<string, number>();
@@ -223,6 +225,7 @@ export class ConclaveNode {
         seen,
       });
       self.node = node;
+      node.joinRequester = node.buildJoinRequester();
       node.edge = node.buildEdge();
       node.services = node.buildServices();
       // A failed start stops what had started (in reverse); the storage is closed below.
@@ -232,6 +235,39 @@ export class ConclaveNode {
       await storage.close().catch(() => undefined);
       throw error;
     }
+  }
+
+  /** With --join and --role: what asks the cluster to take this node in that role. */
+  private buildJoinRequester(): JoinRequester | undefined {
+    const { config, mesh, peers } = this.parts;
+    if (config.role === undefined || config.join.length === 0 || mesh === undefined) return undefined;
+    const state = this.main.storage.state;
+    return new JoinRequester({
+      name: config.name,
+      role: config.role,
+      address: config.peerListen,
+      logger: this.logger,
+      intervalMs: 1000,
+      membership: () => ({ ...state.membership, roles: state.meta.roles ?? {} }),
+      ask: async (request) => {
+        let lastError: unknown = new DriverError('UNAVAILABLE', 'no member is connected yet');
+        for (const [name, peer] of peers.bound()) {
+          if (name === config.name) continue;
+          try {
+            return await forwardForValue<JoinAnswer>(mesh, peer, request, {
+              timeoutMs: config.requestTimeoutMs * 2,
+              target: name,
+              mayApply: true,
+            });
+          } catch (error) {
+            // The leader's own refusal is the answer; a member that could not help is not.
+            if ((error as { code?: unknown }).code === 'CONFLICT') throw error;
+            lastError = error;
+          }
+        }
+        throw lastError;
+      },
+    });
   }
 
   /** The client edge, or undefined without the api service (no client port is opened). */
@@ -277,6 +313,15 @@ export class ConclaveNode {
         ...(edge === undefined
           ? []
           : [{ name: 'client edge', start: () => edge.start(), stop: () => edge.stop() }]),
+        ...(this.joinRequester === undefined
+          ? []
+          : [
+              {
+                name: 'join request',
+                start: async () => this.joinRequester?.start(),
+                stop: async () => this.joinRequester?.stop(),
+              },
+            ]),
       ],
       (service, error) =>
         this.logger.warn('node.stop_failed', { service: service.name, error: String(error) }),
@@ -449,6 +494,18 @@ export class ConclaveNode {
         return encodePeerMessage(await this.proxies.serve(request, signal));
     }
     if (peers.nameOf(from) === undefined) await this.identify(from);
+    if (request.type === 'join') {
+      this.refuseIfStopping();
+      const name = peers.nameOf(from);
+      return encodePeerMessage(
+        await answerOf(() => {
+          if (name === undefined) {
+            throw new DriverError('UNAVAILABLE', 'the joining node did not say who it is (identify failed)');
+          }
+          return this.admin.join(name, request.role, request.address);
+        }),
+      );
+    }
     // One hop only: a forwarded request is carried out here or refused, never forwarded again.
     if (request.type === 'write') {
       return encodePeerMessage(await this.kv.proposeHere(request.op as Operation, request.session));

@@ -45,4 +45,9 @@ export class PeerDirectory {
   peerOf(name: string): string | undefined {
     return this.peerByName.get(name);
   }
+
+  /** Every bound (name, peer id) pair. */
+  bound(): [name: string, peer: string][] {
+    return [...this.peerByName.entries()];
+  }
 }

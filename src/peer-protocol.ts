@@ -1,6 +1,12 @@
 // Requests between nodes over the mesh's forwarding RPC: their JSON shapes, encoding and checks.
 
-import type { ListOptions } from '../storage/index.js';
+import {
+  isLearnerRole,
+  type LearnerRole,
+  type ListOptions,
+  MEMBER_ROLES,
+  type MemberRole,
+} from '../storage/index.js';
 import type { Consistency } from './kv-service.js';
 import { parseRemovalNotice, type RemovalNotice } from './removal.js';
 import type { SessionRef } from './ws-protocol.js';
@@ -33,7 +39,13 @@ export interface WatchPoll {
 
 /** A membership or leadership action, carried out by the leader. */
 export type AdminAction =
-  | { readonly action: 'addLearner'; readonly name: string; readonly address: string }
+  | {
+      readonly action: 'addLearner';
+      readonly name: string;
+      readonly address: string;
+      /** Absent from members of an older version: a plain learner. */
+      readonly role?: LearnerRole;
+    }
   | { readonly action: 'promote'; readonly name: string }
   | { readonly action: 'remove'; readonly name: string }
   | { readonly action: 'transfer'; readonly name: string };
@@ -55,7 +67,25 @@ export type PeerRequest =
   /** From a proxy: the member's view of the cluster (DirectoryAnswer). */
   | { readonly type: 'directory' }
   | { readonly type: 'members' }
-  | ({ readonly type: 'admin' } & AdminAction);
+  | ({ readonly type: 'admin' } & AdminAction)
+  | JoinRequest;
+
+/**
+ * From a node started with --join and --role: add me (the peer the request came from, by the
+ * name it identified with) in `role`, or promote me if I am a learner that asked to be a voter.
+ * Served by any member, which takes it to the leader. Answered as a value (JoinAnswer).
+ */
+export interface JoinRequest {
+  readonly type: 'join';
+  readonly role: MemberRole;
+  /** Where members dial it; '' for a satellite that dials them. */
+  readonly address: string;
+}
+
+/** What a join request did: `added` as a learner (in `role`), `promoted`, or nothing to do. */
+export interface JoinAnswer {
+  readonly done: 'added' | 'promoted' | 'already';
+}
 
 export interface IdentifyAnswer {
   readonly name: string;
@@ -101,6 +131,13 @@ export function decodePeerRequest(payload: Uint8Array): PeerRequest {
     return { type, founding };
   }
   if (type === 'members' || type === 'directory') return { type };
+  if (type === 'join') {
+    const { role, address } = request;
+    if (typeof role !== 'string' || !(MEMBER_ROLES as readonly string[]).includes(role))
+      refuse(`a join request has an unknown role ${JSON.stringify(role)}`);
+    if (typeof address !== 'string' || address.length > 1024) refuse('a join request has a bad address');
+    return { type, role: role as MemberRole, address };
+  }
   if (type === 'client') return decodeClientCall(request);
   if (type === 'watch') {
     const { realm, prefix, from, waitMs } = request;
@@ -127,13 +164,14 @@ export function decodePeerRequest(payload: Uint8Array): PeerRequest {
     return { type, op: request.op, ...(session === undefined ? {} : { session: session as SessionRef }) };
   }
   if (type === 'admin') {
-    const { action, name, address } = request;
+    const { action, name, address, role } = request;
     if (typeof action !== 'string' || !ADMIN_ACTIONS.has(action))
       refuse(`unknown admin action ${String(action)}`);
     if (typeof name !== 'string' || name === '') refuse('an admin request needs a name');
     if (action === 'addLearner') {
       if (typeof address !== 'string') refuse('addLearner needs an address');
-      return { type, action, name, address };
+      if (role !== undefined && !isLearnerRole(role)) refuse(`unknown member role ${JSON.stringify(role)}`);
+      return { type, action, name, address, ...(role === undefined ? {} : { role }) };
     }
     return { type, action: action as 'promote' | 'remove' | 'transfer', name };
   }

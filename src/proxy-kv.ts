@@ -1,6 +1,13 @@
 // The client API and admin operations on a stateless proxy: each call carried out by a member over the mesh.
 
-import type { CommandResult, Document, ListOptions, Operation, SessionRef } from '../storage/index.js';
+import type {
+  CommandResult,
+  Document,
+  LearnerRole,
+  ListOptions,
+  Operation,
+  SessionRef,
+} from '../storage/index.js';
 import type { AdminService, MembersView } from './admin-api.js';
 import { errorOf, type PeerAnswer } from './forwarding.js';
 import type { Consistency, KvService, NodeStatus, ServedRead } from './kv-service.js';
@@ -85,8 +92,8 @@ export class ProxyKv implements KvService, AdminService {
     return this.onLeader({ type: 'members' }) as Promise<MembersView>;
   }
 
-  async addLearner(name: string, address: string): Promise<void> {
-    await this.onLeader({ type: 'admin', action: 'addLearner', name, address });
+  async addLearner(name: string, address: string, role: LearnerRole): Promise<void> {
+    await this.onLeader({ type: 'admin', action: 'addLearner', name, address, role });
   }
 
   async promote(name: string): Promise<void> {

@@ -11,6 +11,7 @@ import {
   Role,
   type Snapshot,
 } from '../raft/index.js';
+import { AppendClock } from './append-clock.js';
 
 export type { Logger } from '../net/log.js';
 
@@ -125,6 +126,8 @@ export class RaftDriver<Result> {
   /** The in-order chain of applies (apply, advanceApplied); each also waits for its Ready to be durable. */
   private applying: Promise<void> = Promise.resolve();
   private inFlightReadies = 0;
+  /** When this node appended its entries: members' lag in ms, as the leader reports it. */
+  readonly appends = new AppendClock();
   private failureCause: Error | undefined;
   private appliedIndex = 0;
   private readonly proposals = new Map<number, PendingProposal<Result>>();
@@ -358,6 +361,8 @@ export class RaftDriver<Result> {
       }
       // A Ready that only moves the commit index has nothing raft needs on disk (the commit
       // index is recovered from the applied index and the leader): skip the synced write.
+      const last = ready.entries[ready.entries.length - 1];
+      if (last !== undefined) this.appends.record(last.index, Date.now());
       const mustWrite = ready.entries.length > 0 || ready.snapshot !== undefined || ready.mustSync;
       const persisted = mustWrite ? this.options.store.persist(ready) : Promise.resolve();
       this.inFlightReadies++;

@@ -12,6 +12,16 @@ export * from './errors.js';
 export type { Json, JsonObject } from './json.js';
 export { type LogCacheLimits, type LogUpdate, RaftLogStore } from './log-store.js';
 export {
+  decodeMemberContext,
+  encodeMemberContext,
+  isLearnerRole,
+  LEARNER_ROLES,
+  type LearnerRole,
+  MEMBER_ROLES,
+  type MemberContext,
+  type MemberRole,
+} from './member-context.js';
+export {
   SNAPSHOT_FORMAT_VERSION,
   type SnapshotFileInfo,
   type SnapshotHeader,

@@ -76,6 +76,7 @@ import {
   sessionRange,
   stateKeyFromSuffix,
 } from './keys.js';
+import { decodeMemberContext, type LearnerRole } from './member-context.js';
 import type { SnapshotHeader } from './snapshot-file.js';
 import type { PreparedWrite, WriteQueue } from './write-queue.js';
 
@@ -97,6 +98,11 @@ export interface StateMeta {
    * Absent in data written before addresses were kept.
    */
   readonly addresses?: Readonly<Record<string, string>>;
+  /**
+   * The role of each learner other than a plain one (spare, satellite, dr), by name, from its
+   * add-learner entry's context. A voter has none. Absent in data written before roles existed.
+   */
+  readonly roles?: Readonly<Record<string, LearnerRole>>;
 }
 
 /**
@@ -806,7 +812,7 @@ class ApplyBatch {
     if (entry.type === EntryType.MembershipChange) {
       const change: MembershipChange | undefined = decodeMembershipChange(entry.data);
       const membership = change ? applyMembershipChange(this.meta.membership, change) : this.meta.membership;
-      this.meta = { ...this.meta, membership, addresses: addressesAfter(this.meta, membership, change) };
+      this.meta = { ...this.meta, membership, ...membersAfter(this.meta, membership, change) };
       return { kind: 'membership', index: entry.index, membership };
     }
     if (decoded === undefined) return { kind: 'noop', index: entry.index };
@@ -1119,21 +1125,33 @@ class ApplyBatch {
 }
 
 /**
- * The address book after a membership entry: an added learner's address is its change's
- * context (UTF-8 multiaddr, if any); a removed member's address goes.
+ * The address book and the learners' roles after a membership entry: an added learner's address
+ * and role are its change's context (member-context.ts); a promoted member loses its learner
+ * role; a removed member's address and role go.
  */
-function addressesAfter(
+function membersAfter(
   meta: StateMeta,
   membership: Membership,
   change: MembershipChange | undefined,
-): Readonly<Record<string, string>> | undefined {
-  if (change === undefined) return meta.addresses;
-  const next: Record<string, string> = { ...(meta.addresses ?? {}) };
-  const context = change.context === undefined ? '' : new TextDecoder().decode(change.context);
-  if (change.type === MembershipChangeType.AddLearner && context !== '') next[change.nodeId] = context;
+): Pick<StateMeta, 'addresses' | 'roles'> {
+  if (change === undefined) return { addresses: meta.addresses, roles: meta.roles };
+  const addresses: Record<string, string> = { ...(meta.addresses ?? {}) };
+  const roles: Record<string, LearnerRole> = { ...(meta.roles ?? {}) };
+  const before = meta.membership;
+  const added =
+    change.type === MembershipChangeType.AddLearner &&
+    !before.voters.includes(change.nodeId) &&
+    !before.learners.includes(change.nodeId);
+  if (added) {
+    const context = decodeMemberContext(change.context);
+    if (context.address !== '') addresses[change.nodeId] = context.address;
+    if (context.role !== 'learner') roles[change.nodeId] = context.role;
+  }
   const members = new Set([...membership.voters, ...membership.learners]);
-  for (const name of Object.keys(next)) if (!members.has(name)) delete next[name];
-  return next;
+  for (const name of Object.keys(addresses)) if (!members.has(name)) delete addresses[name];
+  const learners = new Set(membership.learners);
+  for (const name of Object.keys(roles)) if (!learners.has(name)) delete roles[name];
+  return Object.keys(roles).length === 0 && meta.roles === undefined ? { addresses } : { addresses, roles };
 }
 
 function compareHolds(compare: Compare, doc: StoredDoc | null): boolean {

@@ -34,9 +34,13 @@ interface NameArgs extends ConnectionArgs {
 }
 
 interface AddArgs extends NameArgs {
-  readonly peer: string;
+  readonly peer?: string;
   readonly learner: boolean;
+  readonly role?: string;
 }
+
+/** What `members add --role` takes: a voter is added as a learner, then promoted. */
+const ADD_ROLES = ['voter', 'learner', 'spare', 'satellite', 'dr'] as const;
 
 function nameArgument<T>(y: Argv<T>, describe: string) {
   return y.positional('name', { type: 'string', demandOption: true, describe });
@@ -64,21 +68,27 @@ export function membersCommands<T>(cli: Argv<T>): Argv<T> {
       )
       .command(
         'add <name>',
-        'add a node (already started with --join) as a learner, then promote it to voter once it has caught up',
+        'add a node (already started with --join) in a role; a voter is added as a learner, then promoted once it has caught up',
         (y) =>
           withConnection(nameArgument(y, 'the new member’s --name'), ADD_TIMEOUT_MS)
             .option('peer', {
               type: 'string',
-              demandOption: true,
-              describe: 'the new member’s mesh address (its --peer-listen), a multiaddr',
+              describe:
+                'the new member’s mesh address (its --peer-listen), a multiaddr; a satellite may have none (it dials the members)',
+            })
+            .option('role', {
+              type: 'string',
+              describe:
+                'voter (the default), learner (a non-voting replica), spare (replaces a dead voter), satellite (serves distant clients) or dr (a disaster-recovery replica)',
             })
             .option('learner', {
               type: 'boolean',
               default: false,
-              describe: 'leave it a learner (no vote); promote it later with `members promote`',
+              describe: 'the same as --role learner: promote it later with `members promote`',
             })
             .example('$0 members add n4 --peer /ip4/10.0.0.4/tcp/7001', 'add n4; it votes once caught up')
-            .example('$0 members add r1 --learner --peer /ip4/10.0.0.9/tcp/7001', 'a non-voting replica'),
+            .example('$0 members add r1 --learner --peer /ip4/10.0.0.9/tcp/7001', 'a non-voting replica')
+            .example('$0 members add s1 --role spare --peer /ip4/10.0.0.5/tcp/7001', 'a spare'),
         (argv) => runCommand(() => addMember(argv as unknown as AddArgs)),
       )
       .command(
@@ -142,14 +152,16 @@ function promote(client: ApiClient, name: string): Promise<{ name: string; role:
  * address already there is not an error.
  */
 async function addMember(args: AddArgs): Promise<void> {
-  if (args.peer.trim() === '' || !args.peer.startsWith('/')) {
+  const role = roleOf(args);
+  const peer = args.peer ?? '';
+  if (peer === '' ? role !== 'satellite' : peer.trim() === '' || !peer.startsWith('/')) {
     throw new UsageError(
-      `--peer must be a multiaddr such as /ip4/10.0.0.4/tcp/7001, not ${JSON.stringify(args.peer)}`,
+      `--peer must be a multiaddr such as /ip4/10.0.0.4/tcp/7001${peer === '' ? ' (only a satellite may go without)' : `, not ${JSON.stringify(peer)}`}`,
     );
   }
   const client = clientOf(args);
-  await addLearner(client, args.name, args.peer);
-  if (!args.learner) {
+  await addLearner(client, args.name, peer, role === 'voter' ? 'learner' : role);
+  if (role === 'voter') {
     await catchUpAndPromote(client, args.name);
     progress(`${args.name}: a voter`);
   }
@@ -157,10 +169,24 @@ async function addMember(args: AddArgs): Promise<void> {
   printMembership(args, await fetchMembers(client.fork(POLL_TIMEOUT_MS)));
 }
 
-async function addLearner(client: ApiClient, name: string, peer: string): Promise<void> {
+function roleOf(args: AddArgs): (typeof ADD_ROLES)[number] {
+  const role = args.role ?? (args.learner ? 'learner' : 'voter');
+  if (!(ADD_ROLES as readonly string[]).includes(role)) {
+    throw new UsageError(`--role must be one of ${ADD_ROLES.join(', ')}, not ${JSON.stringify(role)}`);
+  }
+  if (args.learner && role !== 'learner') {
+    throw new UsageError(`--learner says role learner, --role says ${role}: give one`);
+  }
+  return role as (typeof ADD_ROLES)[number];
+}
+
+async function addLearner(client: ApiClient, name: string, peer: string, role: string): Promise<void> {
   try {
-    await client.call('POST', '/v1/members', { ...ADMIN_WRITE, body: JSON.stringify({ name, peer }) });
-    progress(`${name}: added as a learner`);
+    await client.call('POST', '/v1/members', {
+      ...ADMIN_WRITE,
+      body: JSON.stringify(role === 'learner' ? { name, peer } : { name, peer, role }),
+    });
+    progress(`${name}: added as a ${role === 'learner' ? 'learner' : `learner with role ${role}`}`);
   } catch (error) {
     if (!(error instanceof ApiError) || (error.code !== 'CONFLICT' && !error.indeterminate)) throw error;
     // Already a member (an earlier run), or an add whose answer was lost: look before failing.

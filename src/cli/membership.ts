@@ -13,7 +13,11 @@ export interface MemberView {
   readonly state: string;
   readonly matchIndex: number | null;
   readonly lag: number | null;
+  /** How old the oldest entry it lacks is, in ms (admin view only). */
+  readonly lagMs: number | null;
   readonly lastContactMs: number | null;
+  /** Whether the leader heard from it within an election timeout (admin view only). */
+  readonly reachable: boolean | null;
 }
 
 export interface MembersView {
@@ -86,7 +90,9 @@ export function normalizeMembers(body: Partial<MembersView>): MembersView {
       state: text(m.state) || 'unknown',
       matchIndex: numberOr(m.matchIndex, null),
       lag: numberOr(m.lag, null),
+      lagMs: numberOr(m.lagMs, null),
       lastContactMs: numberOr(m.lastContactMs, null),
+      reachable: typeof m.reachable === 'boolean' ? m.reachable : null,
     })),
   };
 }
@@ -111,7 +117,9 @@ export function membersFromStatus(status: NodeStatusBody): MembersView {
         state: member.name === status.leader ? 'leader' : leads ? (member.state ?? 'unknown') : 'unknown',
         matchIndex,
         lag: matchIndex === null ? null : Math.max(0, status.commitIndex - matchIndex),
+        lagMs: null,
         lastContactMs: null,
+        reachable: null,
       };
     }),
   };
@@ -119,7 +127,7 @@ export function membersFromStatus(status: NodeStatusBody): MembersView {
 
 export function renderMembers(view: MembersView, options: { address: boolean }): string {
   const headers = ['NAME', 'ID', 'ROLE', ...(options.address ? ['ADDRESS'] : []), 'STATE', 'LEADER'];
-  headers.push('MATCH', 'LAG', 'LAST CONTACT');
+  headers.push('MATCH', 'LAG', 'LAG MS', 'LAST CONTACT', 'REACHABLE');
   const rows = view.members.map((m) => [
     m.name,
     shortId(m.id),
@@ -129,8 +137,10 @@ export function renderMembers(view: MembersView, options: { address: boolean }):
     m.name === view.leader ? '*' : '',
     orDash(m.matchIndex),
     orDash(m.lag),
+    orDash(m.lagMs),
     // The leader's own contact time is always 0: nothing to tell.
     m.name === view.leader ? '-' : formatAgo(m.lastContactMs),
+    m.reachable === null ? '-' : m.reachable ? 'yes' : 'no',
   ]);
   return renderTable(headers, rows);
 }

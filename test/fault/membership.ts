@@ -4,7 +4,7 @@ import type { FaultCluster, Slot } from './cluster.js';
 
 export interface MemberRole {
   readonly name: string;
-  readonly role: 'voter' | 'learner';
+  readonly role: 'voter' | 'learner' | 'spare' | 'satellite' | 'dr';
 }
 
 export interface AdminAnswer {

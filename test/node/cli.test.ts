@@ -316,11 +316,11 @@ t.test('against a running node', async (t) => {
     const text = await conclave(['status']);
     t.equal(text.code, 0);
     t.match(text.stdout, `leader ${node.name}  term ${status.term}`);
-    t.match(text.stdout, /\nNAME +ID +ROLE +STATE +LEADER +MATCH +LAG +LAST CONTACT\n/);
+    t.match(text.stdout, /\nNAME +ID +ROLE +STATE +LEADER +MATCH +LAG +LAG MS +LAST CONTACT +REACHABLE\n/);
     t.match(
       text.stdout,
-      new RegExp(`\\n${node.name} +\\S+ +voter +leader +\\* +\\d+ +0 `),
-      'the leader marked',
+      new RegExp(`\\n${node.name} +\\S+ +voter +leader +\\* +\\d+ +0 +0 +- +yes\\n`),
+      'the leader marked, not behind, reachable',
     );
   });
 

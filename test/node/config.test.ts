@@ -128,3 +128,34 @@ t.test(
     refused(t, { name: 'p1', services: 'api', join: '/ip4/127.0.0.1/tcp/7001' }, 'cluster-secret-file');
   },
 );
+
+t.test(
+  '--role: only a joiner asks for one, among the roles there are, from an address others can dial',
+  async (t) => {
+    const joiner = {
+      name: 'n4',
+      services: 'raft,api,admin',
+      join: '/ip4/127.0.0.1/tcp/7001',
+      'peer-listen': '/ip4/127.0.0.1/tcp/7004',
+      'cluster-secret-file': '/tmp/secret',
+    };
+    for (const role of ['voter', 'learner', 'spare', 'satellite', 'dr']) {
+      t.equal(resolveConfig({ ...joiner, role }, {}).role, role, `${role} is taken`);
+    }
+    t.equal(resolveConfig(joiner, {}).role, undefined, 'without it, the node waits for members add');
+    refused(t, { ...joiner, role: 'emperor' }, 'role');
+    refused(t, { ...CLUSTER, role: 'spare' }, 'role');
+    refused(t, { ...joiner, role: 'spare', 'peer-listen': '/ip4/0.0.0.0/tcp/7004' }, 'peer-listen');
+    refused(
+      t,
+      {
+        name: 'p1',
+        services: 'api',
+        join: '/ip4/127.0.0.1/tcp/7001',
+        'cluster-secret-file': '/tmp/secret',
+        role: 'spare',
+      },
+      'role',
+    );
+  },
+);

@@ -55,3 +55,29 @@ t.test('malformed proxy requests are refused INVALID_ARGUMENT, never crash the m
     );
   }
 });
+
+t.test('join requests and role-carrying adds decode as sent; bad ones are refused', async (t) => {
+  for (const sent of [
+    { type: 'join', role: 'spare', address: '/ip4/127.0.0.1/tcp/7004' },
+    { type: 'join', role: 'voter', address: '/ip4/127.0.0.1/tcp/7005' },
+    { type: 'join', role: 'satellite', address: '' },
+    { type: 'admin', action: 'addLearner', name: 'n4', address: '/ip4/127.0.0.1/tcp/7004', role: 'dr' },
+    { type: 'admin', action: 'addLearner', name: 'n4', address: '/ip4/127.0.0.1/tcp/7004' },
+  ]) {
+    t.same(decodePeerRequest(encodePeerMessage(sent)), sent, JSON.stringify(sent));
+  }
+  for (const bad of [
+    { type: 'join', address: '' },
+    { type: 'join', role: 'emperor', address: '' },
+    { type: 'join', role: 'spare' },
+    { type: 'join', role: 'spare', address: 'x'.repeat(2000) },
+    { type: 'admin', action: 'addLearner', name: 'n4', address: '', role: 'voter' },
+    { type: 'admin', action: 'addLearner', name: 'n4', address: '', role: 7 },
+  ]) {
+    t.throws(
+      () => decodePeerRequest(encodePeerMessage(bad)),
+      { code: 'INVALID_ARGUMENT' },
+      JSON.stringify(bad),
+    );
+  }
+});
