@@ -8,4 +8,5 @@ export { MemoryStorage } from './memory-storage.js';
 export { type Prng, SeededPrng } from './prng.js';
 export { ProgressState } from './progress.js';
 export { type ProgressStatus, type RaftStatus, RawNode } from './raw-node.js';
+export * from './spare-policy.js';
 export * from './types.js';

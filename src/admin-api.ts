@@ -61,6 +61,10 @@ export interface MembersView {
   readonly term: number;
   readonly commitIndex: number;
   readonly members: readonly MemberView[];
+  /** A spare promoted in place of a dead voter whose removal is next (raft/spare-policy.ts). */
+  readonly replacing?: { readonly spare: string; readonly voter: string };
+  /** Nodes a spare replaced, re-added as spares when they come back. */
+  readonly replaced?: readonly string[];
 }
 
 /**

@@ -133,6 +133,7 @@ export class MemberAdmin implements AdminService {
         reachable: lastContactMs !== null && lastContactMs <= this.init.electionTimeoutMs,
       };
     };
+    const { replacing, replaced = [] } = group.storage.state.meta;
     return {
       leader: selfName,
       term: raft.term,
@@ -141,6 +142,8 @@ export class MemberAdmin implements AdminService {
         ...raft.membership.voters.map((name) => view(name, true)),
         ...raft.membership.learners.map((name) => view(name, false)),
       ],
+      ...(replacing === undefined ? {} : { replacing }),
+      ...(replaced.length === 0 ? {} : { replaced: replaced.map((r) => r.name) }),
     };
   }
 

@@ -26,6 +26,7 @@ import { RaftGroup } from './raft-group.js';
 import { RemovalTracker } from './removal-tracker.js';
 import type { SeenMembers } from './seen-members.js';
 import { ServiceStack } from './service.js';
+import { SpareKeeper } from './spare-keeper.js';
 
 /** The raft group every realm lives in today; frames and keys already carry it. */
 const GROUP = 1;
@@ -65,6 +66,7 @@ export class ConclaveNode {
   private services = new ServiceStack([], () => undefined);
   private edge: Edge | undefined;
   private joinRequester: JoinRequester | undefined;
+  private spareKeeper: SpareKeeper | undefined;
   private stopping = false;
   /** When the leader last heard from each member (ms since epoch), by name. */
   private readonly lastContact = new Map<string, number>();
@@ -95,6 +97,7 @@ export class ConclaveNode {
       logger: this.logger,
       raftStatus: () => main.driver.status(),
       stopping: () => this.stopping,
+      replaced: (name) => (main.storage.state.meta.replaced ?? []).some((r) => r.name === name),
       onRemoved: (error) => this.fatal(error),
     });
     this.kv = new MemberKv({
@@ -226,6 +229,18 @@ export class ConclaveNode {
       });
       self.node = node;
       node.joinRequester = node.buildJoinRequester();
+      if (mesh !== undefined) {
+        node.spareKeeper = new SpareKeeper({
+          name: config.name,
+          group: raftGroup,
+          logger: log,
+          lastContact: node.lastContact,
+          promoteAfterMs: config.sparePromoteAfterMs,
+          liveWithinMs: config.electionTimeoutMs,
+          requestTimeoutMs: config.requestTimeoutMs,
+          intervalMs: Math.min(1000, Math.floor(config.sparePromoteAfterMs / 10)),
+        });
+      }
       node.edge = node.buildEdge();
       node.services = node.buildServices();
       // A failed start stops what had started (in reverse); the storage is closed below.
@@ -313,6 +328,15 @@ export class ConclaveNode {
         ...(edge === undefined
           ? []
           : [{ name: 'client edge', start: () => edge.start(), stop: () => edge.stop() }]),
+        ...(this.spareKeeper === undefined
+          ? []
+          : [
+              {
+                name: 'spare keeper',
+                start: async () => this.spareKeeper?.start(),
+                stop: async () => this.spareKeeper?.stop(),
+              },
+            ]),
         ...(this.joinRequester === undefined
           ? []
           : [

@@ -21,6 +21,12 @@ export interface RemovalTrackerInit {
   readonly raftStatus: () => RaftStatus;
   /** Whether this node is stopping: it then neither tells nor listens. */
   readonly stopping: () => boolean;
+  /**
+   * Whether `name` was removed by a spare replacing it (the applied state's list): such a node
+   * is re-added as a spare when it comes back, so it is never told it was removed, and this
+   * node, if it is one, does not stop when it applies its own removal.
+   */
+  readonly replaced: (name: string) => boolean;
   /** Called once, after the marker was written, with the error the node's fatal listeners get. */
   readonly onRemoved: (error: NodeRemovedError) => void;
 }
@@ -35,6 +41,8 @@ export class RemovalTracker {
   private removedRecord: RemovedRecord | undefined;
   /** Whether this node has been in an applied membership (a joiner before its addition has not). */
   private wasMember: boolean;
+  /** Whether node.replaced was logged since this node was last a member. */
+  private toldReplaced = false;
   /** When each peer's membership was last checked on its raft traffic (ms), by name. */
   private readonly checkedAt = new Map<string, number>();
 
@@ -79,8 +87,19 @@ export class RemovalTracker {
 
   /** After a membership entry applied: stop if it leaves this node, once a member, out. */
   onMembershipApplied(members: ReadonlySet<string>, appliedIndex: number): void {
-    if (members.has(this.init.name)) this.wasMember = true;
-    else if (this.wasMember) void this.becomeRemoved(appliedIndex, 'self');
+    if (members.has(this.init.name)) {
+      this.wasMember = true;
+      this.toldReplaced = false;
+    } else if (this.wasMember && this.init.replaced(this.init.name)) {
+      // A spare took this node's place: the leader re-adds it as a spare; keep running.
+      if (!this.toldReplaced) {
+        this.init.logger.warn('node.replaced', {
+          membershipIndex: appliedIndex,
+          hint: 'a spare replaced this node while it was unreachable; the leader adds it back as a spare',
+        });
+      }
+      this.toldReplaced = true;
+    } else if (this.wasMember) void this.becomeRemoved(appliedIndex, 'self');
   }
 
   /** A member says this node is not in its membership: stop if that proves a removal. Answers whether it did. */
@@ -96,6 +115,7 @@ export class RemovalTracker {
     const raft = this.init.raftStatus();
     const { voters, learners } = raft.membership;
     if (name === this.init.name || voters.includes(name) || learners.includes(name)) return undefined;
+    if (this.init.replaced(name)) return undefined;
     // One still in flight may yet be undone.
     if (raft.membershipIndex > raft.commitIndex) return undefined;
     return { type: 'removed', membershipIndex: raft.membershipIndex, voters, learners };

@@ -13,7 +13,9 @@ export type { Json, JsonObject } from './json.js';
 export { type LogCacheLimits, type LogUpdate, RaftLogStore } from './log-store.js';
 export {
   decodeMemberContext,
+  decodePromotionContext,
   encodeMemberContext,
+  encodePromotionContext,
   isLearnerRole,
   LEARNER_ROLES,
   type LearnerRole,

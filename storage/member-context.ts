@@ -62,3 +62,22 @@ export function decodeMemberContext(bytes: Uint8Array | undefined): MemberContex
     role: isLearnerRole(role) ? role : 'learner',
   };
 }
+
+/**
+ * The context of a promotion that replaces a dead voter (raft/spare-policy.ts): the voter it
+ * replaces, whose removal follows. A promotion without one is an operator's.
+ */
+export function encodePromotionContext(replaces: string): Uint8Array {
+  return encoder.encode(JSON.stringify({ replaces }));
+}
+
+/** The voter a promotion replaces, or undefined (an operator's promotion, or bytes of another kind). Never throws. */
+export function decodePromotionContext(bytes: Uint8Array | undefined): string | undefined {
+  if (bytes === undefined || bytes.length === 0 || bytes[0] !== 0x7b) return undefined;
+  try {
+    const parsed = JSON.parse(decoder.decode(bytes)) as { replaces?: unknown } | null;
+    return typeof parsed?.replaces === 'string' && parsed.replaces !== '' ? parsed.replaces : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -76,7 +76,7 @@ import {
   sessionRange,
   stateKeyFromSuffix,
 } from './keys.js';
-import { decodeMemberContext, type LearnerRole } from './member-context.js';
+import { decodeMemberContext, decodePromotionContext, type LearnerRole } from './member-context.js';
 import type { SnapshotHeader } from './snapshot-file.js';
 import type { PreparedWrite, WriteQueue } from './write-queue.js';
 
@@ -103,7 +103,20 @@ export interface StateMeta {
    * add-learner entry's context. A voter has none. Absent in data written before roles existed.
    */
   readonly roles?: Readonly<Record<string, LearnerRole>>;
+  /**
+   * A spare promoted to replace a dead voter whose removal has not applied yet (any leader
+   * finishes it: raft/spare-policy.ts).
+   */
+  readonly replacing?: { readonly spare: string; readonly voter: string };
+  /**
+   * Nodes removed by a replacement, with the address they had, oldest first: one that comes back
+   * is re-added as a spare, not told it was removed. At most MAX_REPLACED, the oldest dropped.
+   */
+  readonly replaced?: readonly { readonly name: string; readonly address: string }[];
 }
+
+/** How many replaced nodes the state remembers. */
+const MAX_REPLACED = 64;
 
 /**
  * What a durable state change means to watchers, in apply order: a batch of applied entries
@@ -812,7 +825,8 @@ class ApplyBatch {
     if (entry.type === EntryType.MembershipChange) {
       const change: MembershipChange | undefined = decodeMembershipChange(entry.data);
       const membership = change ? applyMembershipChange(this.meta.membership, change) : this.meta.membership;
-      this.meta = { ...this.meta, membership, ...membersAfter(this.meta, membership, change) };
+      const { addresses: _a, roles: _r, replacing: _p, replaced: _d, ...rest } = this.meta;
+      this.meta = { ...rest, membership, ...membersAfter(this.meta, membership, change) };
       return { kind: 'membership', index: entry.index, membership };
     }
     if (decoded === undefined) return { kind: 'noop', index: entry.index };
@@ -1133,25 +1147,60 @@ function membersAfter(
   meta: StateMeta,
   membership: Membership,
   change: MembershipChange | undefined,
-): Pick<StateMeta, 'addresses' | 'roles'> {
-  if (change === undefined) return { addresses: meta.addresses, roles: meta.roles };
+): Pick<StateMeta, 'addresses' | 'roles' | 'replacing' | 'replaced'> {
+  const kept = {
+    addresses: meta.addresses,
+    roles: meta.roles,
+    replacing: meta.replacing,
+    replaced: meta.replaced,
+  };
+  if (change === undefined) return withoutUndefined(kept);
+  const before = meta.membership;
+  const wasVoter = before.voters.includes(change.nodeId);
+  const wasLearner = before.learners.includes(change.nodeId);
   const addresses: Record<string, string> = { ...(meta.addresses ?? {}) };
   const roles: Record<string, LearnerRole> = { ...(meta.roles ?? {}) };
-  const before = meta.membership;
-  const added =
-    change.type === MembershipChangeType.AddLearner &&
-    !before.voters.includes(change.nodeId) &&
-    !before.learners.includes(change.nodeId);
-  if (added) {
+  let replaced = [...(meta.replaced ?? [])];
+  let replacing = meta.replacing;
+  if (change.type === MembershipChangeType.AddLearner && !wasVoter && !wasLearner) {
     const context = decodeMemberContext(change.context);
     if (context.address !== '') addresses[change.nodeId] = context.address;
     if (context.role !== 'learner') roles[change.nodeId] = context.role;
+    replaced = replaced.filter((r) => r.name !== change.nodeId);
+  }
+  if (change.type === MembershipChangeType.PromoteLearner && wasLearner) {
+    const voter = decodePromotionContext(change.context);
+    if (voter !== undefined && before.voters.includes(voter)) replacing = { spare: change.nodeId, voter };
+  }
+  if (change.type === MembershipChangeType.RemoveNode && (wasVoter || wasLearner)) {
+    if (replacing?.voter === change.nodeId) {
+      replaced = replaced.filter((r) => r.name !== change.nodeId);
+      replaced.push({ name: change.nodeId, address: addresses[change.nodeId] ?? '' });
+      replaced = replaced.slice(-MAX_REPLACED);
+    }
   }
   const members = new Set([...membership.voters, ...membership.learners]);
   for (const name of Object.keys(addresses)) if (!members.has(name)) delete addresses[name];
   const learners = new Set(membership.learners);
   for (const name of Object.keys(roles)) if (!learners.has(name)) delete roles[name];
-  return Object.keys(roles).length === 0 && meta.roles === undefined ? { addresses } : { addresses, roles };
+  // A replacement is over once its spare or its voter is no longer a voter.
+  if (
+    replacing &&
+    !(membership.voters.includes(replacing.spare) && membership.voters.includes(replacing.voter))
+  ) {
+    replacing = undefined;
+  }
+  return withoutUndefined({
+    addresses,
+    roles: Object.keys(roles).length === 0 && meta.roles === undefined ? undefined : roles,
+    replacing,
+    replaced: replaced.length === 0 && meta.replaced === undefined ? undefined : replaced,
+  });
+}
+
+/** The fields that are set: the meta is stored as JSON, and an explicit undefined is no field. */
+function withoutUndefined<T extends object>(fields: T): T {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as T;
 }
 
 function compareHolds(compare: Compare, doc: StoredDoc | null): boolean {

@@ -25,6 +25,10 @@ export interface MembersView {
   readonly term: number;
   readonly commitIndex: number;
   readonly members: readonly MemberView[];
+  /** A spare promoted in place of a dead voter whose removal is next (admin view only). */
+  readonly replacing?: { readonly spare: string; readonly voter: string };
+  /** Nodes a spare replaced, to be re-added as spares when they come back (admin view only). */
+  readonly replaced?: readonly string[];
 }
 
 /** NodeStatus (src/kv-service.ts) as GET /v1/status answers it. */
@@ -78,7 +82,13 @@ export async function fetchMembers(
 
 export function normalizeMembers(body: Partial<MembersView>): MembersView {
   const members = Array.isArray(body.members) ? body.members : [];
+  const replacing = body.replacing;
+  const replaced = Array.isArray(body.replaced) ? body.replaced.filter((n) => typeof n === 'string') : [];
   return {
+    ...(replacing && typeof replacing.spare === 'string' && typeof replacing.voter === 'string'
+      ? { replacing: { spare: replacing.spare, voter: replacing.voter } }
+      : {}),
+    ...(replaced.length > 0 ? { replaced } : {}),
     leader: text(body.leader),
     term: numberOr(body.term, 0),
     commitIndex: numberOr(body.commitIndex, 0),
@@ -146,7 +156,18 @@ export function renderMembers(view: MembersView, options: { address: boolean }):
 }
 
 export function renderClusterLine(view: MembersView): string {
-  return `leader ${view.leader === '' ? '(none)' : view.leader}  term ${view.term}  commit index ${view.commitIndex}`;
+  const line = `leader ${view.leader === '' ? '(none)' : view.leader}  term ${view.term}  commit index ${view.commitIndex}`;
+  const notes = [
+    ...(view.replacing
+      ? [
+          `spare ${view.replacing.spare} replaces ${view.replacing.voter}: promoted, ${view.replacing.voter}'s removal is next`,
+        ]
+      : []),
+    ...(view.replaced && view.replaced.length > 0
+      ? [`replaced by spares, re-added as spares when they come back: ${view.replaced.join(', ')}`]
+      : []),
+  ];
+  return [line, ...notes].join('\n');
 }
 
 function text(value: unknown): string {

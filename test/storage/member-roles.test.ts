@@ -4,7 +4,12 @@ import t from 'tap';
 import { encodeMembershipChange, MembershipChangeType } from '../../raft/membership-change.js';
 import { type Entry, EntryType } from '../../raft/types.js';
 import type { EngineKind } from '../../storage/engine.js';
-import { decodeMemberContext, encodeMemberContext } from '../../storage/member-context.js';
+import {
+  decodeMemberContext,
+  decodePromotionContext,
+  encodeMemberContext,
+  encodePromotionContext,
+} from '../../storage/member-context.js';
 import { Disk } from './helpers.js';
 
 const change = (index: number, type: MembershipChangeType, nodeId: string, context?: Uint8Array): Entry => ({
@@ -90,3 +95,73 @@ for (const engine of ['rocksdb', 'leveldb'] as EngineKind[]) {
     await second.close();
   });
 }
+
+for (const engine of ['rocksdb', 'leveldb'] as EngineKind[]) {
+  t.test(
+    `${engine}: a replacement is remembered until its removal, then the replaced node until it is back`,
+    async (t) => {
+      const disk = new Disk(t, engine);
+      const store = await disk.open();
+      const group = await store.bootstrapGroup(
+        1,
+        { voters: ['n1', 'n2', 'n3'], learners: [] },
+        { n1: '/ip4/127.0.0.1/tcp/1', n2: '/ip4/127.0.0.1/tcp/2', n3: '/ip4/127.0.0.1/tcp/3' },
+      );
+      const spare = encodeMemberContext({ address: '/ip4/127.0.0.1/tcp/4', role: 'spare' });
+      const steps: [Entry, (meta: typeof group.state.meta) => void][] = [
+        [
+          change(2, MembershipChangeType.AddLearner, 's1', spare),
+          (m) => t.same([m.replacing, m.replaced], [undefined, undefined], 'a spare: nothing under way'),
+        ],
+        [
+          change(3, MembershipChangeType.PromoteLearner, 's1', encodePromotionContext('n3')),
+          (m) =>
+            t.same(m.replacing, { spare: 's1', voter: 'n3' }, 'the promotion names the voter it replaces'),
+        ],
+        [
+          change(4, MembershipChangeType.RemoveNode, 'n3'),
+          (m) => {
+            t.equal(m.replacing, undefined, 'the removal finishes it');
+            t.same(
+              m.replaced,
+              [{ name: 'n3', address: '/ip4/127.0.0.1/tcp/3' }],
+              'n3 is remembered with its address',
+            );
+            t.equal(m.addresses?.n3, undefined, 'and leaves the address book');
+          },
+        ],
+        [
+          change(
+            5,
+            MembershipChangeType.AddLearner,
+            'n3',
+            encodeMemberContext({ address: '/ip4/127.0.0.1/tcp/3', role: 'spare' }),
+          ),
+          (m) => {
+            t.same(m.replaced, [], 'back as a spare: no longer waited for');
+            t.same(m.roles, { n3: 'spare' });
+          },
+        ],
+        [
+          change(6, MembershipChangeType.PromoteLearner, 'n3'),
+          (m) => t.equal(m.replacing, undefined, "an operator's promotion replaces nobody"),
+        ],
+      ];
+      for (const [entry, check] of steps) {
+        await group.persist({ entries: [entry], hardState: { term: 2, vote: 'n1', commit: entry.index } });
+        await group.apply([entry]);
+        check(group.state.meta);
+      }
+      await store.close();
+    },
+  );
+}
+
+t.test('the promotion context: written and read back; anything else is no replacement', async (t) => {
+  t.equal(decodePromotionContext(encodePromotionContext('n3')), 'n3');
+  t.equal(decodePromotionContext(undefined), undefined);
+  t.equal(decodePromotionContext(new Uint8Array(0)), undefined);
+  t.equal(decodePromotionContext(new TextEncoder().encode('{"replaces":""}')), undefined);
+  t.equal(decodePromotionContext(new TextEncoder().encode('{"replaces":')), undefined);
+  t.equal(decodePromotionContext(new TextEncoder().encode('/ip4/1.2.3.4/tcp/1')), undefined);
+});
