@@ -1,7 +1,7 @@
 // The raft state machine: elections, replication, membership, transfer, ReadIndex. Pure and deterministic.
 
 import { type RaftConfig, type RaftConfigInput, validateRaftConfig } from './config.js';
-import { fail, invariant, ok, type Result } from './errors.js';
+import { fail, invariant, ok, RaftError, type Result } from './errors.js';
 import {
   encodeMembershipChange,
   type MembershipChange,
@@ -194,27 +194,42 @@ export class Raft {
   }
 
   /**
-   * Proposes one membership change. Refused unless this node leads, has committed an entry
-   * of its term, and the previous change is applied (dissertation §4.1, and the fix in §4.1.2
-   * of Ongaro's 2015 errata). A learner is promoted only once caught up.
+   * Why a membership change would be refused now whatever it is (not leading, a transfer under
+   * way, no entry of this term committed, the previous change not applied), or undefined.
    */
-  proposeMembershipChange(change: MembershipChange): Result<{ index: number; term: number }> {
-    if (this.role !== Role.Leader) return fail('NOT_LEADER', `${this.id} is ${this.role}`, this.lead);
+  membershipChangeRefusal(): RaftError | undefined {
+    if (this.role !== Role.Leader)
+      return new RaftError('NOT_LEADER', `${this.id} is ${this.role}`, this.lead);
     if (this.leadTransferee !== NONE) {
-      return fail('TRANSFER_IN_PROGRESS', `leadership is moving to ${this.leadTransferee}`, this.lead);
+      return new RaftError(
+        'TRANSFER_IN_PROGRESS',
+        `leadership is moving to ${this.leadTransferee}`,
+        this.lead,
+      );
     }
     if (!this.committedEntryInCurrentTerm()) {
-      return fail(
+      return new RaftError(
         'NO_COMMITTED_ENTRY_IN_TERM',
         `leader of term ${this.term} has not committed an entry of its term`,
       );
     }
     if (this.pendingMembershipIndex > this.log.applied) {
-      return fail(
+      return new RaftError(
         'MEMBERSHIP_CHANGE_PENDING',
         `the change at index ${this.pendingMembershipIndex} is not applied yet (applied ${this.log.applied})`,
       );
     }
+    return undefined;
+  }
+
+  /**
+   * Proposes one membership change. Refused unless this node leads, has committed an entry
+   * of its term, and the previous change is applied (dissertation §4.1, and the fix in §4.1.2
+   * of Ongaro's 2015 errata). A learner is promoted only once caught up.
+   */
+  proposeMembershipChange(change: MembershipChange): Result<{ index: number; term: number }> {
+    const refused = this.membershipChangeRefusal();
+    if (refused !== undefined) return { ok: false, error: refused };
     const problem = membershipChangeProblem(this.membership, change);
     if (problem !== undefined) return fail('INVALID_MEMBERSHIP_CHANGE', problem);
     if (change.type === MembershipChangeType.PromoteLearner) {

@@ -1,7 +1,7 @@
 // The application's handle on one raft group: feed it ticks and messages, collect Readies.
 
 import type { RaftConfigInput } from './config.js';
-import { invariant, type Result } from './errors.js';
+import { invariant, type RaftErrorCode, type Result } from './errors.js';
 import type { MembershipChange } from './membership-change.js';
 import type { ProgressState } from './progress.js';
 import { Raft } from './raft.js';
@@ -49,6 +49,12 @@ export interface RaftStatus {
   /** The log index `appliedMembership` is as of. */
   readonly appliedMembershipIndex: number;
   readonly leadTransferee: NodeId;
+  /**
+   * Why a membership change proposed now would be refused whatever it is (NOT_LEADER,
+   * TRANSFER_IN_PROGRESS, NO_COMMITTED_ENTRY_IN_TERM, MEMBERSHIP_CHANGE_PENDING), or undefined
+   * when one may be proposed.
+   */
+  readonly membershipChangeRefusal: RaftErrorCode | undefined;
   /** Only on the leader. */
   readonly progress?: ReadonlyMap<NodeId, ProgressStatus>;
 }
@@ -251,6 +257,7 @@ export class RawNode {
       appliedMembership: raft.appliedMembership().membership,
       appliedMembershipIndex: raft.appliedMembership().index,
       leadTransferee: raft.leadTransferee,
+      membershipChangeRefusal: raft.membershipChangeRefusal()?.code,
     };
     if (raft.role !== 'leader') return base;
     const progress = new Map<NodeId, ProgressStatus>();

@@ -112,8 +112,8 @@ export function decideSpareChange(input: SparePolicyInput): SpareDecision {
         input.commitIndex - (input.peers.get(id)?.match ?? 0) < input.maxSpareLag,
     );
   if (spare === undefined) return none('no live spare has caught up');
-  const after = [...voters, spare];
-  if (liveCount(after) < majority(after.length)) return none('no live quorum with the spare');
+  // With a live majority of the voters and the spare live too, the voters after the promotion
+  // have a live majority as well: majority(n + 1) <= majority(n) + 1.
   return { kind: 'promote', spare, replaces: dead[0]!.id };
 }
 

@@ -72,6 +72,30 @@ const MUTANTS: Mutant[] = [
     find: 'if (!this.matchTerm(index, logTerm))',
     replace: 'if (false)',
   },
+  {
+    name: 'spare policy: replace a voter that still answers (silence not awaited)',
+    file: 'raft/spare-policy.js',
+    find: '.filter((v) => v.silentFor >= input.promoteAfter)',
+    replace: '.filter((v) => v.silentFor >= 0)',
+  },
+  {
+    name: 'spare policy: promote without a live quorum',
+    file: 'raft/spare-policy.js',
+    find: "if (liveCount(after) < majority(after.length))\n        return none('no live quorum with the spare');",
+    replace: '',
+  },
+  {
+    name: 'spare policy: remove the dead voter before promoting the spare',
+    file: 'raft/spare-policy.js',
+    find: "return { kind: 'promote', spare, replaces: dead[0].id };",
+    replace: "return { kind: 'remove', voter: dead[0].id, replacedBy: spare };",
+  },
+  {
+    name: 'spare policy: promote a spare that is behind',
+    file: 'raft/spare-policy.js',
+    find: '< input.maxSpareLag);',
+    replace: '< Number.POSITIVE_INFINITY);',
+  },
 ];
 
 function parseArgs(argv: string[]): { seeds: number; steps: number } {

@@ -25,13 +25,16 @@ export const MAX_SPARE_LAG = 100;
 
 /**
  * Runs the spare policy on this node whenever it leads, one proposal at a time. Silence is
- * counted from when this node began to lead at the latest: a new leader knows nothing of the
- * time before, so it waits a whole --spare-promote-after before replacing anyone.
+ * counted from when this node began to lead at the latest (or woke from a pause its own timer
+ * noticed): before that it knows nothing, so it waits a whole --spare-promote-after before
+ * replacing anyone.
  */
 export class SpareKeeper {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
   private leaderSince: number | undefined;
+  /** When decide() last ran: a long gap means this process was paused (GC, a stopped VM). */
+  private lastRun: number | undefined;
   private lastWhy = '';
 
   constructor(private readonly init: SpareKeeperInit) {}
@@ -54,7 +57,10 @@ export class SpareKeeper {
       this.leaderSince = undefined;
       return undefined;
     }
-    this.leaderSince ??= now;
+    // After a pause, what was read on waking is old news: start watching again.
+    const paused = this.lastRun !== undefined && now - this.lastRun > 3 * this.init.intervalMs;
+    this.lastRun = now;
+    if (this.leaderSince === undefined || paused) this.leaderSince = now;
     const since = this.leaderSince;
     const meta = group.storage.state.meta;
     const roles = meta.roles ?? {};
@@ -66,7 +72,7 @@ export class SpareKeeper {
       const heard = lastContact.get(name);
       peers.set(name, {
         match: raft.progress.get(name)?.match ?? 0,
-        silentFor: heard === undefined || heard < since ? undefined : now - heard,
+        silentFor: heard === undefined || heard <= since ? undefined : now - heard,
       });
     }
     return decideSpareChange({
@@ -75,8 +81,10 @@ export class SpareKeeper {
       spares: raft.membership.learners.filter((name) => roles[name] === 'spare'),
       replacing: meta.replacing,
       replaced,
-      // The latest membership in the log is not applied here yet: a change is in flight.
-      changePending: raft.membershipIndex > group.storage.state.appliedIndex,
+      // Raft would refuse any change now (one in flight, a new leader's first commit, a
+      // transfer), or the latest membership in the log is not applied to the state yet.
+      changePending:
+        raft.membershipChangeRefusal !== undefined || raft.membershipIndex > group.storage.state.appliedIndex,
       commitIndex: raft.commitIndex,
       peers,
       watchedFor: now - since,

@@ -25,6 +25,7 @@ import { Figure8Schedule } from './figure8.js';
 import { decodeCommand, encodeCommand, type KvCommand } from './kv.js';
 import { SimNetwork } from './network.js';
 import { SimNode, type SimRaftOptions } from './node.js';
+import { SpareSchedule } from './spare-schedule.js';
 
 /** Steps per tick: messages and disk writes complete at a finer grain than the raft clock. */
 const STEPS_PER_TICK = 10;
@@ -116,6 +117,8 @@ class Simulation {
   private readonly appendCrashSpareUntil = new Map<NodeId, number>();
   /** The Figure 8 schedule, in some seeds. */
   private readonly figure8: Figure8Schedule | undefined;
+  /** The spare policy at work (spare-schedule.ts), in some seeds. */
+  private readonly spares: SpareSchedule | undefined;
   /** Faults are injected only in the safety phase. */
   private faultsOn = true;
   private persistDelayMax: number;
@@ -326,12 +329,70 @@ class Simulation {
       : rates.appendCrash > 0 && this.prng.chance(0.5)
         ? 3
         : this.prng.nextInt(4);
-    const voterCount = [3, 5, 3, 1][shape]!;
-    const learnerCount = shape >= 2 ? 2 : 0;
+    // The spare policy (spare-schedule.ts): 3 or 5 voters and 1 or 2 spares, voters crashing,
+    // no other membership changes. Drawn from its own generator, so that the other seeds' runs
+    // stay what they were.
+    const spareDraws = new SeededPrng(options.seed ^ 0x5a5e5a5e);
+    const withSpares = !staleLeader && this.figure8 === undefined && spareDraws.chance(0.15);
+    let voterCount = [3, 5, 3, 1][shape]!;
+    let learnerCount = shape >= 2 ? 2 : 0;
+    if (withSpares) {
+      voterCount = spareDraws.chance(0.5) ? 3 : 5;
+      learnerCount = 1 + spareDraws.nextInt(2);
+      rates.membership = 0;
+      rates.crash = Math.max(rates.crash, 0.01 + spareDraws.nextFloat() * 0.03);
+      rates.backgroundWrite = Math.max(rates.backgroundWrite, 0.3 + spareDraws.nextFloat() * 0.5);
+      // Half without CheckQuorum: a leader that lost its quorum stays leader and keeps deciding.
+      if (spareDraws.chance(0.6)) this.raftOptions.checkQuorum = false;
+    }
     const voters = Array.from({ length: voterCount }, () => this.newNodeId());
     const learners = Array.from({ length: learnerCount }, () => this.newNodeId());
     const membership: Membership = { voters: voters.slice().sort(), learners: learners.slice().sort() };
     for (const id of [...voters, ...learners]) this.addNode(id, true, membership);
+    this.spares = withSpares
+      ? new SpareSchedule(
+          {
+            initialMembership: membership,
+            spares: learners,
+            electionTicks: this.raftOptions.electionTicks,
+            promoteAfterTicks: this.raftOptions.electionTicks * (2 + spareDraws.nextInt(4)),
+            // Small, so that a spare still catching up after a restart is often one to pass over.
+            maxSpareLag: 1 + spareDraws.nextInt(3),
+            quorumCrashRate: 0.005 + spareDraws.nextFloat() * 0.015,
+            stepsPerTick: STEPS_PER_TICK,
+          },
+          {
+            nodes: () =>
+              [...this.nodes.values()]
+                .filter((n) => n.raft !== undefined && !n.isPaused(this.step))
+                .map((n) => ({
+                  id: n.id,
+                  status: n.raft!.status(),
+                  propose: (change) => {
+                    const result = n.raft!.proposeMembershipChange(change);
+                    return result.ok ? { ok: true } : { ok: false, code: result.error.code };
+                  },
+                })),
+            up: (id) => {
+              const n = this.nodes.get(id);
+              return n?.raft !== undefined && !n.isPaused(this.step);
+            },
+            cut: (from, to) => this.network.isCut(from, to),
+            durableLastIndex: (id) => this.nodes.get(id)?.storage.lastIndex() ?? 0,
+            crash: (id, downSteps) => {
+              const node = this.nodes.get(id);
+              if (!node?.alive) return;
+              node.crash();
+              this.stats.crashes++;
+              this.restartAt.set(id, this.step + downSteps);
+            },
+            random: () => spareDraws.nextFloat(),
+            ids: () => [...this.nodes.keys()],
+            violation: (text) => this.checker.violations.push(`step ${this.step}: ${text}`),
+            log: (text) => this.log(text),
+          },
+        )
+      : undefined;
     const clientCount = 3 + this.prng.nextInt(6);
     this.clientTimeoutSteps = (20 + this.prng.nextInt(40)) * STEPS_PER_TICK;
     this.clients = new Array(clientCount).fill(undefined);
@@ -353,6 +414,7 @@ class Simulation {
       );
     }
     this.stats.figure8Rounds = this.figure8?.completed ?? 0;
+    if (this.spares) Object.assign(this.stats, this.spares.counts);
     const membership = this.anyLive()?.raft?.membership();
     return {
       seed: this.options.seed,
@@ -379,6 +441,7 @@ class Simulation {
     if (this.step % STEPS_PER_TICK === 0) {
       for (const node of this.nodes.values()) node.tick(this.step);
       this.clientTick();
+      this.spares?.tick(this.step);
     }
     this.exchange();
   }
@@ -472,6 +535,7 @@ class Simulation {
       !message.reject &&
       target.raft.status().progress?.get(message.from)?.state === ProgressState.Probe;
     const result = target.raft.step(message);
+    this.spares?.onDelivered(message.from, message.to, this.step);
     if (!result.ok)
       this.checker.violations.push(
         `step ${this.step}: ${target.id} refused a message from raft: ${result.error.message}`,
@@ -764,6 +828,7 @@ class Simulation {
   }
 
   private onApplied(node: SimNode, entry: Entry): void {
+    this.spares?.onApplied(entry);
     if (entry.type !== EntryType.Normal || entry.data.length === 0) {
       this.decide(entry.index, entry.term, -1, null);
       return;
@@ -812,6 +877,7 @@ class Simulation {
    * entries reach nobody; a little later, some followers have part of them.
    */
   private onBecameLeader(node: SimNode): void {
+    this.spares?.onBecameLeader(node.id, this.step);
     if (this.faultsOn) this.figure8?.onLeader(node.id, this.step);
     if (!this.faultsOn || !this.prng.chance(this.faultRates.leaderChurn)) return;
     this.crashAt.set(node.id, {
