@@ -57,6 +57,8 @@ export interface ClusterNode {
   readonly join?: readonly string[];
   /** More `start` flags for this node alone (e.g. --role spare). */
   readonly extraArgs?: readonly string[];
+  /** Started without --peer-listen (a satellite that only dials). */
+  readonly noPeerListen?: boolean;
   child: ChildProcess | undefined;
 }
 
@@ -118,7 +120,10 @@ export class LocalCluster {
    * A new node (not started) that joins the running cluster through every existing node's mesh
    * address; add it with `conclave members add NAME --peer` + its peerAddress.
    */
-  async addJoiner(extraArgs: readonly string[] = []): Promise<ClusterNode> {
+  async addJoiner(
+    extraArgs: readonly string[] = [],
+    options: { peerListen?: boolean } = {},
+  ): Promise<ClusterNode> {
     const index = this.nodes.length + 1;
     const clientPort = await freePort();
     const node: ClusterNode = {
@@ -129,6 +134,7 @@ export class LocalCluster {
       url: `http://127.0.0.1:${clientPort}`,
       join: this.nodes.map((n) => peerAddress(n)),
       extraArgs,
+      noPeerListen: options.peerListen === false,
       child: undefined,
     };
     this.nodes.push(node);
@@ -144,8 +150,7 @@ export class LocalCluster {
       node.name,
       '--data-dir',
       node.dataDir,
-      '--peer-listen',
-      `/ip4/127.0.0.1/tcp/${node.peerPort}`,
+      ...(node.noPeerListen ? [] : ['--peer-listen', `/ip4/127.0.0.1/tcp/${node.peerPort}`]),
       '--client-listen',
       `127.0.0.1:${node.clientPort}`,
       ...(node.join ? ['--join', node.join.join(',')] : ['--initial-cluster', this.initialCluster]),

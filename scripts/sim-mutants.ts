@@ -81,7 +81,7 @@ const MUTANTS: Mutant[] = [
   {
     name: 'spare policy: promote without a live quorum',
     file: 'raft/spare-policy.js',
-    find: "if (liveCount(after) < majority(after.length))\n        return none('no live quorum with the spare');",
+    find: "if (liveCount(voters) < majority(voters.length))\n        return none('no live quorum');",
     replace: '',
   },
   {

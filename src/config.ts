@@ -30,6 +30,7 @@ export interface NodeConfig {
    * memory and it writes no file at all.
    */
   readonly ephemeralKey: boolean;
+  /** The mesh's listen address; '' for a satellite that only dials (listens nowhere). */
   readonly peerListen: string;
   readonly clientHost: string;
   readonly clientPort: number;
@@ -348,11 +349,14 @@ function validate(raw: Raw): NodeConfig {
     );
   }
 
-  // A proxy only dials members (they never dial it), so by default it takes any free port.
+  // A proxy only dials members (they never dial it), so by default it takes any free port. A
+  // satellite dials the members too (they never dial it): without --peer-listen it listens
+  // nowhere, as behind a firewall in another site.
+  const satellite = toText(raw, 'role', 'role') === 'satellite';
   const peerListen =
     toText(raw, 'peerListen', 'peer-listen') ??
-    (services.includes('raft') ? CONFIG_DEFAULTS.peerListen : '/ip4/127.0.0.1/tcp/0');
-  if (!TCP_MULTIADDR.test(peerListen)) {
+    (satellite ? '' : services.includes('raft') ? CONFIG_DEFAULTS.peerListen : '/ip4/127.0.0.1/tcp/0');
+  if (peerListen !== '' && !TCP_MULTIADDR.test(peerListen)) {
     throw new ConfigError(
       'peer-listen',
       raw.peerListen?.source ?? 'default',

@@ -57,7 +57,7 @@ export async function refuseIfClusterExists(
   };
   mesh = new Mesh({
     privateKey: key.privateKey,
-    listen: [config.peerListen],
+    listen: config.peerListen === '' ? [] : [config.peerListen],
     peers: config.initialCluster.filter((m) => m.name !== config.name).map((m) => m.address),
     secret,
     logger,

@@ -56,8 +56,11 @@
  * `conclave-revision` (the revision it was served at). A stale read also answers how far
  * behind it may be: `conclave-applied-index` (this node's applied index),
  * `conclave-leader-commit-index` (the leader's commit index as this node last heard it) and
- * `conclave-lag-entries` (their difference, at least 0). Headers, so that the documented body
- * shapes stay exactly as they are.
+ * `conclave-lag-entries` (their difference, at least 0). A satellite that has not heard from
+ * the leader for over an election timeout adds `conclave-stale: true` and
+ * `conclave-leader-silence-ms` (since it last did); it refuses linearizable reads and writes
+ * with UNAVAILABLE at once meanwhile. Headers, so that the documented body shapes stay exactly
+ * as they are.
  *
  * SESSIONS (Raft dissertation §6.3): a write (PUT, PATCH, DELETE, txn) with the headers
  * `conclave-session: N` and `conclave-seq: S` (and optionally `conclave-ack: A`) applies at most
@@ -346,6 +349,11 @@ function readHeaders(read: ReadPoint, consistency: Consistency): Record<string, 
     headers['conclave-applied-index'] = String(stale.appliedIndex);
     headers['conclave-leader-commit-index'] = String(stale.leaderCommitIndex);
     headers['conclave-lag-entries'] = String(Math.max(0, stale.leaderCommitIndex - stale.appliedIndex));
+    if (stale.cutOff) {
+      headers['conclave-stale'] = 'true';
+      if (stale.leaderSilenceMs !== undefined && stale.leaderSilenceMs !== null)
+        headers['conclave-leader-silence-ms'] = String(stale.leaderSilenceMs);
+    }
   }
   return headers;
 }

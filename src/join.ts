@@ -39,7 +39,7 @@ export async function discoverCluster(
   };
   mesh = new Mesh({
     privateKey: key.privateKey,
-    listen: [config.peerListen],
+    listen: config.peerListen === '' ? [] : [config.peerListen],
     peers: [...config.join],
     secret,
     logger,

@@ -16,7 +16,12 @@ export type Consistency = 'linearizable' | 'stale';
 /** How far a stale read may lag: the local applied index and the leader's commit index as last known. */
 export interface Staleness {
   readonly appliedIndex: number;
+  /** The commit index this node knows of: when cut off, what it last heard. */
   readonly leaderCommitIndex: number;
+  /** Set on a satellite that has not heard from the leader for over an election timeout. */
+  readonly cutOff?: true;
+  /** With cutOff: milliseconds since it last heard from the leader (null: never). */
+  readonly leaderSilenceMs?: number | null;
 }
 
 /** A read's answer plus, for stale reads, how far behind it may be. */

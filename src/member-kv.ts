@@ -11,7 +11,14 @@ import {
   type SessionRef,
 } from '../storage/index.js';
 import type { LeaderForwarder } from './forwarding.js';
-import type { Consistency, KvService, MemberStatus, NodeStatus, ServedRead } from './kv-service.js';
+import type {
+  Consistency,
+  KvService,
+  MemberStatus,
+  NodeStatus,
+  ServedRead,
+  Staleness,
+} from './kv-service.js';
 import { DriverError } from './raft-driver.js';
 import type { RaftGroup } from './raft-group.js';
 
@@ -31,6 +38,10 @@ export interface MemberKvInit {
   /** Why the node is not ready regardless of raft (removed, stopping), or undefined. */
   readonly notReadyReason: () => string | undefined;
   readonly onFaultInjected: (key: string) => void;
+  /** Milliseconds since this node last heard from a leader (an Append, heartbeat or snapshot); undefined if never. */
+  readonly leaderSilenceMs: () => number | undefined;
+  /** A satellite silent from the leader this long is cut off (the election timeout). */
+  readonly cutOffAfterMs: number;
 }
 
 /** KvService on a member of one raft group. */
@@ -40,6 +51,7 @@ export class MemberKv implements KvService {
   /** Proposes on the leader: here if this node leads, otherwise forwarded over the mesh. */
   async write(op: Operation, session?: SessionRef): Promise<CommandResult> {
     this.init.refuseIfStopping();
+    this.refuseIfCutOff('writes');
     const result = await this.init.forwarder.run({ type: 'write', op, ...(session ? { session } : {}) }, () =>
       this.proposeHere(op, session),
     );
@@ -139,23 +151,58 @@ export class MemberKv implements KvService {
   }
 
   /** Linearizable reads wait for a confirmed read index to be applied (dissertation §6.4). */
+  /**
+   * How long a satellite has not heard from the leader, once that is longer than an election
+   * timeout; undefined for any other member, and for a satellite in touch. Learners cannot elect
+   * a leader, so a satellite cut off from the voters has nothing to wait for.
+   */
+  private cutOffMs(): number | undefined {
+    if (this.ownRole() !== 'satellite') return undefined;
+    const silence = this.init.leaderSilenceMs();
+    if (silence !== undefined && silence <= this.init.cutOffAfterMs) return undefined;
+    return silence ?? Number.POSITIVE_INFINITY;
+  }
+
+  private ownRole(): MemberRole | 'none' {
+    const { membership, meta } = this.init.group.storage.state;
+    if (membership.voters.includes(this.init.name)) return 'voter';
+    if (!membership.learners.includes(this.init.name)) return 'none';
+    return meta.roles?.[this.init.name] ?? 'learner';
+  }
+
+  /** A cut-off satellite refuses at once what needs the leader: UNAVAILABLE, retry elsewhere or later. */
+  private refuseIfCutOff(what: string): void {
+    const silence = this.cutOffMs();
+    if (silence === undefined) return;
+    throw new DriverError(
+      'UNAVAILABLE',
+      `this satellite has not heard from the leader for ${Number.isFinite(silence) ? `${Math.round(silence)} ms` : 'ever'}: ` +
+        `${what} need the leader; stale reads are served here`,
+    );
+  }
+
   private async readBarrier(consistency: Consistency): Promise<void> {
     this.init.refuseIfStopping();
     if (consistency !== 'linearizable') return;
+    this.refuseIfCutOff('linearizable reads');
     const driver = this.init.group.driver;
     await driver.waitForLeader(this.init.requestTimeoutMs);
     await driver.readIndex(this.init.requestTimeoutMs);
   }
 
-  private withStaleness<T extends object>(
-    result: T,
-    consistency: Consistency,
-  ): T & { stale?: { appliedIndex: number; leaderCommitIndex: number } } {
+  private withStaleness<T extends object>(result: T, consistency: Consistency): T & { stale?: Staleness } {
     if (consistency !== 'stale') return result;
     const raft = this.init.group.driver.status();
+    const cutOff = this.cutOffMs();
     return {
       ...result,
-      stale: { appliedIndex: this.state.appliedIndex, leaderCommitIndex: raft.commitIndex },
+      stale: {
+        appliedIndex: this.state.appliedIndex,
+        leaderCommitIndex: raft.commitIndex,
+        ...(cutOff === undefined
+          ? {}
+          : { cutOff: true, leaderSilenceMs: Number.isFinite(cutOff) ? Math.round(cutOff) : null }),
+      },
     };
   }
 }

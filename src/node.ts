@@ -8,7 +8,15 @@ import {
   Mesh,
   withFields,
 } from '../net/index.js';
-import { type Message, MessageType } from '../raft/index.js';
+import { type Message, MessageType, Role } from '../raft/index.js';
+
+/** Raft messages only a leader sends: hearing one means a leader is in touch. */
+const LEADER_TRAFFIC: ReadonlySet<MessageType> = new Set([
+  MessageType.Append,
+  MessageType.Heartbeat,
+  MessageType.Snapshot,
+]);
+
 import { NodeStorage, type Operation } from '../storage/index.js';
 import { MemberAdmin } from './admin.js';
 import { bootstrapIdentity } from './bootstrap.js';
@@ -70,6 +78,8 @@ export class ConclaveNode {
   private stopping = false;
   /** When the leader last heard from each member (ms since epoch), by name. */
   private readonly lastContact = new Map<string, number>();
+  /** When a leader last sent this node an Append, heartbeat or snapshot (ms since epoch). */
+  private leaderHeardAt: number | undefined;
   /** Mesh addresses dialed because the replicated address book lists them. */
   private readonly dialedAddresses = new Set<string>();
   private readonly identifying = new Set<string>();
@@ -112,6 +122,11 @@ export class ConclaveNode {
           return `removed from the cluster (membership entry ${removed.membershipIndex})`;
         return this.stopping ? 'stopping' : undefined;
       },
+      leaderSilenceMs: () => {
+        if (main.driver.status().role === Role.Leader) return 0;
+        return this.leaderHeardAt === undefined ? undefined : Date.now() - this.leaderHeardAt;
+      },
+      cutOffAfterMs: config.electionTimeoutMs,
       onFaultInjected: (key) => {
         this.logger.warn('node.fault_injected', { fault: 'kill-before-answer', key });
         process.kill(process.pid, 'SIGKILL');
@@ -199,7 +214,7 @@ export class ConclaveNode {
         const key = await loadOrCreateNodeKey(config.dataDir);
         mesh = new Mesh({
           privateKey: key.privateKey,
-          listen: [config.peerListen],
+          listen: config.peerListen === '' ? [] : [config.peerListen],
           peers: [
             ...new Set([
               ...config.initialCluster.filter((m) => m.name !== config.name).map((m) => m.address),
@@ -446,6 +461,7 @@ export class ConclaveNode {
     if (group === undefined) return;
     const now = Date.now();
     this.lastContact.set(name, now);
+    if (messages.some((m) => LEADER_TRAFFIC.has(m.type))) this.leaderHeardAt = now;
     this.removal.onRaftTraffic(from, name, now);
     for (const message of messages) {
       if (message.from !== name) {
@@ -543,7 +559,11 @@ export class ConclaveNode {
   dialMembers(): void {
     const { mesh } = this.parts;
     if (!mesh || this.stopping) return;
-    const addresses = this.main.storage.state.meta.addresses ?? {};
+    const { addresses: book = {}, roles = {} } = this.main.storage.state.meta;
+    // Nobody dials a satellite: it dials the members (it may sit behind a firewall).
+    const addresses = Object.fromEntries(
+      Object.entries(book).filter(([name]) => roles[name] !== 'satellite'),
+    );
     for (const [name, address] of Object.entries(addresses)) {
       if (name === this.config.name || this.dialedAddresses.has(address)) continue;
       try {

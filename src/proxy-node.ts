@@ -53,7 +53,7 @@ export class ProxyNode {
     let members: ProxyMembers | undefined;
     const mesh = new Mesh({
       privateKey: key.privateKey,
-      listen: [config.peerListen],
+      listen: config.peerListen === '' ? [] : [config.peerListen],
       peers: [...new Set([...config.initialCluster.map((m) => m.address), ...config.join])],
       secret,
       logger: log,

@@ -51,7 +51,16 @@ export function webSocketApi(api: ClientApi, watches: Watches, logger: Logger): 
   /** Answers request `id` of `socket`; an unexpected failure is logged, never sent. */
   const reply = (socket: EdgeSocket, id: RequestId, op: string, answer: ApiAnswer): void => {
     if (answer.ok) {
-      socket.send({ id, ok: true, result: answer.result });
+      // A cut-off satellite's stale read says so beside the result (`conclave-stale` over HTTP).
+      const stale = 'read' in answer ? answer.read?.stale : undefined;
+      if (stale?.cutOff) {
+        socket.send({
+          id,
+          ok: true,
+          result: answer.result,
+          stale: { cutOff: true, leaderSilenceMs: stale.leaderSilenceMs ?? null },
+        });
+      } else socket.send({ id, ok: true, result: answer.result });
       return;
     }
     if ('unexpected' in answer) {
