@@ -139,6 +139,8 @@ export interface EdgeWebSocketHandler {
   /** Path of the endpoint, e.g. /v1/ws. */
   readonly path: string;
   open?(socket: EdgeSocket): void;
+  /** Consulted at each upgrade: an error refuses it with that error's status and body. */
+  refuse?(): EdgeError | undefined;
   /**
    * One parsed JSON message. Messages that are binary or not JSON are answered by the edge
    * with {"type":"error","error":{"code":"INVALID_ARGUMENT",…}} and do not reach here.
@@ -608,6 +610,11 @@ export class Edge {
         };
         if (this.sockets.size >= limits.maxWsConnections) {
           this.answerError(res, new EdgeError('UNAVAILABLE', 'too many WebSocket connections; retry'), true);
+          return;
+        }
+        const refused = handler.refuse?.();
+        if (refused !== undefined) {
+          this.answerError(res, refused, true);
           return;
         }
         res.upgrade(

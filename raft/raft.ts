@@ -1,7 +1,7 @@
 // The raft state machine: elections, replication, membership, transfer, ReadIndex. Pure and deterministic.
 
 import { type RaftConfig, type RaftConfigInput, validateRaftConfig } from './config.js';
-import { fail, invariant, ok, RaftError, type Result } from './errors.js';
+import { fail, invariant, ok, RaftError, type RaftErrorCode, type Result } from './errors.js';
 import {
   encodeMembershipChange,
   type MembershipChange,
@@ -195,31 +195,41 @@ export class Raft {
 
   /**
    * Why a membership change would be refused now whatever it is (not leading, a transfer under
-   * way, no entry of this term committed, the previous change not applied), or undefined.
+   * way, no entry of this term committed, the previous change not applied), or undefined. Cheap:
+   * no error is built (RawNode.status() asks on every call).
    */
-  membershipChangeRefusal(): RaftError | undefined {
-    if (this.role !== Role.Leader)
-      return new RaftError('NOT_LEADER', `${this.id} is ${this.role}`, this.lead);
-    if (this.leadTransferee !== NONE) {
-      return new RaftError(
-        'TRANSFER_IN_PROGRESS',
-        `leadership is moving to ${this.leadTransferee}`,
-        this.lead,
-      );
-    }
-    if (!this.committedEntryInCurrentTerm()) {
-      return new RaftError(
-        'NO_COMMITTED_ENTRY_IN_TERM',
-        `leader of term ${this.term} has not committed an entry of its term`,
-      );
-    }
-    if (this.pendingMembershipIndex > this.log.applied) {
-      return new RaftError(
-        'MEMBERSHIP_CHANGE_PENDING',
-        `the change at index ${this.pendingMembershipIndex} is not applied yet (applied ${this.log.applied})`,
-      );
-    }
+  membershipChangeRefusalCode(): RaftErrorCode | undefined {
+    if (this.role !== Role.Leader) return 'NOT_LEADER';
+    if (this.leadTransferee !== NONE) return 'TRANSFER_IN_PROGRESS';
+    if (!this.committedEntryInCurrentTerm()) return 'NO_COMMITTED_ENTRY_IN_TERM';
+    if (this.pendingMembershipIndex > this.log.applied) return 'MEMBERSHIP_CHANGE_PENDING';
     return undefined;
+  }
+
+  /** The refusal membershipChangeRefusalCode() names, as the error proposeMembershipChange() answers. */
+  private membershipChangeRefusal(): RaftError | undefined {
+    switch (this.membershipChangeRefusalCode()) {
+      case undefined:
+        return undefined;
+      case 'NOT_LEADER':
+        return new RaftError('NOT_LEADER', `${this.id} is ${this.role}`, this.lead);
+      case 'TRANSFER_IN_PROGRESS':
+        return new RaftError(
+          'TRANSFER_IN_PROGRESS',
+          `leadership is moving to ${this.leadTransferee}`,
+          this.lead,
+        );
+      case 'NO_COMMITTED_ENTRY_IN_TERM':
+        return new RaftError(
+          'NO_COMMITTED_ENTRY_IN_TERM',
+          `leader of term ${this.term} has not committed an entry of its term`,
+        );
+      default:
+        return new RaftError(
+          'MEMBERSHIP_CHANGE_PENDING',
+          `the change at index ${this.pendingMembershipIndex} is not applied yet (applied ${this.log.applied})`,
+        );
+    }
   }
 
   /**

@@ -257,7 +257,7 @@ export class RawNode {
       appliedMembership: raft.appliedMembership().membership,
       appliedMembershipIndex: raft.appliedMembership().index,
       leadTransferee: raft.leadTransferee,
-      membershipChangeRefusal: raft.membershipChangeRefusal()?.code,
+      membershipChangeRefusal: raft.membershipChangeRefusalCode(),
     };
     if (raft.role !== 'leader') return base;
     const progress = new Map<NodeId, ProgressStatus>();

@@ -1,6 +1,6 @@
 // The client edge of a node, member or proxy: the HTTP routes, the admin routes and the WebSocket API over one KvService.
 
-import { Edge, type Logger } from '../net/index.js';
+import { Edge, EdgeError, type Logger } from '../net/index.js';
 import type { CommandLimits } from '../storage/index.js';
 import type { AdminService } from './admin-api.js';
 import { adminRoutes } from './admin-api.js';
@@ -19,7 +19,16 @@ export interface ClientEdgeParts {
   /** What writes are checked against before they are proposed (or forwarded). */
   readonly limits: CommandLimits;
   readonly logger: Logger;
+  /**
+   * Why this node serves no clients now (a disaster-recovery replica), or undefined. While it
+   * says so, every route but /healthz, /readyz and /v1/status, and every WebSocket upgrade,
+   * answers 503 UNAVAILABLE with it: clients move on to another node.
+   */
+  readonly refusal?: () => string | undefined;
 }
+
+/** What a node answers even when it serves no clients. */
+const ALWAYS_SERVED: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/v1/status']);
 
 /**
  * The edge on the node's client port (not started): the client API on `kv`, the admin routes
@@ -28,12 +37,33 @@ export interface ClientEdgeParts {
  */
 export function clientEdge(config: NodeConfig, parts: ClientEdgeParts): Edge {
   const api = newClientApi(parts.kv, { limits: parts.limits, logger: parts.logger });
+  const refusal = parts.refusal;
+  const routes = [...httpRoutes(api), ...adminRoutes(api, parts.admin, config.services.includes('admin'))];
+  const websocket = webSocketApi(api, parts.watches, parts.logger);
+  const refused = (): EdgeError | undefined => {
+    const why = refusal?.();
+    return why === undefined ? undefined : new EdgeError('UNAVAILABLE', why);
+  };
   return new Edge({
     errors: ERROR_TABLE,
     host: config.clientHost,
     port: config.clientPort,
-    routes: [...httpRoutes(api), ...adminRoutes(api, parts.admin, config.services.includes('admin'))],
-    websocket: webSocketApi(api, parts.watches, parts.logger),
+    routes:
+      refusal === undefined
+        ? routes
+        : routes.map((route) =>
+            ALWAYS_SERVED.has(route.pattern)
+              ? route
+              : {
+                  ...route,
+                  handler: (request) => {
+                    const error = refused();
+                    if (error !== undefined) throw error;
+                    return route.handler(request);
+                  },
+                },
+          ),
+    websocket: refusal === undefined ? websocket : { ...websocket, refuse: refused },
     logger: parts.logger,
     limits: {
       maxBodyBytes: config.maxRequestBytes,

@@ -310,6 +310,11 @@ export class ConclaveNode {
       watches: this.main.hub,
       limits: storage.config,
       logger: this.logger,
+      refusal: () => {
+        const { membership, meta } = this.main.storage.state;
+        if (membership.voters.includes(config.name) || meta.roles?.[config.name] !== 'dr') return undefined;
+        return 'this node is a disaster-recovery replica: it serves no clients (ask another node)';
+      },
     });
   }
 

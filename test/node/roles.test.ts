@@ -1,6 +1,7 @@
 // Member roles on real node processes: joiners that ask for a role, `members add --role`, and what `members list` and `status` show of each member.
 
 import { execFile } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -59,9 +60,11 @@ t.test(
     const n4 = await cluster.addJoiner(['--role', 'spare']);
     const n5 = await cluster.addJoiner(['--role', 'voter']);
     const n6 = await cluster.addJoiner();
+    const n7 = await cluster.addJoiner(['--role', 'dr']);
     cluster.start(n4);
     cluster.start(n5);
     cluster.start(n6);
+    cluster.start(n7);
     await cli([
       'members',
       'add',
@@ -81,6 +84,7 @@ t.test(
         role(n4.name)?.role === 'spare' &&
         role(n5.name)?.role === 'voter' &&
         role(n6.name)?.role === 'satellite' &&
+        role(n7.name)?.role === 'dr' &&
         list.every((m) => m.lag === 0 && m.reachable);
       return ok ? list : undefined;
     });
@@ -93,13 +97,50 @@ t.test(
         ['n4', 'spare'],
         ['n5', 'voter'],
         ['n6', 'satellite'],
+        ['n7', 'dr'],
       ],
-      'four voters, a spare and a satellite',
+      'four voters, a spare, a satellite and a DR replica',
     );
     for (const m of settled) {
       t.equal(m.lagMs, 0, `${m.name}: caught up, so 0 ms behind`);
       t.ok(m.lastContactMs !== null && m.lastContactMs < 1000, `${m.name}: heard from lately`);
     }
+
+    // The DR replica answers health, readiness and status, and nothing else.
+    t.equal((await fetch(`${n7.url}/healthz`)).status, 200, 'the DR replica answers /healthz');
+    t.equal((await fetch(`${n7.url}/readyz`)).status, 200, 'and /readyz');
+    const drStatus = (await (await fetch(`${n7.url}/v1/status`)).json()) as { role: string };
+    t.equal(drStatus.role, 'dr', 'and /v1/status, which says it is a DR replica');
+    for (const path of ['/v1/realms/default/kv/anything', '/v1/members', '/v1/realms']) {
+      const response = await fetch(`${n7.url}${path}`);
+      const body = (await response.json()) as { code: string; message: string; retryable: boolean };
+      t.match(
+        [response.status, body],
+        [503, { code: 'UNAVAILABLE', retryable: true, message: /disaster-recovery replica/ }],
+        `GET ${path} on the DR replica is refused`,
+      );
+    }
+    const upgrade = await new Promise<number>((resolve, reject) => {
+      const request = httpRequest(`${n7.url}/v1/ws`, {
+        headers: {
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+          'sec-websocket-version': '13',
+        },
+      });
+      request.on('upgrade', (_response, socket) => {
+        socket.destroy();
+        resolve(101);
+      });
+      request.on('response', (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      });
+      request.on('error', reject);
+      request.end();
+    });
+    t.equal(upgrade, 503, 'and so is a WebSocket');
 
     // Each node's own status says its role; `status` and the table show the new columns.
     const own = (await (await fetch(`${n4.url}/v1/status`)).json()) as { role: string; members: Member[] };
