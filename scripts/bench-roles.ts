@@ -41,7 +41,8 @@ function parseArgs(argv: string[]): Options {
       } as const
     )[flag ?? ''];
     if (key === undefined) throw new UsageError(`unknown flag ${flag}; ${USAGE}`);
-    if (!Number.isInteger(value) || value < 1) throw new UsageError(`${flag} needs a positive integer; ${USAGE}`);
+    if (!Number.isInteger(value) || value < 1)
+      throw new UsageError(`${flag} needs a positive integer; ${USAGE}`);
     options[key] = value;
   }
   return options;
@@ -77,7 +78,10 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 }
 
 /** 3 voters and a joiner in `role`, caught up. */
-async function clusterWith(role: string, args: readonly string[]): Promise<{ cluster: LocalCluster; extra: ClusterNode }> {
+async function clusterWith(
+  role: string,
+  args: readonly string[],
+): Promise<{ cluster: LocalCluster; extra: ClusterNode }> {
   const cluster = new LocalCluster(args);
   await cluster.create(3);
   cluster.startAll();
@@ -99,7 +103,10 @@ async function spareRounds(options: Options): Promise<void> {
   const promoted: number[] = [];
   const replaced: number[] = [];
   for (let round = 0; round < options.rounds; round++) {
-    const { cluster, extra: spare } = await clusterWith('spare', ['--spare-promote-after', String(options.promoteAfterMs)]);
+    const { cluster, extra: spare } = await clusterWith('spare', [
+      '--spare-promote-after',
+      String(options.promoteAfterMs),
+    ]);
     try {
       const leader = await cluster.waitForLeader();
       const victim = cluster.nodes.find((n) => n !== leader && n !== spare)!;
@@ -111,7 +118,8 @@ async function spareRounds(options: Options): Promise<void> {
         async () => {
           const rows = await members(leader);
           if (rows === undefined) return undefined;
-          if (promotedAt === 0 && rows.find((m) => m.name === spare.name)?.role === 'voter') promotedAt = performance.now();
+          if (promotedAt === 0 && rows.find((m) => m.name === spare.name)?.role === 'voter')
+            promotedAt = performance.now();
           return promotedAt > 0 && !rows.some((m) => m.name === victim.name) ? true : undefined;
         },
         options.promoteAfterMs + 30_000,
