@@ -1,7 +1,7 @@
 // Launches a cluster of real conclave node processes on 127.0.0.1 with free ports; used by tests and benchmarks.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,9 +54,11 @@ export interface ClusterNode {
   readonly dataDir: string;
   readonly url: string;
   /** Mesh addresses to join through, for a node added to the running cluster; undefined for founders. */
-  readonly join?: readonly string[];
+  join?: readonly string[];
+  /** Its own --initial-cluster (a node made the only voter of a new cluster); the cluster's by default. */
+  initialCluster?: string;
   /** More `start` flags for this node alone (e.g. --role spare). */
-  readonly extraArgs?: readonly string[];
+  extraArgs?: readonly string[];
   /** Started without --peer-listen (a satellite that only dials). */
   readonly noPeerListen?: boolean;
   child: ChildProcess | undefined;
@@ -122,7 +124,7 @@ export class LocalCluster {
    */
   async addJoiner(
     extraArgs: readonly string[] = [],
-    options: { peerListen?: boolean } = {},
+    options: { peerListen?: boolean; join?: readonly ClusterNode[] } = {},
   ): Promise<ClusterNode> {
     const index = this.nodes.length + 1;
     const clientPort = await freePort();
@@ -132,7 +134,7 @@ export class LocalCluster {
       clientPort,
       dataDir: join(this.root, `n${index}`),
       url: `http://127.0.0.1:${clientPort}`,
-      join: this.nodes.map((n) => peerAddress(n)),
+      join: (options.join ?? this.nodes).map((n) => peerAddress(n)),
       extraArgs,
       noPeerListen: options.peerListen === false,
       child: undefined,
@@ -153,7 +155,9 @@ export class LocalCluster {
       ...(node.noPeerListen ? [] : ['--peer-listen', `/ip4/127.0.0.1/tcp/${node.peerPort}`]),
       '--client-listen',
       `127.0.0.1:${node.clientPort}`,
-      ...(node.join ? ['--join', node.join.join(',')] : ['--initial-cluster', this.initialCluster]),
+      ...(node.join
+        ? ['--join', node.join.join(',')]
+        : ['--initial-cluster', node.initialCluster ?? this.initialCluster]),
       '--cluster-secret-file',
       secretFile,
       '--services',
@@ -165,19 +169,28 @@ export class LocalCluster {
 
   /**
    * Starts `node`; `env` adds environment variables (e.g. a fault to inject), `nodeFlags` flags
-   * for node itself (e.g. --cpu-prof, which NODE_OPTIONS may not carry).
+   * for node itself (e.g. --cpu-prof, which NODE_OPTIONS may not carry); `logFile` gets its
+   * stdout and stderr (appended).
    */
   start(
     node: ClusterNode,
     env: Readonly<Record<string, string>> = {},
     nodeFlags: readonly string[] = [],
+    logFile?: string,
   ): void {
+    const log = logFile === undefined ? undefined : openSync(logFile, 'a');
     node.child = track(
       spawn(process.execPath, [...nodeFlags, ...this.args(node)], {
-        stdio: process.env.CONCLAVE_CLUSTER_LOGS ? ['ignore', 'inherit', 'inherit'] : 'ignore',
+        stdio:
+          log !== undefined
+            ? ['ignore', log, log]
+            : process.env.CONCLAVE_CLUSTER_LOGS
+              ? ['ignore', 'inherit', 'inherit']
+              : 'ignore',
         env: { ...process.env, ...env },
       }),
     );
+    if (log !== undefined) closeSync(log);
   }
 
   /** A stateless proxy named p1, p2, … (not started) with a free client port and an empty working directory. */

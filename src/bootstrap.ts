@@ -12,9 +12,10 @@ import { NodeRemovedError, readRemovedMarker } from './removal.js';
 import { SeenMembers } from './seen-members.js';
 
 /** The file in the data directory that names the node and its cluster. */
-const IDENTITY_FILE = 'node.json';
+export const IDENTITY_FILE = 'node.json';
 
-interface NodeIdentityRecord {
+/** What node.json holds. */
+export interface NodeIdentityRecord {
   readonly name: string;
   readonly clusterId: string;
 }
@@ -119,8 +120,14 @@ async function loadOrCreateIdentity(
   }
   const clusterId = derivedId ?? joinedClusterId ?? randomUUID();
   const record: NodeIdentityRecord = { name: config.name, clusterId };
+  await writeIdentityRecord(config.dataDir, record);
+  return record;
+}
+
+/** Writes node.json (a temporary file renamed into place). */
+export async function writeIdentityRecord(dataDir: string, record: NodeIdentityRecord): Promise<void> {
+  const path = join(dataDir, IDENTITY_FILE);
   const temporary = `${path}.tmp`;
   await writeFile(temporary, `${JSON.stringify(record)}\n`, { mode: 0o600 });
   await rename(temporary, path);
-  return record;
 }

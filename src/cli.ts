@@ -11,6 +11,7 @@ import { leaderCommands } from './cli/leader.js';
 import { membersCommands } from './cli/members.js';
 import { oneLine } from './cli/output.js';
 import { realmsCommands } from './cli/realms.js';
+import { recoveryCommands } from './cli/recovery.js';
 import { statusCommand } from './cli/status.js';
 import { watchCommand } from './cli/watch.js';
 import { ConfigError, envName, resolveConfig, SETTINGS } from './config.js';
@@ -104,6 +105,7 @@ const COMMAND_GROUPS: ReadonlyMap<string, readonly string[]> = new Map([
   ['leader', ['transfer']],
   ['realms', ['list', 'create']],
   ['secret', ['new']],
+  ['dr', ['promote']],
 ]);
 
 const COMMANDS: ReadonlySet<string> = new Set([
@@ -116,6 +118,7 @@ const COMMANDS: ReadonlySet<string> = new Set([
   'del',
   'list',
   'watch',
+  'recover',
 ]);
 
 /** The command a usage error is about, for the `--help` hint. */
@@ -180,7 +183,9 @@ async function main(): Promise<void> {
         process.stdout.write(generateClusterSecret());
       },
     );
-  cli = leaderCommands(membersCommands(realmsCommands(watchCommand(dataCommands(statusCommand(cli))))));
+  cli = recoveryCommands(
+    leaderCommands(membersCommands(realmsCommands(watchCommand(dataCommands(statusCommand(cli)))))),
+  );
   cli = cli
     .demandCommand(1, 'say what to do: conclave start --single, or conclave --help')
     .recommendCommands()

@@ -36,6 +36,9 @@ import type { SeenMembers } from './seen-members.js';
 import { ServiceStack } from './service.js';
 import { SpareKeeper } from './spare-keeper.js';
 
+/** How many peers of other clusters a node remembers refusing. */
+const MAX_FOREIGN_PEERS = 256;
+
 /** The raft group every realm lives in today; frames and keys already carry it. */
 const GROUP = 1;
 
@@ -83,6 +86,12 @@ export class ConclaveNode {
   /** Mesh addresses dialed because the replicated address book lists them. */
   private readonly dialedAddresses = new Set<string>();
   private readonly identifying = new Set<string>();
+  /**
+   * Peers that hold the secret but said they belong to another cluster (an old member of the
+   * cluster a DR replica or a forced recovery left behind, or a new one it started): never
+   * bound to a name, so nothing they send is processed. Bounded; the oldest is forgotten first.
+   */
+  private readonly foreignPeers = new Map<string, { name: string; clusterId: string }>();
   private readonly fatalListeners = new Set<(error: Error) => void>();
 
   private constructor(parts: MemberParts) {
@@ -500,6 +509,10 @@ export class ConclaveNode {
       });
       // A founder's temporary mesh (its founding check) is not a member yet: not recorded.
       if (answer === undefined || answer.founding === true) return;
+      if (typeof answer.clusterId === 'string' && answer.clusterId !== this.parts.clusterId) {
+        this.refuseForeignPeer(peer, answer.name, answer.clusterId);
+        return;
+      }
       // A proxy is never a member: kept apart, not recorded, never told it was removed.
       if (answer.proxy === true) {
         this.proxies.add(peer, answer.name);
@@ -518,6 +531,24 @@ export class ConclaveNode {
     }
   }
 
+  /** Refuses a peer of another cluster: logged once, remembered, and its connection closed. */
+  private refuseForeignPeer(peer: string, name: string, clusterId: string): void {
+    if (!this.foreignPeers.has(peer)) {
+      this.logger.warn('peer.foreign_cluster', {
+        peer,
+        name,
+        clusterId,
+        ours: this.parts.clusterId,
+        detail: 'it holds the cluster secret but belongs to another cluster: refused',
+      });
+      if (this.foreignPeers.size >= MAX_FOREIGN_PEERS) {
+        this.foreignPeers.delete(this.foreignPeers.keys().next().value as string);
+      }
+    }
+    this.foreignPeers.set(peer, { name, clusterId });
+    void this.parts.mesh?.disconnect(peer);
+  }
+
   /** Serves a peer's request: who we are, a removal notice, a proxy's call, or work for the leader. */
   async servePeer(from: string, payload: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
     const request = decodePeerRequest(payload);
@@ -530,15 +561,26 @@ export class ConclaveNode {
           clusterId,
           ...(request.founding === undefined ? {} : { seenPeer: seen.peerOf(request.founding) ?? null }),
         });
-      case 'removed':
-        return encodePeerMessage({ accepted: this.removal.consider(request, peers.nameOf(from) ?? from) });
-      case 'client':
-      case 'watch':
-      case 'directory':
-        this.refuseIfStopping();
-        return encodePeerMessage(await this.proxies.serve(request, signal));
     }
+    // A stateless proxy's calls: it holds the secret and is no member (see proxy-serving.ts).
+    if (request.type === 'client' || request.type === 'watch' || request.type === 'directory') {
+      this.refuseIfStopping();
+      return encodePeerMessage(await this.proxies.serve(request, signal));
+    }
+    // The rest only a member of this cluster may ask: identified first, refused if foreign.
     if (peers.nameOf(from) === undefined) await this.identify(from);
+    const foreign = this.foreignPeers.get(from);
+    if (foreign !== undefined) {
+      throw Object.assign(
+        new Error(
+          `${foreign.name} (${from}) belongs to cluster ${foreign.clusterId}; this node to ${clusterId}`,
+        ),
+        { code: 'PERMISSION_DENIED' },
+      );
+    }
+    if (request.type === 'removed') {
+      return encodePeerMessage({ accepted: this.removal.consider(request, peers.nameOf(from) ?? from) });
+    }
     if (request.type === 'join') {
       this.refuseIfStopping();
       const name = peers.nameOf(from);

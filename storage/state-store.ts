@@ -659,7 +659,7 @@ export class RealmStateStore {
       let switched = loaded;
       if (membership !== undefined) {
         // A restore into a cluster of other nodes: the state is as of the file, the members are new.
-        const replaced: StateMeta = { ...meta, membership };
+        const replaced = withMembership(meta, membership);
         await this.engine.write(
           [
             {
@@ -699,6 +699,24 @@ export class RealmStateStore {
     this.chain = run.catch(() => undefined);
     return run;
   }
+}
+
+/**
+ * `meta` with another membership: the member-keyed records (addresses, roles) keep only the new
+ * members, and the old cluster's replacement bookkeeping is dropped.
+ */
+function withMembership(meta: StateMeta, membership: Membership): StateMeta {
+  const { addresses, roles, replacing: _replacing, replaced: _replaced, ...rest } = meta;
+  const members = new Set([...membership.voters, ...membership.learners]);
+  const learners = new Set(membership.learners);
+  const kept: { -readonly [K in keyof StateMeta]: StateMeta[K] } = { ...rest, membership };
+  if (addresses !== undefined) {
+    kept.addresses = Object.fromEntries(Object.entries(addresses).filter(([name]) => members.has(name)));
+  }
+  if (roles !== undefined) {
+    kept.roles = Object.fromEntries(Object.entries(roles).filter(([name]) => learners.has(name)));
+  }
+  return kept;
 }
 
 /** The history range of a generation: from revision 0 to the end of the HISTORY kind. */

@@ -147,8 +147,9 @@ export class NodeStorage {
 
   /**
    * Builds a group from a backup file, of this cluster or another (restoring into a new
-   * cluster). `membership` replaces the file's when the new cluster has other nodes. The
-   * directory must not hold the group yet.
+   * cluster). `membership` replaces the file's when the new cluster has other nodes (the
+   * addresses and roles of nodes not in it are dropped). The group starts at the file's term,
+   * with the file's index committed. The directory must not hold the group yet.
    */
   async restoreGroup(
     group: number,
@@ -168,10 +169,13 @@ export class NodeStorage {
       await reader.close();
     }
     const storage = await this.createGroup(group);
-    await storage.installFile(path, {
+    const header = await storage.installFile(path, {
       allowForeignCluster: true,
       ...(options.membership ? { membership: options.membership } : {}),
     });
+    // Raft starts from this hard state: at the file's term (so that its next leader's entries
+    // come after the file's in term order) with everything in the file committed.
+    await storage.log.save({ hardState: { term: header.term, vote: '', commit: header.index } });
     return storage;
   }
 

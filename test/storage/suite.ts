@@ -1025,14 +1025,14 @@ function snapshotTests(engine: EngineKind): void {
     await t.rejects(joiner.installSnapshot(file), { code: 'SNAPSHOT_FOREIGN_CLUSTER' });
     const restoredNode = await new Disk(t, engine, tempDir(t), 'new-cluster').open();
     const restored = await restoredNode.restoreGroup(1, file, {
-      membership: { voters: ['m1'], learners: [] },
+      membership: { voters: ['n2'], learners: [] },
     });
     t.same(await dumpDocs(restored), await dumpDocs(group));
-    t.same(restored.log.initialState().membership, { voters: ['m1'], learners: [] });
-    t.same(restored.log.snapshot().metadata.membership, { voters: ['m1'], learners: [] });
+    t.same(restored.log.initialState().membership, { voters: ['n2'], learners: [] });
+    t.same(restored.log.snapshot().metadata.membership, { voters: ['n2'], learners: [] });
     const ownFile = await SnapshotReader.open(restored.snapshotPath(restored.log.snapshot()));
     t.equal(ownFile.header.clusterId, 'new-cluster', 'its own snapshot file is of the new cluster');
-    t.same(ownFile.header.membership, { voters: ['m1'], learners: [] });
+    t.same(ownFile.header.membership, { voters: ['n2'], learners: [] });
     await ownFile.close();
   });
 }

@@ -1,0 +1,258 @@
+// Turning a stopped node's data into the only voter of a new cluster: `conclave dr promote` and `conclave recover --force-new-cluster`.
+
+import { randomUUID } from 'node:crypto';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { NODE_KEY_FILE } from '../net/identity.js';
+import { ENGINE_KINDS, type EngineKind, NodeStorage } from '../storage/index.js';
+import { IDENTITY_FILE, type NodeIdentityRecord, writeIdentityRecord } from './bootstrap.js';
+import { readRemovedMarker } from './removal.js';
+
+/** The raft group every realm lives in (as in node.ts). */
+const GROUP = 1;
+const MARKER_FILE = 'conclave-storage.json';
+
+/** Why a new cluster was not made; the data directory is then as it was. Codes are stable. */
+export type NewClusterErrorCode =
+  | 'NOT_A_DATA_DIR'
+  | 'NODE_RUNNING'
+  | 'WRONG_ROLE'
+  | 'REMOVED'
+  | 'PEERS_ANSWER'
+  | 'TARGET_EXISTS';
+
+export class NewClusterError extends Error {
+  constructor(
+    readonly code: NewClusterErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'NewClusterError';
+  }
+}
+
+/** What the node held before, read without changing anything. */
+export interface NodeHoldings {
+  readonly name: string;
+  readonly clusterId: string;
+  readonly engine: EngineKind;
+  /** voter, or the learner's role (learner, spare, satellite, dr); 'none' if not a member. */
+  readonly role: string;
+  readonly voters: readonly string[];
+  readonly learners: readonly string[];
+  /** The other members' mesh addresses, by name. */
+  readonly addresses: Readonly<Record<string, string>>;
+}
+
+/** What startNewCluster did. */
+export interface NewClusterReport {
+  readonly name: string;
+  readonly previousClusterId: string;
+  readonly clusterId: string;
+  /** The last log index and revision the new cluster holds (everything the node knew committed). */
+  readonly index: number;
+  readonly term: number;
+  readonly revision: number;
+  /** Committed entries the node had not applied yet; applied before the snapshot was taken. */
+  readonly appliedFromLog: number;
+  /** Entries in the node's log past its commit index: possibly never committed, so discarded. */
+  readonly discarded: number;
+  /** This node's mesh address in the new cluster ('' if the old membership had none). */
+  readonly address: string;
+  /** Where the data directory as it was is kept (delete it once the new cluster is verified). */
+  readonly previousDataDir: string;
+}
+
+/**
+ * Reads who the node in `dataDir` is, its role and its cluster's members. Throws
+ * NewClusterError NOT_A_DATA_DIR, REMOVED, or NODE_RUNNING (its process holds the directory).
+ */
+export async function readHoldings(dataDir: string): Promise<NodeHoldings> {
+  const { identity, engine } = await readDataDirFiles(dataDir);
+  return withStorage(dataDir, identity.clusterId, engine, async (storage) => {
+    const group = await storage.openGroup(GROUP);
+    const { membership, meta } = { membership: group.state.membership, meta: group.state.meta };
+    const role = membership.voters.includes(identity.name)
+      ? 'voter'
+      : membership.learners.includes(identity.name)
+        ? (meta.roles?.[identity.name] ?? 'learner')
+        : 'none';
+    return {
+      name: identity.name,
+      clusterId: identity.clusterId,
+      engine,
+      role,
+      voters: membership.voters,
+      learners: membership.learners,
+      addresses: meta.addresses ?? {},
+    };
+  });
+}
+
+/**
+ * Makes the node in `dataDir` the only voter of a new cluster (a fresh cluster id) holding
+ * everything it knew committed: committed entries it had not applied are applied first, entries
+ * past its commit index are discarded (they may never have committed), and the state is written
+ * as a snapshot into a new data directory beside the old one, under the new id, with the node's
+ * key. Only then are the directories swapped, so a failure or a crash before that leaves the old
+ * one as its next start would have made it (committed entries applied, nothing else changed);
+ * the old one is kept under a name ending `.before-new-cluster-<time>`.
+ * `progress` hears one line per step. The caller checks the role (readHoldings) beforehand.
+ */
+export async function startNewCluster(
+  dataDirInput: string,
+  progress: (line: string) => void = () => undefined,
+): Promise<NewClusterReport> {
+  const dataDir = resolve(dataDirInput);
+  const { identity, engine } = await readDataDirFiles(dataDir);
+  const staging = `${dataDir}.new-cluster-staging`;
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const previousDataDir = `${dataDir}.before-new-cluster-${stamp}`;
+  if (await exists(previousDataDir)) {
+    throw new NewClusterError('TARGET_EXISTS', `${previousDataDir} exists; try again in a moment`);
+  }
+  // A staging directory is only ever this tool's, from an attempt that did not finish.
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true, mode: 0o700 });
+  const backupFile = join(staging, 'import.snap');
+  const before = await withStorage(dataDir, identity.clusterId, engine, async (storage) => {
+    const group = await storage.openGroup(GROUP);
+    const { commit } = group.log.initialState().hardState;
+    const applied = group.state.appliedIndex;
+    const last = group.log.lastIndex();
+    let appliedFromLog = 0;
+    if (commit > applied) {
+      progress(`applying ${commit - applied} committed entries not applied yet (${applied + 1}..${commit})`);
+      for (let low = applied + 1; low <= commit; ) {
+        const entries = group.log.entries(low, commit + 1, 8 * 1024 * 1024);
+        await group.apply(entries);
+        appliedFromLog += entries.length;
+        low += entries.length;
+      }
+    }
+    const discarded = Math.max(0, last - Math.max(commit, group.state.appliedIndex));
+    if (discarded > 0) progress(`discarding ${discarded} entries past the commit index ${commit}`);
+    progress(`writing the state at index ${group.state.appliedIndex} as a snapshot`);
+    const info = await group.backup(backupFile);
+    progress(`wrote ${info.bytes} bytes (revision ${info.header.revision})`);
+    return {
+      header: info.header,
+      appliedFromLog,
+      discarded,
+      address: group.state.meta.addresses?.[identity.name] ?? '',
+    };
+  });
+  const clusterId = randomUUID();
+  progress(`building the data directory of cluster ${clusterId}`);
+  const fresh = await NodeStorage.open({ dataDir: staging, clusterId, storageEngine: engine });
+  try {
+    const group = await fresh.restoreGroup(GROUP, backupFile, {
+      membership: { voters: [identity.name], learners: [] },
+    });
+    if (group.state.meta.revision !== before.header.revision) {
+      throw new Error(
+        `the restored state is at revision ${group.state.meta.revision}, the snapshot at ${before.header.revision}`,
+      );
+    }
+  } finally {
+    await fresh.close();
+  }
+  await rm(backupFile, { force: true });
+  await copyFile(join(dataDir, NODE_KEY_FILE), join(staging, NODE_KEY_FILE));
+  await writeIdentityRecord(staging, { name: identity.name, clusterId });
+  await syncDir(staging);
+  // The swap: two renames in the same parent directory.
+  await rename(dataDir, previousDataDir);
+  await rename(staging, dataDir);
+  await syncDir(dirname(dataDir));
+  return {
+    name: identity.name,
+    previousClusterId: identity.clusterId,
+    clusterId,
+    index: before.header.index,
+    term: before.header.term,
+    revision: before.header.revision,
+    appliedFromLog: before.appliedFromLog,
+    discarded: before.discarded,
+    address: before.address,
+    previousDataDir,
+  };
+}
+
+async function readDataDirFiles(
+  dataDir: string,
+): Promise<{ identity: NodeIdentityRecord; engine: EngineKind }> {
+  let identity: NodeIdentityRecord;
+  let marker: { engine?: unknown };
+  try {
+    identity = JSON.parse(await readFile(join(dataDir, IDENTITY_FILE), 'utf8')) as NodeIdentityRecord;
+    marker = JSON.parse(await readFile(join(dataDir, MARKER_FILE), 'utf8')) as { engine?: unknown };
+  } catch (error) {
+    const files = await readdir(dataDir).catch(() => undefined);
+    throw new NewClusterError(
+      'NOT_A_DATA_DIR',
+      files === undefined
+        ? `${dataDir} does not exist`
+        : `${dataDir} holds no node's data (${IDENTITY_FILE} or ${MARKER_FILE}: ${(error as Error).message})`,
+    );
+  }
+  if (typeof identity.name !== 'string' || typeof identity.clusterId !== 'string') {
+    throw new NewClusterError('NOT_A_DATA_DIR', `${join(dataDir, IDENTITY_FILE)} names no node and cluster`);
+  }
+  const engine = (marker.engine ?? 'rocksdb') as EngineKind;
+  if (!(ENGINE_KINDS as readonly string[]).includes(engine)) {
+    throw new NewClusterError('NOT_A_DATA_DIR', `${join(dataDir, MARKER_FILE)} names no known engine`);
+  }
+  const removed = await readRemovedMarker(dataDir);
+  if (removed !== undefined) {
+    throw new NewClusterError(
+      'REMOVED',
+      `${identity.name} was removed from cluster ${removed.clusterId} (membership entry ${removed.membershipIndex}); ` +
+        'its data stopped following the cluster then and is not promoted',
+    );
+  }
+  return { identity, engine };
+}
+
+async function withStorage<T>(
+  dataDir: string,
+  clusterId: string,
+  engine: EngineKind,
+  work: (storage: NodeStorage) => Promise<T>,
+): Promise<T> {
+  let storage: NodeStorage;
+  try {
+    storage = await NodeStorage.open({ dataDir, clusterId, storageEngine: engine });
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'DATA_DIR_LOCKED') {
+      throw new NewClusterError(
+        'NODE_RUNNING',
+        `${dataDir} is in use by a running node: stop it first (${(error as Error).message})`,
+      );
+    }
+    throw error;
+  }
+  try {
+    return await work(storage);
+  } finally {
+    await storage.close();
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
