@@ -114,6 +114,22 @@ export async function startNewCluster(
   // A staging directory is only ever this tool's, from an attempt that did not finish.
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true, mode: 0o700 });
+  try {
+    return await buildAndSwap(dataDir, identity, engine, staging, previousDataDir, progress);
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function buildAndSwap(
+  dataDir: string,
+  identity: NodeIdentityRecord,
+  engine: EngineKind,
+  staging: string,
+  previousDataDir: string,
+  progress: (line: string) => void,
+): Promise<NewClusterReport> {
   const backupFile = join(staging, 'import.snap');
   const before = await withStorage(dataDir, identity.clusterId, engine, async (storage) => {
     const group = await storage.openGroup(GROUP);
@@ -158,7 +174,10 @@ export async function startNewCluster(
     await fresh.close();
   }
   await rm(backupFile, { force: true });
-  await copyFile(join(dataDir, NODE_KEY_FILE), join(staging, NODE_KEY_FILE));
+  // A lone node without a mesh has no key yet.
+  if (await exists(join(dataDir, NODE_KEY_FILE))) {
+    await copyFile(join(dataDir, NODE_KEY_FILE), join(staging, NODE_KEY_FILE));
+  }
   await writeIdentityRecord(staging, { name: identity.name, clusterId });
   await syncDir(staging);
   // The swap: two renames in the same parent directory.

@@ -99,9 +99,6 @@ async function recover(args: RecoverArgs): Promise<void> {
     );
   }
   const secretFile = args['cluster-secret-file'];
-  if (secretFile === undefined || secretFile === '') {
-    throw new UsageError('--cluster-secret-file is needed to ask the old members whether they are alive');
-  }
   if (!Number.isInteger(args['probe-timeout']) || args['probe-timeout'] < 500) {
     throw new UsageError(
       `--probe-timeout must be an integer of at least 500 ms, got ${args['probe-timeout']}`,
@@ -120,21 +117,31 @@ async function recover(args: RecoverArgs): Promise<void> {
         (holdings.role === 'dr' ? ': promote a DR replica with conclave dr promote' : ''),
     );
   }
-  const secret = await net.readClusterSecretFile(secretFile);
   const others = Object.entries(holdings.addresses).filter(([name]) => name !== holdings.name);
-  progressLine(args)(
-    `asking ${others.length} old member(s) whether they are alive (${args['probe-timeout']} ms): ${others
-      .map(([name]) => name)
-      .join(', ')}`,
-  );
-  const answers = await probePeers({
-    dataDir: args['data-dir'],
-    name: holdings.name,
-    secret,
-    addresses: others.map(([, address]) => address),
-    timeoutMs: args['probe-timeout'],
-    logger: net.jsonLogger({ level: 'error' }),
-  });
+  if (others.length > 0 && (secretFile === undefined || secretFile === '')) {
+    throw new UsageError(
+      `--cluster-secret-file is needed to ask the old members (${others.map(([name]) => name).join(', ')}) whether they are alive`,
+    );
+  }
+  const secret = others.length > 0 ? await net.readClusterSecretFile(secretFile!) : undefined;
+  if (secret !== undefined) {
+    progressLine(args)(
+      `asking ${others.length} old member(s) whether they are alive (${args['probe-timeout']} ms): ${others
+        .map(([name]) => name)
+        .join(', ')}`,
+    );
+  }
+  const answers =
+    secret === undefined
+      ? []
+      : await probePeers({
+          dataDir: args['data-dir'],
+          name: holdings.name,
+          secret,
+          addresses: others.map(([, address]) => address),
+          timeoutMs: args['probe-timeout'],
+          logger: net.jsonLogger({ level: 'error' }),
+        });
   const alive = answers.filter((a) => a.clusterId === holdings.clusterId);
   const aliveVoters = alive.filter((a) => holdings.voters.includes(a.name));
   if (aliveVoters.length > 0) {
