@@ -14,6 +14,7 @@ import type {
   WebSocket,
 } from 'uWebSockets.js';
 import { existsSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { STATUS_CODES } from 'node:http';
 import { describeError, NetConfigError, NetError } from './errors.js';
 import { nestsDeeperThan } from './json-depth.js';
@@ -24,6 +25,9 @@ import { loadUws, type UwsRuntime } from './uws.js';
 interface ExclusiveListen {
   listen(host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void): void;
 }
+
+/** How much of a streamed file is read and offered to the connection at a time. */
+const STREAM_CHUNK_BYTES = 256 * 1024;
 
 /** ListenOptions.LIBUS_LISTEN_EXCLUSIVE_PORT: no SO_REUSEPORT. */
 const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
@@ -90,11 +94,17 @@ export interface EdgeRequest {
   readonly signal: AbortSignal;
 }
 
-/** A route's answer: a status and a JSON body. */
+/** A route's answer: a status and a JSON body, or a file streamed as the body. */
 export interface EdgeResponse {
   readonly status: number;
   readonly body?: unknown;
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * Streams this file (`size` bytes, application/octet-stream) as the body instead, reading it
+   * as the client takes it (backpressure). `done` is called once, with whether every byte was
+   * handed to the connection; the file is the caller's to delete then.
+   */
+  readonly file?: { readonly path: string; readonly size: number; readonly done?: (sent: boolean) => void };
 }
 
 export interface EdgeRoute {
@@ -109,6 +119,8 @@ export interface EdgeRoute {
    * (logged).
    */
   readonly handler: (request: EdgeRequest) => EdgeResponse | Promise<EdgeResponse>;
+  /** How long the handler may take to answer (the limits' requestTimeoutMs by default). */
+  readonly timeoutMs?: number;
 }
 
 /** One open WebSocket, as the edge hands it to src/. */
@@ -462,14 +474,11 @@ export class Edge {
       this.inflight++;
       exchange.onSettled(() => this.inflight--);
     }
+    const timeoutMs = route.timeoutMs ?? this.limits.requestTimeoutMs;
     const timer = setTimeout(() => {
-      this.answerErrorOn(
-        exchange,
-        new EdgeError('TIMEOUT', `no answer within ${this.limits.requestTimeoutMs} ms`),
-        false,
-      );
+      this.answerErrorOn(exchange, new EdgeError('TIMEOUT', `no answer within ${timeoutMs} ms`), false);
       exchange.abort();
-    }, this.limits.requestTimeoutMs);
+    }, timeoutMs);
     exchange.onSettled(() => clearTimeout(timer));
     let answer: Promise<EdgeResponse>;
     try {
@@ -501,7 +510,12 @@ export class Edge {
     const status = (response as EdgeResponse | undefined)?.status;
     if (!Number.isInteger(status) || status! < 200 || status! > 599) {
       this.logger.error('route_answer_invalid', { status: String(status) });
+      response?.file?.done?.(false);
       this.answerErrorOn(exchange, new EdgeError('INTERNAL', 'internal error'), false);
+      return;
+    }
+    if (response.file !== undefined) {
+      void exchange.streamFile(statusLine(response.status), response.headers ?? {}, response.file, this.logger);
       return;
     }
     let body: string;
@@ -857,6 +871,85 @@ class Exchange {
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * Answers with a file as the body, chunk by chunk as the connection drains (uWS tryEnd and
+   * onWritable). Stops reading when the client goes away; calls `file.done` once either way.
+   */
+  async streamFile(
+    status: string,
+    headers: Readonly<Record<string, string>>,
+    file: NonNullable<EdgeResponse['file']>,
+    logger: Logger,
+  ): Promise<void> {
+    let sent = false;
+    let handle: FileHandle | undefined;
+    try {
+      if (this.settled) return;
+      this.settle(); // No timeout or error answer may interleave with the stream.
+      handle = await open(file.path, 'r');
+      if (this.controller.signal.aborted) return;
+      const res = this.res;
+      const first = { done: false };
+      res.cork(() => {
+        res.writeStatus(status).writeHeader('content-type', 'application/octet-stream');
+        for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
+        if (file.size === 0) {
+          res.end();
+          first.done = true;
+        }
+      });
+      if (first.done) {
+        sent = true;
+        return;
+      }
+      const buffer = Buffer.allocUnsafe(STREAM_CHUNK_BYTES);
+      let position = 0;
+      while (position < file.size) {
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, file.size - position), position);
+        if (bytesRead === 0) throw new Error(`${file.path} ended at byte ${position} of ${file.size}`);
+        if (this.controller.signal.aborted) return;
+        const chunk = buffer.subarray(0, bytesRead);
+        position += bytesRead;
+        const startOffset = res.getWriteOffset();
+        let result: [boolean, boolean] = [false, false];
+        res.cork(() => {
+          result = res.tryEnd(chunk, file.size);
+        });
+        const [ok, done] = result;
+        if (done) break;
+        if (!ok) {
+          // uWS kept what it could not send yet; wait for it to drain, then offer the rest.
+          const drained = await new Promise<boolean>((resolve) => {
+            const onAbort = () => resolve(false);
+            this.controller.signal.addEventListener('abort', onAbort, { once: true });
+            res.onWritable((offset) => {
+              const [retryOk, retryDone] = res.tryEnd(chunk.subarray(offset - startOffset), file.size);
+              if (retryOk || retryDone) {
+                this.controller.signal.removeEventListener('abort', onAbort);
+                resolve(true);
+              }
+              return retryOk;
+            });
+          });
+          if (!drained) return;
+        }
+      }
+      sent = position === file.size;
+    } catch (error) {
+      logger.error('stream_failed', { path: file.path, error: describeError(error) });
+      if (!this.controller.signal.aborted) {
+        try {
+          this.res.close();
+        } catch {
+          // Already gone.
+        }
+      }
+    } finally {
+      await handle?.close().catch(() => undefined);
+      file.done?.(sent);
     }
   }
 

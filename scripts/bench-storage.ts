@@ -21,6 +21,7 @@ import { encodeCommand } from '../storage/commands.js';
 import type { EngineKind } from '../storage/engine.js';
 import { SnapshotReader } from '../storage/snapshot-file.js';
 import { type GroupStorage, NodeStorage } from '../storage/storage.js';
+import { buildState } from './state-builder.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -296,42 +297,13 @@ async function benchColdRead(engine: EngineKind): Promise<Run> {
 /** Builds a state of about `mb` MiB of document values, then writes a snapshot file and reads it back. */
 async function benchSnapshot(engine: EngineKind): Promise<void> {
   const [node, group] = await openGroup(engine, 'snapshot');
-  const valueChars = 4000;
-  const perBatch = 64;
-  let next = 2;
-  let valueBytes = 0;
   const genStart = performance.now();
-  let state = 99;
-  while (valueBytes < SNAPSHOT_MB * MB) {
-    const entries: Entry[] = [];
-    for (let i = 0; i < perBatch; i++) {
-      // Pseudo-random text, so compression does not flatter the numbers.
-      let value = '';
-      while (value.length < valueChars) {
-        state = (state * 1103515245 + 12345) >>> 0;
-        value += state.toString(36);
-      }
-      value = value.slice(0, valueChars);
-      entries.push({
-        index: next,
-        term: 1,
-        type: 0,
-        data: encodeCommand({
-          v: 1,
-          time: next,
-          op: { type: 'put', realm: 'default', key: `doc/${next}`, value },
-        }),
-      });
-      next++;
-      valueBytes += valueChars;
-    }
-    await group.apply(entries);
-  }
+  const { documents, valueBytes } = await buildState(group, SNAPSHOT_MB);
   const genSeconds = (performance.now() - genStart) / 1000;
   rows.push({
     what: `apply 4 KB docs (build ${fmt(valueBytes / MB)} MiB)`,
     engine,
-    perSecond: fmt((next - 2) / genSeconds),
+    perSecond: fmt(documents / genSeconds),
     mbPerSecond: fmt(valueBytes / MB / genSeconds, 2),
     syncsPerSecond: '',
     latency: '',

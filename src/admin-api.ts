@@ -12,6 +12,10 @@
  *   POST   /v1/members/{name}/promote  -> {"name", "role": "voter"} once it is a voter
  *   DELETE /v1/members/{name}     -> {"name", "removed": true}
  *   POST   /v1/leader/transfer    body {"to": name} -> {"leader", "term"} once `to` leads
+ *   GET    /v1/backup             -> the state of THIS node as of now, in the snapshot file
+ *                                 format (application/octet-stream), with its cluster id, index,
+ *                                 term, revision and size in conclave-backup-* headers; a DR
+ *                                 replica serves it too (src/cli/backup.ts picks the node)
  *
  * Errors are the client API's error bodies. A refusal by raft is CONFLICT with `reason`, the
  * raft code: MEMBERSHIP_CHANGE_PENDING (one change at a time: retry when it applied),
@@ -79,7 +83,28 @@ export interface AdminService {
   promote(name: string): Promise<void>;
   remove(name: string): Promise<void>;
   transferLeadership(to: string): Promise<{ leader: string; term: number }>;
+  /**
+   * Writes a backup of this node's state as of now (the snapshot format) into a temporary file
+   * and hands it over; the caller streams it, then calls `release` (which deletes it). Taken
+   * here, not on the leader. One at a time per node: CONFLICT, reason BACKUP_IN_PROGRESS.
+   */
+  backup(): Promise<BackupFile>;
 }
+
+/** A backup written for GET /v1/backup. */
+export interface BackupFile {
+  readonly path: string;
+  readonly bytes: number;
+  readonly clusterId: string;
+  readonly index: number;
+  readonly term: number;
+  readonly revision: number;
+  /** Deletes the file; called once the answer is sent or abandoned. */
+  readonly release: () => void;
+}
+
+/** How long GET /v1/backup may take to write the file before it streams it. */
+const BACKUP_WRITE_TIMEOUT_MS = 6 * 60 * 60 * 1000;
 
 /**
  * The routes above; with `enabled` false each answers PERMISSION_DENIED. Errors answer as the
@@ -144,6 +169,28 @@ export function adminRoutes(api: ClientApi, admin: AdminService, enabled: boolea
       await admin.remove(name);
       return { status: 200, body: { name, removed: true } };
     }),
+    {
+      ...route('GET', '/v1/backup', 'none', async (r) => {
+        parseQuery(r.query, []);
+        const file = await admin.backup();
+        if (r.signal.aborted) {
+          file.release();
+          throw new EdgeError('TIMEOUT', 'the client went away while the backup was written');
+        }
+        return {
+          status: 200,
+          headers: {
+            'conclave-backup-cluster-id': file.clusterId,
+            'conclave-backup-index': String(file.index),
+            'conclave-backup-term': String(file.term),
+            'conclave-backup-revision': String(file.revision),
+            'conclave-backup-bytes': String(file.bytes),
+          },
+          file: { path: file.path, size: file.bytes, done: () => file.release() },
+        };
+      }),
+      timeoutMs: BACKUP_WRITE_TIMEOUT_MS,
+    },
     route('POST', '/v1/leader/transfer', 'json', async (r) => {
       parseQuery(r.query, []);
       const body = objectBody(r.body, ['to']);

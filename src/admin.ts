@@ -1,8 +1,9 @@
 // A member's admin operations: membership changes, leadership transfer and the members' view, carried out by the leader.
 
+import { rm } from 'node:fs/promises';
 import { MembershipChangeType, RaftError, Role } from '../raft/index.js';
 import { encodeMemberContext, type LearnerRole, type MemberRole } from '../storage/index.js';
-import type { AdminService, MembersView, MemberView } from './admin-api.js';
+import type { AdminService, BackupFile, MembersView, MemberView } from './admin-api.js';
 import type { ClusterMember } from './config.js';
 import { answerOf, type LeaderForwarder, type PeerAnswer } from './forwarding.js';
 import type { AdminAction, JoinAnswer } from './peer-protocol.js';
@@ -34,7 +35,47 @@ export interface MemberAdminInit {
  * Raft's refusals are thrown as CONFLICT with the raft code as `reason`.
  */
 export class MemberAdmin implements AdminService {
+  private backupRunning = false;
+
   constructor(private readonly init: MemberAdminInit) {}
+
+  async backup(): Promise<BackupFile> {
+    this.init.refuseIfStopping();
+    if (this.backupRunning) {
+      throw Object.assign(
+        new Error('a backup is being taken from this node already; retry when it is done'),
+        {
+          code: 'CONFLICT',
+          reason: 'BACKUP_IN_PROGRESS',
+        },
+      );
+    }
+    this.backupRunning = true;
+    const storage = this.init.group.storage;
+    const path = storage.tempPath('backup');
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.backupRunning = false;
+      void rm(path, { force: true });
+    };
+    try {
+      const info = await storage.backup(path);
+      return {
+        path,
+        bytes: info.bytes,
+        clusterId: info.header.clusterId,
+        index: info.header.index,
+        term: info.header.term,
+        revision: info.header.revision,
+        release,
+      };
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
 
   async members(): Promise<MembersView> {
     this.init.refuseIfStopping();

@@ -5,6 +5,7 @@ import '../net/polyfill.js';
 import { fchmodSync, fstatSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { backupCommands } from './cli/backup.js';
 import { EXIT_USAGE, markStdinArguments } from './cli/common.js';
 import { dataCommands } from './cli/data.js';
 import { leaderCommands } from './cli/leader.js';
@@ -106,6 +107,7 @@ const COMMAND_GROUPS: ReadonlyMap<string, readonly string[]> = new Map([
   ['realms', ['list', 'create']],
   ['secret', ['new']],
   ['dr', ['promote']],
+  ['backup', ['save', 'verify']],
 ]);
 
 const COMMANDS: ReadonlySet<string> = new Set([
@@ -119,6 +121,7 @@ const COMMANDS: ReadonlySet<string> = new Set([
   'list',
   'watch',
   'recover',
+  'restore',
 ]);
 
 /** The command a usage error is about, for the `--help` hint. */
@@ -183,6 +186,7 @@ async function main(): Promise<void> {
         process.stdout.write(generateClusterSecret());
       },
     );
+  cli = backupCommands(cli);
   cli = recoveryCommands(
     leaderCommands(membersCommands(realmsCommands(watchCommand(dataCommands(statusCommand(cli)))))),
   );

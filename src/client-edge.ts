@@ -21,14 +21,15 @@ export interface ClientEdgeParts {
   readonly logger: Logger;
   /**
    * Why this node serves no clients now (a disaster-recovery replica), or undefined. While it
-   * says so, every route but /healthz, /readyz and /v1/status, and every WebSocket upgrade,
+   * says so, every route but /healthz, /readyz, /v1/status and /v1/backup (admin, for taking
+   * backups off the voters' site), and every WebSocket upgrade,
    * answers 503 UNAVAILABLE with it: clients move on to another node.
    */
   readonly refusal?: () => string | undefined;
 }
 
 /** What a node answers even when it serves no clients. */
-const ALWAYS_SERVED: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/v1/status']);
+const ALWAYS_SERVED: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/v1/status', '/v1/backup']);
 
 /**
  * The edge on the node's client port (not started): the client API on `kv`, the admin routes

@@ -19,7 +19,8 @@ export type NewClusterErrorCode =
   | 'WRONG_ROLE'
   | 'REMOVED'
   | 'PEERS_ANSWER'
-  | 'TARGET_EXISTS';
+  | 'TARGET_EXISTS'
+  | 'DATA_DIR_NOT_EMPTY';
 
 export class NewClusterError extends Error {
   constructor(
@@ -160,26 +161,14 @@ async function buildAndSwap(
   });
   const clusterId = randomUUID();
   progress(`building the data directory of cluster ${clusterId}`);
-  const fresh = await NodeStorage.open({ dataDir: staging, clusterId, storageEngine: engine });
-  try {
-    const group = await fresh.restoreGroup(GROUP, backupFile, {
-      membership: { voters: [identity.name], learners: [] },
-    });
-    if (group.state.meta.revision !== before.header.revision) {
-      throw new Error(
-        `the restored state is at revision ${group.state.meta.revision}, the snapshot at ${before.header.revision}`,
-      );
-    }
-  } finally {
-    await fresh.close();
-  }
+  await buildDataDir(staging, {
+    name: identity.name,
+    clusterId,
+    engine,
+    file: backupFile,
+    nodeKeyFrom: dataDir,
+  });
   await rm(backupFile, { force: true });
-  // A lone node without a mesh has no key yet.
-  if (await exists(join(dataDir, NODE_KEY_FILE))) {
-    await copyFile(join(dataDir, NODE_KEY_FILE), join(staging, NODE_KEY_FILE));
-  }
-  await writeIdentityRecord(staging, { name: identity.name, clusterId });
-  await syncDir(staging);
   // The swap: two renames in the same parent directory.
   await rename(dataDir, previousDataDir);
   await rename(staging, dataDir);
@@ -196,6 +185,48 @@ async function buildAndSwap(
     address: before.address,
     previousDataDir,
   };
+}
+
+/**
+ * Builds in `dir` (which must hold no data) the data directory of `name`, the only voter of
+ * cluster `clusterId`, from the snapshot or backup `file`: its state, raft starting at the file's
+ * index and term, node.json, and the node key copied from `nodeKeyFrom` if there is one there
+ * (else the node makes one at start). `address` becomes its entry in the address book, if given.
+ * Resolves with the file's index, term and revision once everything is fsynced.
+ */
+export async function buildDataDir(
+  dir: string,
+  options: {
+    readonly name: string;
+    readonly clusterId: string;
+    readonly engine: EngineKind;
+    readonly file: string;
+    readonly nodeKeyFrom?: string;
+    readonly address?: string;
+  },
+): Promise<{ index: number; term: number; revision: number }> {
+  const storage = await NodeStorage.open({
+    dataDir: dir,
+    clusterId: options.clusterId,
+    storageEngine: options.engine,
+  });
+  let held: { index: number; term: number; revision: number };
+  try {
+    const group = await storage.restoreGroup(GROUP, options.file, {
+      membership: { voters: [options.name], learners: [] },
+      ...(options.address ? { addresses: { [options.name]: options.address } } : {}),
+    });
+    const meta = group.state.meta;
+    held = { index: meta.appliedIndex, term: meta.appliedTerm, revision: meta.revision };
+  } finally {
+    await storage.close();
+  }
+  if (options.nodeKeyFrom !== undefined && (await exists(join(options.nodeKeyFrom, NODE_KEY_FILE)))) {
+    await copyFile(join(options.nodeKeyFrom, NODE_KEY_FILE), join(dir, NODE_KEY_FILE));
+  }
+  await writeIdentityRecord(dir, { name: options.name, clusterId: options.clusterId });
+  await syncDir(dir);
+  return held;
 }
 
 async function readDataDirFiles(
@@ -258,7 +289,7 @@ async function withStorage<T>(
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;
@@ -267,7 +298,7 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
+export async function syncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();

@@ -8,7 +8,7 @@ import type {
   Operation,
   SessionRef,
 } from '../storage/index.js';
-import type { AdminService, MembersView } from './admin-api.js';
+import type { AdminService, BackupFile, MembersView } from './admin-api.js';
 import { errorOf, type PeerAnswer } from './forwarding.js';
 import type { Consistency, KvService, NodeStatus, ServedRead } from './kv-service.js';
 import type { AdminAction, ClientCall, PeerRequest } from './peer-protocol.js';
@@ -109,6 +109,13 @@ export class ProxyKv implements KvService, AdminService {
       leader: string;
       term: number;
     };
+  }
+
+  async backup(): Promise<BackupFile> {
+    throw Object.assign(
+      new Error("a stateless proxy holds no data: take the backup from a member's client endpoint"),
+      { code: 'UNAVAILABLE' },
+    );
   }
 
   /** Runs a client call on a member, moving to another while the failure says it did not happen. */

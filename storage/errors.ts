@@ -56,6 +56,8 @@ export type SnapshotFileErrorCode =
   | 'SNAPSHOT_FOREIGN_GROUP'
   /** The file's index and term are not the ones expected (e.g. raft's snapshot metadata). */
   | 'SNAPSHOT_MISMATCH'
+  /** A backup directory holds no file that verifies. */
+  | 'NO_BACKUP'
   /** The file is not newer than what the node has already applied. */
   | 'SNAPSHOT_STALE';
 

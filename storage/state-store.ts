@@ -625,6 +625,7 @@ export class RealmStateStore {
     header: SnapshotHeader,
     path: string,
     membership?: Membership,
+    addresses?: Readonly<Record<string, string>>,
   ): Promise<PreparedWrite> {
     const generation = this.state.generation + 1;
     const [asideStart, asideEnd] = generationRange(this.group, generation);
@@ -659,7 +660,7 @@ export class RealmStateStore {
       let switched = loaded;
       if (membership !== undefined) {
         // A restore into a cluster of other nodes: the state is as of the file, the members are new.
-        const replaced = withMembership(meta, membership);
+        const replaced = withMembership(meta, membership, addresses);
         await this.engine.write(
           [
             {
@@ -703,14 +704,21 @@ export class RealmStateStore {
 
 /**
  * `meta` with another membership: the member-keyed records (addresses, roles) keep only the new
- * members, and the old cluster's replacement bookkeeping is dropped.
+ * members (`addresses`, when given, replace the address book), and the old cluster's replacement
+ * bookkeeping is dropped.
  */
-function withMembership(meta: StateMeta, membership: Membership): StateMeta {
+function withMembership(
+  meta: StateMeta,
+  membership: Membership,
+  newAddresses?: Readonly<Record<string, string>>,
+): StateMeta {
   const { addresses, roles, replacing: _replacing, replaced: _replaced, ...rest } = meta;
   const members = new Set([...membership.voters, ...membership.learners]);
   const learners = new Set(membership.learners);
   const kept: { -readonly [K in keyof StateMeta]: StateMeta[K] } = { ...rest, membership };
-  if (addresses !== undefined) {
+  if (newAddresses !== undefined) {
+    kept.addresses = { ...newAddresses };
+  } else if (addresses !== undefined) {
     kept.addresses = Object.fromEntries(Object.entries(addresses).filter(([name]) => members.has(name)));
   }
   if (roles !== undefined) {

@@ -148,13 +148,14 @@ export class NodeStorage {
   /**
    * Builds a group from a backup file, of this cluster or another (restoring into a new
    * cluster). `membership` replaces the file's when the new cluster has other nodes (the
-   * addresses and roles of nodes not in it are dropped). The group starts at the file's term,
+   * addresses and roles of nodes not in it are dropped, or `addresses` replace the address book).
+   * The group starts at the file's term,
    * with the file's index committed. The directory must not hold the group yet.
    */
   async restoreGroup(
     group: number,
     path: string,
-    options: { membership?: Membership } = {},
+    options: { membership?: Membership; addresses?: Readonly<Record<string, string>> } = {},
   ): Promise<GroupStorage> {
     const reader = await SnapshotReader.open(path);
     try {
@@ -172,6 +173,7 @@ export class NodeStorage {
     const header = await storage.installFile(path, {
       allowForeignCluster: true,
       ...(options.membership ? { membership: options.membership } : {}),
+      ...(options.addresses ? { addresses: options.addresses } : {}),
     });
     // Raft starts from this hard state: at the file's term (so that its next leader's entries
     // come after the file's in term order) with everything in the file committed.
@@ -417,6 +419,7 @@ export class GroupStorage {
       expected?: { index: number; term: number };
       allowForeignCluster?: boolean;
       membership?: Membership;
+      addresses?: Readonly<Record<string, string>>;
     },
   ): Promise<SnapshotHeader> {
     const reader = await SnapshotReader.open(path);
@@ -456,7 +459,13 @@ export class GroupStorage {
             `the file is at index ${header.index}; this node has applied ${this.state.appliedIndex}`,
           );
         }
-        const stateWrite = await this.state.prepareImport(reader.chunks(), header, path, options.membership);
+        const stateWrite = await this.state.prepareImport(
+          reader.chunks(),
+          header,
+          path,
+          options.membership,
+          options.membership ? options.addresses : undefined,
+        );
         invariant(reader.complete, 'snapshot import finished before the end record');
         const membership = options.membership ?? header.membership;
         const name = snapshotName(header.index, header.term);

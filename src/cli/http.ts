@@ -236,6 +236,48 @@ export class ApiClient {
     return { kind: 'retry', error };
   }
 
+  /**
+   * `GET path` at `endpoint` for a body too large to hold: resolves with the response stream
+   * once a 200 arrives, throws the API's error otherwise. The connection is given up after
+   * `idleMs` without a byte (also while the node prepares the answer).
+   */
+  download(endpoint: string, path: string, idleMs: number): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const target = new URL(endpoint + path);
+      const onResponse = (response: IncomingMessage) => {
+        if (response.statusCode === 200) {
+          resolve(response);
+          return;
+        }
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () =>
+          reject(errorFromAnswer(response.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'), endpoint)),
+        );
+      };
+      const request =
+        target.protocol === 'https:'
+          ? httpsRequest(
+              target,
+              {
+                method: 'GET',
+                ...(this.settings.ca === undefined ? {} : { ca: [...rootCertificates, ...this.settings.ca] }),
+              },
+              onResponse,
+            )
+          : httpRequest(target, { method: 'GET' }, onResponse);
+      request.setTimeout(idleMs, () =>
+        request.destroy(new ApiError('TIMEOUT', `${endpoint} sent nothing for ${idleMs} ms`)),
+      );
+      request.on('error', (error) => {
+        if (error instanceof ApiError) reject(error);
+        else reject(transportFailure(error, endpoint, idleMs, true).error);
+      });
+      request.end();
+    });
+  }
+
   private prefer(endpoint: string): void {
     const index = this.order.indexOf(endpoint);
     if (index > 0) {
