@@ -11,12 +11,14 @@ const PER_BATCH = 64;
 /**
  * Applies puts of 4,000-character values (keys doc/N) after the group's applied index until the
  * values add up to `mb` MiB. Pseudo-random text, so compression does not flatter the numbers.
- * Only the state is written, not the log: a data directory a node will open needs a snapshot
- * taken afterwards (GroupStorage.createSnapshot). Resolves with the documents and value bytes.
+ * Only the state is written unless `persistLog`: a data directory a node will open needs the
+ * log too, and a snapshot taken afterwards (GroupStorage.createSnapshot) so that the log can be
+ * compacted. Resolves with the documents and value bytes.
  */
 export async function buildState(
   group: GroupStorage,
   mb: number,
+  options: { persistLog?: boolean } = {},
 ): Promise<{ documents: number; valueBytes: number }> {
   let next = group.state.appliedIndex + 1;
   let valueBytes = 0;
@@ -45,6 +47,7 @@ export async function buildState(
       documents++;
       valueBytes += VALUE_CHARS;
     }
+    if (options.persistLog) await group.persist({ entries });
     await group.apply(entries);
   }
   return { documents, valueBytes };
