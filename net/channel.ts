@@ -158,7 +158,15 @@ export class FramedChannel {
   }
 
   resume(): void {
-    if (this.open && this.stream.readStatus === 'paused') this.stream.resume();
+    if (!this.open || this.stream.readStatus !== 'paused') return;
+    this.stream.resume();
+    // libp2p's resume() hands over what was buffered while paused and only then tells the muxer
+    // to grant window again; a consumer that paused once more during that hand-over would leave
+    // the stream paused and the muxer granting, and the buffer would grow until libp2p resets
+    // the stream (a 1 GiB snapshot to a joiner did). Tell the muxer again that we are paused.
+    if (this.stream.readStatus === 'paused') {
+      (this.stream as unknown as { sendPause?: () => void }).sendPause?.();
+    }
   }
 
   /** Closes gracefully after what is buffered has gone out; the remote sees an orderly end. */

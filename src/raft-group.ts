@@ -2,7 +2,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../net/index.js';
 import {
@@ -218,13 +218,24 @@ export class RaftGroup implements Service {
     try {
       for await (const chunk of chunks) await file.write(chunk);
       await file.sync();
-    } finally {
-      await file.close();
+    } catch (error) {
+      // A transfer cut short leaves nothing behind: the leader sends the whole file again.
+      await file.close().catch(() => undefined);
+      await rm(path, { force: true });
+      throw error;
     }
+    await file.close();
     const snapshot: Snapshot = {
       metadata: { index: fields.index, term: fields.snapshotTerm, membership: fields.membership },
       data: new Uint8Array(Buffer.from(fields.data, 'base64')),
     };
+    // A file raft never asked for (it ignored a stale snapshot) goes once a newer one arrives.
+    for (const [key, older] of this.receivedSnapshots) {
+      if (Number(key.split(':')[0]) <= fields.index) {
+        this.receivedSnapshots.delete(key);
+        void rm(older, { force: true });
+      }
+    }
     this.receivedSnapshots.set(`${fields.index}:${fields.snapshotTerm}`, path);
     // Raft checks the message (a malformed snapshot is refused and logged by the driver).
     this.driver.receive(

@@ -277,6 +277,49 @@ t.test(
   },
 );
 
+t.test(
+  'a snapshot to a receiver that stays slow: every pause holds, the read buffer stays bounded, all arrives',
+  async (t) => {
+    // A consumer slower than the link pauses the stream again and again, also while the data
+    // buffered during the last pause is being handed to it; the muxer must stop granting window
+    // each time, or the stream buffers without bound and libp2p resets it.
+    const total = 24 * MIB;
+    const received: { digest: string; bytes: number }[] = [];
+    const [a, b] = await pair(
+      t,
+      {
+        snapshot: async (incoming: IncomingSnapshot) => {
+          const hash = createHash('sha256');
+          let bytes = 0;
+          for await (const chunk of incoming.chunks) {
+            hash.update(chunk);
+            bytes += chunk.length;
+            await new Promise((resolve) => setTimeout(resolve, 1));
+          }
+          received.push({ digest: hash.digest('hex'), bytes });
+        },
+      },
+      {
+        maxFrameBytes: 1 * MIB,
+        maxRequestBytes: 512 * 1024,
+        streamHighWaterBytes: 256 * 1024,
+        snapshotReceiveBufferBytes: 256 * 1024,
+        maxStreamWindowBytes: 512 * 1024,
+        maxStreamReadBufferBytes: 2 * MIB,
+        snapshotChunkBytes: 64 * 1024,
+      },
+    );
+    const sent = await a.mesh.sendSnapshot(b.mesh.peerId, {
+      groupId: 3,
+      header: new TextEncoder().encode('slow'),
+      source: pattern(total, MIB, { bytes: 0 }),
+    });
+    t.equal(sent, total);
+    t.same(received, [{ digest: digestOf(total, MIB), bytes: total }]);
+    t.equal(b.mesh.counters().snapshotsFailed, 0);
+  },
+);
+
 t.test('a receiver that refuses a snapshot fails the sender with its code', async (t) => {
   const [a, b] = await pair(t, {
     snapshot: async () => {
