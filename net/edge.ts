@@ -515,7 +515,12 @@ export class Edge {
       return;
     }
     if (response.file !== undefined) {
-      void exchange.streamFile(statusLine(response.status), response.headers ?? {}, response.file, this.logger);
+      void exchange.streamFile(
+        statusLine(response.status),
+        response.headers ?? {},
+        response.file,
+        this.logger,
+      );
       return;
     }
     let body: string;
@@ -908,7 +913,12 @@ class Exchange {
       const buffer = Buffer.allocUnsafe(STREAM_CHUNK_BYTES);
       let position = 0;
       while (position < file.size) {
-        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, file.size - position), position);
+        const { bytesRead } = await handle.read(
+          buffer,
+          0,
+          Math.min(buffer.length, file.size - position),
+          position,
+        );
         if (bytesRead === 0) throw new Error(`${file.path} ended at byte ${position} of ${file.size}`);
         if (this.controller.signal.aborted) return;
         const chunk = buffer.subarray(0, bytesRead);

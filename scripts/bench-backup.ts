@@ -165,7 +165,9 @@ async function main(): Promise<void> {
     );
     console.log(
       `backup save: ${backupSeconds.toFixed(1)} s end to end = ${(mib / backupSeconds).toFixed(1)} MB/s` +
-        (transfer ? ` (the node writes the file in ${transfer[2]} s, the transfer takes ${transfer[1]} s, then the CLI verifies it)` : ''),
+        (transfer
+          ? ` (the node writes the file in ${transfer[2]} s, the transfer takes ${transfer[1]} s, then the CLI verifies it)`
+          : ''),
     );
     console.log(
       `restore: ${restoreSeconds.toFixed(1)} s = ${(mib / restoreSeconds).toFixed(1)} MB/s (verify + build)`,

@@ -28,6 +28,7 @@
  */
 
 import { EdgeError, type EdgeRequest, type EdgeResponse, type EdgeRoute } from '../net/index.js';
+import type { BackupLedger } from '../storage/index.js';
 import { isLearnerRole, LEARNER_ROLES, type LearnerRole, type MemberRole } from '../storage/index.js';
 import type { ClientApi } from './client-api.js';
 import { NAME_PATTERN } from './config.js';
@@ -69,6 +70,8 @@ export interface MembersView {
   readonly replacing?: { readonly spare: string; readonly voter: string };
   /** Nodes a spare replaced, re-added as spares when they come back. */
   readonly replaced?: readonly string[];
+  /** The scheduled backups' ledger: the last claim, success and failure. */
+  readonly backups?: BackupLedger;
 }
 
 /**

@@ -174,7 +174,7 @@ export class MemberAdmin implements AdminService {
         reachable: lastContactMs !== null && lastContactMs <= this.init.electionTimeoutMs,
       };
     };
-    const { replacing, replaced = [] } = group.storage.state.meta;
+    const { replacing, replaced = [], backups } = group.storage.state.meta;
     return {
       leader: selfName,
       term: raft.term,
@@ -185,6 +185,7 @@ export class MemberAdmin implements AdminService {
       ],
       ...(replacing === undefined ? {} : { replacing }),
       ...(replaced.length === 0 ? {} : { replaced: replaced.map((r) => r.name) }),
+      ...(backups === undefined ? {} : { backups }),
     };
   }
 

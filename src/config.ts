@@ -9,7 +9,7 @@ import { MEMBER_ROLES, type MemberRole } from '../storage/index.js';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 
 /** What a node may be told to run. A node never guesses: it needs --services or --single. */
-export const SERVICES = ['raft', 'api', 'admin'] as const;
+export const SERVICES = ['raft', 'api', 'admin', 'backup'] as const;
 export type Service = (typeof SERVICES)[number];
 
 export const STORAGE_ENGINES = ['rocksdb', 'leveldb'] as const;
@@ -52,6 +52,10 @@ export interface NodeConfig {
   readonly requestTimeoutMs: number;
   /** A voter the leader has not heard from for this long is replaced by a caught-up spare, if there is one. */
   readonly sparePromoteAfterMs: number;
+  /** With the backup service: where its scheduled backups go, how often, how many are kept. */
+  readonly backupDir: string | undefined;
+  readonly backupIntervalMs: number;
+  readonly backupKeep: number;
   readonly maxRequestBytes: number;
   /** Entries applied past the log's first index before the node snapshots and compacts. */
   readonly snapshotEntries: number;
@@ -139,6 +143,26 @@ export const SETTINGS: readonly Setting[] = [
       'ms: the leader replaces a voter it has not heard from for this long with a caught-up spare, if there is one (default 30000)',
   },
   {
+    key: 'backupDir',
+    flag: 'backup-dir',
+    kind: 'string',
+    describe:
+      'with the backup service: the directory scheduled backups are written to (one per interval for the cluster)',
+  },
+  {
+    key: 'backupIntervalMs',
+    flag: 'backup-interval',
+    kind: 'string',
+    describe:
+      'with the backup service: how often, e.g. 1h, 30m, 90s or milliseconds (default 1h, at least 1s)',
+  },
+  {
+    key: 'backupKeep',
+    flag: 'backup-keep',
+    kind: 'integer',
+    describe: 'with the backup service: how many of this cluster’s backups the directory keeps (default 24)',
+  },
+  {
     key: 'clusterSecretFile',
     flag: 'cluster-secret-file',
     kind: 'string',
@@ -213,6 +237,8 @@ export const CONFIG_DEFAULTS = {
   heartbeatIntervalMs: 50,
   requestTimeoutMs: 5000,
   sparePromoteAfterMs: 30_000,
+  backupIntervalMs: 3_600_000,
+  backupKeep: 24,
   maxRequestBytes: 1024 * 1024,
   // etcd's default (snapshot-count) too. Taking a snapshot walks the whole state on every node at
   // about the same index, which stalls writes for tens of ms: at 10,000, under 2,500 writes/s,
@@ -339,7 +365,7 @@ function validate(raw: Raw): NodeConfig {
       );
     }
   } else if (single) {
-    services = [...SERVICES];
+    services = ['raft', 'api', 'admin', ...(raw.backupDir === undefined ? [] : (['backup'] as const))];
   } else {
     throw new ConfigError(
       'services',
@@ -459,6 +485,7 @@ function validate(raw: Raw): NodeConfig {
       `${sparePromoteAfterMs} must be at least 3 election timeouts (${3 * electionTimeoutMs}): a voter is only replaced once it is surely gone`,
     );
   }
+  const backup = parseBackupSettings(raw, services);
   const tlsKeyFile = toText(raw, 'tlsKeyFile', 'tls-key-file');
   const tlsCertFile = toText(raw, 'tlsCertFile', 'tls-cert-file');
   if ((tlsKeyFile === undefined) !== (tlsCertFile === undefined)) {
@@ -496,6 +523,7 @@ function validate(raw: Raw): NodeConfig {
       toInteger(raw, 'requestTimeoutMs', 'request-timeout-ms', 10, 600_000) ??
       CONFIG_DEFAULTS.requestTimeoutMs,
     sparePromoteAfterMs,
+    ...backup,
     maxRequestBytes:
       toInteger(raw, 'maxRequestBytes', 'max-request-bytes', 1024, 64 * 1024 * 1024) ??
       CONFIG_DEFAULTS.maxRequestBytes,
@@ -509,6 +537,72 @@ function validate(raw: Raw): NodeConfig {
     tlsKeyFile,
     tlsCertFile,
   };
+}
+
+/** --backup-dir, --backup-interval and --backup-keep: only with the backup service, which needs raft and a directory. */
+function parseBackupSettings(
+  raw: Raw,
+  services: readonly Service[],
+): Pick<NodeConfig, 'backupDir' | 'backupIntervalMs' | 'backupKeep'> {
+  const backupDir = toText(raw, 'backupDir', 'backup-dir');
+  const interval = raw.backupIntervalMs;
+  const keep = toInteger(raw, 'backupKeep', 'backup-keep', 1, 100_000);
+  if (!services.includes('backup')) {
+    const given = (['backupDir', 'backupIntervalMs', 'backupKeep'] as const).find(
+      (key) => raw[key] !== undefined,
+    );
+    if (given !== undefined) {
+      const flag = {
+        backupDir: 'backup-dir',
+        backupIntervalMs: 'backup-interval',
+        backupKeep: 'backup-keep',
+      }[given];
+      throw new ConfigError(flag, raw[given]!.source, 'is for the backup service: add backup to --services');
+    }
+    return {
+      backupDir: undefined,
+      backupIntervalMs: CONFIG_DEFAULTS.backupIntervalMs,
+      backupKeep: CONFIG_DEFAULTS.backupKeep,
+    };
+  }
+  if (!services.includes('raft')) {
+    throw new ConfigError(
+      'services',
+      raw.services?.source ?? 'default',
+      'the backup service backs up this node’s replica: it needs raft',
+    );
+  }
+  if (backupDir === undefined || backupDir === '') {
+    throw new ConfigError(
+      'backup-dir',
+      'nothing',
+      'the backup service needs --backup-dir, the directory its backups go to',
+    );
+  }
+  let backupIntervalMs: number = CONFIG_DEFAULTS.backupIntervalMs;
+  if (interval !== undefined) {
+    const parsed = parseDuration(interval.value);
+    if (parsed === undefined || parsed < 1000 || parsed > 30 * 86_400_000) {
+      throw new ConfigError(
+        'backup-interval',
+        interval.source,
+        `${JSON.stringify(interval.value)} is not a duration from 1s to 30d (such as 1h, 30m, 90s, 1500ms, or milliseconds)`,
+      );
+    }
+    backupIntervalMs = parsed;
+  }
+  return { backupDir: resolve(backupDir), backupIntervalMs, backupKeep: keep ?? CONFIG_DEFAULTS.backupKeep };
+}
+
+/** `1h`, `30m`, `90s`, `1500ms`, `2d`, or a whole number of milliseconds; undefined if none of those. */
+export function parseDuration(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value >= 0 ? value : undefined;
+  if (typeof value !== 'string') return undefined;
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(value.trim());
+  if (match === null) return undefined;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? 'ms']!;
+  const ms = Number(match[1]) * unit;
+  return Number.isSafeInteger(ms) ? ms : undefined;
 }
 
 /** The founding members; a proxy (`proxy`) takes them as addresses of members and is not among them. */

@@ -1,6 +1,7 @@
 // What the client API needs from a node: writes through raft, reads at a chosen consistency, status.
 
 import type {
+  BackupLedger,
   CommandResult,
   Document,
   ListOptions,
@@ -55,6 +56,8 @@ export interface NodeStatus {
   readonly appliedIndex: number;
   readonly revision: number;
   readonly members: readonly MemberStatus[];
+  /** The scheduled backups' ledger, as this node has applied it. */
+  readonly backups?: BackupLedger;
 }
 
 /**

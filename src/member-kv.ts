@@ -129,6 +129,9 @@ export class MemberKv implements KvService {
         ...voters.map((m) => member(m, 'voter')),
         ...learners.map((m) => member(m, roles[m] ?? 'learner')),
       ],
+      ...(this.init.group.storage.state.meta.backups === undefined
+        ? {}
+        : { backups: this.init.group.storage.state.meta.backups }),
     };
   }
 

@@ -19,6 +19,7 @@ const LEADER_TRAFFIC: ReadonlySet<MessageType> = new Set([
 
 import { NodeStorage, type Operation } from '../storage/index.js';
 import { MemberAdmin } from './admin.js';
+import { BackupScheduler } from './backup-scheduler.js';
 import { bootstrapIdentity } from './bootstrap.js';
 import { clientEdge } from './client-edge.js';
 import type { NodeConfig } from './config.js';
@@ -33,7 +34,7 @@ import { DriverError } from './raft-driver.js';
 import { RaftGroup } from './raft-group.js';
 import { RemovalTracker } from './removal-tracker.js';
 import type { SeenMembers } from './seen-members.js';
-import { ServiceStack } from './service.js';
+import { type Service, ServiceStack } from './service.js';
 import { SpareKeeper } from './spare-keeper.js';
 
 /** How many peers of other clusters a node remembers refusing. */
@@ -366,6 +367,9 @@ export class ConclaveNode {
                 stop: async () => this.spareKeeper?.stop(),
               },
             ]),
+        ...(config.services.includes('backup') && config.backupDir !== undefined
+          ? [this.backupService(config.backupDir)]
+          : []),
         ...(this.joinRequester === undefined
           ? []
           : [
@@ -379,6 +383,25 @@ export class ConclaveNode {
       (service, error) =>
         this.logger.warn('node.stop_failed', { service: service.name, error: String(error) }),
     );
+  }
+
+  /** The backup service (backup-scheduler.ts) on `dir`. */
+  private backupService(dir: string): Service {
+    const { config } = this.parts;
+    const stall = Number(process.env.CONCLAVE_FAULT_BACKUP_STALL_MS ?? 0);
+    if (stall > 0) this.logger.warn('node.fault_injected', { fault: 'backup-stall', ms: stall });
+    const scheduler = new BackupScheduler({
+      name: config.name,
+      clusterId: this.parts.clusterId,
+      group: this.main,
+      write: (op) => this.kv.write(op),
+      logger: this.logger,
+      dir,
+      intervalMs: config.backupIntervalMs,
+      keep: config.backupKeep,
+      ...(stall > 0 ? { stallMs: stall } : {}),
+    });
+    return { name: 'backup', start: () => scheduler.start(), stop: () => scheduler.stop() };
   }
 
   /** The port the client edge listens on (useful with port 0); undefined without the api service. */

@@ -113,7 +113,35 @@ export type Operation =
     }
   | { readonly type: 'createRealm'; readonly realm: string }
   | { readonly type: 'openSession' }
-  | { readonly type: 'closeSession' };
+  | { readonly type: 'closeSession' }
+  | BackupClaim
+  | BackupReport;
+
+/**
+ * A node running the backup service claims the backup of interval `slot` (a number that grows
+ * with time); the first claim of a slot above every earlier one wins, so the cluster takes one
+ * backup per interval. Changes no document and no revision.
+ */
+export interface BackupClaim {
+  readonly type: 'backupClaim';
+  readonly slot: number;
+  readonly node: string;
+}
+
+/** How a claimed backup ended, for `conclave status`: `file` when it succeeded, `error` when not. */
+export interface BackupReport {
+  readonly type: 'backupReport';
+  readonly slot: number;
+  readonly node: string;
+  readonly ok: boolean;
+  readonly file: string;
+  readonly revision: number;
+  readonly bytes: number;
+  readonly error: string;
+}
+
+/** The longest file name or error text a backup report keeps. */
+export const BACKUP_TEXT_MAX_CHARS = 1024;
 
 export interface Command {
   readonly v: typeof COMMAND_VERSION;
@@ -138,7 +166,9 @@ export type OpResult =
   | { readonly type: 'txn'; readonly succeeded: boolean; readonly results: readonly DocResult[] }
   | { readonly type: 'createRealm'; readonly realm: string }
   | { readonly type: 'openSession'; readonly session: number }
-  | { readonly type: 'closeSession' };
+  | { readonly type: 'closeSession' }
+  | { readonly type: 'backupClaim'; readonly slot: number }
+  | { readonly type: 'backupReport' };
 
 /**
  * The answer to one command. `revision` is the cluster revision after it applied (unchanged
@@ -224,6 +254,12 @@ function checkObject(value: unknown, what: string, allowed: readonly string[]): 
   return value as Record<string, unknown>;
 }
 
+function checkText(value: unknown, what: string, maxChars: number): string {
+  if (typeof value !== 'string') invalid(`${what} must be a string`);
+  if (value.length > maxChars) invalid(`${what} is longer than ${maxChars} characters`);
+  return value;
+}
+
 function checkCount(value: unknown, what: string, min: number): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
     invalid(`${what} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
@@ -280,6 +316,37 @@ function checkOperation(value: unknown, limits: CommandLimits): Operation {
     case 'closeSession':
       checkObject(value, type, ['type']);
       return { type };
+    case 'backupClaim': {
+      const fields = checkObject(value, type, ['type', 'slot', 'node']);
+      return {
+        type,
+        slot: checkCount(fields.slot, 'backupClaim.slot', 0),
+        node: checkText(fields.node, 'backupClaim.node', 64),
+      };
+    }
+    case 'backupReport': {
+      const fields = checkObject(value, type, [
+        'type',
+        'slot',
+        'node',
+        'ok',
+        'file',
+        'revision',
+        'bytes',
+        'error',
+      ]);
+      if (typeof fields.ok !== 'boolean') invalid('backupReport.ok must be true or false');
+      return {
+        type,
+        slot: checkCount(fields.slot, 'backupReport.slot', 0),
+        node: checkText(fields.node, 'backupReport.node', 64),
+        ok: fields.ok,
+        file: checkText(fields.file, 'backupReport.file', BACKUP_TEXT_MAX_CHARS),
+        revision: checkCount(fields.revision, 'backupReport.revision', 0),
+        bytes: checkCount(fields.bytes, 'backupReport.bytes', 0),
+        error: checkText(fields.error, 'backupReport.error', BACKUP_TEXT_MAX_CHARS),
+      };
+    }
     default:
       return invalid(`unknown operation type ${JSON.stringify(type)}`);
   }

@@ -31,6 +31,7 @@ export {
 } from './snapshot-file.js';
 export type {
   ApplyOutcome,
+  BackupLedger,
   ChangeEvent,
   Document,
   HistoryOptions,

@@ -113,6 +113,30 @@ export interface StateMeta {
    * is re-added as a spare, not told it was removed. At most MAX_REPLACED, the oldest dropped.
    */
   readonly replaced?: readonly { readonly name: string; readonly address: string }[];
+  /** The scheduled backups' ledger (BackupClaim, BackupReport in commands.ts). */
+  readonly backups?: BackupLedger;
+}
+
+/** Which backup interval was claimed last and by whom, and how the last ones ended. */
+export interface BackupLedger {
+  readonly slot: number;
+  readonly claimedBy: string;
+  /** Command time (ms since epoch) of the claim. */
+  readonly claimedAt: number;
+  readonly lastSuccess?: {
+    readonly slot: number;
+    readonly node: string;
+    readonly at: number;
+    readonly file: string;
+    readonly revision: number;
+    readonly bytes: number;
+  };
+  readonly lastFailure?: {
+    readonly slot: number;
+    readonly node: string;
+    readonly at: number;
+    readonly error: string;
+  };
 }
 
 /** How many replaced nodes the state remembers. */
@@ -705,14 +729,14 @@ export class RealmStateStore {
 /**
  * `meta` with another membership: the member-keyed records (addresses, roles) keep only the new
  * members (`addresses`, when given, replace the address book), and the old cluster's replacement
- * bookkeeping is dropped.
+ * bookkeeping and backup ledger are dropped.
  */
 function withMembership(
   meta: StateMeta,
   membership: Membership,
   newAddresses?: Readonly<Record<string, string>>,
 ): StateMeta {
-  const { addresses, roles, replacing: _replacing, replaced: _replaced, ...rest } = meta;
+  const { addresses, roles, replacing: _replacing, replaced: _replaced, backups: _backups, ...rest } = meta;
   const members = new Set([...membership.voters, ...membership.learners]);
   const learners = new Set(membership.learners);
   const kept: { -readonly [K in keyof StateMeta]: StateMeta[K] } = { ...rest, membership };
@@ -983,6 +1007,44 @@ class ApplyBatch {
       case 'openSession':
       case 'closeSession':
         return this.failed(commandError('INVALID_ARGUMENT', `${op.type} outside its session handling`));
+      case 'backupClaim': {
+        const ledger = this.meta.backups;
+        if (ledger !== undefined && op.slot <= ledger.slot) {
+          return this.failed(
+            commandError(
+              'CONFLICT',
+              `backup slot ${op.slot} is not after slot ${ledger.slot}, claimed by ${ledger.claimedBy}`,
+            ),
+          );
+        }
+        this.meta = {
+          ...this.meta,
+          backups: { ...ledger, slot: op.slot, claimedBy: op.node, claimedAt: command.time },
+        };
+        return { ok: true, revision: this.meta.revision, result: { type: 'backupClaim', slot: op.slot } };
+      }
+      case 'backupReport': {
+        const ledger = this.meta.backups;
+        if (ledger === undefined) return this.failed(commandError('NOT_FOUND', 'no backup was claimed'));
+        const at = command.time;
+        this.meta = {
+          ...this.meta,
+          backups: op.ok
+            ? {
+                ...ledger,
+                lastSuccess: {
+                  slot: op.slot,
+                  node: op.node,
+                  at,
+                  file: op.file,
+                  revision: op.revision,
+                  bytes: op.bytes,
+                },
+              }
+            : { ...ledger, lastFailure: { slot: op.slot, node: op.node, at, error: op.error } },
+        };
+        return { ok: true, revision: this.meta.revision, result: { type: 'backupReport' } };
+      }
     }
   }
 

@@ -1,9 +1,10 @@
 // The membership as `status` and `members` show it: the admin route's view, or what one node's status knows.
 
+/** One member as GET /v1/members (admin) answers it; null where the source does not know. */
+import type { BackupLedger } from '../../storage/index.js';
 import type { ApiClient } from './http.js';
 import { formatAgo, orDash, renderTable, shortId } from './output.js';
 
-/** One member as GET /v1/members (admin) answers it; null where the source does not know. */
 export interface MemberView {
   readonly name: string;
   readonly id: string;
@@ -29,6 +30,8 @@ export interface MembersView {
   readonly replacing?: { readonly spare: string; readonly voter: string };
   /** Nodes a spare replaced, to be re-added as spares when they come back (admin view only). */
   readonly replaced?: readonly string[];
+  /** The scheduled backups' ledger, when backups were ever scheduled. */
+  readonly backups?: BackupLedger;
 }
 
 /** NodeStatus (src/kv-service.ts) as GET /v1/status answers it. */
@@ -45,6 +48,7 @@ export interface NodeStatusBody {
   readonly members: readonly { name: string; role: string; match?: number; state?: string }[];
   /** On a stateless proxy (role `proxy`): the member it forwards to. */
   readonly member?: string;
+  readonly backups?: BackupLedger;
 }
 
 /** Admin calls move on from a node that does not run the admin service. */
@@ -132,7 +136,25 @@ export function membersFromStatus(status: NodeStatusBody): MembersView {
         reachable: null,
       };
     }),
+    ...(status.backups === undefined ? {} : { backups: status.backups }),
   };
+}
+
+/** The backups line of `status`: the last success and the last failure, with when and where. */
+export function renderBackups(ledger: BackupLedger | undefined, now = Date.now()): string | undefined {
+  if (ledger === undefined) return undefined;
+  const ago = (at: number) => `${Math.max(0, Math.round((now - at) / 1000))} s ago`;
+  const success = ledger.lastSuccess;
+  const failure = ledger.lastFailure;
+  return [
+    `backups: last claimed by ${ledger.claimedBy} ${ago(ledger.claimedAt)}`,
+    success === undefined
+      ? 'no success yet'
+      : `last success ${ago(success.at)} by ${success.node}: ${success.file} (revision ${success.revision}, ${success.bytes} bytes)`,
+    ...(failure === undefined
+      ? []
+      : [`last failure ${ago(failure.at)} by ${failure.node}: ${failure.error}`]),
+  ].join('; ');
 }
 
 export function renderMembers(view: MembersView, options: { address: boolean }): string {

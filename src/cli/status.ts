@@ -8,6 +8,7 @@ import {
   type MembersView,
   membersFromStatus,
   type NodeStatusBody,
+  renderBackups,
   renderClusterLine,
   renderMembers,
 } from './membership.js';
@@ -57,6 +58,8 @@ async function status(args: ConnectionArgs): Promise<void> {
   }
   printLine(renderClusterLine(document));
   printLine(renderMembers(document, { address: false }));
+  const backups = renderBackups(document.backups);
+  if (backups !== undefined) printLine(backups);
   for (const proxy of document.proxies ?? []) {
     printLine(
       `${proxy.name} is a stateless proxy, forwarding to ${proxy.member === '' ? 'no member (none is reachable)' : proxy.member}`,
