@@ -59,6 +59,8 @@ export interface ClusterNode {
   initialCluster?: string;
   /** More `start` flags for this node alone (e.g. --role spare). */
   extraArgs?: readonly string[];
+  /** Its --services (raft,api,admin by default). */
+  services?: string;
   /** Started without --peer-listen (a satellite that only dials). */
   readonly noPeerListen?: boolean;
   child: ChildProcess | undefined;
@@ -161,7 +163,7 @@ export class LocalCluster {
       '--cluster-secret-file',
       secretFile,
       '--services',
-      'raft,api,admin',
+      node.services ?? 'raft,api,admin',
       ...this.extraArgs,
       ...(node.extraArgs ?? []),
     ];

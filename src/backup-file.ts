@@ -119,3 +119,63 @@ function sha256Of(file: string): Promise<string> {
       .on('end', () => resolve(hash.digest('hex')));
   });
 }
+
+/** One file of a backup directory as `backup list` shows it. */
+export interface BackupListEntry {
+  readonly name: string;
+  /** ok (header read, or fully verified with `verify`), incomplete (.partial: being written or abandoned), bad. */
+  readonly state: 'ok' | 'verified' | 'incomplete' | 'bad';
+  readonly bytes: number;
+  readonly clusterId?: string;
+  readonly index?: number;
+  readonly revision?: number;
+  readonly createdAt?: string;
+  readonly sha256?: string;
+  readonly problem?: string;
+}
+
+/** The regular files of `dir`, by name, with what their headers say (every chunk checked with `verify`). */
+export async function listBackups(dir: string, options: { verify: boolean }): Promise<BackupListEntry[]> {
+  const entries: BackupListEntry[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    if (name.startsWith('.')) continue;
+    const file = join(dir, name);
+    const info = await stat(file);
+    if (!info.isFile()) continue;
+    if (name.endsWith('.partial')) {
+      entries.push({ name, state: 'incomplete', bytes: info.size });
+      continue;
+    }
+    try {
+      if (options.verify) {
+        const summary = await verifyBackupFile(file);
+        entries.push({
+          name,
+          state: 'verified',
+          bytes: summary.bytes,
+          clusterId: summary.clusterId,
+          index: summary.index,
+          revision: summary.revision,
+          createdAt: summary.createdAt,
+          sha256: summary.sha256,
+        });
+      } else {
+        const reader = await SnapshotReader.open(file);
+        await reader.close();
+        const { header } = reader;
+        entries.push({
+          name,
+          state: 'ok',
+          bytes: info.size,
+          clusterId: header.clusterId,
+          index: header.index,
+          revision: header.revision,
+          createdAt: new Date(header.createdAtMs).toISOString(),
+        });
+      }
+    } catch (error) {
+      entries.push({ name, state: 'bad', bytes: info.size, problem: (error as Error).message });
+    }
+  }
+  return entries;
+}

@@ -45,6 +45,8 @@ export class BackupScheduler {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
   private stopped = false;
+  /** This node's random wait into each interval before it claims (so no node always wins). */
+  private jitter = { slot: -1, ms: 0 };
 
   constructor(private readonly init: BackupSchedulerInit) {}
 
@@ -61,7 +63,7 @@ export class BackupScheduler {
         { code: 'UNAVAILABLE' },
       );
     }
-    this.timer = setInterval(() => void this.tick(), Math.min(1000, Math.max(100, this.init.intervalMs / 8)));
+    this.timer = setInterval(() => void this.tick(), Math.min(250, Math.max(50, this.init.intervalMs / 16)));
     this.timer.unref();
   }
 
@@ -80,8 +82,11 @@ export class BackupScheduler {
     if (ledger !== undefined && ledger.slot >= slot) return;
     const raft = group.driver.status();
     if (raft.leader === '') return;
+    const into = now - slot * intervalMs;
     // The leader waits out the first quarter of the interval (at most 5 s): a follower's turn.
-    if (raft.role === Role.Leader && now - slot * intervalMs < Math.min(intervalMs / 4, 5000)) return;
+    if (raft.role === Role.Leader && into < Math.min(intervalMs / 4, 5000)) return;
+    if (this.jitter.slot !== slot) this.jitter = { slot, ms: Math.random() * Math.min(intervalMs / 8, 1000) };
+    if (into < this.jitter.ms) return;
     this.busy = true;
     try {
       const claim = await this.init.write({ type: 'backupClaim', slot, node: this.init.name });

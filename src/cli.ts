@@ -107,7 +107,7 @@ const COMMAND_GROUPS: ReadonlyMap<string, readonly string[]> = new Map([
   ['realms', ['list', 'create']],
   ['secret', ['new']],
   ['dr', ['promote']],
-  ['backup', ['save', 'verify']],
+  ['backup', ['save', 'verify', 'list']],
 ]);
 
 const COMMANDS: ReadonlySet<string> = new Set([

@@ -7,7 +7,7 @@ import type { BackupSummary } from '../backup-file.js';
 import type { NodeStatus } from '../kv-service.js';
 import { type ConnectionArgs, clientOf, runCommand, UsageError, withConnection } from './common.js';
 import { ApiError } from './http.js';
-import { printJson, printLine } from './output.js';
+import { printJson, printLine, renderTable } from './output.js';
 
 /** How long `backup save` waits without a byte from the node (it writes the file before sending it). */
 const DEFAULT_IDLE_MS = 10 * 60 * 1000;
@@ -21,6 +21,12 @@ interface SaveArgs extends ConnectionArgs {
 
 interface VerifyArgs {
   readonly file: string;
+  readonly json: boolean;
+}
+
+interface ListArgs {
+  readonly dir: string;
+  readonly verify: boolean;
   readonly json: boolean;
 }
 
@@ -67,7 +73,17 @@ export function backupCommands<T>(cli: Argv<T>): Argv<T> {
               .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of text' }),
           (argv) => runCommand(() => verify(argv as unknown as VerifyArgs)),
         )
-        .demandCommand(1, 'say which: backup save FILE, backup verify FILE'),
+        .command(
+          'list <dir>',
+          'the backup files in a directory with what each holds (--verify reads every chunk)',
+          (y) =>
+            y
+              .positional('dir', { type: 'string', demandOption: true })
+              .option('verify', { type: 'boolean', default: false, describe: 'verify every file fully' })
+              .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of text' }),
+          (argv) => runCommand(() => list(argv as unknown as ListArgs)),
+        )
+        .demandCommand(1, 'say which: backup save FILE, backup verify FILE, backup list DIR'),
     )
     .command(
       'restore <from>',
@@ -247,6 +263,34 @@ async function verify(args: VerifyArgs): Promise<void> {
   const summary = await verifyBackupFile(resolve(args.file));
   if (args.json) printJson(summary);
   else printLine(describe(summary));
+}
+
+async function list(args: ListArgs): Promise<void> {
+  const { listBackups } = await import('../backup-file.js');
+  const entries = await listBackups(resolve(args.dir), { verify: args.verify });
+  if (args.json) {
+    printJson({ dir: resolve(args.dir), files: entries });
+    return;
+  }
+  if (entries.length === 0) {
+    printLine(`${resolve(args.dir)} holds no backup files`);
+    return;
+  }
+  printLine(
+    renderTable(
+      ['FILE', 'STATE', 'CLUSTER', 'INDEX', 'REVISION', 'WRITTEN', 'BYTES'],
+      entries.map((e) => [
+        e.name,
+        e.state,
+        e.clusterId ?? '-',
+        e.index === undefined ? '-' : String(e.index),
+        e.revision === undefined ? '-' : String(e.revision),
+        e.createdAt ?? '-',
+        String(e.bytes),
+      ]),
+    ),
+  );
+  for (const e of entries) if (e.problem !== undefined) printLine(`${e.name}: ${e.problem}`);
 }
 
 async function restore(args: RestoreArgs): Promise<void> {

@@ -93,6 +93,9 @@ export function normalizeMembers(body: Partial<MembersView>): MembersView {
       ? { replacing: { spare: replacing.spare, voter: replacing.voter } }
       : {}),
     ...(replaced.length > 0 ? { replaced } : {}),
+    ...(body.backups !== null && typeof body.backups === 'object' && typeof body.backups.slot === 'number'
+      ? { backups: body.backups }
+      : {}),
     leader: text(body.leader),
     term: numberOr(body.term, 0),
     commitIndex: numberOr(body.commitIndex, 0),

@@ -85,6 +85,31 @@ t.test('each bad value is refused with the name of the setting', async (t) => {
   refused(t, { single: true }, 'request-timeout-ms', { CONCLAVE_REQUEST_TIMEOUT_MS: 'soon' });
 });
 
+t.test('backup settings: only with the backup service, which needs raft and a directory', async (t) => {
+  const backup = { ...CLUSTER, services: 'raft,api,admin,backup', 'backup-dir': '/tmp/backups' };
+  const config = resolveConfig({ ...backup, 'backup-interval': '90s', 'backup-keep': '5' }, {});
+  t.same([config.backupDir, config.backupIntervalMs, config.backupKeep], ['/tmp/backups', 90_000, 5]);
+  t.equal(resolveConfig(backup, {}).backupIntervalMs, 3_600_000, 'hourly by default');
+  t.equal(
+    resolveConfig({ ...backup, 'backup-interval': '2500' }, {}).backupIntervalMs,
+    2500,
+    'or milliseconds',
+  );
+  t.same(
+    resolveConfig({ single: true, 'backup-dir': '/tmp/b' }, {}).services,
+    ['raft', 'api', 'admin', 'backup'],
+    '--single with --backup-dir runs the backup service',
+  );
+  refused(t, { ...CLUSTER, services: 'raft,api,admin,backup' }, 'backup-dir');
+  refused(t, { ...CLUSTER, 'backup-dir': '/tmp/backups' }, 'backup-dir');
+  refused(t, { ...CLUSTER, 'backup-keep': '3' }, 'backup-keep');
+  refused(t, { ...backup, services: 'api,backup' }, 'services');
+  for (const bad of ['0', '999', 'hourly', '1y', '31d', '-5s']) {
+    refused(t, { ...backup, 'backup-interval': bad }, 'backup-interval');
+  }
+  refused(t, { ...backup, 'backup-keep': '0' }, 'backup-keep');
+});
+
 t.test('a bad config file is refused naming the file and the setting', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'conclave-config-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
