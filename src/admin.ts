@@ -73,6 +73,12 @@ export class MemberAdmin implements AdminService {
       };
     } catch (error) {
       release();
+      if ((error as { code?: unknown }).code === 'ENOSPC') {
+        throw Object.assign(
+          new Error(`no space left on this node's disk to write the backup (${(error as Error).message})`),
+          { code: 'UNAVAILABLE', reason: 'DISK_FULL' },
+        );
+      }
       throw error;
     }
   }

@@ -133,7 +133,8 @@ export class BackupScheduler {
     } catch (error) {
       await rm(partial, { force: true });
       const code = (error as { code?: unknown }).code;
-      const message = `${typeof code === 'string' ? `${code}: ` : ''}${(error as Error).message ?? String(error)}`;
+      const text = (error as Error).message ?? String(error);
+      const message = typeof code === 'string' && !text.startsWith(code) ? `${code}: ${text}` : text;
       logger.error('backup.failed', { slot, file, error: message });
       await this.report({ slot, ok: false, file: '', revision: 0, bytes: 0, error: message.slice(0, 1000) });
     }

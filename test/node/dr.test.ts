@@ -121,6 +121,12 @@ t.test(
       (await members(endpoints)).find((m) => m.name === dr.name)?.lag === 0 ? true : undefined,
     );
 
+    // The DR replica serves backups (admin) while it serves no clients: the primary site is not loaded.
+    const backupFile = join(dr.dataDir, '..', 'from-dr.snap');
+    const backedUp = await cli(['backup', 'save', backupFile, '--endpoints', dr.url, '--json']);
+    t.equal(backedUp.code, 0, `a backup from the DR replica: ${backedUp.stderr}`);
+    t.match(JSON.parse(backedUp.stdout), { node: dr.name, revision: lastRevision });
+
     // Every voter dies; the DR is stopped (its process holds the data directory).
     await Promise.all(voters.map((n) => cluster.kill(n)));
     const refusedRunning = await cli(['dr', 'promote', '--data-dir', dr.dataDir]);
