@@ -26,6 +26,9 @@ interface ExclusiveListen {
   listen(host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void): void;
 }
 
+/** A body declared up to this many times the limit is read and dropped before its 413 (see above). */
+const LINGER_MAX_FACTOR = 4;
+
 /** How much of a streamed file is read and offered to the connection at a time. */
 const STREAM_CHUNK_BYTES = 256 * 1024;
 
@@ -437,13 +440,19 @@ export class Edge {
     }
     const declared = headers['content-length'];
     if (declared !== undefined && Number(declared) > this.limits.maxBodyBytes) {
-      this.answerError(
-        res,
-        new EdgeError('TOO_LARGE', `body of ${declared} bytes exceeds ${this.limits.maxBodyBytes}`, {
-          limitBytes: this.limits.maxBodyBytes,
-        }),
-        true,
+      const tooLarge = new EdgeError(
+        'TOO_LARGE',
+        `body of ${declared} bytes exceeds ${this.limits.maxBodyBytes}`,
+        { limitBytes: this.limits.maxBodyBytes },
       );
+      if (Number(declared) > LINGER_MAX_FACTOR * this.limits.maxBodyBytes) {
+        this.answerError(res, tooLarge, true);
+        return;
+      }
+      // A client still sending its body when the connection closes gets a reset (EPIPE) instead
+      // of the answer: for a body up to a few times the limit the 413 goes out now and the
+      // connection stays open, so uWS reads the declared body to its end and drops it.
+      this.answerError(res, tooLarge, false);
       return;
     }
     this.inflight++;

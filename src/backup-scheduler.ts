@@ -1,10 +1,10 @@
 // The backup service: one verified backup file per interval for the whole cluster, claimed through raft, written by whichever node claims it, old ones pruned.
 
-import { link, mkdir, open, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../net/index.js';
 import { Role } from '../raft/index.js';
-import type { CommandResult, Operation } from '../storage/index.js';
+import { type CommandResult, type Operation, syncDir } from '../storage/index.js';
 import { verifyBackupFile } from './backup-file.js';
 import type { RaftGroup } from './raft-group.js';
 
@@ -164,14 +164,5 @@ export class BackupScheduler {
     } catch (error) {
       this.init.logger.warn('backup.report_failed', { slot: outcome.slot, error: (error as Error).message });
     }
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

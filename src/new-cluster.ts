@@ -1,10 +1,10 @@
 // Turning a stopped node's data into the only voter of a new cluster: `conclave dr promote` and `conclave recover --force-new-cluster`.
 
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { NODE_KEY_FILE } from '../net/identity.js';
-import { ENGINE_KINDS, type EngineKind, NodeStorage } from '../storage/index.js';
+import { ENGINE_KINDS, type EngineKind, exists, NodeStorage, syncDir } from '../storage/index.js';
 import { IDENTITY_FILE, type NodeIdentityRecord, writeIdentityRecord } from './bootstrap.js';
 import { readRemovedMarker } from './removal.js';
 
@@ -286,23 +286,5 @@ async function withStorage<T>(
     return await work(storage);
   } finally {
     await storage.close();
-  }
-}
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

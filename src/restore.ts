@@ -3,14 +3,14 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import type { EngineKind } from '../storage/index.js';
+import { type EngineKind, exists, syncDir } from '../storage/index.js';
 import {
   type BackupSummary,
   newestGoodBackup,
   type RejectedBackup,
   verifyBackupFile,
 } from './backup-file.js';
-import { buildDataDir, exists, NewClusterError, syncDir } from './new-cluster.js';
+import { buildDataDir, NewClusterError } from './new-cluster.js';
 
 export interface RestoreOptions {
   /** A backup file, or a directory whose newest file that verifies is taken. */

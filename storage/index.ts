@@ -7,6 +7,7 @@ export {
   type StorageConfigInput,
   validateStorageConfig,
 } from './config.js';
+export { exists, syncDir } from './durable-fs.js';
 export { ENGINE_KINDS, type EngineKind, MemoryVolume } from './engine.js';
 export * from './errors.js';
 export type { Json, JsonObject } from './json.js';

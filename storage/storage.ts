@@ -23,23 +23,13 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import {
-  copyFile,
-  link,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  writeFile,
-} from 'node:fs/promises';
+import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Entry, Membership, Snapshot } from '../raft/types.js';
 import { decodeJson, encodeJson, fromUtf8, utf8 } from './codec.js';
 import type { CommandResult } from './commands.js';
 import { type StorageConfig, type StorageConfigInput, validateStorageConfig } from './config.js';
+import { exists, syncDir } from './durable-fs.js';
 import { createEngine, type EngineKind, type KvEngine, type WriteOp } from './engine.js';
 import { invariant, SnapshotFileError, StorageError } from './errors.js';
 import { MAX_GROUP_ID, nodeKey, prefixEnd } from './keys.js';
@@ -578,24 +568,6 @@ function snapshotName(index: number, term: number): string {
 
 function groupRecordKey(group: number): Uint8Array {
   return nodeKey(`group/${String(group).padStart(10, '0')}`);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 async function checkOrWriteMarker(config: StorageConfig): Promise<void> {

@@ -1,8 +1,9 @@
 // `conclave backup save|verify` and `conclave restore`: online backups over a node's admin route, checked files, new clusters from them.
 
-import { link, open, rm, stat, unlink } from 'node:fs/promises';
+import { link, open, rm, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Argv } from 'yargs';
+import { exists, syncDir } from '../../storage/durable-fs.js';
 import type { BackupSummary } from '../backup-file.js';
 import type { NodeStatus } from '../kv-service.js';
 import { type ConnectionArgs, clientOf, runCommand, UsageError, withConnection } from './common.js';
@@ -345,22 +346,4 @@ function describe(summary: BackupSummary): string {
     `revision ${summary.revision}, written ${summary.createdAt}, ${summary.bytes} bytes in ${summary.chunks} chunks ` +
     `(${summary.records} records), sha256 ${summary.sha256}`
   );
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

@@ -187,7 +187,7 @@ t.test('bad requests answer with stable codes and statuses', async (t) => {
 });
 
 t.test(
-  'bodies over the limit answer 413 TOO_LARGE and close the connection, declared or streamed',
+  'bodies over the limit answer 413 TOO_LARGE, declared or streamed',
   async (t) => {
     const { edge } = await startEdge(t);
     const declared = await rawHttp(

@@ -7,10 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { type ClusterNode, freePort } from '../../scripts/local-cluster.js';
+import { cli, listAll, waitFor } from './process-helpers.js';
 import { runningCluster } from './running-cluster.js';
 
-const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'src', 'cli.js');
-const run = promisify(execFile);
+const _CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'src', 'cli.js');
+const _run = promisify(execFile);
 
 interface Doc {
   key: string;
@@ -26,48 +27,6 @@ interface Summary {
   bytes: number;
   sha256: string;
   node: string;
-}
-
-async function cli(args: readonly string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { timeout: 120_000 });
-    return { stdout, stderr, code: 0 };
-  } catch (error) {
-    const failed = error as { stdout?: string; stderr?: string; code?: number };
-    return { stdout: failed.stdout ?? '', stderr: failed.stderr ?? '', code: failed.code ?? -1 };
-  }
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${what} within ${timeoutMs} ms (last error: ${String(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-async function listAll(url: string): Promise<Map<string, Doc>> {
-  const docs = new Map<string, Doc>();
-  let after: string | null = null;
-  for (;;) {
-    const query: string = `limit=500${after === null ? '' : `&after=${encodeURIComponent(after)}`}`;
-    const response = await fetch(`${url}/v1/realms/default/kv?${query}`, {
-      signal: AbortSignal.timeout(10_000),
-    });
-    if (response.status !== 200) throw new Error(`list: ${response.status} ${await response.text()}`);
-    const page = (await response.json()) as { documents: Doc[]; more: boolean; next: string | null };
-    for (const doc of page.documents) docs.set(doc.key, doc);
-    if (!page.more) return docs;
-    after = page.next;
-  }
 }
 
 /** Flips one byte of `file` at `offset` (a copy is made first when `copyTo` is given). */
@@ -198,7 +157,7 @@ t.test('backup save while 4 clients write; verify; restore from a file and from 
   r1.initialCluster = `${r1.name}=/ip4/127.0.0.1/tcp/${r1.peerPort}`;
   cluster.nodes.push(r1);
   cluster.start(r1);
-  const docs = await waitFor('the restored node serves', () => listAll(r1.url));
+  const docs = await waitFor('the restored node serves', () => listAll<Doc>(r1.url));
   let expectedCount = 0;
   let matching = 0;
   for (const [key, writes] of history) {

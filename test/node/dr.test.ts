@@ -7,10 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { type ClusterNode, peerAddress } from '../../scripts/local-cluster.js';
+import { cli, listAll, waitFor } from './process-helpers.js';
 import { runningCluster } from './running-cluster.js';
 
-const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'src', 'cli.js');
-const run = promisify(execFile);
+const _CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'src', 'cli.js');
+const _run = promisify(execFile);
 const KEYS = 2000;
 
 interface Member {
@@ -25,36 +26,10 @@ interface Doc {
   value: { i: number };
 }
 
-async function cli(args: readonly string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { timeout: 120_000 });
-    return { stdout, stderr, code: 0 };
-  } catch (error) {
-    const failed = error as { stdout?: string; stderr?: string; code?: number };
-    return { stdout: failed.stdout ?? '', stderr: failed.stderr ?? '', code: failed.code ?? -1 };
-  }
-}
-
 async function members(endpoints: string): Promise<Member[]> {
   const { stdout, stderr, code } = await cli(['members', 'list', '--json', '--endpoints', endpoints]);
   if (code !== 0) throw new Error(stderr);
   return (JSON.parse(stdout) as { members: Member[] }).members;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${what} within ${timeoutMs} ms (last error: ${String(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 async function put(url: string, key: string, value: unknown): Promise<number> {
@@ -72,21 +47,6 @@ async function put(url: string, key: string, value: unknown): Promise<number> {
 }
 
 /** Every document of the default realm, page by page (linearizable). */
-async function listAll(url: string): Promise<Map<string, Doc>> {
-  const docs = new Map<string, Doc>();
-  let after: string | null = null;
-  for (;;) {
-    const query: string = `limit=500${after === null ? '' : `&after=${encodeURIComponent(after)}`}`;
-    const response = await fetch(`${url}/v1/realms/default/kv?${query}`, {
-      signal: AbortSignal.timeout(10_000),
-    });
-    if (response.status !== 200) throw new Error(`list: ${response.status} ${await response.text()}`);
-    const page = (await response.json()) as { documents: Doc[]; more: boolean; next: string | null };
-    for (const doc of page.documents) docs.set(doc.key, doc);
-    if (!page.more) return docs;
-    after = page.next;
-  }
-}
 
 function logOf(node: ClusterNode): string {
   const path = `${node.dataDir}.log`;
@@ -176,7 +136,7 @@ t.test(
     dr.initialCluster = `${dr.name}=${peerAddress(dr)}`;
     dr.extraArgs = [];
     cluster.start(dr, {}, [], `${dr.dataDir}.log`);
-    const docs = await waitFor('the promoted node serves linearizable reads', () => listAll(dr.url));
+    const docs = await waitFor('the promoted node serves linearizable reads', () => listAll<Doc>(dr.url));
     t.equal(docs.size, KEYS, 'all 2,000 keys are there');
     let same = 0;
     for (const [key, revision] of revisions) {
@@ -214,7 +174,7 @@ t.test(
       return list.filter((m) => m.role === 'voter').length === 3 ? list : undefined;
     });
     t.same(settled.map((m) => m.name).sort(), [dr.name, ...grown.map((n) => n.name)].sort());
-    const fromNew = await waitFor('a grown node serves the data', () => listAll(grown[0]!.url));
+    const fromNew = await waitFor('a grown node serves the data', () => listAll<Doc>(grown[0]!.url));
     t.equal(fromNew.size, KEYS + 1);
 
     // An old voter restarted with its data dials the members it knew, the promoted node among them.
@@ -282,7 +242,7 @@ t.test(
 
     n1.initialCluster = `${n1.name}=${peerAddress(n1)}`;
     cluster.start(n1);
-    const docs = await waitFor('the recovered node serves', () => listAll(n1.url));
+    const docs = await waitFor('the recovered node serves', () => listAll<Doc>(n1.url));
     t.equal(docs.size, revisions.size);
     t.ok(await waitFor('a write accepted', () => put(n1.url, 'after-recovery', { ok: true })));
   },

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { peerAddress } from '../../scripts/local-cluster.js';
+import { waitFor } from './process-helpers.js';
 import { runningCluster } from './running-cluster.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'src', 'cli.js');
@@ -31,22 +32,6 @@ async function members(endpoints: string): Promise<Member[]> {
   return (
     JSON.parse(await cli(['members', 'list', '--json', '--endpoints', endpoints])) as { members: Member[] }
   ).members;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${what} within ${timeoutMs} ms (last error: ${String(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 t.test(
