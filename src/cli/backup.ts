@@ -1,6 +1,7 @@
 // `conclave backup save|verify` and `conclave restore`: online backups over a node's admin route, checked files, new clusters from them.
 
-import { link, open, rm, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, link, open, rm, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { exists, syncDir } from '../../storage/durable-fs.js';
@@ -142,6 +143,15 @@ async function save(args: SaveArgs): Promise<void> {
   const partial = `${file}.partial`;
   if (await exists(file))
     throw new ApiError('FILE_EXISTS', `${file} exists; a backup never writes over a file`);
+  // Checked before the node writes the backup, not after.
+  try {
+    await access(dirname(file), constants.W_OK);
+  } catch (error) {
+    throw new ApiError(
+      'INVALID_ARGUMENT',
+      `cannot write into ${dirname(file)} (${(error as { code?: string }).code ?? 'error'}): give a FILE in an existing, writable directory`,
+    );
+  }
   const client = clientOf(args);
   const answers = (await client.each<NodeStatus>('/v1/status')).flatMap((a) =>
     'body' in a ? [{ endpoint: a.endpoint, status: a.body }] : [],

@@ -86,6 +86,9 @@ t.test('backup save while 4 clients write; verify; restore from a file and from 
   t.equal(again.code, 1, 'an existing file is never written over');
   t.match(again.stderr, /FILE_EXISTS/);
   t.same(readdirSync(dir), ['first.snap'], 'and no partial file is left');
+  const nowhere = await cli(['backup', 'save', join(dir, 'missing', 'x.snap'), '--endpoints', endpoints]);
+  t.equal(nowhere.code, 1, 'a directory that does not exist is refused before the node writes anything');
+  t.match(nowhere.stderr, /INVALID_ARGUMENT: cannot write into .*missing \(ENOENT\)/);
 
   const verified = await cli(['backup', 'verify', file, '--json']);
   t.equal(verified.code, 0);
