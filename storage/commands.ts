@@ -10,7 +10,9 @@
  *   { "type": "patch",  "realm", "key", "patch": <JSON merge patch>, "ifRevision"?: n }
  *   { "type": "delete", "realm", "key", "ifRevision"?: n }
  *   { "type": "txn",    "realm", "compares": [compare...], "success": [docOp...], "failure"?: [docOp...] }
- *   { "type": "createRealm", "realm" }
+ *   { "type": "createRealm", "realm", "settings"?: {"maxValueBytes"?: n} }
+ *   the definition's: deleteRealm, realmSettings, addUser, removeUser, grant, clusterAdmin,
+ *   createToken, revokeToken, applyDefinition, bootstrapAdmin (storage/access.ts)
  *   { "type": "openSession" }            (answers the new session id: the entry's log index)
  *   { "type": "closeSession" }           (needs "session")
  *
@@ -27,6 +29,17 @@
  * same on every node or is refused by every node.
  */
 
+import {
+  type DefinitionDoc,
+  type DefinitionOp,
+  LEVELS,
+  type Level,
+  type RealmSettings,
+  TOKEN_HASH,
+  TOKEN_ID,
+  USER_NAME,
+  type UserRecord,
+} from './access.js';
 import type { StorageConfig } from './config.js';
 import { isJson, type Json, withinDepth } from './json.js';
 
@@ -111,7 +124,8 @@ export type Operation =
       readonly success: readonly DocOp[];
       readonly failure?: readonly DocOp[];
     }
-  | { readonly type: 'createRealm'; readonly realm: string }
+  | { readonly type: 'createRealm'; readonly realm: string; readonly settings?: RealmSettings }
+  | DefinitionOp
   | { readonly type: 'openSession' }
   | { readonly type: 'closeSession' }
   | BackupClaim
@@ -165,6 +179,8 @@ export type OpResult =
   | DocResult
   | { readonly type: 'txn'; readonly succeeded: boolean; readonly results: readonly DocResult[] }
   | { readonly type: 'createRealm'; readonly realm: string }
+  /** A definition operation: the definition's version after it. */
+  | { readonly type: 'definition'; readonly version: number; readonly created?: readonly string[] }
   | { readonly type: 'openSession'; readonly session: number }
   | { readonly type: 'closeSession' }
   | { readonly type: 'backupClaim'; readonly slot: number }
@@ -254,6 +270,13 @@ function checkObject(value: unknown, what: string, allowed: readonly string[]): 
   return value as Record<string, unknown>;
 }
 
+/** An object of any keys (a map by name). */
+function checkMap(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    invalid(`${what} must be an object`);
+  return value as Record<string, unknown>;
+}
+
 function checkText(value: unknown, what: string, maxChars: number): string {
   if (typeof value !== 'string') invalid(`${what} must be a string`);
   if (value.length > maxChars) invalid(`${what} is longer than ${maxChars} characters`);
@@ -309,8 +332,82 @@ function checkOperation(value: unknown, limits: CommandLimits): Operation {
       return { type: 'txn', realm, compares, success, ...(failure ? { failure } : {}) };
     }
     case 'createRealm': {
-      const fields = checkObject(value, 'createRealm', ['type', 'realm']);
-      return { type: 'createRealm', realm: checkRealm(fields.realm) };
+      const fields = checkObject(value, 'createRealm', ['type', 'realm', 'settings']);
+      const realm = checkRealm(fields.realm);
+      return fields.settings === undefined
+        ? { type: 'createRealm', realm }
+        : {
+            type: 'createRealm',
+            realm,
+            settings: checkSettings(fields.settings, 'createRealm.settings', limits),
+          };
+    }
+    case 'deleteRealm': {
+      const fields = checkObject(value, type, ['type', 'realm']);
+      return { type, realm: checkRealm(fields.realm) };
+    }
+    case 'realmSettings': {
+      const fields = checkObject(value, type, ['type', 'realm', 'settings']);
+      return {
+        type,
+        realm: checkRealm(fields.realm),
+        settings: checkSettings(fields.settings, 'realmSettings.settings', limits),
+      };
+    }
+    case 'addUser': {
+      const fields = checkObject(value, type, ['type', 'user', 'clusterAdmin']);
+      return {
+        type,
+        user: checkUser(fields.user),
+        clusterAdmin: checkBoolean(fields.clusterAdmin, 'addUser.clusterAdmin'),
+      };
+    }
+    case 'removeUser': {
+      const fields = checkObject(value, type, ['type', 'user']);
+      return { type, user: checkUser(fields.user) };
+    }
+    case 'grant': {
+      const fields = checkObject(value, type, ['type', 'user', 'realm', 'level']);
+      return {
+        type,
+        user: checkUser(fields.user),
+        realm: checkRealm(fields.realm),
+        level: fields.level === null ? null : checkLevel(fields.level, 'grant.level'),
+      };
+    }
+    case 'clusterAdmin': {
+      const fields = checkObject(value, type, ['type', 'user', 'on']);
+      return { type, user: checkUser(fields.user), on: checkBoolean(fields.on, 'clusterAdmin.on') };
+    }
+    case 'createToken': {
+      const fields = checkObject(value, type, ['type', 'id', 'user', 'hash', 'expiresAt']);
+      return {
+        type,
+        id: checkPattern(fields.id, 'createToken.id', TOKEN_ID),
+        user: checkUser(fields.user),
+        hash: checkPattern(fields.hash, 'createToken.hash', TOKEN_HASH),
+        expiresAt: checkCount(fields.expiresAt, 'createToken.expiresAt', 0),
+      };
+    }
+    case 'revokeToken': {
+      const fields = checkObject(value, type, ['type', 'id']);
+      return { type, id: checkPattern(fields.id, 'revokeToken.id', TOKEN_ID) };
+    }
+    case 'bootstrapAdmin': {
+      const fields = checkObject(value, type, ['type', 'node', 'id', 'hash']);
+      return {
+        type,
+        node: checkText(fields.node, 'bootstrapAdmin.node', 64),
+        id: checkPattern(fields.id, 'bootstrapAdmin.id', TOKEN_ID),
+        hash: checkPattern(fields.hash, 'bootstrapAdmin.hash', TOKEN_HASH),
+      };
+    }
+    case 'applyDefinition': {
+      const fields = checkObject(value, type, ['type', 'definition', 'ifVersion']);
+      const definition = checkDefinition(fields.definition, limits);
+      return fields.ifVersion === undefined
+        ? { type, definition }
+        : { type, definition, ifVersion: checkCount(fields.ifVersion, 'ifVersion', 0) };
     }
     case 'openSession':
     case 'closeSession':
@@ -429,6 +526,80 @@ function checkCompare(value: unknown, what: string, limits: CommandLimits): Comp
   const compareValue = checkJsonValue(fields.value, `${what}.value`, limits);
   // The checks above are what the union says of target, op and value.
   return { key, target, op, value: compareValue } as Compare;
+}
+
+function checkBoolean(value: unknown, what: string): boolean {
+  if (typeof value !== 'boolean') invalid(`${what} must be true or false`);
+  return value;
+}
+
+function checkPattern(value: unknown, what: string, pattern: RegExp): string {
+  if (typeof value !== 'string' || !pattern.test(value)) invalid(`${what} must match ${pattern}`);
+  return value;
+}
+
+/** User names match USER_NAME (storage/access.ts). */
+export function checkUser(value: unknown): string {
+  if (typeof value !== 'string' || !USER_NAME.test(value)) {
+    invalid(`user must match ${USER_NAME}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function checkLevel(value: unknown, what: string): Level {
+  if (!(LEVELS as readonly unknown[]).includes(value)) invalid(`${what} must be one of ${LEVELS.join(', ')}`);
+  return value as Level;
+}
+
+/** A realm's settings: maxValueBytes, within the node's value limit. */
+export function checkSettings(
+  value: unknown,
+  what: string,
+  limits: Pick<CommandLimits, 'valueMaxBytes'>,
+): RealmSettings {
+  const fields = checkObject(value, what, ['maxValueBytes']);
+  if (fields.maxValueBytes === undefined) return {};
+  const max = checkCount(fields.maxValueBytes, `${what}.maxValueBytes`, 1);
+  if (max > limits.valueMaxBytes) {
+    invalid(`${what}.maxValueBytes is ${max}; the node's limit is ${limits.valueMaxBytes}`);
+  }
+  return { maxValueBytes: max };
+}
+
+/** The whole definition (storage/access.ts DefinitionDoc), every field checked. */
+export function checkDefinition(value: unknown, limits: Pick<CommandLimits, 'valueMaxBytes'>): DefinitionDoc {
+  const fields = checkObject(value, 'definition', ['auth', 'realms', 'users']);
+  const auth = fields.auth === undefined ? false : checkBoolean(fields.auth, 'definition.auth');
+  const realmsIn = fields.realms === undefined ? {} : checkMap(fields.realms, 'definition.realms');
+  const realms: Record<string, RealmSettings> = {};
+  for (const [name, settings] of Object.entries(realmsIn)) {
+    checkRealm(name);
+    realms[name] = settings === null ? {} : checkSettings(settings, `definition.realms.${name}`, limits);
+  }
+  const usersIn = fields.users === undefined ? {} : checkMap(fields.users, 'definition.users');
+  const users: Record<string, UserRecord> = {};
+  for (const [name, record] of Object.entries(usersIn)) {
+    checkUser(name);
+    const user =
+      record === null ? {} : checkObject(record, `definition.users.${name}`, ['clusterAdmin', 'grants']);
+    const grantsIn =
+      user.grants === undefined || user.grants === null
+        ? {}
+        : checkMap(user.grants, `definition.users.${name}.grants`);
+    const grants: Record<string, Level> = {};
+    for (const [realm, level] of Object.entries(grantsIn)) {
+      checkRealm(realm);
+      grants[realm] = checkLevel(level, `definition.users.${name}.grants.${realm}`);
+    }
+    users[name] = {
+      clusterAdmin:
+        user.clusterAdmin === undefined
+          ? false
+          : checkBoolean(user.clusterAdmin, `definition.users.${name}.clusterAdmin`),
+      grants,
+    };
+  }
+  return { auth, realms, users };
 }
 
 export function checkRealm(value: unknown): string {

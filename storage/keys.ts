@@ -23,6 +23,9 @@
  *                          kind 0x04 HISTORY  body := revision:u64 event:u32
  *                                                                        one change, for watch resume
  *                          kind 0x05 SESSION  body := session:u64        a client session (§6.3)
+ *                          kind 0x06 ACCESS   body := 0x01               users, grants, the auth
+ *                                                                        switch, definition version
+ *                          kind 0x07 TOKEN    body := id:utf8            one token (its hash)
  *
  * Why these choices:
  * - The group id leads every group key, so one group's data is one range (dropping or
@@ -49,7 +52,17 @@ const GROUP_TAG = 0x01;
 
 export const Space = { Raft: 0x01, Log: 0x02, Pointer: 0x03, State: 0x04 } as const;
 export const RaftRecord = { HardState: 0x01, LogBounds: 0x02, Snapshot: 0x03 } as const;
-export const StateKind = { Meta: 0x01, Realm: 0x02, Doc: 0x03, History: 0x04, Session: 0x05 } as const;
+export const StateKind = {
+  Meta: 0x01,
+  Realm: 0x02,
+  Doc: 0x03,
+  History: 0x04,
+  Session: 0x05,
+  Access: 0x06,
+  Token: 0x07,
+} as const;
+/** The largest state kind a snapshot may carry. */
+export const LAST_STATE_KIND = StateKind.Token;
 export const MetaRecord = { Applied: 0x01 } as const;
 
 export const MAX_GROUP_ID = 0xffff_ffff;
@@ -279,6 +292,24 @@ export function sessionKey(group: number, generation: number, session: number): 
 
 export function sessionRange(group: number, generation: number): [Key, Key] {
   const start = stateKey(group, generation, StateKind.Session, 0);
+  return [start, prefixEnd(start)];
+}
+
+export function accessKey(group: number, generation: number): Key {
+  const out = stateKey(group, generation, StateKind.Access, 1);
+  out[11] = 0x01;
+  return out;
+}
+
+export function tokenKey(group: number, generation: number, id: string): Key {
+  const bytes = encoder.encode(id);
+  const out = stateKey(group, generation, StateKind.Token, bytes.length);
+  out.set(bytes, 11);
+  return out;
+}
+
+export function tokenRange(group: number, generation: number): [Key, Key] {
+  const start = stateKey(group, generation, StateKind.Token, 0);
   return [start, prefixEnd(start)];
 }
 

@@ -26,6 +26,18 @@ import {
 } from '../raft/membership-change.js';
 import { type Entry, EntryType, type Membership } from '../raft/types.js';
 import {
+  type AccessRecord,
+  applyDefinitionOp,
+  type DefinitionDoc,
+  type DefinitionOp,
+  type DefinitionWork,
+  definitionOf,
+  EMPTY_ACCESS,
+  type RealmRecord,
+  type RealmSettings,
+  type TokenRecord,
+} from './access.js';
+import {
   decodeDoc,
   decodeJson,
   encodeDoc,
@@ -55,6 +67,7 @@ import type { KvEngine, WriteOp } from './engine.js';
 import { invariant, SnapshotFileError, StorageError } from './errors.js';
 import { type Json, jsonEqual, mergePatch } from './json.js';
 import {
+  accessKey,
   docKey,
   docOfKey,
   docRange,
@@ -62,6 +75,7 @@ import {
   historyKey,
   historyKeyRevision,
   historyRange,
+  LAST_STATE_KIND,
   MetaRecord,
   metaKey,
   otherGenerationRanges,
@@ -75,6 +89,8 @@ import {
   sessionKey,
   sessionRange,
   stateKeyFromSuffix,
+  tokenKey,
+  tokenRange,
 } from './keys.js';
 import { decodeMemberContext, decodePromotionContext, type LearnerRole } from './member-context.js';
 import type { SnapshotHeader } from './snapshot-file.js';
@@ -220,10 +236,6 @@ interface Session {
   responses: [number, CommandResult][];
 }
 
-interface RealmRecord {
-  readonly createRevision: number;
-}
-
 /** FIFO of (revision, bytes) of retained history revisions, oldest first. */
 class RevisionQueue {
   private revisions: number[] = [];
@@ -285,6 +297,8 @@ interface LoadedState {
   readonly generation: number;
   readonly meta: StateMeta;
   readonly realms: Map<string, RealmRecord>;
+  readonly access: AccessRecord;
+  readonly tokens: Map<string, TokenRecord>;
   readonly sessions: Map<number, Session>;
   readonly history: RevisionQueue;
 }
@@ -366,7 +380,7 @@ export class RealmStateStore {
       {
         type: 'put',
         key: realmKey(group, 1, DEFAULT_REALM),
-        value: encodeJson({ createRevision: 1 } satisfies RealmRecord),
+        value: encodeJson({ createRevision: 1, documents: 0 } satisfies RealmRecord),
       },
     ];
   }
@@ -391,6 +405,31 @@ export class RealmStateStore {
   /** The realms, sorted. */
   realms(): string[] {
     return [...this.state.realms.keys()].sort();
+  }
+
+  /** A realm's record (settings, document count), or undefined if there is no such realm. */
+  realm(name: string): RealmRecord | undefined {
+    return this.state.realms.get(name);
+  }
+
+  /** Users, grants, the auth switch and the definition version, as applied. */
+  get access(): AccessRecord {
+    return this.state.access;
+  }
+
+  /** The token with `id`, or undefined. */
+  token(id: string): TokenRecord | undefined {
+    return this.state.tokens.get(id);
+  }
+
+  /** Every token, by id (hashes included: never send them to clients). */
+  tokens(): readonly TokenRecord[] {
+    return [...this.state.tokens.values()];
+  }
+
+  /** The definition as one document (realms with their settings, users, auth). */
+  definition(): DefinitionDoc {
+    return definitionOf(this.state.access, this.state.realms);
   }
 
   /** Open client sessions. */
@@ -425,14 +464,14 @@ export class RealmStateStore {
     );
     const batch = new ApplyBatch(this.group, this.state, this.limits, this.prefetch(decoded));
     const outcomes = fresh.map((entry, i) => batch.applyEntry(entry, decoded[i]));
-    const { ops, clears, meta, realms, events } = batch.finish();
+    const { ops, clears, meta, realms, access, tokens, events } = batch.finish();
     // Not synced: the committed entries are durable in the raft log, and log compaction
     // (a synced write, after this one) is what makes this batch's durability matter.
     await this.queue.submit(ops, {
       clears,
       sync: false,
       onDurable: () => {
-        this.state = { ...this.state, meta, realms };
+        this.state = { ...this.state, meta, realms, access, tokens };
         this.emit({ kind: 'applied', revision: meta.revision, events });
       },
     });
@@ -657,7 +696,7 @@ export class RealmStateStore {
     try {
       for await (const records of chunks) {
         const ops: WriteOp[] = records.map(([suffix, value]) => {
-          if (suffix.length < 2 || suffix[0]! < StateKind.Meta || suffix[0]! > StateKind.Session) {
+          if (suffix.length < 2 || suffix[0]! < StateKind.Meta || suffix[0]! > LAST_STATE_KIND) {
             throw new SnapshotFileError(
               'SNAPSHOT_CORRUPT',
               path,
@@ -801,7 +840,15 @@ async function loadState(engine: KvEngine, group: number, generation: number): P
     historyFloor: 0,
   };
   if (generation === 0) {
-    return { generation, meta: empty, realms: new Map(), sessions: new Map(), history: new RevisionQueue() };
+    return {
+      generation,
+      meta: empty,
+      realms: new Map(),
+      access: EMPTY_ACCESS,
+      tokens: new Map(),
+      sessions: new Map(),
+      history: new RevisionQueue(),
+    };
   }
   const [metaBytes] = await engine.getMany([metaKey(group, generation, MetaRecord.Applied)]);
   if (metaBytes === undefined) {
@@ -814,6 +861,22 @@ async function loadState(engine: KvEngine, group: number, generation: number): P
   const realms = new Map<string, RealmRecord>();
   for await (const [key, value] of engine.iterate(...realmRange(group, generation))) {
     realms.set(realmOfKey(key), decodeJson<RealmRecord>(value, 'realm'));
+  }
+  // Data from before realms counted their documents: count them once.
+  for (const [name, record] of realms) {
+    if (record.documents !== undefined) continue;
+    let documents = 0;
+    for await (const _ of engine.iterate(...docRange(group, generation, name, ''), { batchEntries: 1024 })) {
+      documents++;
+    }
+    realms.set(name, { ...record, documents });
+  }
+  const [accessBytes] = await engine.getMany([accessKey(group, generation)]);
+  const access = accessBytes === undefined ? EMPTY_ACCESS : decodeJson<AccessRecord>(accessBytes, 'access');
+  const tokens = new Map<string, TokenRecord>();
+  for await (const [, value] of engine.iterate(...tokenRange(group, generation))) {
+    const token = decodeJson<TokenRecord>(value, 'token');
+    tokens.set(token.id, token);
   }
   const sessions: Session[] = [];
   for await (const [, value] of engine.iterate(...sessionRange(group, generation))) {
@@ -830,7 +893,15 @@ async function loadState(engine: KvEngine, group: number, generation: number): P
   )) {
     history.push(historyKeyRevision(key), key.length + value.length);
   }
-  return { generation, meta, realms, sessions: new Map(sessions.map((s) => [s.id, s])), history };
+  return {
+    generation,
+    meta,
+    realms,
+    access,
+    tokens,
+    sessions: new Map(sessions.map((s) => [s.id, s])),
+    history,
+  };
 }
 
 /** The changes one document operation makes, computed without touching anything. */
@@ -840,12 +911,20 @@ type DocChange = { readonly doc: StoredDoc | null; readonly result: DocResult };
  * One apply() call's work: a view of documents (prefetched, then updated as commands apply),
  * the operations to write, and the meta and realms to swap in once durable. Sessions and the
  * history queue are updated in place: nothing reads them outside apply, and a failed write
- * stops the store (write-queue.ts), so they never need rolling back.
+ * stops the store (write-queue.ts), so they never need rolling back. So are the realms'
+ * document counts (a count may show before its batch is durable: only `describe` reads it).
+ * The definition (realms, access, tokens) is copied before its first change in the batch.
  */
 class ApplyBatch {
   private meta: StateMeta;
   private realms: Map<string, RealmRecord>;
   private realmsCopied = false;
+  private access: AccessRecord;
+  private accessDirty = false;
+  private tokens: Map<string, TokenRecord>;
+  private tokensCopied = false;
+  private readonly dirtyRealms = new Set<string>();
+  private readonly dirtyTokens = new Set<string>();
   private readonly dirtyDocs = new Map<string, [string, string]>();
   private readonly dirtySessions = new Set<number>();
   private readonly ops: WriteOp[] = [];
@@ -865,6 +944,8 @@ class ApplyBatch {
     this.meta = state.meta;
     this.floorAtStart = state.meta.historyFloor;
     this.realms = state.realms;
+    this.access = state.access;
+    this.tokens = state.tokens;
     this.generation = state.generation;
     this.sessions = state.sessions;
     this.history = state.history;
@@ -969,8 +1050,25 @@ class ApplyBatch {
   private execute(command: Command): CommandResult {
     const op = command.op;
     switch (op.type) {
-      case 'createRealm':
-        return this.createRealm(op.realm);
+      case 'createRealm': {
+        const result = this.createRealm(op.realm, op.settings);
+        if (result.ok) {
+          this.access = { ...this.access, version: this.access.version + 1 };
+          this.accessDirty = true;
+        }
+        return result;
+      }
+      case 'deleteRealm':
+      case 'realmSettings':
+      case 'addUser':
+      case 'removeUser':
+      case 'grant':
+      case 'clusterAdmin':
+      case 'createToken':
+      case 'revokeToken':
+      case 'applyDefinition':
+      case 'bootstrapAdmin':
+        return this.definitionOp(op, command.time);
       case 'put':
       case 'patch':
       case 'delete': {
@@ -1048,26 +1146,76 @@ class ApplyBatch {
     }
   }
 
-  private createRealm(realm: string): CommandResult {
+  private createRealm(realm: string, settings: RealmSettings | undefined): CommandResult {
     if (this.realms.has(realm)) return this.failed(commandError('CONFLICT', `realm ${realm} exists`));
     if (this.realms.size >= this.limits.realmsMax) {
       return this.failed(commandError('TOO_LARGE', `the group holds ${this.realms.size} realms, the limit`));
     }
     const revision = this.meta.revision + 1;
+    const record: RealmRecord =
+      settings === undefined || Object.keys(settings).length === 0
+        ? { createRevision: revision, documents: 0 }
+        : { createRevision: revision, documents: 0, settings };
+    this.realmsForChange().set(realm, record);
+    this.dirtyRealms.add(realm);
+    this.addEvent(revision, 0, JSON.stringify({ type: 'createRealm', revision, realm, key: '' }));
+    this.meta = { ...this.meta, revision };
+    return { ok: true, revision, result: { type: 'createRealm', realm } };
+  }
+
+  private realmsForChange(): Map<string, RealmRecord> {
     if (!this.realmsCopied) {
       this.realms = new Map(this.realms);
       this.realmsCopied = true;
     }
-    const record: RealmRecord = { createRevision: revision };
-    this.realms.set(realm, record);
-    this.ops.push({
-      type: 'put',
-      key: realmKey(this.group, this.generation, realm),
-      value: encodeJson(record),
-    });
-    this.addEvent(revision, 0, JSON.stringify({ type: 'createRealm', revision, realm, key: '' }));
-    this.meta = { ...this.meta, revision };
-    return { ok: true, revision, result: { type: 'createRealm', realm } };
+    return this.realms;
+  }
+
+  /** A definition operation (storage/access.ts), all or nothing. */
+  private definitionOp(op: DefinitionOp, time: number): CommandResult {
+    if (!this.tokensCopied) {
+      this.tokens = new Map(this.tokens);
+      this.tokensCopied = true;
+    }
+    const work: DefinitionWork = {
+      access: this.access,
+      tokens: this.tokens,
+      realms: this.realmsForChange(),
+      dirtyTokens: this.dirtyTokens,
+      dirtyRealms: this.dirtyRealms,
+      accessDirty: false,
+    };
+    const outcome = applyDefinitionOp(
+      work,
+      {
+        realmsMax: this.limits.realmsMax,
+        createRealm: (realm, settings) => {
+          this.createRealm(realm, settings);
+        },
+      },
+      op,
+      time,
+    );
+    if (!outcome.ok) return this.failed(outcome.error);
+    this.access = work.access;
+    this.accessDirty ||= work.accessDirty;
+    return {
+      ok: true,
+      revision: this.meta.revision,
+      result: {
+        type: 'definition',
+        version: outcome.version,
+        ...(outcome.created === undefined ? {} : { created: outcome.created }),
+      },
+    };
+  }
+
+  /** Keeps the realm's document count (in place: see the class comment). */
+  private countDocuments(realm: string, delta: number): void {
+    const record = this.realms.get(realm);
+    if (record === undefined) return;
+    this.realms.set(realm, { ...record, documents: Math.max(0, (record.documents ?? 0) + delta) });
+    this.dirtyRealms.add(realm);
   }
 
   private doc(realm: string, key: string): StoredDoc | null {
@@ -1094,12 +1242,12 @@ class ApplyBatch {
             `key ${JSON.stringify(op.key)} exists (revision ${currentRevision})`,
           );
         }
-        return this.written(op.key, current, JSON.stringify(op.value), revision);
+        return this.written(realm, op.key, current, JSON.stringify(op.value), revision);
       }
       case 'patch': {
         if (current === null) return commandError('NOT_FOUND', `no key ${JSON.stringify(op.key)} to patch`);
         const merged = mergePatch(JSON.parse(current.json) as Json, op.patch);
-        return this.written(op.key, current, JSON.stringify(merged), revision);
+        return this.written(realm, op.key, current, JSON.stringify(merged), revision);
       }
       case 'delete': {
         if (current === null) return commandError('NOT_FOUND', `no key ${JSON.stringify(op.key)} to delete`);
@@ -1109,16 +1257,20 @@ class ApplyBatch {
   }
 
   private written(
+    realm: string,
     key: string,
     current: StoredDoc | null,
     json: string,
     revision: number,
   ): DocChange | CommandError {
     const bytes = Buffer.byteLength(json);
-    if (bytes > this.limits.valueMaxBytes) {
+    const realmMax = this.realms.get(realm)?.settings?.maxValueBytes;
+    const max =
+      realmMax === undefined ? this.limits.valueMaxBytes : Math.min(realmMax, this.limits.valueMaxBytes);
+    if (bytes > max) {
       return commandError(
         'TOO_LARGE',
-        `document ${JSON.stringify(key)} would be ${bytes} bytes; the limit is ${this.limits.valueMaxBytes}`,
+        `document ${JSON.stringify(key)} would be ${bytes} bytes; the limit ${realmMax === undefined ? 'is' : `of realm ${realm} is`} ${max}`,
       );
     }
     const doc: StoredDoc = {
@@ -1140,8 +1292,12 @@ class ApplyBatch {
   }
 
   private commit(realm: string, changes: readonly [string, DocChange][], revision: number): void {
+    let delta = 0;
     changes.forEach(([key, change], event) => {
       const name = docName(realm, key);
+      const before = this.docs.get(name) ?? null;
+      if (before === null && change.doc !== null) delta++;
+      else if (before !== null && change.doc === null) delta--;
       this.docs.set(name, change.doc);
       this.dirtyDocs.set(name, [realm, key]);
       const doc = change.doc;
@@ -1158,6 +1314,7 @@ class ApplyBatch {
             `"createRevision":${doc.createRevision},"modRevision":${doc.modRevision},"version":${doc.version},"value":${doc.json}}`;
       this.addEvent(revision, event, text);
     });
+    if (delta !== 0) this.countDocuments(realm, delta);
     this.meta = { ...this.meta, revision };
   }
 
@@ -1179,9 +1336,27 @@ class ApplyBatch {
     clears: [Uint8Array, Uint8Array][];
     meta: StateMeta;
     realms: Map<string, RealmRecord>;
+    access: AccessRecord;
+    tokens: Map<string, TokenRecord>;
     events: string[];
   } {
     const g = this.generation;
+    for (const name of this.dirtyRealms) {
+      const record = this.realms.get(name);
+      const k = realmKey(this.group, g, name);
+      this.ops.push(
+        record === undefined ? { type: 'del', key: k } : { type: 'put', key: k, value: encodeJson(record) },
+      );
+    }
+    for (const id of this.dirtyTokens) {
+      const token = this.tokens.get(id);
+      const k = tokenKey(this.group, g, id);
+      this.ops.push(
+        token === undefined ? { type: 'del', key: k } : { type: 'put', key: k, value: encodeJson(token) },
+      );
+    }
+    if (this.accessDirty)
+      this.ops.push({ type: 'put', key: accessKey(this.group, g), value: encodeJson(this.access) });
     for (const [name, [realm, key]] of this.dirtyDocs) {
       const doc = this.docs.get(name)!;
       const k = docKey(this.group, g, realm, key);
@@ -1203,7 +1378,15 @@ class ApplyBatch {
       key: metaKey(this.group, g, MetaRecord.Applied),
       value: encodeJson(this.meta),
     });
-    return { ops: this.ops, clears, meta: this.meta, realms: this.realms, events: this.events };
+    return {
+      ops: this.ops,
+      clears,
+      meta: this.meta,
+      realms: this.realms,
+      access: this.access,
+      tokens: this.tokens,
+      events: this.events,
+    };
   }
 
   /**
