@@ -24,12 +24,14 @@
  * INVALID_MEMBERSHIP_CHANGE (already a member, not a learner, the last voter…),
  * TRANSFER_IN_PROGRESS, INVALID_TRANSFER_TARGET; and NO_MESH when the cluster was started without
  * a cluster secret, so no node can join it. A node that does not run the `admin` service
- * answers 403 PERMISSION_DENIED.
+ * answers 403 PERMISSION_DENIED. Every route needs a cluster-admin caller where the node
+ * requires tokens (UNAUTHENTICATED without a valid token, PERMISSION_DENIED without the role).
  */
 
 import { EdgeError, type EdgeRequest, type EdgeResponse, type EdgeRoute } from '../net/index.js';
 import type { BackupLedger } from '../storage/index.js';
 import { isLearnerRole, LEARNER_ROLES, type LearnerRole, type MemberRole } from '../storage/index.js';
+import { NEEDS_CLUSTER_ADMIN } from './auth.js';
 import type { ClientApi } from './client-api.js';
 import { NAME_PATTERN } from './config.js';
 import { guardedRoute } from './http-api.js';
@@ -120,7 +122,7 @@ export function adminRoutes(api: ClientApi, admin: AdminService, enabled: boolea
     body: EdgeRoute['body'],
     handler: (request: EdgeRequest) => Promise<EdgeResponse>,
   ): EdgeRoute =>
-    guardedRoute(api, method, pattern, body, async (request) => {
+    guardedRoute(api, method, pattern, body, NEEDS_CLUSTER_ADMIN, async (request) => {
       if (!enabled) {
         throw new EdgeError(
           'PERMISSION_DENIED',
@@ -216,7 +218,7 @@ function checkName(value: unknown, what: string): string {
   return value;
 }
 
-function objectBody(body: unknown, allowed: readonly string[]): Readonly<Record<string, unknown>> {
+export function objectBody(body: unknown, allowed: readonly string[]): Readonly<Record<string, unknown>> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new EdgeError('INVALID_ARGUMENT', 'the body must be a JSON object');
   }

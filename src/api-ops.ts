@@ -80,7 +80,13 @@ export type ApiOp =
       readonly failure?: readonly DocOp[] | undefined;
       readonly session?: SessionRef | undefined;
     }
-  | { readonly op: 'createRealm'; readonly realm: string; readonly session?: SessionRef | undefined }
+  | {
+      readonly op: 'createRealm';
+      readonly realm: string;
+      /** As the client sent them: validateCommand checks them. */
+      readonly settings?: unknown;
+      readonly session?: SessionRef | undefined;
+    }
   | { readonly op: 'realms'; readonly consistency: Consistency }
   | { readonly op: 'openSession' }
   | { readonly op: 'closeSession'; readonly session: SessionRef }

@@ -5,6 +5,7 @@ import '../net/polyfill.js';
 import { fchmodSync, fstatSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { accessCommands } from './cli/access.js';
 import { backupCommands } from './cli/backup.js';
 import { EXIT_USAGE, markStdinArguments } from './cli/common.js';
 import { dataCommands } from './cli/data.js';
@@ -15,7 +16,15 @@ import { realmsCommands } from './cli/realms.js';
 import { recoveryCommands } from './cli/recovery.js';
 import { statusCommand } from './cli/status.js';
 import { watchCommand } from './cli/watch.js';
-import { ConfigError, envName, resolveConfig, SETTINGS } from './config.js';
+import {
+  ConfigError,
+  envName,
+  isLoopbackHost,
+  type NodeConfig,
+  nodeRequiresAuth,
+  resolveConfig,
+  SETTINGS,
+} from './config.js';
 import type { ConclaveNode } from './node.js';
 import type { ProxyNode } from './proxy-node.js';
 import { EXIT_REMOVED, NodeRemovedError } from './removal.js';
@@ -60,6 +69,17 @@ async function start(flags: Record<string, unknown>): Promise<void> {
         : `conclave: node ${config.name} serving ${scheme}://${config.clientHost}:${node.clientPort} ` +
           `(data in ${config.dataDir}, ${config.storageEngine}, uWebSockets.js ${node.uwsNative ? 'native' : 'FALLBACK (slow)'})`,
   );
+  if (node.clientPort !== undefined) console.log(authLine(config, node));
+  if ('adminToken' in node) {
+    void node.adminToken.then((path) => {
+      if (path !== undefined) {
+        console.log(
+          `conclave: the first cluster-admin token is in ${path} (mode 0600): ` +
+            `export CONCLAVE_TOKEN=$(cat ${path}) to use the CLI; keep it secret`,
+        );
+      }
+    });
+  }
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -97,6 +117,20 @@ async function start(flags: Record<string, unknown>): Promise<void> {
   });
 }
 
+/** What the node says at start about tokens. */
+function authLine(config: NodeConfig, node: ConclaveNode | ProxyNode): string {
+  const required = 'authRequired' in node ? node.authRequired : nodeRequiresAuth(config);
+  if (required)
+    return 'conclave: clients need a token (Authorization: Bearer TOKEN; CLI --token or $CONCLAVE_TOKEN)';
+  if (!isLoopbackHost(config.clientHost)) {
+    return `conclave: OPEN: clients need no token although it listens on ${config.clientHost} (--insecure-no-auth)`;
+  }
+  if ('authRequired' in node) {
+    return 'conclave: OPEN: clients need no token (loopback only; start with --auth to require tokens)';
+  }
+  return 'conclave: clients need a token if the cluster requires one (this proxy listens on loopback only)';
+}
+
 /** Exit code of a node whose raft group failed (EX_TEMPFAIL: restart it once the cause is fixed). */
 const EXIT_GROUP_FAILED = 75;
 
@@ -104,7 +138,10 @@ const EXIT_GROUP_FAILED = 75;
 const COMMAND_GROUPS: ReadonlyMap<string, readonly string[]> = new Map([
   ['members', ['list', 'add', 'remove', 'promote']],
   ['leader', ['transfer']],
-  ['realms', ['list', 'create']],
+  ['realms', ['list', 'create', 'describe', 'set', 'delete']],
+  ['users', ['list', 'add', 'remove']],
+  ['tokens', ['create', 'list', 'revoke']],
+  ['definition', ['export', 'apply']],
   ['secret', ['new']],
   ['dr', ['promote']],
   ['backup', ['save', 'verify', 'list']],
@@ -122,6 +159,8 @@ const COMMANDS: ReadonlySet<string> = new Set([
   'watch',
   'recover',
   'restore',
+  'grant',
+  'revoke',
 ]);
 
 /** The command a usage error is about, for the `--help` hint. */
@@ -186,7 +225,7 @@ async function main(): Promise<void> {
         process.stdout.write(generateClusterSecret());
       },
     );
-  cli = backupCommands(cli);
+  cli = accessCommands(backupCommands(cli));
   cli = recoveryCommands(
     leaderCommands(membersCommands(realmsCommands(watchCommand(dataCommands(statusCommand(cli)))))),
   );

@@ -14,6 +14,17 @@ import {
   validateCommand,
 } from '../storage/index.js';
 import { type ApiAnswer, type ApiOp, apiError, invalid } from './api-ops.js';
+import {
+  authorize,
+  type Gate,
+  NEEDS_CLUSTER_ADMIN,
+  NEEDS_NOTHING,
+  NEEDS_USER,
+  type Need,
+  OPEN,
+  type Principal,
+  seesRealm,
+} from './auth.js';
 import { type ErrorCode, errorStatus } from './error-codes.js';
 import type { KvService } from './kv-service.js';
 
@@ -26,6 +37,36 @@ export interface ClientApiOptions {
   readonly limits: CommandLimits;
   /** Where the transports log unexpected failures (answered INTERNAL); quiet by default. */
   readonly logger?: Logger;
+  /** Who a token belongs to (auth.ts); without it every caller may do everything. */
+  readonly gate?: Gate;
+  /** This node requires a token whatever the gate's node says (a proxy beyond loopback). */
+  readonly requireToken?: boolean;
+}
+
+const OPEN_GATE: Gate = { principal: () => OPEN };
+
+/** What each operation needs of its caller (auth.ts). */
+export function needOf(op: ApiOp): Need {
+  switch (op.op) {
+    case 'get':
+    case 'list':
+      return { kind: 'realm', realm: op.realm, level: 'read' };
+    case 'put':
+    case 'patch':
+    case 'delete':
+    case 'txn':
+      return { kind: 'realm', realm: op.realm, level: 'write' };
+    case 'createRealm':
+      return NEEDS_CLUSTER_ADMIN;
+    case 'realms':
+    case 'openSession':
+    case 'closeSession':
+    case 'status':
+      return NEEDS_USER;
+    case 'health':
+    case 'ready':
+      return NEEDS_NOTHING;
+  }
 }
 
 /** Codes a service may throw that are no API codes, and the stable code each answers as. */
@@ -41,7 +82,13 @@ const READY_OK: ApiAnswer = Object.freeze({ ok: true, result: Object.freeze({ re
 const SESSION_CLOSED: ApiAnswer = Object.freeze({ ok: true, result: Object.freeze({}) });
 
 export function newClientApi(service: KvService, options: ClientApiOptions): ClientApi {
-  return new ClientApi(service, options.limits, options.logger ?? silentLogger);
+  return new ClientApi(
+    service,
+    options.limits,
+    options.logger ?? silentLogger,
+    options.gate ?? OPEN_GATE,
+    options.requireToken ?? false,
+  );
 }
 
 /**
@@ -54,7 +101,33 @@ export class ClientApi {
     private readonly limits: CommandLimits,
     /** Where the transports on this API log unexpected failures. */
     readonly logger: Logger,
+    private readonly gate: Gate = OPEN_GATE,
+    private readonly requireToken = false,
   ) {}
+
+  /** The caller of a request that carries `token` (none: undefined). Throws EdgeError UNAUTHENTICATED. */
+  caller(token: string | undefined): Principal | Promise<Principal> {
+    return this.gate.principal(token, this.requireToken);
+  }
+
+  /**
+   * Runs `op` for `principal`: PERMISSION_DENIED unless allowed; the realm list shows only the
+   * realms the caller has a grant on. Never throws.
+   */
+  async runAs(principal: Principal, op: ApiOp): Promise<ApiAnswer> {
+    try {
+      authorize(principal, needOf(op));
+    } catch (error) {
+      return this.failure(error);
+    }
+    const answer = await this.run(op);
+    if (op.op !== 'realms' || !answer.ok || principal.clusterAdmin) return answer;
+    const result = answer.result as { realms: readonly string[]; revision: number };
+    return {
+      ...answer,
+      result: { ...result, realms: result.realms.filter((realm) => seesRealm(principal, realm)) },
+    };
+  }
 
   async run(op: ApiOp): Promise<ApiAnswer> {
     try {
@@ -171,7 +244,7 @@ export class ClientApi {
   // ---- Writes ----
 
   private async writeDocument(op: OpOf<'put' | 'patch' | 'delete'>): Promise<ApiAnswer> {
-    const result = await this.write(documentOperation(op), op.session);
+    const result = await this.propose(documentOperation(op), op.session);
     if (!result.ok) return commandFailure(result.error, result.revision);
     return { ok: true, result: { revision: result.revision } };
   }
@@ -184,7 +257,7 @@ export class ClientApi {
       success: op.success,
       ...(op.failure === undefined ? {} : { failure: op.failure }),
     };
-    const result = await this.write(operation, op.session);
+    const result = await this.propose(operation, op.session);
     if (!result.ok) return commandFailure(result.error, result.revision);
     const outcome = result.result;
     if (outcome.type !== 'txn') throw new Error(`a txn answered ${outcome.type}`);
@@ -199,26 +272,34 @@ export class ClientApi {
   }
 
   private async createRealm(op: OpOf<'createRealm'>): Promise<ApiAnswer> {
-    const result = await this.write({ type: 'createRealm', realm: op.realm }, op.session);
+    const operation = {
+      type: 'createRealm',
+      realm: op.realm,
+      ...(op.settings === undefined ? {} : { settings: op.settings }),
+    } as Operation;
+    const result = await this.propose(operation, op.session);
     if (!result.ok) return commandFailure(result.error, result.revision);
     return { ok: true, result: { name: op.realm, revision: result.revision } };
   }
 
   private async openSession(): Promise<ApiAnswer> {
-    const result = await this.write({ type: 'openSession' }, undefined);
+    const result = await this.propose({ type: 'openSession' }, undefined);
     if (!result.ok) return commandFailure(result.error, result.revision);
     if (result.result.type !== 'openSession') throw new Error(`openSession answered ${result.result.type}`);
     return { ok: true, result: { session: result.result.session } };
   }
 
   private async closeSession(op: OpOf<'closeSession'>): Promise<ApiAnswer> {
-    const result = await this.write({ type: 'closeSession' }, op.session);
+    const result = await this.propose({ type: 'closeSession' }, op.session);
     if (!result.ok) return commandFailure(result.error, result.revision);
     return SESSION_CLOSED;
   }
 
-  /** Checks `operation` exactly as the state machine will, then proposes it. */
-  private async write(operation: Operation, session: SessionRef | undefined): Promise<CommandResult> {
+  /**
+   * Checks `operation` exactly as the state machine will, then proposes it (through the leader).
+   * Throws EdgeError INVALID_ARGUMENT or TOO_LARGE for a bad one, and what the service throws.
+   */
+  async propose(operation: Operation, session?: SessionRef): Promise<CommandResult> {
     const command: Command = { v: COMMAND_VERSION, time: 0, ...(session ? { session } : {}), op: operation };
     const checked = validateCommand(command, this.limits);
     // Validation answers INVALID_ARGUMENT or TOO_LARGE, both edge codes.

@@ -4,8 +4,10 @@ import { Edge, EdgeError, type Logger } from '../net/index.js';
 import type { CommandLimits } from '../storage/index.js';
 import type { AdminService } from './admin-api.js';
 import { adminRoutes } from './admin-api.js';
+import type { Gate } from './auth.js';
 import { newClientApi } from './client-api.js';
-import type { NodeConfig } from './config.js';
+import { type NodeConfig, nodeRequiresAuth } from './config.js';
+import { definitionRoutes } from './definition-api.js';
 import { ERROR_TABLE } from './error-codes.js';
 import { httpRoutes } from './http-api.js';
 import type { KvService } from './kv-service.js';
@@ -14,6 +16,8 @@ import { webSocketApi } from './ws-api.js';
 
 export interface ClientEdgeParts {
   readonly kv: KvService;
+  /** Who a request's token belongs to (auth.ts). */
+  readonly gate: Gate;
   readonly admin: AdminService;
   readonly watches: Watches;
   /** What writes are checked against before they are proposed (or forwarded). */
@@ -21,8 +25,9 @@ export interface ClientEdgeParts {
   readonly logger: Logger;
   /**
    * Why this node serves no clients now (a disaster-recovery replica), or undefined. While it
-   * says so, every route but /healthz, /readyz, /v1/status and /v1/backup (admin, for taking
-   * backups off the voters' site), and every WebSocket upgrade,
+   * says so, every route but /healthz, /readyz, /v1/status, /v1/backup (admin, for taking
+   * backups off the voters' site) and the definition's (shown read-only: edits answer
+   * READ_ONLY), and every WebSocket upgrade,
    * answers 503 UNAVAILABLE with it: clients move on to another node.
    */
   readonly refusal?: () => string | undefined;
@@ -37,9 +42,20 @@ const ALWAYS_SERVED: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/v1/
  * node's body and payload limits, request deadline and TLS.
  */
 export function clientEdge(config: NodeConfig, parts: ClientEdgeParts): Edge {
-  const api = newClientApi(parts.kv, { limits: parts.limits, logger: parts.logger });
+  const api = newClientApi(parts.kv, {
+    limits: parts.limits,
+    logger: parts.logger,
+    gate: parts.gate,
+    requireToken: nodeRequiresAuth(config),
+  });
   const refusal = parts.refusal;
-  const routes = [...httpRoutes(api), ...adminRoutes(api, parts.admin, config.services.includes('admin'))];
+  const definition = definitionRoutes(api, parts.kv, parts.limits);
+  const definitionPatterns = new Set(definition.map((route) => route.pattern));
+  const routes = [
+    ...httpRoutes(api),
+    ...adminRoutes(api, parts.admin, config.services.includes('admin')),
+    ...definition,
+  ];
   const websocket = webSocketApi(api, parts.watches, parts.logger);
   const refused = (): EdgeError | undefined => {
     const why = refusal?.();
@@ -53,7 +69,7 @@ export function clientEdge(config: NodeConfig, parts: ClientEdgeParts): Edge {
       refusal === undefined
         ? routes
         : routes.map((route) =>
-            ALWAYS_SERVED.has(route.pattern)
+            ALWAYS_SERVED.has(route.pattern) || definitionPatterns.has(route.pattern)
               ? route
               : {
                   ...route,

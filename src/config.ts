@@ -64,6 +64,26 @@ export interface NodeConfig {
   readonly logLevel: LogLevel;
   readonly tlsKeyFile: string | undefined;
   readonly tlsCertFile: string | undefined;
+  /** --auth: this node requires tokens, and a founder turns auth on for the cluster with its first admin token. */
+  readonly auth: boolean;
+  /** --insecure-no-auth: serve without tokens on a client address beyond loopback (unless the cluster turned auth on). */
+  readonly insecureNoAuth: boolean;
+}
+
+/** Whether a client host is a loopback address (only this machine can reach it). */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * Whether this node requires a token of every client whatever the cluster says: with --auth, or
+ * listening beyond loopback without --insecure-no-auth. (The cluster's definition may also
+ * turn auth on: then every node requires one.)
+ */
+export function nodeRequiresAuth(
+  config: Pick<NodeConfig, 'auth' | 'insecureNoAuth' | 'clientHost'>,
+): boolean {
+  return config.auth || (!isLoopbackHost(config.clientHost) && !config.insecureNoAuth);
 }
 
 /** A refused setting: `setting` is the flag name, `source` where the value came from. */
@@ -179,6 +199,21 @@ export const SETTINGS: readonly Setting[] = [
       'forwarding to the members it finds from --join (or --initial-cluster) and stores nothing',
   },
   { key: 'single', flag: 'single', kind: 'boolean', describe: 'one node with every service (laptop mode)' },
+  {
+    key: 'auth',
+    flag: 'auth',
+    kind: 'boolean',
+    describe:
+      'require a token of every client; a founder turns auth on for the whole cluster and writes the first ' +
+      'cluster-admin token to DATA_DIR/admin.token (0600)',
+  },
+  {
+    key: 'insecureNoAuth',
+    flag: 'insecure-no-auth',
+    kind: 'boolean',
+    describe:
+      'serve clients without tokens even on a non-loopback --client-host (unless the cluster turned auth on)',
+  },
   { key: 'storageEngine', flag: 'storage-engine', kind: 'string', describe: STORAGE_ENGINES.join(' or ') },
   {
     key: 'electionTimeoutMs',
@@ -495,6 +530,15 @@ function validate(raw: Raw): NodeConfig {
       'TLS needs both a key and a certificate',
     );
   }
+  const auth = toBoolean(raw, 'auth', 'auth') ?? false;
+  const insecureNoAuth = toBoolean(raw, 'insecureNoAuth', 'insecure-no-auth') ?? false;
+  if (auth && insecureNoAuth) {
+    throw new ConfigError(
+      'insecure-no-auth',
+      raw.insecureNoAuth!.source,
+      'contradicts --auth: give one of them',
+    );
+  }
   const clusterSecretFile = toText(raw, 'clusterSecretFile', 'cluster-secret-file');
   if ((initialCluster.length > 1 || join.length > 0 || proxy) && clusterSecretFile === undefined) {
     throw new ConfigError(
@@ -536,6 +580,8 @@ function validate(raw: Raw): NodeConfig {
     logLevel,
     tlsKeyFile,
     tlsCertFile,
+    auth,
+    insecureNoAuth,
   };
 }
 

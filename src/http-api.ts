@@ -17,7 +17,7 @@
  *               (null when `more` is false)
  *   POST   /v1/realms/{realm}/txn   body: see TXN BODY below
  *            -> {"succeeded": bool, "revision": N, "results": [result…]}
- *   POST   /v1/realms   body: {"name": "realm-name"}
+ *   POST   /v1/realms   body: {"name": "realm-name", "settings"?: {"maxValueBytes"?: N}}
  *            -> 201 {"name", "revision"}
  *   GET    /v1/realms[?consistency=…]
  *            -> {"realms": ["default", …], "revision": N}
@@ -94,6 +94,7 @@ import {
   STATUS,
   sessionRef,
 } from './api-ops.js';
+import { authorize, type Need, OPEN, type Principal } from './auth.js';
 import { type ClientApi, type ClientApiOptions, newClientApi } from './client-api.js';
 import { errorStatus } from './error-codes.js';
 import {
@@ -106,6 +107,7 @@ import {
   parseQuery,
 } from './http-query.js';
 import type { Consistency, KvService } from './kv-service.js';
+import { bearerToken } from './tokens.js';
 
 /**
  * The edge routes of the client API (see the table above), answering from `service`. Every
@@ -133,12 +135,15 @@ export function httpRoutes(api: ClientApi): EdgeRoute[] {
     body,
     handler: async (request) => {
       let op: ApiOp;
+      let principal: Principal;
       try {
+        // Who asks comes first: a caller without a valid token learns nothing, not even a 400.
+        principal = OPEN_PATHS.has(pattern) ? OPEN : await api.caller(tokenOf(request));
         op = decode(request);
       } catch (error) {
         return failureResponse(api, api.failure(error), method, pattern);
       }
-      const answer = await api.run(op);
+      const answer = await api.runAs(principal, op);
       if (!answer.ok) return failureResponse(api, answer, method, pattern);
       return answer.read === undefined
         ? { status: okStatus, body: answer.result }
@@ -162,16 +167,28 @@ export function httpRoutes(api: ClientApi): EdgeRoute[] {
   ];
 }
 
+/** Routes answered to anyone, with or without a token (liveness and readiness probes). */
+const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
+
+/** The token a request carries (`Authorization: Bearer TOKEN`), or undefined. */
+export function tokenOf(request: { readonly headers: Readonly<Record<string, string>> }): string | undefined {
+  return bearerToken(request.headers.authorization);
+}
+
 /**
- * A route of another HTTP API on the edge (admin-api.ts) that answers what its handler throws
- * as the client API answers it: the same error bodies, statuses and logging.
+ * A route of another HTTP API on the edge (admin-api.ts, definition-api.ts) that answers what
+ * its handler throws as the client API answers it: the same error bodies, statuses and logging.
+ * The caller must have a valid token when the node requires one (UNAUTHENTICATED), and be
+ * allowed what `need` says of the request (PERMISSION_DENIED) before the handler runs; the
+ * handler gets the caller.
  */
 export function guardedRoute(
   api: ClientApi,
   method: HttpMethod,
   pattern: string,
   body: EdgeRoute['body'],
-  handler: (request: EdgeRequest) => Promise<EdgeResponse>,
+  need: Need | ((request: EdgeRequest) => Need),
+  handler: (request: EdgeRequest, caller: Principal) => Promise<EdgeResponse>,
 ): EdgeRoute {
   return {
     method,
@@ -179,7 +196,9 @@ export function guardedRoute(
     body,
     handler: async (request) => {
       try {
-        return await handler(request);
+        const caller = await api.caller(tokenOf(request));
+        authorize(caller, typeof need === 'function' ? need(request) : need);
+        return await handler(request, caller);
       } catch (error) {
         return failureResponse(api, api.failure(error), method, pattern);
       }
@@ -266,13 +285,18 @@ function decodeTxn(request: EdgeRequest): ApiOp {
   };
 }
 
-const REALM_FIELDS = ['name'] as const;
+const REALM_FIELDS = ['name', 'settings'] as const;
 
 function decodeCreateRealm(request: EdgeRequest): ApiOp {
   parseQuery(request.query, []);
   const body = objectBody(request.body, 'the realm body', REALM_FIELDS);
   if (body.name === undefined) throw invalid('the realm body needs a "name"');
-  return { op: 'createRealm', realm: requiredString('name', body.name), session: sessionOf(request) };
+  return {
+    op: 'createRealm',
+    realm: requiredString('name', body.name),
+    settings: body.settings,
+    session: sessionOf(request),
+  };
 }
 
 function decodeRealms(request: EdgeRequest): ApiOp {

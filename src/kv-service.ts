@@ -3,11 +3,13 @@
 import type {
   BackupLedger,
   CommandResult,
+  DefinitionDoc,
   Document,
   ListOptions,
   MemberRole,
   Operation,
   ReadResult,
+  RealmSettings,
   SessionRef,
 } from '../storage/index.js';
 
@@ -60,6 +62,26 @@ export interface NodeStatus {
   readonly backups?: BackupLedger;
 }
 
+/** The realm definition as a node serves it (tokens without their hashes). */
+export interface DefinitionView {
+  readonly version: number;
+  readonly definition: DefinitionDoc;
+  readonly realms: readonly {
+    readonly name: string;
+    readonly createRevision: number;
+    readonly documents: number;
+    readonly settings: RealmSettings;
+  }[];
+  readonly tokens: readonly {
+    readonly id: string;
+    readonly user: string;
+    readonly createdAt: number;
+    /** 0: never. */
+    readonly expiresAt: number;
+    readonly bootstrap?: string;
+  }[];
+}
+
 /**
  * The node as the client edge sees it. Errors are thrown as values with a string `code` among
  * the edge's stable codes (NOT_LEADER and NO_LEADER with a `leader` field where known,
@@ -79,6 +101,8 @@ export interface KvService {
     consistency: Consistency,
   ): Promise<ServedRead<{ documents: Document[]; more: boolean }>>;
   realms(consistency: Consistency): Promise<ServedRead<string[]>>;
+  /** The realm definition; a definition edit is a write() of a definition operation. */
+  definition(consistency: Consistency): Promise<ServedRead<DefinitionView>>;
   status(): NodeStatus;
   /** 200 only with a known leader and applied state close to it. */
   ready(): { ready: boolean; reason?: string };

@@ -3,6 +3,7 @@
 import {
   COMMAND_VERSION,
   type CommandResult,
+  DEFINITION_OP_TYPES,
   type Document,
   encodeCommand,
   type ListOptions,
@@ -13,6 +14,7 @@ import {
 import type { LeaderForwarder } from './forwarding.js';
 import type {
   Consistency,
+  DefinitionView,
   KvService,
   MemberStatus,
   NodeStatus,
@@ -52,6 +54,7 @@ export class MemberKv implements KvService {
   async write(op: Operation, session?: SessionRef): Promise<CommandResult> {
     this.init.refuseIfStopping();
     this.refuseIfCutOff('writes');
+    if (DEFINITION_OP_TYPES.has(op.type)) this.refuseIfReadOnly();
     const result = await this.init.forwarder.run({ type: 'write', op, ...(session ? { session } : {}) }, () =>
       this.proposeHere(op, session),
     );
@@ -94,6 +97,46 @@ export class MemberKv implements KvService {
     return this.withStaleness(
       { ok: true, revision: this.state.revision, value: this.state.realms() },
       consistency,
+    );
+  }
+
+  async definition(consistency: Consistency): Promise<ServedRead<DefinitionView>> {
+    await this.readBarrier(consistency);
+    const state = this.state;
+    const definition = state.definition();
+    const view: DefinitionView = {
+      version: state.access.version,
+      definition,
+      realms: state.realms().map((name) => {
+        const record = state.realm(name)!;
+        return {
+          name,
+          createRevision: record.createRevision,
+          documents: record.documents ?? 0,
+          settings: record.settings ?? {},
+        };
+      }),
+      tokens: state
+        .tokens()
+        .map(({ hash: _hash, ...token }) => token)
+        .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1)),
+    };
+    return this.withStaleness({ ok: true, revision: state.revision, value: view }, consistency);
+  }
+
+  /**
+   * A satellite or DR replica shows the definition but never edits it, not even by forwarding:
+   * READ_ONLY, naming the leader, where an administrator edits it.
+   */
+  private refuseIfReadOnly(): void {
+    const role = this.ownRole();
+    if (role !== 'satellite' && role !== 'dr') return;
+    const leader = this.init.group.driver.status().leader;
+    throw new DriverError(
+      'READ_ONLY',
+      `this node is a ${role === 'dr' ? 'disaster-recovery replica' : 'satellite'}: it shows the realm definition read-only; ` +
+        `edit it through a voter${leader === '' ? '' : ` (the leader is ${leader})`}`,
+      leader,
     );
   }
 

@@ -19,10 +19,12 @@ const LEADER_TRAFFIC: ReadonlySet<MessageType> = new Set([
 
 import { NodeStorage, type Operation } from '../storage/index.js';
 import { MemberAdmin } from './admin.js';
+import { accessViewOf, StateGate } from './auth.js';
 import { BackupScheduler } from './backup-scheduler.js';
 import { bootstrapIdentity } from './bootstrap.js';
+import { makeAdminToken } from './bootstrap-admin.js';
 import { clientEdge } from './client-edge.js';
-import type { NodeConfig } from './config.js';
+import { type NodeConfig, nodeRequiresAuth } from './config.js';
 import { answerOf, forwardForValue, LeaderForwarder, meshRequestBytes } from './forwarding.js';
 import { identifyPeer } from './identify.js';
 import { JoinRequester } from './join-request.js';
@@ -75,6 +77,8 @@ export class ConclaveNode {
   private readonly parts: MemberParts;
   private readonly removal: RemovalTracker;
   private readonly proxies: ProxyPeers;
+  /** Who a client's token belongs to, from this node's replica of the definition. */
+  readonly gate: StateGate;
   private services = new ServiceStack([], () => undefined);
   private edge: Edge | undefined;
   private joinRequester: JoinRequester | undefined;
@@ -155,9 +159,11 @@ export class ConclaveNode {
       electionTimeoutMs: config.electionTimeoutMs,
       refuseIfStopping,
     });
+    this.gate = new StateGate(() => accessViewOf(main.storage.state), nodeRequiresAuth(config));
     this.proxies = new ProxyPeers({
       name: config.name,
       kv: this.kv,
+      gate: this.gate,
       watches: main.hub,
       addresses: () => main.storage.state.meta.addresses ?? {},
       raftStatus: () => main.driver.status(),
@@ -270,11 +276,44 @@ export class ConclaveNode {
       node.services = node.buildServices();
       // A failed start stops what had started (in reverse); the storage is closed below.
       await node.services.start();
+      node.adminToken = node.startAdminToken();
       return node;
     } catch (error) {
       await storage.close().catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * A founder that requires tokens makes its first cluster-admin token (bootstrap-admin.ts).
+   * Resolves with the file's path once written; undefined when there is none to make.
+   */
+  adminToken: Promise<string | undefined> = Promise.resolve(undefined);
+
+  /** Whether this node requires a token of its clients now (its flags, or the cluster's definition). */
+  get authRequired(): boolean {
+    return nodeRequiresAuth(this.parts.config) || this.main.storage.state.access.auth;
+  }
+
+  private startAdminToken(): Promise<string | undefined> {
+    const { config } = this.parts;
+    const founder = config.single || config.initialCluster.some((member) => member.name === config.name);
+    if (!founder || !nodeRequiresAuth(config)) return Promise.resolve(undefined);
+    const state = this.main.storage.state;
+    return makeAdminToken(
+      {
+        name: config.name,
+        dataDir: config.dataDir,
+        kv: this.kv,
+        done: () => state.access.bootstrapped.includes(config.name),
+        logger: this.logger,
+        retryMs: 200,
+      },
+      () => this.stopping,
+    ).catch((error: unknown) => {
+      this.logger.error('auth.admin_token_failed', { error: (error as Error).message });
+      return undefined;
+    });
   }
 
   /** With --join and --role: what asks the cluster to take this node in that role. */
@@ -316,6 +355,7 @@ export class ConclaveNode {
     if (!config.services.includes('api')) return undefined;
     return clientEdge(config, {
       kv: this.kv,
+      gate: this.gate,
       admin: this.admin,
       watches: this.main.hub,
       limits: storage.config,

@@ -21,7 +21,10 @@ export type ClientCall =
       readonly options: ListOptions;
       readonly consistency: Consistency;
     }
-  | { readonly call: 'realms'; readonly consistency: Consistency };
+  | { readonly call: 'realms'; readonly consistency: Consistency }
+  | { readonly call: 'definition'; readonly consistency: Consistency }
+  /** Who a token belongs to (auth.ts Gate); `require`: the proxy requires a token regardless. */
+  | { readonly call: 'principal'; readonly token: string | null; readonly require: boolean };
 
 /**
  * A proxy's watch, one long poll at a time: the member answers the events of `realm` under
@@ -183,6 +186,12 @@ const CONSISTENCIES: ReadonlySet<unknown> = new Set(['linearizable', 'stale']);
 /** The fields of a proxy's client call; the member's client API validates realms, keys and options further. */
 function decodeClientCall(request: Record<string, unknown>): { type: 'client' } & ClientCall {
   const { call, realm, key, consistency, options, op, session } = request;
+  if (call === 'principal') {
+    const { token, require } = request;
+    if ((token !== null && typeof token !== 'string') || typeof require !== 'boolean')
+      refuse('a principal call needs a token (or null) and require');
+    return { type: 'client', call, token, require };
+  }
   if (call === 'write') {
     if (op === undefined) refuse('a client write needs an op');
     if (session !== undefined && (typeof session !== 'object' || session === null))
@@ -191,7 +200,7 @@ function decodeClientCall(request: Record<string, unknown>): { type: 'client' } 
   }
   if (!CONSISTENCIES.has(consistency)) refuse('a client read needs a consistency');
   const level = consistency as Consistency;
-  if (call === 'realms') return { type: 'client', call, consistency: level };
+  if (call === 'realms' || call === 'definition') return { type: 'client', call, consistency: level };
   if (typeof realm !== 'string') refuse('a client read needs a realm');
   if (call === 'get') {
     if (typeof key !== 'string') refuse('a client get needs a key');

@@ -9,8 +9,9 @@ import type {
   SessionRef,
 } from '../storage/index.js';
 import type { AdminService, BackupFile, MembersView } from './admin-api.js';
+import type { Principal } from './auth.js';
 import { errorOf, type PeerAnswer } from './forwarding.js';
-import type { Consistency, KvService, NodeStatus, ServedRead } from './kv-service.js';
+import type { Consistency, DefinitionView, KvService, NodeStatus, ServedRead } from './kv-service.js';
 import type { AdminAction, ClientCall, PeerRequest } from './peer-protocol.js';
 import type { ProxyMembers } from './proxy-members.js';
 import { DriverError } from './raft-driver.js';
@@ -56,6 +57,15 @@ export class ProxyKv implements KvService, AdminService {
 
   realms(consistency: Consistency): Promise<ServedRead<string[]>> {
     return this.call({ call: 'realms', consistency }, false);
+  }
+
+  definition(consistency: Consistency): Promise<ServedRead<DefinitionView>> {
+    return this.call({ call: 'definition', consistency }, false);
+  }
+
+  /** Who `token` belongs to, as a member says; see ProxyGate. */
+  principal(token: string | undefined, require: boolean): Promise<Principal> {
+    return this.call({ call: 'principal', token: token ?? null, require }, false);
   }
 
   status(): NodeStatus {

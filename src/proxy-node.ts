@@ -14,6 +14,7 @@ import { clientEdge } from './client-edge.js';
 import type { NodeConfig } from './config.js';
 import { meshRequestBytes } from './forwarding.js';
 import { decodePeerRequest, encodePeerMessage } from './peer-protocol.js';
+import { ProxyGate } from './proxy-gate.js';
 import { ProxyKv } from './proxy-kv.js';
 import { ProxyMembers } from './proxy-members.js';
 import { ProxyWatches } from './proxy-watches.js';
@@ -86,7 +87,8 @@ export class ProxyNode {
     const watches = new ProxyWatches(members, log, { requestTimeoutMs: config.requestTimeoutMs });
     // The members check every write again; these refuse what they would refuse before it travels.
     const limits = { ...STORAGE_DEFAULTS, commandMaxBytes: Math.max(config.maxRequestBytes * 2, 64 * 1024) };
-    const edge = clientEdge(config, { kv, admin: kv, watches, limits, logger: log });
+    const gate = new ProxyGate((token, require) => kv.principal(token, require));
+    const edge = clientEdge(config, { kv, gate, admin: kv, watches, limits, logger: log });
     const cluster = members;
     const services = new ServiceStack(
       [

@@ -2,6 +2,7 @@
 
 import type { Logger } from '../net/index.js';
 import type { RaftStatus } from '../raft/index.js';
+import type { Gate } from './auth.js';
 import { answerOf, type PeerAnswer } from './forwarding.js';
 import type { KvService } from './kv-service.js';
 import type { ClientCall, WatchPoll } from './peer-protocol.js';
@@ -40,6 +41,8 @@ const MAX_PROXIES = 1024;
 export interface ProxyPeersInit {
   readonly name: string;
   readonly kv: KvService;
+  /** Who a proxy's caller is: the member's own gate. */
+  readonly gate: Gate;
   readonly watches: Watches;
   readonly addresses: () => Readonly<Record<string, string>>;
   readonly raftStatus: () => RaftStatus;
@@ -91,6 +94,10 @@ export class ProxyPeers {
         return kv.list(request.realm, request.options, request.consistency);
       case 'realms':
         return kv.realms(request.consistency);
+      case 'definition':
+        return kv.definition(request.consistency);
+      case 'principal':
+        return Promise.resolve(this.init.gate.principal(request.token ?? undefined, request.require));
     }
   }
 

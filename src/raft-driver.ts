@@ -65,7 +65,9 @@ export type DriverErrorCode =
   | 'TIMEOUT'
   | 'UNAVAILABLE'
   | 'TOO_LARGE'
-  | 'STOPPED';
+  | 'STOPPED'
+  /** A satellite or DR replica refuses to edit the realm definition. */
+  | 'READ_ONLY';
 
 /**
  * An operation failed. `retryable` says whether retrying elsewhere may succeed; `indeterminate`
@@ -83,7 +85,7 @@ export class DriverError extends Error {
   }
 
   get retryable(): boolean {
-    return this.code !== 'TOO_LARGE';
+    return this.code !== 'TOO_LARGE' && this.code !== 'READ_ONLY';
   }
 }
 

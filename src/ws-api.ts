@@ -18,17 +18,32 @@ import {
   STATUS,
   sessionRef,
 } from './api-ops.js';
+import { allows, authorize, OPEN, type Principal } from './auth.js';
 import type { ClientApi } from './client-api.js';
+import { tokenOf } from './http-api.js';
 import type { SubscribeResult, Subscription, Watches } from './watch-hub.js';
-import { type RequestId, WS_MAX_INFLIGHT, WS_MAX_WATCHES, WS_PATH } from './ws-protocol.js';
+import { type RequestId, WS_MAX_INFLIGHT, WS_MAX_WATCHES, WS_PATH, type WsError } from './ws-protocol.js';
+
+/** A watch of a connection, with the realm its caller needs read on. */
+interface Watch {
+  readonly sub: Subscription;
+  readonly realm: string;
+}
 
 /** What one connection holds. */
 interface Connection {
   inflight: number;
   /** Watch requests between their limit check and their registration. */
   startingWatches: number;
-  readonly watches: Map<number, Subscription>;
+  readonly watches: Map<number, Watch>;
+  /** The token its requests carry: the upgrade's Authorization header, or an `auth` op's. */
+  token: string | undefined;
+  /** While it holds watches: re-checks its caller, ending watches it may no longer read. */
+  recheck: ReturnType<typeof setInterval> | undefined;
 }
+
+/** How often a connection's watches are checked against revocations and grants taken away. */
+const WATCH_RECHECK_MS = 500;
 
 type Fields = Readonly<Record<string, unknown>>;
 
@@ -43,7 +58,13 @@ const MAX_ID_CHARS = 128;
 export function webSocketApi(api: ClientApi, watches: Watches, logger: Logger): EdgeWebSocketHandler {
   const connectionOf = (socket: EdgeSocket): Connection => {
     if (socket.state === undefined) {
-      socket.state = { inflight: 0, startingWatches: 0, watches: new Map() } satisfies Connection;
+      socket.state = {
+        inflight: 0,
+        startingWatches: 0,
+        watches: new Map(),
+        token: tokenOf(socket),
+        recheck: undefined,
+      } satisfies Connection;
     }
     return socket.state as Connection;
   };
@@ -77,25 +98,77 @@ export function webSocketApi(api: ClientApi, watches: Watches, logger: Logger): 
   const serve = async (socket: EdgeSocket, id: RequestId, op: string, fields: Fields): Promise<void> => {
     let answer: ApiAnswer;
     try {
-      if (op === 'watch') return await watch(socket, connectionOf(socket), id, fields);
-      answer =
-        op === 'unwatch' ? unwatch(connectionOf(socket), fields) : await api.run(decodeRequest(op, fields));
+      const connection = connectionOf(socket);
+      if (op === 'auth') {
+        answer = await authenticate(connection, fields);
+      } else {
+        // Who asks comes first: without a valid token a caller learns nothing, not even a 400.
+        const caller = await api.caller(connection.token);
+        if (op === 'watch') return await watch(socket, connection, id, fields, caller);
+        answer =
+          op === 'unwatch' ? unwatch(connection, fields) : await api.runAs(caller, decodeRequest(op, fields));
+      }
     } catch (error) {
       answer = api.failure(error);
     }
     reply(socket, id, op, answer);
   };
 
+  /** `{op: "auth", token}`: the token this connection's later requests carry, checked now. */
+  const authenticate = async (connection: Connection, fields: Fields): Promise<ApiAnswer> => {
+    allowOnly(fields, ['token']);
+    const token = requiredString('token', fields.token);
+    const caller = await api.caller(token);
+    connection.token = token;
+    const result = { user: caller.user, clusterAdmin: caller.clusterAdmin };
+    return { ok: true, result } as unknown as ApiAnswer;
+  };
+
   const unwatch = (connection: Connection, fields: Fields): ApiAnswer => {
     allowOnly(fields, ['watch']);
     const watchId = fields.watch;
-    const sub = typeof watchId === 'number' ? connection.watches.get(watchId) : undefined;
-    if (sub === undefined) {
+    const watch = typeof watchId === 'number' ? connection.watches.get(watchId) : undefined;
+    if (watch === undefined) {
       throw new EdgeError('NOT_FOUND', `no watch ${JSON.stringify(watchId)} on this connection`);
     }
-    sub.cancel();
-    connection.watches.delete(sub.id);
+    watch.sub.cancel();
+    connection.watches.delete(watch.sub.id);
+    stopRecheckIfIdle(connection);
     return EMPTY_RESULT;
+  };
+
+  const stopRecheckIfIdle = (connection: Connection): void => {
+    if (connection.watches.size > 0 || connection.recheck === undefined) return;
+    clearInterval(connection.recheck);
+    connection.recheck = undefined;
+  };
+
+  /** Ends the watches whose caller may no longer read their realm (token revoked or expired, grant gone). */
+  const recheck = async (socket: EdgeSocket, connection: Connection): Promise<void> => {
+    let caller: Principal | undefined;
+    let refusal: WsError | undefined;
+    try {
+      caller = await api.caller(connection.token);
+    } catch (error) {
+      const failed = api.failure(error);
+      refusal = errorBody(failed.error);
+    }
+    for (const [watchId, watch] of [...connection.watches]) {
+      const need = { kind: 'realm', realm: watch.realm, level: 'read' } as const;
+      if (caller !== undefined && allows(caller, need)) continue;
+      let error = refusal;
+      if (error === undefined) {
+        try {
+          authorize(caller ?? OPEN, need);
+        } catch (denied) {
+          error = errorBody(api.failure(denied).error);
+        }
+      }
+      watch.sub.cancel();
+      connection.watches.delete(watchId);
+      socket.send({ type: 'watchEnded', watch: watchId, error });
+    }
+    stopRecheckIfIdle(connection);
   };
 
   /** Subscribes and answers; throws EdgeError for a bad request. */
@@ -104,9 +177,11 @@ export function webSocketApi(api: ClientApi, watches: Watches, logger: Logger): 
     connection: Connection,
     id: RequestId,
     fields: Fields,
+    caller: Principal,
   ): Promise<void> => {
     allowOnly(fields, ['realm', 'prefix', 'fromRevision']);
     const realm = requiredString('realm', fields.realm);
+    authorize(caller, { kind: 'realm', realm, level: 'read' });
     const prefix = optionalString('prefix', fields.prefix) ?? '';
     const from = fields.fromRevision;
     if (from !== undefined && (!Number.isSafeInteger(from) || (from as number) < 1)) {
@@ -123,6 +198,7 @@ export function webSocketApi(api: ClientApi, watches: Watches, logger: Logger): 
         deliver: (events) => socket.send({ type: 'events', watch: watchId, events }),
         end: (error) => {
           connection.watches.delete(watchId);
+          stopRecheckIfIdle(connection);
           socket.send({ type: 'watchEnded', watch: watchId, error });
         },
         get backlogBytes() {
@@ -142,7 +218,13 @@ export function webSocketApi(api: ClientApi, watches: Watches, logger: Logger): 
       sub.cancel();
       return;
     }
-    connection.watches.set(sub.id, sub);
+    connection.watches.set(sub.id, { sub, realm });
+    if (connection.recheck === undefined) {
+      connection.recheck = setInterval(() => {
+        recheck(socket, connection).catch(() => undefined);
+      }, WATCH_RECHECK_MS);
+      connection.recheck.unref();
+    }
     socket.send({ id, ok: true, result: { watch: sub.id, revision: sub.revision } });
     sub.start();
   };
@@ -201,8 +283,9 @@ export function webSocketApi(api: ClientApi, watches: Watches, logger: Logger): 
     close(socket) {
       const connection = socket.state as Connection | undefined;
       if (connection === undefined) return;
-      for (const sub of connection.watches.values()) sub.cancel();
+      for (const watch of connection.watches.values()) watch.sub.cancel();
       connection.watches.clear();
+      stopRecheckIfIdle(connection);
     },
   };
 }
@@ -217,7 +300,7 @@ const FIELDS = {
   patch: ['realm', 'key', 'patch', 'ifRevision', 'session'],
   delete: ['realm', 'key', 'ifRevision', 'session'],
   txn: ['realm', 'compares', 'success', 'failure', 'session'],
-  createRealm: ['realm', 'session'],
+  createRealm: ['realm', 'settings', 'session'],
   openSession: [],
   closeSession: ['session'],
   status: [],
@@ -288,6 +371,7 @@ function decodeRequest(op: string, fields: Fields): ApiOp {
       return {
         op: name,
         realm: requiredString('realm', fields.realm),
+        settings: fields.settings,
         session: sessionField(fields.session),
       };
     case 'openSession':

@@ -21,12 +21,20 @@
  *   patch    {realm, key, patch, ifRevision?, session?}     -> {revision}
  *   delete   {realm, key, ifRevision?, session?}            -> {revision}
  *   txn      {realm, compares, success, failure?, session?} -> {succeeded, revision, results}
- *   createRealm {realm, session?}                          -> {name, revision}
+ *   createRealm {realm, settings?, session?}               -> {name, revision}
  *   openSession {}                                         -> {session}
  *   closeSession {session}                                 -> {}
  *   watch    {realm, prefix?, fromRevision?}               -> {watch, revision}
  *   unwatch  {watch}                                       -> {}
  *   status   {}                                            -> NodeStatus (kv-service.ts)
+ *   auth     {token}                                       -> {user, clusterAdmin}
+ *
+ * Tokens: where the node requires one (see README, Users and tokens), a connection's requests
+ * carry the token of its upgrade's `Authorization: Bearer TOKEN` header, or of its last
+ * successful `auth` request (for clients that cannot set headers). Without a valid one each
+ * request answers UNAUTHENTICATED; without the permission, PERMISSION_DENIED (auth.ts says
+ * which operation needs what). A watch whose token is revoked or expires, or whose caller loses
+ * read on its realm, ends within a second with watchEnded and that error.
  *
  * Sessions (Raft dissertation §6.3): `openSession` returns a session number. A write sent with
  * `session: {id, seq, ack?}` is applied at most once per (id, seq): retried with the same seq,

@@ -213,7 +213,7 @@ export function applyDefinitionOp(
       const realm = work.realms.get(op.realm);
       if (realm === undefined) return notFound(`no realm ${op.realm}`);
       if ((realm.documents ?? 0) > 0) {
-        return conflict(`realm ${op.realm} holds ${realm.documents} documents: delete them first`);
+        return conflict(`realm ${op.realm} holds ${documents(realm.documents)}: delete them first`);
       }
       work.realms.delete(op.realm);
       work.dirtyRealms.add(op.realm);
@@ -328,7 +328,7 @@ function applyWhole(
   for (const [name, record] of work.realms) {
     if (!targetRealms.has(name) && (record.documents ?? 0) > 0) {
       return conflict(
-        `realm ${name} holds ${record.documents} documents: delete them before removing the realm`,
+        `realm ${name} holds ${documents(record.documents)}: delete them before removing the realm`,
       );
     }
   }
@@ -374,6 +374,10 @@ function applyWhole(
   work.access = { ...access, auth: target.auth, users: target.users, version: access.version + 1 };
   work.accessDirty = true;
   return { ok: true, version: work.access.version, created };
+}
+
+function documents(count: number | undefined): string {
+  return count === 1 ? '1 document' : `${count ?? 0} documents`;
 }
 
 function withSettings(record: RealmRecord, settings: RealmSettings): RealmRecord {

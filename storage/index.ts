@@ -1,5 +1,6 @@
 // storage/'s public surface: what src/ opens, and the formats and errors it passes on.
 
+export * from './access.js';
 export * from './commands.js';
 export {
   STORAGE_DEFAULTS,

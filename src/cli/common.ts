@@ -8,6 +8,7 @@ import { formatError, oneLine } from './output.js';
 
 export const DEFAULT_ENDPOINT = 'http://127.0.0.1:8080';
 export const ENDPOINTS_ENV = 'CONCLAVE_ENDPOINTS';
+export const TOKEN_ENV = 'CONCLAVE_TOKEN';
 
 /** Exit codes: 1 the request failed, 2 the command line was wrong. */
 export const EXIT_FAILURE = 1;
@@ -22,6 +23,8 @@ export interface ConnectionArgs {
   readonly endpoints: string;
   /** --ca: a PEM file of CA certificates to trust for https endpoints. */
   readonly ca?: string;
+  /** --token, or $CONCLAVE_TOKEN: sent with every request. */
+  readonly token?: string;
   readonly json: boolean;
   readonly timeout: number;
 }
@@ -40,7 +43,21 @@ export function withEndpoints<T>(y: Argv<T>) {
       requiresArg: true,
       describe: 'PEM file of the CA that signed the nodes’ certificates, trusted for https endpoints',
     })
+    .option('token', {
+      type: 'string',
+      requiresArg: true,
+      describe: `the token to send (Authorization: Bearer); default $${TOKEN_ENV}. Prefer the variable: a flag shows in ps`,
+    })
     .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of text' });
+}
+
+/** The token of --token or $CONCLAVE_TOKEN (undefined without either). Throws UsageError for an empty one. */
+export function tokenOf(args: { readonly token?: string }): string | undefined {
+  const token = args.token ?? process.env[TOKEN_ENV];
+  if (token === undefined) return undefined;
+  const trimmed = token.trim();
+  if (trimmed === '') throw new UsageError(`--token (or $${TOKEN_ENV}) is empty`);
+  return trimmed;
 }
 
 /** Adds --endpoints, --json and --timeout (ms, `defaultTimeoutMs` unless given). */
@@ -118,7 +135,11 @@ export function clientOf(args: ConnectionArgs): ApiClient {
   const timeoutMs = positiveInteger(args.timeout, '--timeout')!;
   const endpoints = parseEndpoints(args.endpoints);
   const ca = readCa(args.ca);
-  return new ApiClient(endpoints, timeoutMs, ca === undefined ? {} : { ca });
+  const token = tokenOf(args);
+  return new ApiClient(endpoints, timeoutMs, {
+    ...(ca === undefined ? {} : { ca }),
+    ...(token === undefined ? {} : { token }),
+  });
 }
 
 /**

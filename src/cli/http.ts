@@ -78,6 +78,13 @@ const NOT_SENT_CODES: ReadonlySet<string> = new Set([
 export interface HttpSettings {
   /** PEM certificates trusted for https:// endpoints besides Node's bundled roots (--ca). */
   readonly ca?: readonly string[];
+  /** Sent as `Authorization: Bearer TOKEN` with every request (--token, $CONCLAVE_TOKEN). */
+  readonly token?: string;
+}
+
+/** The headers every request of `settings` carries. */
+function authHeaders(settings: HttpSettings): Record<string, string> {
+  return settings.token === undefined ? {} : { authorization: `Bearer ${settings.token}` };
 }
 
 const STATUS_CODES: Readonly<Record<number, string>> = {
@@ -262,11 +269,12 @@ export class ApiClient {
               target,
               {
                 method: 'GET',
+                headers: authHeaders(this.settings),
                 ...(this.settings.ca === undefined ? {} : { ca: [...rootCertificates, ...this.settings.ca] }),
               },
               onResponse,
             )
-          : httpRequest(target, { method: 'GET' }, onResponse);
+          : httpRequest(target, { method: 'GET', headers: authHeaders(this.settings) }, onResponse);
       request.setTimeout(idleMs, () =>
         request.destroy(new ApiError('TIMEOUT', `${endpoint} sent nothing for ${idleMs} ms`)),
       );
@@ -310,8 +318,12 @@ function send(
     const target = new URL(url);
     const headers: Record<string, string | number> =
       body === undefined
-        ? {}
-        : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body, 'utf8') };
+        ? authHeaders(settings)
+        : {
+            ...authHeaders(settings),
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body, 'utf8'),
+          };
     const onResponse = (response: IncomingMessage) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -8,6 +8,7 @@ import {
   positiveInteger,
   readCa,
   runCommand,
+  tokenOf,
   withConnection,
 } from './common.js';
 import { compactJson, printJsonLine, printLine } from './output.js';
@@ -49,7 +50,13 @@ async function watch(args: WatchArgs): Promise<void> {
   // Loaded here so that the other commands do not load the client and its WebSocket library.
   const { Client } = await import('../client/index.js');
   const requestTimeoutMs = positiveInteger(args.timeout, '--timeout')!;
-  const client = new Client({ endpoints, requestTimeoutMs, ...(ca === undefined ? {} : { ca }) });
+  const token = tokenOf(args);
+  const client = new Client({
+    endpoints,
+    requestTimeoutMs,
+    ...(ca === undefined ? {} : { ca }),
+    ...(token === undefined ? {} : { token }),
+  });
   const watcher = client.watch(
     args.realm,
     args.prefix ?? '',

@@ -88,6 +88,7 @@ export class Client {
         backoffBaseMs: this.options.backoffBaseMs,
         backoffMaxMs: this.options.backoffMaxMs,
         ca: this.options.ca,
+        token: this.options.token,
       },
       {
         onMessage: (link, text) => this.receive(link, text),
@@ -126,7 +127,10 @@ export class Client {
             current: () => this.connection.current,
             statusOver: (link) => this.statusOver(link),
             probe: (url) =>
-              probeStatus(url, this.options.connectTimeoutMs, this.lifetime.signal, { ca: this.options.ca }),
+              probeStatus(url, this.options.connectTimeoutMs, this.lifetime.signal, {
+                ca: this.options.ca,
+                token: this.options.token,
+              }),
             moveTo: (link, url) => this.connection.moveTo(link, url),
             now: () => performance.now(),
           },

@@ -36,6 +36,8 @@ export interface ConnectionConfig {
   readonly random?: Random;
   /** CA certificates trusted for wss:// besides Node's bundled roots. */
   readonly ca?: readonly (string | Buffer)[] | undefined;
+  /** Sent on every upgrade (link.ts DialSettings). */
+  readonly token?: string | undefined;
 }
 
 export interface ConnectionEvents {
@@ -198,7 +200,7 @@ export class Connection {
         }
         this.waiters.clear();
       },
-      { ca: this.config.ca },
+      { ca: this.config.ca, token: this.config.token },
     );
   }
 

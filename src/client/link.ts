@@ -25,6 +25,8 @@ export type DialResult =
 /** How to dial: for wss:// URLs, the CA certificates trusted besides Node's bundled roots. */
 export interface DialSettings {
   readonly ca?: readonly (string | Buffer)[] | undefined;
+  /** Sent on the upgrade as `Authorization: Bearer TOKEN`: every request on the socket carries it. */
+  readonly token?: string | undefined;
 }
 
 /**
@@ -58,6 +60,7 @@ export function dial(
       perMessageDeflate: false,
       maxPayload: MAX_MESSAGE_BYTES,
       followRedirects: false,
+      ...(settings.token === undefined ? {} : { headers: { authorization: `Bearer ${settings.token}` } }),
       ...(settings.ca === undefined ? {} : { ca: [...rootCertificates, ...settings.ca] }),
     });
   } catch (error) {

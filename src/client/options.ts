@@ -45,6 +45,12 @@ export interface ClientOptions {
    * verify fails a call at once with TLS_ERROR naming the problem.
    */
   readonly ca?: string | Buffer | readonly (string | Buffer)[];
+  /**
+   * The token sent to every node (`Authorization: Bearer` on the WebSocket upgrade), where the
+   * cluster requires one: `conclave tokens create USER` makes one. Without a valid one each call
+   * fails UNAUTHENTICATED; without the permission, PERMISSION_DENIED.
+   */
+  readonly token?: string;
 }
 
 /** ClientOptions with every default filled in and every value checked. */
@@ -61,6 +67,7 @@ export interface ResolvedOptions {
   readonly maxRequestBytes: number;
   /** Extra trusted CA certificates, or undefined for Node's bundled roots only. */
   readonly ca: readonly (string | Buffer)[] | undefined;
+  readonly token: string | undefined;
 }
 
 const OPTION_NAMES: ReadonlySet<string> = new Set([
@@ -73,6 +80,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'preferLeader',
   'maxRequestBytes',
   'ca',
+  'token',
 ]);
 const BACKOFF_NAMES: ReadonlySet<string> = new Set(['baseMs', 'maxMs']);
 
@@ -139,7 +147,18 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
       LIMITS.maxRequestBytesMax,
     ),
     ca: resolveCa(options.ca),
+    token: resolveToken(options.token),
   };
+}
+
+function resolveToken(token: unknown): string | undefined {
+  if (token === undefined) return undefined;
+  if (typeof token !== 'string' || token.trim() === '' || /\s/.test(token.trim())) {
+    throw invalidArgument(
+      'options.token must be a non-empty string without spaces (conclave tokens create USER)',
+    );
+  }
+  return token.trim();
 }
 
 function resolveCa(ca: unknown): (string | Buffer)[] | undefined {

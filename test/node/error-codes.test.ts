@@ -31,6 +31,7 @@ const driverCodes: Record<Exclude<DriverErrorCode, 'STOPPED'>, true> = {
   TIMEOUT: true,
   UNAVAILABLE: true,
   TOO_LARGE: true,
+  READ_ONLY: true,
 };
 
 t.test('every code the storage, the edge and the driver raise has an HTTP status', async (t) => {

@@ -103,6 +103,10 @@ class StorageKvService implements KvService {
     return this.read('list', consistency, () => this.group.state.list(realm, options));
   }
 
+  async definition(): Promise<never> {
+    throw Object.assign(new Error('no definition in this fake'), { code: 'UNAVAILABLE' });
+  }
+
   async realms(consistency: Consistency): Promise<ServedRead<string[]>> {
     return this.read('realms', consistency, async () => ({
       ok: true,

@@ -149,6 +149,10 @@ export class SessionKvService implements KvService {
     return this.group.state.list(realm, options);
   }
 
+  async definition(): Promise<never> {
+    throw Object.assign(new Error('no definition in this fake'), { code: 'UNAVAILABLE' });
+  }
+
   async realms(_consistency: Consistency): Promise<ServedRead<string[]>> {
     return { ok: true, revision: this.group.state.revision, value: this.group.state.realms() };
   }

@@ -98,7 +98,7 @@ t.test(
     ] as Operation[]);
     t.equal(created[0]!.ok, true);
     t.match(created[2], { ok: false, error: { code: 'TOO_LARGE', message: /limit of realm small is 20/ } });
-    t.match(created[5], { ok: false, error: { code: 'CONFLICT', message: /holds 1 documents/ } });
+    t.match(created[5], { ok: false, error: { code: 'CONFLICT', message: /holds 1 document:/ } });
     t.match(group.state.realm('small'), { documents: 1, settings: { maxValueBytes: 20 } });
     const [del, gone, settings] = await applyOps(group, [
       { type: 'delete', realm: 'small', key: 'c' },
@@ -143,7 +143,7 @@ t.test('applyDefinition: atomic, versioned, and checked as a whole', async (t) =
     refused.map((r) => (r.ok ? 'ok' : r.error.code)),
     ['CONFLICT', 'CONFLICT', 'INVALID_ARGUMENT', 'CONFLICT'],
   );
-  t.match(refused[1], { error: { message: /realm default holds 1 documents/ } });
+  t.match(refused[1], { error: { message: /realm default holds 1 document:/ } });
   t.match(refused[3], { error: { message: /no cluster admin could sign in/ } });
   t.equal(group.state.access.version, before, 'nothing changed');
   t.same(group.state.realms(), ['default']);
