@@ -1,7 +1,7 @@
 // Launches a cluster of real conclave node processes on 127.0.0.1 with free ports; used by tests and benchmarks.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -280,9 +280,31 @@ export class LocalCluster {
     return exited;
   }
 
+  /**
+   * The token status() sends: this, or else the node's own first admin token (DATA_DIR/admin.token,
+   * a founder started with --auth) once written.
+   */
+  token: string | undefined;
+
+  /** The Authorization header for `node`: the cluster's token, or its own admin token; none without either. */
+  authHeaders(node: ClusterNode): Record<string, string> {
+    let token = this.token;
+    if (token === undefined) {
+      try {
+        token = readFileSync(join(node.dataDir, 'admin.token'), 'utf8').trim();
+      } catch {
+        return {};
+      }
+    }
+    return { authorization: `Bearer ${token}` };
+  }
+
   async status(node: ClusterNode): Promise<NodeStatusView | undefined> {
     try {
-      const response = await fetch(`${node.url}/v1/status`, { signal: AbortSignal.timeout(1000) });
+      const response = await fetch(`${node.url}/v1/status`, {
+        signal: AbortSignal.timeout(1000),
+        headers: this.authHeaders(node),
+      });
       return response.ok ? ((await response.json()) as NodeStatusView) : undefined;
     } catch {
       return undefined;
