@@ -14,6 +14,7 @@ const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 export interface SingleNode {
   readonly url: string;
   readonly port: number;
+  readonly dataDir: string;
   output(): string;
 }
 
@@ -39,5 +40,5 @@ export async function startSingleNode(
   });
   const watched = watchServing(child, 30_000);
   await watched.serving;
-  return { url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, port, output: watched.output };
+  return { url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, port, dataDir, output: watched.output };
 }
