@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ConfigError, resolveConfig } from '../../src/config.js';
+import { ConfigError, nodeRequiresAuth, resolveConfig } from '../../src/config.js';
 
 const CLUSTER = {
   name: 'n1',
@@ -182,5 +182,23 @@ t.test(
       },
       'role',
     );
+  },
+);
+
+t.test(
+  'who requires a token: --auth, or a client address beyond loopback without --insecure-no-auth',
+  async (t) => {
+    const requires = (flags: Record<string, unknown>) =>
+      nodeRequiresAuth(resolveConfig({ single: true, ...flags }, {}));
+    t.equal(requires({}), false, 'the laptop node: open');
+    t.equal(requires({ auth: true }), true, '--auth');
+    t.equal(requires({ 'client-host': '0.0.0.0' }), true, 'every address');
+    t.equal(requires({ 'client-host': '10.0.0.4' }), true, 'a private address');
+    t.equal(requires({ 'client-host': '10.0.0.4', 'insecure-no-auth': true }), false, 'unless waived');
+    t.equal(requires({ 'client-host': '127.0.0.2' }), false, 'any 127/8 address is loopback');
+    t.equal(requires({ 'client-host': 'localhost' }), false);
+    t.equal(requires({ 'client-host': '::1' }), false);
+    refused(t, { single: true, auth: true, 'insecure-no-auth': true }, 'insecure-no-auth');
+    refused(t, { single: true, auth: 'maybe' }, 'auth', {});
   },
 );
