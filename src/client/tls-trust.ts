@@ -50,6 +50,9 @@ export function pemCertificates(text: string): string[] {
 
 /** What to do about a TLS failure with Node's `code`, for the end of an error message. */
 export function tlsHint(code: string): string {
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    return "the node's certificate is outside its validity dates: renew it (or check this machine's clock)";
+  }
   return code.startsWith('ERR_SSL_')
     ? 'does the node serve TLS on this port? use http:// for a plain one'
     : "trust the CA that signed the node's certificate: --ca FILE for the CLI, the `ca` option for the client; or fix the certificate";

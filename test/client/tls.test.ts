@@ -84,6 +84,11 @@ t.test('TLS', async (t) => {
     },
   );
 
+  t.test('an expired certificate: CERT_HAS_EXPIRED, even with its CA trusted', async (t) => {
+    const url = await httpsServer(t, certs.expired);
+    await tlsError(t, client(t, [url], certs.caPem).get('default', 'k'), 'CERT_HAS_EXPIRED', 'get');
+  });
+
   t.test('a bad certificate at one endpoint: the client moves on to the next', async (t) => {
     const bad = await httpsServer(t, certs.selfSigned);
     const c = client(t, [bad, node.url], certs.caPem);

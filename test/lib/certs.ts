@@ -23,6 +23,8 @@ export interface TestCerts {
   readonly wrongHost: KeyPair;
   /** Self-signed, for IP 127.0.0.1. */
   readonly selfSigned: KeyPair;
+  /** Signed by the CA, for IP 127.0.0.1, valid only during 2019. */
+  readonly expired: KeyPair;
 }
 
 function openssl(args: readonly string[]): void {
@@ -97,8 +99,60 @@ export function makeTestCerts(t: Test): TestCerts {
     '-addext',
     'subjectAltName=IP:127.0.0.1',
   ]);
+  // `openssl x509` of OpenSSL 3.0 cannot date a certificate in the past; `openssl ca` can.
+  openssl([
+    'req',
+    ...EC,
+    '-keyout',
+    file('expired.key'),
+    '-out',
+    file('expired.csr'),
+    '-subj',
+    '/CN=expired',
+  ]);
+  writeFileSync(file('index.txt'), '');
+  writeFileSync(file('serial'), '1000\n');
+  writeFileSync(
+    file('ca.cnf'),
+    [
+      '[ca]',
+      'default_ca = test',
+      '[test]',
+      `database = ${file('index.txt')}`,
+      `new_certs_dir = ${dir}`,
+      `serial = ${file('serial')}`,
+      'default_md = sha256',
+      'policy = any',
+      'unique_subject = no',
+      'x509_extensions = ext',
+      '[any]',
+      'commonName = supplied',
+      '[ext]',
+      'subjectAltName = IP:127.0.0.1',
+      '',
+    ].join('\n'),
+  );
+  openssl([
+    'ca',
+    '-batch',
+    '-config',
+    file('ca.cnf'),
+    '-cert',
+    file('ca.pem'),
+    '-keyfile',
+    file('ca.key'),
+    '-in',
+    file('expired.csr'),
+    '-out',
+    file('expired.pem'),
+    '-startdate',
+    '20190101000000Z',
+    '-enddate',
+    '20191231000000Z',
+  ]);
   return {
     dir,
+    expired: { keyFile: file('expired.key'), certFile: file('expired.pem') },
     caFile: file('ca.pem'),
     caPem: readFileSync(file('ca.pem'), 'utf8'),
     node,
