@@ -1,34 +1,39 @@
-// What tokens cost: put and get throughput of 64 concurrent clients on a three-node cluster with auth off and one with --auth, measured alternately in one run.
+// What tokens cost: put and get throughput of 64 concurrent clients on a cluster with auth off and one with --auth, measured in pairs back to back in one run.
 //
-// usage: npm run bench:auth -- [--seconds S] [--runs N] [--clients N]
-// Two clusters of three node processes on 127.0.0.1 (one started with --auth, its clients sending
-// a token of a user with write on the realm); runs alternate between them so that both see the
-// same machine. Each run: puts then gets, over HTTP (keep-alive, every request checked) and over
-// the WebSocket client (every op checked). Figures: ops/s, p50 and p99 in ms; medians over runs;
-// the ratio auth on / auth off.
+// usage: npm run bench:auth -- [--seconds S] [--pairs N] [--clients N] [--nodes 1|3]
+// Two clusters of node processes on 127.0.0.1 (one started with --auth, its clients sending a
+// token of a user with write on the realm). For each kind (HTTP put and get, every request
+// checked; WebSocket put and get through the client library, every op checked) the two clusters
+// are measured back to back, N times, the first of each pair alternating; each pair gives a
+// ratio (auth on / auth off) from one moment of the machine, so slow drift cancels. Figures: the
+// median of the pairs' ratios, and median ops/s, p50 and p99 in ms of each side.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type AccessView, StateGate } from '../src/auth.js';
 import { Client } from '../src/client/index.js';
-import { ascending, median, percentile } from './bench-stats.js';
+import { newToken } from '../src/tokens.js';
+import { ascending, loop, median, type LoadResult as Result } from './bench-stats.js';
 import { type ClusterNode, LocalCluster } from './local-cluster.js';
 
 interface Options {
   seconds: number;
-  runs: number;
+  pairs: number;
   clients: number;
+  nodes: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { seconds: 3, runs: 5, clients: 64 };
+  const options: Options = { seconds: 1.5, pairs: 15, clients: 64, nodes: 3 };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = Number(argv[++i]);
-    if (!(value > 0) || !Number.isInteger(value)) throw new Error(`${flag} needs a positive integer`);
+    if (!(value > 0)) throw new Error(`${flag} needs a positive number`);
     if (flag === '--seconds') options.seconds = value;
-    else if (flag === '--runs') options.runs = value;
-    else if (flag === '--clients') options.clients = value;
-    else throw new Error(`unknown flag ${flag} (--seconds S --runs N --clients N)`);
+    else if (flag === '--pairs' && Number.isInteger(value)) options.pairs = value;
+    else if (flag === '--clients' && Number.isInteger(value)) options.clients = value;
+    else if (flag === '--nodes' && (value === 1 || value === 3)) options.nodes = value;
+    else throw new Error(`bad flag ${flag} (--seconds S --pairs N --clients N --nodes 1|3)`);
   }
   return options;
 }
@@ -36,45 +41,6 @@ function parseArgs(argv: string[]): Options {
 const VALUE = { payload: 'x'.repeat(240) };
 const BODY = JSON.stringify(VALUE);
 const KEYS = 10_000;
-
-interface Result {
-  readonly perSecond: number;
-  readonly p50: number;
-  readonly p99: number;
-  readonly errors: number;
-}
-
-async function loop(
-  concurrency: number,
-  seconds: number,
-  one: (i: number) => Promise<void>,
-): Promise<Result> {
-  const latencies: number[] = [];
-  let errors = 0;
-  let counter = 0;
-  const started = performance.now();
-  const deadline = started + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) {
-        const t0 = performance.now();
-        try {
-          await one(counter++);
-          latencies.push(performance.now() - t0);
-        } catch {
-          errors++;
-        }
-      }
-    }),
-  );
-  const sorted = ascending(latencies);
-  return {
-    perSecond: latencies.length / ((performance.now() - started) / 1000),
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    errors,
-  };
-}
 
 interface Setup {
   readonly name: 'off' | 'on';
@@ -84,9 +50,9 @@ interface Setup {
   readonly token: string | undefined;
 }
 
-async function setUp(auth: boolean): Promise<Setup> {
+async function setUp(auth: boolean, nodes: number): Promise<Setup> {
   const cluster = new LocalCluster(auth ? ['--auth'] : []);
-  await cluster.create(3);
+  await cluster.create(nodes);
   cluster.startAll();
   const leader = await cluster.waitForLeader(60_000);
   let token: string | undefined;
@@ -150,50 +116,71 @@ async function measure(setup: Setup, kind: Kind, options: Options): Promise<Resu
   }
 }
 
+const rate = (r: Result) => r.perSecond;
+const p50 = (r: Result) => r.p50;
+const p99 = (r: Result) => r.p99;
+
+/** The CPU one token check costs on a member (StateGate.principal: parse, look up, SHA-256, compare), in µs. */
+function gateMicroseconds(): { open: number; token: number } {
+  const made = newToken();
+  const view: AccessView = {
+    auth: true,
+    user: () => ({ clusterAdmin: false, grants: { default: 'write' } }),
+    token: (id) =>
+      id === made.id ? { id, user: 'bench', hash: made.hash, createdAt: 0, expiresAt: 0 } : undefined,
+    realm: () => undefined,
+  };
+  const time = (gate: StateGate, token: string | undefined): number => {
+    const calls = 200_000;
+    for (let i = 0; i < 10_000; i++) gate.principal(token);
+    const started = performance.now();
+    for (let i = 0; i < calls; i++) gate.principal(token);
+    return ((performance.now() - started) * 1000) / calls;
+  };
+  return {
+    open: time(new StateGate(() => ({ ...view, auth: false }), false), undefined),
+    token: time(new StateGate(() => view, false), made.token),
+  };
+}
+
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
+  const gate = gateMicroseconds();
   console.log(
-    `setting up two 3-node clusters (auth off, auth on); ${options.clients} clients, ${options.runs} runs of ${options.seconds} s`,
+    `one token check on a member: ${gate.token.toFixed(2)} µs of CPU (auth off: ${gate.open.toFixed(3)} µs)`,
   );
-  const setups = [await setUp(false), await setUp(true)];
+  console.log(
+    `two ${options.nodes}-node clusters (auth off, auth on); ${options.clients} clients; ${options.pairs} pairs of ${options.seconds} s runs per kind`,
+  );
+  const setups = [await setUp(false, options.nodes), await setUp(true, options.nodes)];
   try {
-    const results = new Map<string, Result[]>();
-    for (let run = 0; run < options.runs; run++) {
-      for (const kind of KINDS) {
-        // Alternate which goes first, so neither always runs on a warmer machine.
-        const order = run % 2 === 0 ? setups : [...setups].reverse();
-        for (const setup of order) {
-          const result = await measure(setup, kind, options);
-          const key = `${kind}|${setup.name}`;
-          results.set(key, [...(results.get(key) ?? []), result]);
-          if (result.errors > 0) console.log(`  ${key} run ${run + 1}: ${result.errors} errors`);
-        }
-      }
-    }
-    console.log('\nmedians over runs (ops/s, p50 ms, p99 ms); ratio = auth on / auth off');
     console.log(
-      'kind      | auth off: ops/s  p50   p99 | auth on: ops/s  p50   p99 | ops/s ratio  p50 ratio',
+      'kind      | auth off: ops/s    p50    p99 | auth on: ops/s    p50    p99 | ratio of ops/s: median of pairs [min, max]',
     );
     for (const kind of KINDS) {
-      const off = results.get(`${kind}|off`)!;
-      const on = results.get(`${kind}|on`)!;
-      const m = (list: Result[], f: (r: Result) => number) => median(list.map(f));
-      const [offRate, onRate] = [m(off, (r) => r.perSecond), m(on, (r) => r.perSecond)];
-      const [offP50, onP50] = [m(off, (r) => r.p50), m(on, (r) => r.p50)];
+      const off: Result[] = [];
+      const on: Result[] = [];
+      const ratios: number[] = [];
+      for (let pair = 0; pair < options.pairs; pair++) {
+        // Alternate which goes first, so neither always runs on a warmer machine.
+        const order = pair % 2 === 0 ? setups : [...setups].reverse();
+        const got = new Map<string, Result>();
+        for (const setup of order) got.set(setup.name, await measure(setup, kind, options));
+        const a = got.get('off')!;
+        const b = got.get('on')!;
+        if (a.errors + b.errors > 0)
+          console.log(`  ${kind} pair ${pair + 1}: errors off ${a.errors}, on ${b.errors}`);
+        off.push(a);
+        on.push(b);
+        ratios.push(b.perSecond / a.perSecond);
+      }
+      const m = (list: Result[], f: (r: Result) => number, digits: number) =>
+        median(list.map(f)).toFixed(digits);
+      const sorted = ascending(ratios);
       console.log(
-        `${kind.padEnd(9)} | ${offRate.toFixed(0).padStart(14)} ${offP50.toFixed(2).padStart(5)} ${m(
-          off,
-          (r) => r.p99,
-        )
-          .toFixed(2)
-          .padStart(5)} |` +
-          ` ${onRate.toFixed(0).padStart(13)} ${onP50.toFixed(2).padStart(5)} ${m(on, (r) => r.p99)
-            .toFixed(2)
-            .padStart(5)} |` +
-          ` ${(onRate / offRate).toFixed(3).padStart(11)} ${(onP50 / offP50).toFixed(3).padStart(10)}`,
-      );
-      console.log(
-        `          runs off: ${off.map((r) => r.perSecond.toFixed(0)).join(' ')}; on: ${on.map((r) => r.perSecond.toFixed(0)).join(' ')}`,
+        `${kind.padEnd(9)} | ${m(off, rate, 0).padStart(14)} ${m(off, p50, 2).padStart(6)} ${m(off, p99, 2).padStart(6)} |` +
+          ` ${m(on, rate, 0).padStart(13)} ${m(on, p50, 2).padStart(6)} ${m(on, p99, 2).padStart(6)} |` +
+          ` ${median(ratios).toFixed(3)} [${sorted[0]!.toFixed(2)}, ${sorted[sorted.length - 1]!.toFixed(2)}]`,
       );
     }
   } finally {

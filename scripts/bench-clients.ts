@@ -5,7 +5,7 @@
 // client (one WebSocket each) or fetch (HTTP keep-alive). Values are 256-byte JSON documents.
 
 import { Client, type WatchEvent } from '../src/client/index.js';
-import { ascending, median, percentile } from './bench-stats.js';
+import { ascending, type LoadResult, loop, median, percentile } from './bench-stats.js';
 import { type ClusterNode, LocalCluster, peerAddress } from './local-cluster.js';
 
 interface Options {
@@ -40,46 +40,6 @@ function parseArgs(argv: string[]): Options {
 const VALUE = { payload: 'x'.repeat(240) };
 const BODY = JSON.stringify(VALUE);
 const KEYS = 10_000;
-
-interface LoadResult {
-  readonly perSecond: number;
-  readonly p50: number;
-  readonly p99: number;
-  readonly errors: number;
-}
-
-async function loop(
-  concurrency: number,
-  seconds: number,
-  one: (i: number) => Promise<void>,
-): Promise<LoadResult> {
-  const latencies: number[] = [];
-  let errors = 0;
-  let counter = 0;
-  const started = performance.now();
-  const deadline = started + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) {
-        const t0 = performance.now();
-        try {
-          await one(counter++);
-          latencies.push(performance.now() - t0);
-        } catch {
-          errors++;
-        }
-      }
-    }),
-  );
-  const elapsed = (performance.now() - started) / 1000;
-  const sorted = ascending(latencies);
-  return {
-    perSecond: latencies.length / elapsed,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    errors,
-  };
-}
 
 async function wsPuts(node: ClusterNode, concurrency: number, seconds: number): Promise<LoadResult> {
   const client = new Client({ endpoints: [node.url] });

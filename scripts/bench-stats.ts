@@ -1,4 +1,4 @@
-// Small statistics for the benchmark scripts: percentiles and medians of samples.
+// Small statistics for the benchmark scripts: percentiles and medians of samples, and a timed closed-loop load.
 
 /** The p-th percentile (0..100) of ascending `sorted`; NaN when empty. */
 export function percentile(sorted: readonly number[], p: number): number {
@@ -17,4 +17,49 @@ export function median(values: readonly number[]): number {
 /** `values` sorted ascending (a copy). */
 export function ascending(values: readonly number[]): number[] {
   return [...values].sort((a, b) => a - b);
+}
+
+/** What a timed load gave: completed operations per second, latency percentiles (ms), failures. */
+export interface LoadResult {
+  readonly perSecond: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly errors: number;
+}
+
+/**
+ * Runs `one` from `concurrency` callers at once for `seconds`, each starting its next call when
+ * its last ends; `i` counts calls across callers.
+ */
+export async function loop(
+  concurrency: number,
+  seconds: number,
+  one: (i: number) => Promise<void>,
+): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let counter = 0;
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        try {
+          await one(counter++);
+          latencies.push(performance.now() - t0);
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  const sorted = ascending(latencies);
+  return {
+    perSecond: latencies.length / elapsed,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    errors,
+  };
 }
