@@ -97,10 +97,12 @@ export interface EdgeRequest {
   readonly signal: AbortSignal;
 }
 
-/** A route's answer: a status and a JSON body, or a file streamed as the body. */
+/** A route's answer: a status and a JSON body, a text body, or a file streamed as the body. */
 export interface EdgeResponse {
   readonly status: number;
   readonly body?: unknown;
+  /** Sent as it is instead of `body` (give its content-type in `headers`), e.g. Prometheus text. */
+  readonly text?: string;
   readonly headers?: Readonly<Record<string, string>>;
   /**
    * Streams this file (`size` bytes, application/octet-stream) as the body instead, reading it
@@ -530,6 +532,15 @@ export class Edge {
         response.file,
         this.logger,
       );
+      return;
+    }
+    if (response.text !== undefined) {
+      const text = response.text;
+      exchange.finish((res) => {
+        res.writeStatus(statusLine(response.status));
+        for (const [name, value] of Object.entries(response.headers ?? {})) res.writeHeader(name, value);
+        res.end(text);
+      });
       return;
     }
     let body: string;

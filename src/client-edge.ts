@@ -1,16 +1,19 @@
 // The client edge of a node, member or proxy: the HTTP routes, the admin routes and the WebSocket API over one KvService.
 
-import { Edge, EdgeError, type Logger } from '../net/index.js';
+import { Edge, EdgeError, type EdgeRoute, type Logger } from '../net/index.js';
 import type { CommandLimits } from '../storage/index.js';
 import type { AdminService } from './admin-api.js';
 import { adminRoutes } from './admin-api.js';
 import type { Gate } from './auth.js';
-import { newClientApi } from './client-api.js';
+import { NEEDS_USER } from './auth.js';
+import { type ClientApi, newClientApi } from './client-api.js';
 import { type NodeConfig, nodeRequiresAuth } from './config.js';
 import { definitionRoutes } from './definition-api.js';
 import { ERROR_TABLE } from './error-codes.js';
-import { httpRoutes } from './http-api.js';
+import { guardedRoute, httpRoutes } from './http-api.js';
+import { parseQuery } from './http-query.js';
 import type { KvService } from './kv-service.js';
+import type { NodeMetrics } from './metrics.js';
 import type { Watches } from './watch-hub.js';
 import { webSocketApi } from './ws-api.js';
 
@@ -18,6 +21,8 @@ export interface ClientEdgeParts {
   readonly kv: KvService;
   /** Who a request's token belongs to (auth.ts). */
   readonly gate: Gate;
+  /** Where requests are counted and timed, and what GET /metrics answers. */
+  readonly metrics?: NodeMetrics;
   readonly admin: AdminService;
   readonly watches: Watches;
   /** What writes are checked against before they are proposed (or forwarded). */
@@ -51,12 +56,15 @@ export function clientEdge(config: NodeConfig, parts: ClientEdgeParts): Edge {
   const refusal = parts.refusal;
   const definition = definitionRoutes(api, parts.kv, parts.limits);
   const definitionPatterns = new Set(definition.map((route) => route.pattern));
-  const routes = [
+  const metrics = parts.metrics;
+  const plain = [
     ...httpRoutes(api),
     ...adminRoutes(api, parts.admin, config.services.includes('admin')),
     ...definition,
+    ...(metrics === undefined ? [] : [metricsRoute(api, metrics)]),
   ];
-  const websocket = webSocketApi(api, parts.watches, parts.logger);
+  const routes = metrics === undefined ? plain : plain.map((route) => timed(route, metrics));
+  const websocket = webSocketApi(api, parts.watches, parts.logger, metrics);
   const refused = (): EdgeError | undefined => {
     const why = refusal?.();
     return why === undefined ? undefined : new EdgeError('UNAVAILABLE', why);
@@ -91,4 +99,41 @@ export function clientEdge(config: NodeConfig, parts: ClientEdgeParts): Edge {
       ? { tls: { keyFile: config.tlsKeyFile, certFile: config.tlsCertFile } }
       : {}),
   });
+}
+
+/**
+ * GET /metrics: the Prometheus text exposition (metrics.ts). Needs any valid token where the node
+ * requires tokens (a scrape config's bearer token).
+ */
+function metricsRoute(api: ClientApi, metrics: NodeMetrics): EdgeRoute {
+  return guardedRoute(api, 'GET', '/metrics', 'none', NEEDS_USER, async (request) => {
+    parseQuery(request.query, []);
+    const { text, contentType } = await metrics.scrape();
+    return { status: 200, headers: { 'content-type': contentType }, text };
+  });
+}
+
+/** `route` with its answers counted and timed by route pattern, method and code. */
+function timed(route: EdgeRoute, metrics: NodeMetrics): EdgeRoute {
+  const { handler, pattern, method } = route;
+  return {
+    ...route,
+    handler: async (request) => {
+      const started = performance.now();
+      let code = 'INTERNAL';
+      try {
+        const response = await handler(request);
+        const body = response.body as { code?: unknown } | undefined;
+        code =
+          response.status < 400 ? 'OK' : typeof body?.code === 'string' ? body.code : String(response.status);
+        return response;
+      } catch (error) {
+        const thrown = (error as { code?: unknown }).code;
+        code = typeof thrown === 'string' ? thrown : 'INTERNAL';
+        throw error;
+      } finally {
+        metrics.httpAnswered(pattern, method, code, (performance.now() - started) / 1000);
+      }
+    },
+  };
 }

@@ -1,5 +1,6 @@
 // A Conclave member node: wires its parts (mesh, raft groups, client edge) and routes what peers send it.
 
+import { join } from 'node:path';
 import {
   type Edge,
   type IncomingSnapshot,
@@ -29,6 +30,7 @@ import { answerOf, forwardForValue, LeaderForwarder, meshRequestBytes } from './
 import { identifyPeer } from './identify.js';
 import { JoinRequester } from './join-request.js';
 import { MemberKv } from './member-kv.js';
+import { NodeMetrics } from './metrics.js';
 import { PeerDirectory } from './peer-directory.js';
 import { decodePeerRequest, encodePeerMessage, type JoinAnswer } from './peer-protocol.js';
 import { ProxyPeers } from './proxy-serving.js';
@@ -272,6 +274,7 @@ export class ConclaveNode {
           intervalMs: Math.min(1000, Math.floor(config.sparePromoteAfterMs / 10)),
         });
       }
+      node.metrics = node.buildMetrics();
       node.edge = node.buildEdge();
       node.services = node.buildServices();
       // A failed start stops what had started (in reverse); the storage is closed below.
@@ -349,12 +352,52 @@ export class ConclaveNode {
     });
   }
 
+  /** The node's Prometheus metrics (metrics.ts), read from its parts at scrape time. */
+  metrics: NodeMetrics | undefined;
+
+  private buildMetrics(): NodeMetrics {
+    const { config, storage, mesh } = this.parts;
+    const group = this.main;
+    const state = group.storage.state;
+    const metrics = new NodeMetrics(
+      {
+        edge: () => this.edge?.counters(),
+        ...(mesh === undefined ? {} : { mesh: () => ({ counters: mesh.counters(), peers: mesh.peers() }) }),
+        raft: {
+          status: () => this.kv.status(),
+          counters: () => group.driver.counters(),
+          lastContactMs: (member) => {
+            if (member === config.name) return 0;
+            const at = this.lastContact.get(member);
+            return at === undefined ? undefined : Date.now() - at;
+          },
+          progress: () => {
+            const progress = group.driver.status().progress;
+            return progress === undefined
+              ? undefined
+              : new Map([...progress].map(([name, p]) => [name, p.match]));
+          },
+          definitionVersion: () => state.access.version,
+          sessions: () => state.sessionCount,
+          watches: () => group.hub.subscriptions,
+          lastBackupSuccess: () => state.meta.backups?.lastSuccess?.at,
+          writeQueue: () => storage.queue.stats,
+          databaseDir: join(config.dataDir, 'db'),
+        },
+      },
+      config.name,
+    );
+    storage.queue.observe((synced, ops, seconds) => metrics.engineWrite(synced, ops, seconds));
+    return metrics;
+  }
+
   /** The client edge, or undefined without the api service (no client port is opened). */
   private buildEdge(): Edge | undefined {
     const { config, storage } = this.parts;
     if (!config.services.includes('api')) return undefined;
     return clientEdge(config, {
       kv: this.kv,
+      ...(this.metrics === undefined ? {} : { metrics: this.metrics }),
       gate: this.gate,
       admin: this.admin,
       watches: this.main.hub,

@@ -13,6 +13,7 @@ import { STORAGE_DEFAULTS } from '../storage/index.js';
 import { clientEdge } from './client-edge.js';
 import type { NodeConfig } from './config.js';
 import { meshRequestBytes } from './forwarding.js';
+import { NodeMetrics } from './metrics.js';
 import { decodePeerRequest, encodePeerMessage } from './peer-protocol.js';
 import { ProxyGate } from './proxy-gate.js';
 import { ProxyKv } from './proxy-kv.js';
@@ -88,7 +89,13 @@ export class ProxyNode {
     // The members check every write again; these refuse what they would refuse before it travels.
     const limits = { ...STORAGE_DEFAULTS, commandMaxBytes: Math.max(config.maxRequestBytes * 2, 64 * 1024) };
     const gate = new ProxyGate((token, require) => kv.principal(token, require));
-    const edge = clientEdge(config, { kv, gate, admin: kv, watches, limits, logger: log });
+    let edgeOf: (() => Edge) | undefined;
+    const metrics = new NodeMetrics(
+      { edge: () => edgeOf?.().counters(), mesh: () => ({ counters: mesh.counters(), peers: mesh.peers() }) },
+      config.name,
+    );
+    const edge = clientEdge(config, { kv, gate, admin: kv, watches, limits, logger: log, metrics });
+    edgeOf = () => edge;
     const cluster = members;
     const services = new ServiceStack(
       [

@@ -138,6 +138,12 @@ export class RaftDriver<Result> {
   private lastRole: Role = Role.Follower;
   private lastLeader = '';
   private readonly stateListeners = new Set<(status: RaftStatus) => void>();
+  private readonly counts = { proposals: 0, proposalsFailed: 0, messagesRefused: 0, leaderChanges: 0 };
+
+  /** Running totals: proposals (and those that failed), peers' messages refused, leaders seen. */
+  counters(): { proposals: number; proposalsFailed: number; messagesRefused: number; leaderChanges: number } {
+    return { ...this.counts };
+  }
   private readonly failureListeners = new Set<(error: Error) => void>();
 
   constructor(options: RaftDriverOptions<Result>) {
@@ -214,6 +220,7 @@ export class RaftDriver<Result> {
     if (this.stopped) return;
     const result = this.node.step(message);
     if (!result.ok) {
+      this.counts.messagesRefused++;
       this.options.logger.warn('raft.message_refused', { from: message.from, reason: result.error.message });
       return;
     }
@@ -258,8 +265,16 @@ export class RaftDriver<Result> {
       );
     }
     const proposed = this.node.propose(data);
-    if (!proposed.ok) return Promise.reject(fromRaftError(proposed.error));
-    return this.track(proposed.value.index, proposed.value.term, timeoutMs);
+    this.counts.proposals++;
+    if (!proposed.ok) {
+      this.counts.proposalsFailed++;
+      return Promise.reject(fromRaftError(proposed.error));
+    }
+    const tracked = this.track(proposed.value.index, proposed.value.term, timeoutMs);
+    tracked.then(undefined, () => {
+      this.counts.proposalsFailed++;
+    });
+    return tracked;
   }
 
   /**
@@ -442,6 +457,7 @@ export class RaftDriver<Result> {
     const status = this.node.status();
     const lostLeadership = this.lastRole === Role.Leader && status.role !== Role.Leader;
     const leaderChanged = status.leader !== this.lastLeader;
+    if (leaderChanged && status.leader !== '') this.counts.leaderChanges++;
     this.lastRole = status.role;
     this.lastLeader = status.leader;
     if (lostLeadership || leaderChanged) {

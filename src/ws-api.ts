@@ -21,6 +21,7 @@ import {
 import { allows, authorize, OPEN, type Principal } from './auth.js';
 import type { ClientApi } from './client-api.js';
 import { tokenOf } from './http-api.js';
+import type { NodeMetrics } from './metrics.js';
 import type { SubscribeResult, Subscription, Watches } from './watch-hub.js';
 import { type RequestId, WS_MAX_INFLIGHT, WS_MAX_WATCHES, WS_PATH, type WsError } from './ws-protocol.js';
 
@@ -55,7 +56,12 @@ const MAX_ID_CHARS = 128;
  * the two APIs cannot drift apart. Watches go through `watches`. `_service` is not used: it is
  * kept for node.ts's call (status is an operation of `api`).
  */
-export function webSocketApi(api: ClientApi, watches: Watches, logger: Logger): EdgeWebSocketHandler {
+export function webSocketApi(
+  api: ClientApi,
+  watches: Watches,
+  logger: Logger,
+  metrics?: Pick<NodeMetrics, 'wsAnswered'>,
+): EdgeWebSocketHandler {
   const connectionOf = (socket: EdgeSocket): Connection => {
     if (socket.state === undefined) {
       socket.state = {
@@ -96,6 +102,26 @@ export function webSocketApi(api: ClientApi, watches: Watches, logger: Logger): 
 
   /** Runs one request and answers it (a watch answers itself, before its first events). */
   const serve = async (socket: EdgeSocket, id: RequestId, op: string, fields: Fields): Promise<void> => {
+    if (metrics === undefined) {
+      await serveOne(socket, id, op, fields);
+      return;
+    }
+    const started = performance.now();
+    const code = await serveOne(socket, id, op, fields);
+    metrics.wsAnswered(
+      KNOWN_OPS.has(op) ? op : 'unknown',
+      code ?? 'OK',
+      (performance.now() - started) / 1000,
+    );
+  };
+
+  /** serve(), answering the error code (undefined for a success; a watch counts as its answer). */
+  const serveOne = async (
+    socket: EdgeSocket,
+    id: RequestId,
+    op: string,
+    fields: Fields,
+  ): Promise<string | undefined> => {
     let answer: ApiAnswer;
     try {
       const connection = connectionOf(socket);
@@ -104,7 +130,10 @@ export function webSocketApi(api: ClientApi, watches: Watches, logger: Logger): 
       } else {
         // Who asks comes first: without a valid token a caller learns nothing, not even a 400.
         const caller = await api.caller(connection.token);
-        if (op === 'watch') return await watch(socket, connection, id, fields, caller);
+        if (op === 'watch') {
+          await watch(socket, connection, id, fields, caller);
+          return undefined;
+        }
         answer =
           op === 'unwatch' ? unwatch(connection, fields) : await api.runAs(caller, decodeRequest(op, fields));
       }
@@ -112,6 +141,7 @@ export function webSocketApi(api: ClientApi, watches: Watches, logger: Logger): 
       answer = api.failure(error);
     }
     reply(socket, id, op, answer);
+    return answer.ok ? undefined : answer.error.code;
   };
 
   /** `{op: "auth", token}`: the token this connection's later requests carry, checked now. */
@@ -289,6 +319,23 @@ export function webSocketApi(api: ClientApi, watches: Watches, logger: Logger): 
     },
   };
 }
+
+/** The ops counted by name in metrics (others count as `unknown`, so a client cannot mint labels). */
+const KNOWN_OPS: ReadonlySet<string> = new Set([
+  'get',
+  'list',
+  'put',
+  'patch',
+  'delete',
+  'txn',
+  'createRealm',
+  'openSession',
+  'closeSession',
+  'status',
+  'watch',
+  'unwatch',
+  'auth',
+]);
 
 const EMPTY_RESULT: ApiAnswer = Object.freeze({ ok: true, result: Object.freeze({}) });
 

@@ -92,6 +92,13 @@ export class WriteQueue {
     private readonly limits: WriteQueueLimits,
   ) {}
 
+  private observer: ((synced: boolean, ops: number, seconds: number) => void) | undefined;
+
+  /** Called after each engine write with whether it was synced, its ops and how long it took (metrics). Must not throw. */
+  observe(observer: ((synced: boolean, ops: number, seconds: number) => void) | undefined): void {
+    this.observer = observer;
+  }
+
   get stats(): WriteQueueStats {
     return { ...this.counters };
   }
@@ -162,12 +169,14 @@ export class WriteQueue {
     for (const request of taken) for (const op of request.ops) ops.push(op);
     const sync =
       !this.engine.syncCoversEarlierWrites || taken.some((request) => request.options.sync !== false);
+    const started = performance.now();
     try {
       if (ops.length > 0) await this.engine.write(ops, sync);
     } catch (error) {
       this.fail(error, taken);
       return;
     }
+    if (ops.length > 0) this.observer?.(sync, ops.length, (performance.now() - started) / 1000);
     this.counters.batches += ops.length > 0 && sync ? 1 : 0;
     this.counters.unsyncedBatches += ops.length > 0 && !sync ? 1 : 0;
     this.counters.requests += taken.length;

@@ -216,6 +216,7 @@ t.test('auth on a cluster started with --auth', async (t) => {
   const routes: Route[] = [
     { name: 'GET /healthz', need: 'none', status: 200, request: async () => ['GET', '/healthz'] },
     { name: 'GET /v1/status', need: 'user', status: 200, request: async () => ['GET', '/v1/status'] },
+    { name: 'GET /metrics', need: 'user', status: 200, request: async () => ['GET', '/metrics'] },
     { name: 'GET /v1/realms', need: 'user', status: 200, request: async () => ['GET', '/v1/realms'] },
     { name: 'POST /v1/sessions', need: 'user', status: 200, request: async () => ['POST', '/v1/sessions'] },
     { name: 'GET kv', need: 'read', status: 200, request: async () => ['GET', '/v1/realms/r1/kv/k'] },
