@@ -14,6 +14,9 @@ export const CLIENT_PORT = 8080;
 
 /** Node settings of the fault tier: small snapshots, so restarts and new members install them. */
 const NODE_ARGS = [
+  // The nodes listen on their namespace's address, beyond loopback: without this they would
+  // require tokens (secure by default); these namespaces are the test's own private network.
+  '--insecure-no-auth',
   '--election-timeout-ms',
   '300',
   '--heartbeat-interval-ms',
