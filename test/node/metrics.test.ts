@@ -12,6 +12,13 @@ interface Sample {
   readonly value: number;
 }
 
+const SPECIAL_VALUES: ReadonlyMap<string, number> = new Map([
+  ['nan', Number.NaN],
+  ['+inf', Number.POSITIVE_INFINITY],
+  ['inf', Number.POSITIVE_INFINITY],
+  ['-inf', Number.NEGATIVE_INFINITY],
+]);
+
 /**
  * Parses the text exposition format (version 0.0.4), failing on any line that does not follow
  * it: every family has one HELP and one TYPE line before its samples, every sample is
@@ -57,8 +64,10 @@ function parseExposition(t: Test, text: string): Sample[] {
         at = LABEL.lastIndex;
       }
     }
-    const value = Number(valueText === '+Inf' ? Infinity : valueText === 'NaN' ? Number.NaN : valueText);
-    if (valueText !== 'NaN' && Number.isNaN(value)) t.fail(`bad value: ${line}`);
+    // Prometheus reads values with Go's ParseFloat: NaN and Inf in any case (prom-client writes `Nan`).
+    const special = SPECIAL_VALUES.get(valueText!.toLowerCase());
+    const value = special ?? Number(valueText);
+    if (special === undefined && (Number.isNaN(value) || valueText === '')) t.fail(`bad value: ${line}`);
     const family = name!.replace(/_(bucket|sum|count)$/, '');
     if (!typed.has(name!) && !typed.has(family)) t.fail(`sample before its TYPE: ${line}`);
     if (!helped.has(name!) && !helped.has(family)) t.fail(`sample without HELP: ${line}`);
