@@ -47,6 +47,44 @@ const LATENCY_BUCKETS = [
 ];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
 
+/** The mesh's running totals exported as counters: name, help, MeshCounters field. */
+const MESH_TOTALS: readonly (readonly [name: string, help: string, field: keyof MeshCounters])[] = [
+  ['conclave_mesh_raft_messages_sent_total', 'Raft messages sent to peers', 'raftMessagesSent'],
+  ['conclave_mesh_raft_frames_sent_total', 'Raft frames (batches of messages) sent', 'raftFramesSent'],
+  ['conclave_mesh_raft_messages_received_total', 'Raft messages received', 'raftMessagesReceived'],
+  ['conclave_mesh_raft_frames_received_total', 'Raft frames received', 'raftFramesReceived'],
+  [
+    'conclave_mesh_raft_messages_dropped_total',
+    'Raft messages refused by a full queue or lost with a closed stream',
+    'raftMessagesDropped',
+  ],
+  [
+    'conclave_mesh_rpc_requests_sent_total',
+    'Requests sent to peers (forwarded writes, reads, admin)',
+    'requestsSent',
+  ],
+  ['conclave_mesh_rpc_requests_received_total', 'Requests received from peers', 'requestsReceived'],
+  ['conclave_mesh_rpc_timeouts_total', 'Requests to peers that got no answer in time', 'requestTimeouts'],
+  ['conclave_mesh_snapshots_sent_total', 'Snapshots sent to followers', 'snapshotsSent'],
+  ['conclave_mesh_snapshots_received_total', 'Snapshots received', 'snapshotsReceived'],
+  ['conclave_mesh_snapshots_failed_total', 'Snapshot transfers that failed', 'snapshotsFailed'],
+  ['conclave_mesh_snapshot_sent_bytes_total', 'Bytes of snapshots sent', 'snapshotBytesSent'],
+  ['conclave_mesh_snapshot_received_bytes_total', 'Bytes of snapshots received', 'snapshotBytesReceived'],
+  ['conclave_mesh_dials_total', 'Dials to peers', 'dials'],
+  ['conclave_mesh_dial_failures_total', 'Dials that failed', 'dialFailures'],
+  [
+    'conclave_mesh_connections_authenticated_total',
+    'Connections that proved the cluster secret',
+    'connectionsAuthenticated',
+  ],
+  [
+    'conclave_mesh_strangers_refused_total',
+    'Connections closed for not proving the cluster secret',
+    'strangersRejected',
+  ],
+  ['conclave_mesh_peers_denied_total', 'Connections refused for their peer id', 'peersDenied'],
+];
+
 /** A counter fed from a running total at scrape time. */
 function totalCounter(registry: Registry, name: string, help: string, read: () => number | undefined): void {
   let last = 0;
@@ -201,54 +239,9 @@ export class NodeMetrics {
     read: () => { counters: MeshCounters; peers: readonly PeerStatus[] } | undefined,
   ): void {
     const registry = this.registry;
-    const counter = (name: string, help: string, field: keyof MeshCounters) =>
+    for (const [name, help, field] of MESH_TOTALS) {
       totalCounter(registry, name, help, () => read()?.counters[field]);
-    counter('conclave_mesh_raft_messages_sent_total', 'Raft messages sent to peers', 'raftMessagesSent');
-    counter(
-      'conclave_mesh_raft_frames_sent_total',
-      'Raft frames (batches of messages) sent',
-      'raftFramesSent',
-    );
-    counter('conclave_mesh_raft_messages_received_total', 'Raft messages received', 'raftMessagesReceived');
-    counter('conclave_mesh_raft_frames_received_total', 'Raft frames received', 'raftFramesReceived');
-    counter(
-      'conclave_mesh_raft_messages_dropped_total',
-      'Raft messages refused by a full queue or lost with a closed stream',
-      'raftMessagesDropped',
-    );
-    counter(
-      'conclave_mesh_rpc_requests_sent_total',
-      'Requests sent to peers (forwarded writes, reads, admin)',
-      'requestsSent',
-    );
-    counter('conclave_mesh_rpc_requests_received_total', 'Requests received from peers', 'requestsReceived');
-    counter(
-      'conclave_mesh_rpc_timeouts_total',
-      'Requests to peers that got no answer in time',
-      'requestTimeouts',
-    );
-    counter('conclave_mesh_snapshots_sent_total', 'Snapshots sent to followers', 'snapshotsSent');
-    counter('conclave_mesh_snapshots_received_total', 'Snapshots received', 'snapshotsReceived');
-    counter('conclave_mesh_snapshots_failed_total', 'Snapshot transfers that failed', 'snapshotsFailed');
-    counter('conclave_mesh_snapshot_sent_bytes_total', 'Bytes of snapshots sent', 'snapshotBytesSent');
-    counter(
-      'conclave_mesh_snapshot_received_bytes_total',
-      'Bytes of snapshots received',
-      'snapshotBytesReceived',
-    );
-    counter('conclave_mesh_dials_total', 'Dials to peers', 'dials');
-    counter('conclave_mesh_dial_failures_total', 'Dials that failed', 'dialFailures');
-    counter(
-      'conclave_mesh_connections_authenticated_total',
-      'Connections that proved the cluster secret',
-      'connectionsAuthenticated',
-    );
-    counter(
-      'conclave_mesh_strangers_refused_total',
-      'Connections closed for not proving the cluster secret',
-      'strangersRejected',
-    );
-    counter('conclave_mesh_peers_denied_total', 'Connections refused for their peer id', 'peersDenied');
+    }
     new Gauge({
       name: 'conclave_mesh_peers_connected',
       help: 'Peers with at least one authenticated connection',
