@@ -9,6 +9,7 @@ import { accessCommands } from './cli/access.js';
 import { backupCommands } from './cli/backup.js';
 import { EXIT_USAGE, markStdinArguments } from './cli/common.js';
 import { dataCommands } from './cli/data.js';
+import { drainCommand } from './cli/drain.js';
 import { leaderCommands } from './cli/leader.js';
 import { membersCommands } from './cli/members.js';
 import { oneLine } from './cli/output.js';
@@ -95,6 +96,7 @@ async function start(flags: Record<string, unknown>): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  if ('onDrainRequested' in node) node.onDrainRequested(() => shutdown('drain requested'));
   node.onFatal((error) => {
     if (stopping) return;
     stopping = true;
@@ -161,6 +163,7 @@ const COMMANDS: ReadonlySet<string> = new Set([
   'restore',
   'grant',
   'revoke',
+  'drain',
 ]);
 
 /** The command a usage error is about, for the `--help` hint. */
@@ -225,7 +228,7 @@ async function main(): Promise<void> {
         process.stdout.write(generateClusterSecret());
       },
     );
-  cli = accessCommands(backupCommands(cli));
+  cli = drainCommand(accessCommands(backupCommands(cli)));
   cli = recoveryCommands(
     leaderCommands(membersCommands(realmsCommands(watchCommand(dataCommands(statusCommand(cli)))))),
   );

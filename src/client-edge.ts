@@ -5,7 +5,7 @@ import type { CommandLimits } from '../storage/index.js';
 import type { AdminService } from './admin-api.js';
 import { adminRoutes } from './admin-api.js';
 import type { Gate } from './auth.js';
-import { NEEDS_USER } from './auth.js';
+import { NEEDS_CLUSTER_ADMIN, NEEDS_USER } from './auth.js';
 import { type ClientApi, newClientApi } from './client-api.js';
 import { type NodeConfig, nodeRequiresAuth } from './config.js';
 import { definitionRoutes } from './definition-api.js';
@@ -23,6 +23,8 @@ export interface ClientEdgeParts {
   readonly gate: Gate;
   /** Where requests are counted and timed, and what GET /metrics answers. */
   readonly metrics?: NodeMetrics;
+  /** Starts this node's drain and stop (POST /v1/drain); false if nothing would stop the process. */
+  readonly drain?: () => boolean;
   readonly admin: AdminService;
   readonly watches: Watches;
   /** What writes are checked against before they are proposed (or forwarded). */
@@ -62,6 +64,7 @@ export function clientEdge(config: NodeConfig, parts: ClientEdgeParts): Edge {
     ...adminRoutes(api, parts.admin, config.services.includes('admin')),
     ...definition,
     ...(metrics === undefined ? [] : [metricsRoute(api, metrics)]),
+    ...(parts.drain === undefined ? [] : [drainRoute(api, config, parts.drain)]),
   ];
   const routes = metrics === undefined ? plain : plain.map((route) => timed(route, metrics));
   const websocket = webSocketApi(api, parts.watches, parts.logger, metrics);
@@ -110,6 +113,26 @@ function metricsRoute(api: ClientApi, metrics: NodeMetrics): EdgeRoute {
     parseQuery(request.query, []);
     const { text, contentType } = await metrics.scrape();
     return { status: 200, headers: { 'content-type': contentType }, text };
+  });
+}
+
+/**
+ * POST /v1/drain (cluster-admin, nodes running `admin`): this node reports not ready, waits its
+ * --drain-delay, hands leadership over, finishes what is in flight, closes WebSockets with 1001
+ * and stops, as on SIGTERM. Answers 202 at once; the node is gone once /healthz stops answering.
+ */
+function drainRoute(api: ClientApi, config: NodeConfig, drain: () => boolean): EdgeRoute {
+  return guardedRoute(api, 'POST', '/v1/drain', 'none', NEEDS_CLUSTER_ADMIN, async (request) => {
+    parseQuery(request.query, []);
+    if (!config.services.includes('admin')) {
+      throw new EdgeError(
+        'PERMISSION_DENIED',
+        'this node does not run the admin service (start it with --services including admin)',
+      );
+    }
+    if (!drain())
+      throw new EdgeError('UNAVAILABLE', 'this node runs inside another program: it cannot stop itself');
+    return { status: 202, body: { node: config.name, draining: true } };
   });
 }
 

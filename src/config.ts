@@ -55,6 +55,11 @@ export interface NodeConfig {
   /** With the backup service: where its scheduled backups go, how often, how many are kept. */
   readonly backupDir: string | undefined;
   readonly backupIntervalMs: number;
+  /**
+   * On SIGTERM or a drain request: how long the node reports not ready while still serving,
+   * before it hands leadership over and stops (load balancers stop sending meanwhile).
+   */
+  readonly drainDelayMs: number;
   readonly backupKeep: number;
   readonly maxRequestBytes: number;
   /** Entries applied past the log's first index before the node snapshots and compacts. */
@@ -168,6 +173,13 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'string',
     describe:
       'with the backup service: the directory scheduled backups are written to (one per interval for the cluster)',
+  },
+  {
+    key: 'drainDelayMs',
+    flag: 'drain-delay',
+    kind: 'string',
+    describe:
+      'on SIGTERM or `conclave drain`: how long to report not ready while still serving before stopping, e.g. 5s (default 0)',
   },
   {
     key: 'backupIntervalMs',
@@ -530,6 +542,18 @@ function validate(raw: Raw): NodeConfig {
       'TLS needs both a key and a certificate',
     );
   }
+  let drainDelayMs = 0;
+  if (raw.drainDelayMs !== undefined) {
+    const parsed = parseDuration(raw.drainDelayMs.value);
+    if (parsed === undefined || parsed > 300_000) {
+      throw new ConfigError(
+        'drain-delay',
+        raw.drainDelayMs.source,
+        `${JSON.stringify(raw.drainDelayMs.value)} is not a duration from 0 to 5m (such as 5s or 1500ms)`,
+      );
+    }
+    drainDelayMs = parsed;
+  }
   const auth = toBoolean(raw, 'auth', 'auth') ?? false;
   const insecureNoAuth = toBoolean(raw, 'insecureNoAuth', 'insecure-no-auth') ?? false;
   if (auth && insecureNoAuth) {
@@ -582,6 +606,7 @@ function validate(raw: Raw): NodeConfig {
     tlsCertFile,
     auth,
     insecureNoAuth,
+    drainDelayMs,
   };
 }
 

@@ -86,6 +86,14 @@ export class ConclaveNode {
   private joinRequester: JoinRequester | undefined;
   private spareKeeper: SpareKeeper | undefined;
   private stopping = false;
+  /** Between a stop's start and its refusals: /readyz says not ready, requests are still served. */
+  private draining = false;
+  private drainListener: (() => void) | undefined;
+
+  /** What runs when a client asks this node to drain (POST /v1/drain): the process's shutdown. */
+  onDrainRequested(listener: () => void): void {
+    this.drainListener = listener;
+  }
   /** When the leader last heard from each member (ms since epoch), by name. */
   private readonly lastContact = new Map<string, number>();
   /** When a leader last sent this node an Append, heartbeat or snapshot (ms since epoch). */
@@ -136,6 +144,7 @@ export class ConclaveNode {
         const removed = this.removal.removed;
         if (removed !== undefined)
           return `removed from the cluster (membership entry ${removed.membershipIndex})`;
+        if (this.draining) return 'draining: this node is about to stop; send requests elsewhere';
         return this.stopping ? 'stopping' : undefined;
       },
       leaderSilenceMs: () => {
@@ -397,6 +406,11 @@ export class ConclaveNode {
     if (!config.services.includes('api')) return undefined;
     return clientEdge(config, {
       kv: this.kv,
+      drain: () => {
+        if (this.drainListener === undefined) return false;
+        setImmediate(this.drainListener);
+        return true;
+      },
       ...(this.metrics === undefined ? {} : { metrics: this.metrics }),
       gate: this.gate,
       admin: this.admin,
@@ -514,7 +528,13 @@ export class ConclaveNode {
   }
 
   async stop(): Promise<void> {
-    if (this.stopping) return;
+    if (this.stopping || this.draining) return;
+    if (this.config.drainDelayMs > 0) {
+      // Not ready first, still serving: load balancers stop sending before requests are refused.
+      this.draining = true;
+      this.logger.info('node.draining', { delayMs: this.config.drainDelayMs });
+      await new Promise((resolve) => setTimeout(resolve, this.config.drainDelayMs));
+    }
     this.stopping = true;
     this.logger.info('node.stopping', {});
     await this.handOverLeadership();

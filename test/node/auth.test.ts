@@ -418,6 +418,8 @@ t.test('auth on a cluster started with --auth', async (t) => {
     );
     const list = await call(url, 'GET', '/v1/realms', tokens.reader);
     t.same(list.body.realms, ['r1'], 'the realm list shows only realms the caller has a grant on');
+    t.equal((await call(url, 'POST', '/v1/drain', undefined)).status, 401, 'drain needs a token');
+    t.equal((await call(url, 'POST', '/v1/drain', tokens.realmAdmin)).status, 403, 'and cluster-admin');
     const bad = await call(url, 'GET', '/v1/status', 'cnc_0000000000000000_xxx');
     t.equal(bad.body.message, (await call(url, 'GET', '/v1/status', tokens.revoked)).body.message);
   });

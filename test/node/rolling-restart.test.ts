@@ -2,13 +2,13 @@
 
 import t from 'tap';
 import { Client, type WatchEvent } from '../../src/client/index.js';
-import { waitFor } from './process-helpers.js';
-import { runningCluster } from './running-cluster.js';
+import { cli, waitFor } from './process-helpers.js';
+import { FAST_TIMING, runningCluster } from './running-cluster.js';
 
 const WRITERS = 8;
 
 t.test('a rolling restart of every voter while clients write and watch', async (t) => {
-  const cluster = await runningCluster(t, 3);
+  const cluster = await runningCluster(t, 3, [...FAST_TIMING, '--drain-delay', '1s']);
   const endpoints = cluster.nodes.map((n) => n.url);
   const clients = Array.from(
     { length: WRITERS },
@@ -47,10 +47,28 @@ t.test('a rolling restart of every voter while clients write and watch', async (
   });
 
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  for (const node of cluster.nodes) {
+  // n1 gets SIGTERM, n2 a POST /v1/drain, n3 `conclave drain`: the same graceful stop.
+  for (const [i, node] of cluster.nodes.entries()) {
     const before = acked.size;
-    await cluster.kill(node, 'SIGTERM');
-    t.equal(node.child?.exitCode, 0, `${node.name} stopped cleanly on SIGTERM`);
+    const exited = new Promise((resolve) => node.child!.once('exit', resolve));
+    if (i === 0) {
+      process.kill(node.child!.pid!, 'SIGTERM');
+    } else if (i === 1) {
+      const drain = await fetch(`${node.url}/v1/drain`, { method: 'POST' });
+      t.equal(drain.status, 202, 'POST /v1/drain: 202');
+      const ready = await fetch(`${node.url}/readyz`);
+      t.equal(ready.status, 503, 'a draining node says at once that it is not ready');
+      t.match(await ready.text(), /draining/);
+      const read = await fetch(`${node.url}/v1/realms/default/kv/start`);
+      t.equal(read.status, 200, 'and still serves during its drain delay');
+    } else {
+      const drained = await cli(['drain', '--endpoints', node.url]);
+      t.equal(drained.code, 0, `conclave drain: ${drained.stderr}`);
+      t.equal(drained.stdout, `${node.name} stopped\n`, 'it waits until the node is gone');
+      t.match(drained.stderr, new RegExp(`${node.name} is draining`));
+    }
+    await exited;
+    t.equal(node.child?.exitCode, 0, `${node.name} stopped cleanly`);
     cluster.start(node);
     await waitFor(
       `${node.name} ready again`,
