@@ -9,6 +9,13 @@
 // Fresh nonces from both sides stop replays; the peer ids (already proved by Noise) stop a
 // member's proof from being relayed onto another connection. The listener proves first, so a
 // dialer learns a stranger is one before revealing anything derived from the secret to it.
+//
+// Versions: `version` is the highest protocol version the dialer speaks. A dialer that also
+// speaks older ones (its lowest below its highest) appends its lowest to HelloInit, and the
+// listener then appends its own lowest and highest to HelloReply; without that extension both
+// frames are exactly as version 1 wrote them, so nodes of the first build and later ones that
+// speak version 1 still meet. Each side refuses (reason `version`, the ranges named) when the
+// two ranges do not overlap; otherwise the connection speaks the higher version both know.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Stream } from '@libp2p/interface';
@@ -19,7 +26,27 @@ import type { Logger } from './log.js';
 import type { ClusterSecret } from './secret.js';
 import { Reader, Writer } from './wire.js';
 
+/** The highest protocol version this build speaks, and the lowest it still speaks. */
 export const HELLO_VERSION = 1;
+export const HELLO_MIN_VERSION = 1;
+
+/** The protocol versions a node speaks: [min, max]. */
+export interface VersionRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+export const THIS_BUILD: VersionRange = Object.freeze({ min: HELLO_MIN_VERSION, max: HELLO_VERSION });
+
+/** The version two ranges share (the higher), or undefined when they do not overlap. */
+export function sharedVersion(a: VersionRange, b: VersionRange): number | undefined {
+  const version = Math.min(a.max, b.max);
+  return version >= Math.max(a.min, b.min) ? version : undefined;
+}
+
+function describeRange(range: VersionRange): string {
+  return range.min === range.max ? `version ${range.max}` : `versions ${range.min}-${range.max}`;
+}
 const NONCE_BYTES = 32;
 const PROOF_BYTES = 32;
 const TRANSCRIPT_LABEL = 'conclave-hello-v1';
@@ -52,18 +79,32 @@ export interface HelloInit {
    * is sent, so the connection counts as authenticated before the dialer can open a stream.
    */
   readonly onVerified?: () => void;
+  /** The protocol versions this node speaks (THIS_BUILD unless a test says otherwise). */
+  readonly versions?: VersionRange;
 }
 
 /** Runs the dialer's side; resolves once the listener has accepted, throws HelloError otherwise. */
 export async function helloAsDialer(init: HelloInit): Promise<void> {
   const exchange = new FrameExchange(init);
   try {
+    const ours = init.versions ?? THIS_BUILD;
+    const extended = ours.min < ours.max;
     const nonceD = randomBytes(NONCE_BYTES);
-    exchange.send(new Writer(64).uint8(FrameKind.HelloInit).varint(HELLO_VERSION).raw(nonceD).finish());
+    const hello = new Writer(64).uint8(FrameKind.HelloInit).varint(ours.max).raw(nonceD);
+    exchange.send((extended ? hello.varint(ours.min) : hello).finish());
     const reply = new Reader(await exchange.next());
     expectKind(reply, FrameKind.HelloReply);
     const nonceL = reply.raw('nonce', NONCE_BYTES);
     const proofL = reply.raw('proof', PROOF_BYTES);
+    if (extended) {
+      const theirs = { min: reply.varint('min version'), max: reply.varint('version') };
+      if (sharedVersion(ours, theirs) === undefined) {
+        throw new HelloError(
+          'version',
+          `${init.remotePeer} speaks protocol ${describeRange(theirs)}; this node speaks ${describeRange(ours)}`,
+        );
+      }
+    }
     reply.expectEnd('hello reply');
     const transcript = transcriptOf(init.localPeer, init.remotePeer, nonceD, nonceL);
     if (!proofMatches(init.secret, 'listener', transcript, proofL)) {
@@ -91,24 +132,25 @@ export async function helloAsListener(init: HelloInit): Promise<void> {
   try {
     const hello = new Reader(await exchange.next());
     expectKind(hello, FrameKind.HelloInit);
+    const ours = init.versions ?? THIS_BUILD;
     const version = hello.varint('version');
-    if (version !== HELLO_VERSION) {
+    const nonceD = hello.raw('nonce', NONCE_BYTES);
+    const extended = !hello.atEnd();
+    const theirs = { min: extended ? hello.varint('min version') : version, max: version };
+    hello.expectEnd('hello init');
+    if (theirs.min > theirs.max || sharedVersion(ours, theirs) === undefined) {
       throw new HelloError(
         'version',
-        `${init.remotePeer} speaks hello version ${version}, not ${HELLO_VERSION}`,
+        `${init.remotePeer} speaks protocol ${describeRange(theirs)}; this node speaks ${describeRange(ours)}`,
       );
     }
-    const nonceD = hello.raw('nonce', NONCE_BYTES);
-    hello.expectEnd('hello init');
     const nonceL = randomBytes(NONCE_BYTES);
     const transcript = transcriptOf(init.remotePeer, init.localPeer, nonceD, nonceL);
-    exchange.send(
-      new Writer(96)
-        .uint8(FrameKind.HelloReply)
-        .raw(nonceL)
-        .raw(proofOf(init.secret, 'listener', transcript))
-        .finish(),
-    );
+    const reply = new Writer(128)
+      .uint8(FrameKind.HelloReply)
+      .raw(nonceL)
+      .raw(proofOf(init.secret, 'listener', transcript));
+    exchange.send((extended ? reply.varint(ours.min).varint(ours.max) : reply).finish());
     const proof = new Reader(await exchange.next());
     expectKind(proof, FrameKind.HelloProof);
     const proofD = proof.raw('proof', PROOF_BYTES);

@@ -14,7 +14,7 @@ import { FramedChannel } from './channel.js';
 import { decodeRaftBatch, type RaftBatch, type RaftCodecLimits } from './codec.js';
 import { type MeshLimits, validateMeshLimits } from './config.js';
 import { describeError, NetConfigError, NetError } from './errors.js';
-import { HelloError, helloAsDialer, helloAsListener } from './hello.js';
+import { HelloError, helloAsDialer, helloAsListener, type VersionRange } from './hello.js';
 import { type Logger, silentLogger, withFields } from './log.js';
 import { RaftLink, type RaftLinkCounters } from './raft-link.js';
 import { type RequestHandler, type RequestOptions, type RpcCounters, RpcEndpoint } from './rpc.js';
@@ -77,6 +77,8 @@ export interface MeshInit {
    * but must not return, such as a removed member. May be called often: keep it cheap.
    */
   readonly admit?: (peer: string) => boolean;
+  /** The protocol versions this node speaks (hello.ts); this build's unless a test says otherwise. */
+  readonly versions?: VersionRange;
 }
 
 /** Running totals since start; read with Mesh.counters(). */
@@ -495,6 +497,7 @@ export class Mesh {
         timeoutMs: this.limits.helloTimeoutMs,
         logger: this.logger,
         counters: this.counterValues,
+        ...(this.init.versions === undefined ? {} : { versions: this.init.versions }),
       });
       this.markAuthenticated(tracked);
     } catch (err) {
@@ -519,6 +522,7 @@ export class Mesh {
         logger: this.logger,
         counters: this.counterValues,
         onVerified: () => this.markAuthenticated(tracked),
+        ...(this.init.versions === undefined ? {} : { versions: this.init.versions }),
       });
     } catch (err) {
       const reason = err instanceof HelloError ? err.reason : 'closed';
@@ -548,7 +552,12 @@ export class Mesh {
       return;
     }
     this.counterValues.strangersRejected++;
-    if (reason === 'bad_proof') {
+    if (reason === 'version') {
+      this.logger.error('peer_version_refused', {
+        ...fields,
+        hint: 'the two nodes share no protocol version: upgrade a cluster one release at a time',
+      });
+    } else if (reason === 'bad_proof') {
       this.logger.error('stranger_rejected', {
         ...fields,
         hint: 'the remote does not hold this cluster secret: is one of the two nodes started with another --cluster-secret-file?',

@@ -205,6 +205,11 @@ export class Reader {
     }
   }
 
+  /** Whether every byte has been read (an optional trailing field is absent). */
+  atEnd(): boolean {
+    return this.offset === this.bytes.length;
+  }
+
   /** Refuses trailing bytes: a frame must be consumed exactly. */
   expectEnd(what: string): void {
     if (this.offset !== this.bytes.length) {

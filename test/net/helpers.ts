@@ -9,6 +9,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { MeshLimits } from '../../net/config.js';
+import type { VersionRange } from '../../net/hello.js';
 import type { Logger } from '../../net/log.js';
 import { Mesh, type MeshHandlers } from '../../net/mesh.js';
 import { type ClusterSecret, generateClusterSecret, parseClusterSecret } from '../../net/secret.js';
@@ -114,6 +115,8 @@ export interface NodeSpec {
   readonly handlers?: Partial<MeshHandlers>;
   readonly logger?: Logger;
   readonly admit?: (peer: string) => boolean;
+  /** The protocol versions the node speaks (this build's by default). */
+  readonly versions?: VersionRange;
 }
 
 /** Fast timings for loopback tests: quick redials, short hello deadline. */
@@ -145,6 +148,7 @@ export async function startNode(spec: NodeSpec): Promise<TestNode> {
     limits: { ...TEST_LIMITS, ...spec.limits },
     logger: spec.logger ?? logger,
     ...(spec.admit === undefined ? {} : { admit: spec.admit }),
+    ...(spec.versions === undefined ? {} : { versions: spec.versions }),
     handlers: {
       raft: (from, batch) => received.raft.push({ from, groupId: batch.groupId, messages: batch.messages }),
       peerUp: (peer) => received.ups.push(peer),

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { freePort } from '../../scripts/local-cluster.js';
-import { watchServing } from './wait-serving.js';
+import { watchServing } from '../node/wait-serving.js';
 
 t.test('npm start serves from the existing build', async (t) => {
   const scripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> })
