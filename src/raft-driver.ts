@@ -457,7 +457,15 @@ export class RaftDriver<Result> {
     const status = this.node.status();
     const lostLeadership = this.lastRole === Role.Leader && status.role !== Role.Leader;
     const leaderChanged = status.leader !== this.lastLeader;
-    if (leaderChanged && status.leader !== '') this.counts.leaderChanges++;
+    if (leaderChanged && status.leader !== '') {
+      this.counts.leaderChanges++;
+      // Once per change this node learns of: who leads now, in which term.
+      this.options.logger.info('raft.leader_changed', {
+        leader: status.leader,
+        term: status.term,
+        self: status.leader === this.node.id,
+      });
+    }
     this.lastRole = status.role;
     this.lastLeader = status.leader;
     if (lostLeadership || leaderChanged) {

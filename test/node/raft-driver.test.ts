@@ -18,6 +18,7 @@ import {
   type ReadyStore,
   type StateMachine,
 } from '../../src/raft-driver.js';
+import { type RecordingLogger, recordingLogger } from '../net/helpers.js';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -79,7 +80,7 @@ interface Member {
   down: boolean;
 }
 
-function cluster(ids: string[]): Member[] {
+function cluster(ids: string[], loggers: Map<string, RecordingLogger> = new Map()): Member[] {
   const members = new Map<string, Member>();
   for (const [i, id] of ids.entries()) {
     const storage = MemoryStorage.bootstrap({ voters: ids, learners: [] });
@@ -96,7 +97,7 @@ function cluster(ids: string[]): Member[] {
       node,
       store,
       stateMachine: counter,
-      logger: quiet,
+      logger: loggers.get(id) ?? quiet,
       tickMs: 10,
       maxPendingRequests: 10_000,
       sender: {
@@ -171,7 +172,8 @@ t.test('a proposal on a follower is refused with NOT_LEADER naming the leader', 
 });
 
 t.test('when the leader goes silent the others elect a new one and keep committing', async (t) => {
-  const members = cluster(['a', 'b', 'c']);
+  const loggers = new Map(['a', 'b', 'c'].map((id) => [id, recordingLogger()]));
+  const members = cluster(['a', 'b', 'c'], loggers);
   for (const m of members) m.driver.start();
   t.teardown(() => Promise.all(members.map((m) => m.driver.stop())));
   const first = await until('a leader', () => leaderOf(members));
@@ -183,6 +185,15 @@ t.test('when the leader goes silent the others elect a new one and keep committi
   t.not(second.id, first.id, 'another node leads');
   t.equal(total, 6, "the new leader applied the old leader's committed write first");
   t.ok(Date.now() - started < 3000, `failover took ${Date.now() - started} ms`);
+  for (const m of members.filter((m) => m !== first)) {
+    const changes = loggers.get(m.id)!.events('raft.leader_changed');
+    t.same(
+      changes.map((line) => line.leader),
+      [first.id, second.id],
+      `${m.id} logged each leader it learned of, once`,
+    );
+    t.equal(m.driver.counters().leaderChanges, 2, `${m.id} counted them`);
+  }
 });
 
 t.test('stop() fails waiting requests with STOPPED', async (t) => {
