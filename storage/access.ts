@@ -11,7 +11,7 @@
  * Operations are all-or-nothing: each checks everything before it changes anything.
  */
 
-import type { CommandError } from './commands.js';
+import { type CommandError, DEFAULT_REALM } from './commands.js';
 
 /** What a grant allows in a realm: read (get, list, watch), write (also put, patch, delete, txn), admin (also its settings and grants). */
 export type Level = 'read' | 'write' | 'admin';
@@ -212,6 +212,8 @@ export function applyDefinitionOp(
     case 'deleteRealm': {
       const realm = work.realms.get(op.realm);
       if (realm === undefined) return notFound(`no realm ${op.realm}`);
+      if (op.realm === DEFAULT_REALM)
+        return conflict(`the ${DEFAULT_REALM} realm is always there: it cannot be deleted`);
       if ((realm.documents ?? 0) > 0) {
         return conflict(`realm ${op.realm} holds ${documents(realm.documents)}: delete them first`);
       }
@@ -325,6 +327,12 @@ function applyWhole(
     return conflict(`the definition is at version ${access.version}, not ${ifVersion}`);
   }
   const targetRealms = new Set(Object.keys(target.realms));
+  if (!targetRealms.has(DEFAULT_REALM)) {
+    return {
+      ok: false,
+      error: { code: 'INVALID_ARGUMENT', message: `the definition must keep the ${DEFAULT_REALM} realm` },
+    };
+  }
   for (const [name, record] of work.realms) {
     if (!targetRealms.has(name) && (record.documents ?? 0) > 0) {
       return conflict(

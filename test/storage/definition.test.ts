@@ -109,6 +109,20 @@ t.test(
     t.equal(gone!.ok, true, 'an empty realm is deleted');
     t.match(settings, { ok: false, error: { code: 'NOT_FOUND' } });
     t.same(group.state.realms(), ['default']);
+    const kept = await applyOps(group, [
+      { type: 'deleteRealm', realm: 'default' },
+      { type: 'applyDefinition', definition: { auth: false, realms: { other: {} }, users: {} } },
+    ] as Operation[]);
+    t.match(
+      kept[0],
+      { ok: false, error: { code: 'CONFLICT', message: /always there/ } },
+      'default is not deleted',
+    );
+    t.match(kept[1], {
+      ok: false,
+      error: { code: 'INVALID_ARGUMENT', message: /must keep the default realm/ },
+    });
+    t.same(group.state.realms(), ['default']);
   },
 );
 
@@ -141,9 +155,9 @@ t.test('applyDefinition: atomic, versioned, and checked as a whole', async (t) =
   ] as Operation[]);
   t.match(
     refused.map((r) => (r.ok ? 'ok' : r.error.code)),
-    ['CONFLICT', 'CONFLICT', 'INVALID_ARGUMENT', 'CONFLICT'],
+    ['CONFLICT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'CONFLICT'],
   );
-  t.match(refused[1], { error: { message: /realm default holds 1 document:/ } });
+  t.match(refused[1], { error: { message: /must keep the default realm/ } });
   t.match(refused[3], { error: { message: /no cluster admin could sign in/ } });
   t.equal(group.state.access.version, before, 'nothing changed');
   t.same(group.state.realms(), ['default']);
