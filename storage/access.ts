@@ -11,7 +11,10 @@
  * Operations are all-or-nothing: each checks everything before it changes anything.
  */
 
-import { type CommandError, DEFAULT_REALM } from './commands.js';
+import type { CommandError } from './commands.js';
+
+/** The realm every cluster has from its bootstrap; it is never deleted. */
+export const DEFAULT_REALM = 'default';
 
 /** What a grant allows in a realm: read (get, list, watch), write (also put, patch, delete, txn), admin (also its settings and grants). */
 export type Level = 'read' | 'write' | 'admin';

@@ -48,7 +48,8 @@ export const COMMAND_VERSION = 1;
 /** Realm names: lower-case letters, digits, '_', '.', '-'; starts with a letter or digit; at most 64. */
 export const REALM_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 
-export const DEFAULT_REALM = 'default';
+// Defined with the rest of the definition (access.ts), which imports only types from here.
+export { DEFAULT_REALM } from './access.js';
 
 /**
  * Stable codes of a command's or a read's error; a promise to clients, never renamed
