@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { peerAddress } from '../../scripts/local-cluster.js';
-import { waitFor } from './process-helpers.js';
-import { runningCluster } from './running-cluster.js';
+import { waitFor } from '../node/process-helpers.js';
+import { runningCluster } from '../node/running-cluster.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'src', 'cli.js');
 const run = promisify(execFile);
