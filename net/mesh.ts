@@ -17,6 +17,7 @@ import { describeError, NetConfigError, NetError } from './errors.js';
 import { HelloError, helloAsDialer, helloAsListener, type VersionRange } from './hello.js';
 import { type Logger, silentLogger, withFields } from './log.js';
 import { RaftLink, type RaftLinkCounters } from './raft-link.js';
+import { RepeatGate } from './repeat-gate.js';
 import { type RequestHandler, type RequestOptions, type RpcCounters, RpcEndpoint } from './rpc.js';
 import type { ClusterSecret } from './secret.js';
 import {
@@ -156,6 +157,8 @@ export class Mesh {
   private readonly connections = new Map<string, TrackedConnection>();
   /** Peers that completed a hello with us at least once (bounded: members, not strangers). */
   private readonly provenPeers = new Set<string>();
+  /** Refusals of the same peer for the same reason: logged once a minute, with the count between. */
+  private readonly refusalLog = new RepeatGate(60_000);
   private readonly sessions = new Map<string, PeerSession>();
   private node: Libp2p | undefined;
   private state: 'new' | 'starting' | 'started' | 'stopping' | 'stopped' = 'new';
@@ -431,7 +434,14 @@ export class Mesh {
     for (const tracked of this.connections.values()) if (tracked.state === 'pending') pending++;
     if (pending < this.limits.maxUnauthenticatedConnections) return false;
     this.counterValues.connectionsDenied++;
-    this.logger.warn('connection_denied', { reason: 'too many unauthenticated connections', pending });
+    const { log, suppressed } = this.refusalLog.check('connection_denied');
+    if (log) {
+      this.logger.warn('connection_denied', {
+        reason: 'too many unauthenticated connections',
+        pending,
+        ...(suppressed > 0 ? { repeats: suppressed } : {}),
+      });
+    }
     return true;
   }
 
@@ -447,7 +457,13 @@ export class Mesh {
     }
     if (admitted) return false;
     this.counterValues.peersDenied++;
-    this.logger.warn('peer_denied', { peer, direction });
+    const { log, suppressed } = this.refusalLog.check(`peer_denied ${peer}`);
+    if (log)
+      this.logger.warn('peer_denied', {
+        peer,
+        direction,
+        ...(suppressed > 0 ? { repeats: suppressed } : {}),
+      });
     return true;
   }
 
@@ -552,6 +568,12 @@ export class Mesh {
       return;
     }
     this.counterValues.strangersRejected++;
+    tracked.settle(new NetError('UNAUTHENTICATED', `${reason}: ${detail}`));
+    tracked.connection.abort(new NetError('UNAUTHENTICATED', `hello failed: ${reason}`));
+    // Once per peer and reason a minute: a node that keeps redialing is one line, with the count.
+    const { log, suppressed } = this.refusalLog.check(`stranger ${peer} ${reason}`);
+    if (!log) return;
+    if (suppressed > 0) Object.assign(fields, { repeats: suppressed });
     if (reason === 'version') {
       this.logger.error('peer_version_refused', {
         ...fields,
@@ -565,8 +587,6 @@ export class Mesh {
     } else {
       this.logger.warn('stranger_rejected', fields);
     }
-    tracked.settle(new NetError('UNAUTHENTICATED', `${reason}: ${detail}`));
-    tracked.connection.abort(new NetError('UNAUTHENTICATED', `hello failed: ${reason}`));
   }
 
   /** Whether another connection to the same peer id is still pending or authenticated. */

@@ -8,6 +8,7 @@ import type { Gate } from './auth.js';
 import { NEEDS_CLUSTER_ADMIN, NEEDS_USER } from './auth.js';
 import { type ClientApi, newClientApi } from './client-api.js';
 import { type NodeConfig, nodeRequiresAuth } from './config.js';
+import { type DashboardView, dashboardRoutes } from './dashboard.js';
 import { definitionRoutes } from './definition-api.js';
 import { ERROR_TABLE } from './error-codes.js';
 import { guardedRoute, httpRoutes } from './http-api.js';
@@ -23,6 +24,8 @@ export interface ClientEdgeParts {
   readonly gate: Gate;
   /** Where requests are counted and timed, and what GET /metrics answers. */
   readonly metrics?: NodeMetrics;
+  /** What GET /v1/dashboard answers (dashboard.ts); without it the node serves no dashboard. */
+  readonly dashboard?: (since: number) => Promise<DashboardView>;
   /** Starts this node's drain and stop (POST /v1/drain); false if nothing would stop the process. */
   readonly drain?: () => boolean;
   readonly admin: AdminService;
@@ -32,7 +35,7 @@ export interface ClientEdgeParts {
   readonly logger: Logger;
   /**
    * Why this node serves no clients now (a disaster-recovery replica), or undefined. While it
-   * says so, every route but /healthz, /readyz, /v1/status, /v1/backup (admin, for taking
+   * says so, every route but /healthz, /readyz, /v1/status, the dashboard, /v1/backup (admin, for taking
    * backups off the voters' site) and the definition's (shown read-only: edits answer
    * READ_ONLY), and every WebSocket upgrade,
    * answers 503 UNAVAILABLE with it: clients move on to another node.
@@ -41,7 +44,14 @@ export interface ClientEdgeParts {
 }
 
 /** What a node answers even when it serves no clients. */
-const ALWAYS_SERVED: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/v1/status', '/v1/backup']);
+const ALWAYS_SERVED: ReadonlySet<string> = new Set([
+  '/healthz',
+  '/readyz',
+  '/v1/status',
+  '/v1/backup',
+  '/',
+  '/v1/dashboard',
+]);
 
 /**
  * The edge on the node's client port (not started): the client API on `kv`, the admin routes
@@ -65,6 +75,7 @@ export function clientEdge(config: NodeConfig, parts: ClientEdgeParts): Edge {
     ...definition,
     ...(metrics === undefined ? [] : [metricsRoute(api, metrics)]),
     ...(parts.drain === undefined ? [] : [drainRoute(api, config, parts.drain)]),
+    ...(parts.dashboard === undefined ? [] : dashboardRoutes(api, parts.dashboard)),
   ];
   const routes = metrics === undefined ? plain : plain.map((route) => timed(route, metrics));
   const websocket = webSocketApi(api, parts.watches, parts.logger, metrics);

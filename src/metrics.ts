@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { EdgeCounters, MeshCounters, PeerStatus } from '../net/index.js';
 import type { WriteQueueStats } from '../storage/index.js';
+import { type ActivityKind, ActivitySeries } from './activity-series.js';
+import { errorStatus } from './error-codes.js';
 import type { NodeStatus } from './kv-service.js';
 
 /*
@@ -101,9 +103,37 @@ function totalCounter(registry: Registry, name: string, help: string, read: () =
   });
 }
 
+const KV_ROUTE = '/v1/realms/:realm/kv/*';
+
+/** Whether an HTTP route and method read or write data (undefined: neither, not charted). */
+function httpKind(route: string, method: string): ActivityKind | undefined {
+  if (route === KV_ROUTE) return method === 'GET' ? 'read' : 'write';
+  if (route === '/v1/realms/:realm/kv') return 'read';
+  if (route === '/v1/realms/:realm/txn') return 'write';
+  return undefined;
+}
+
+const WS_KINDS: ReadonlyMap<string, ActivityKind> = new Map([
+  ['get', 'read'],
+  ['list', 'read'],
+  ['put', 'write'],
+  ['patch', 'write'],
+  ['delete', 'write'],
+  ['txn', 'write'],
+]);
+
+/** A server-side failure (a 5xx code): what the dashboard counts as an error, not a NOT_FOUND. */
+function isFailure(code: string): boolean {
+  if (code === 'OK') return false;
+  const status = errorStatus(code) ?? Number(code);
+  return !(status < 500);
+}
+
 /** The metrics of one node, member or proxy. */
 export class NodeMetrics {
   readonly registry = new Registry();
+  /** The last ten minutes of data requests, per second, for the dashboard. */
+  readonly activity = new ActivitySeries(600);
   private readonly httpRequests: Counter<'route' | 'method' | 'code'>;
   private readonly httpSeconds: Histogram<'route' | 'method'>;
   private readonly wsRequests: Counter<'op' | 'code'>;
@@ -111,7 +141,10 @@ export class NodeMetrics {
   private readonly writeSeconds: Histogram<'synced'>;
   private readonly batchOps: Histogram;
 
-  constructor(sources: MetricsSources, node: string) {
+  constructor(
+    readonly sources: MetricsSources,
+    node: string,
+  ) {
     const registry = this.registry;
     registry.setDefaultLabels({ node });
     collectDefaultMetrics({ register: registry });
@@ -165,12 +198,16 @@ export class NodeMetrics {
   httpAnswered(route: string, method: string, code: string, seconds: number): void {
     this.httpRequests.inc({ route, method, code });
     this.httpSeconds.observe({ route, method }, seconds);
+    const kind = httpKind(route, method);
+    if (kind !== undefined) this.activity.record(kind, isFailure(code), seconds * 1000);
   }
 
   /** One WebSocket request answered. */
   wsAnswered(op: string, code: string, seconds: number): void {
     this.wsRequests.inc({ op, code });
     this.wsSeconds.observe({ op }, seconds);
+    const kind = WS_KINDS.get(op);
+    if (kind !== undefined) this.activity.record(kind, isFailure(code), seconds * 1000);
   }
 
   /** One engine write of the write queue. */

@@ -26,7 +26,9 @@ import { bootstrapIdentity } from './bootstrap.js';
 import { makeAdminToken } from './bootstrap-admin.js';
 import { clientEdge } from './client-edge.js';
 import { type NodeConfig, nodeRequiresAuth } from './config.js';
-import { answerOf, forwardForValue, LeaderForwarder, meshRequestBytes } from './forwarding.js';
+import { collectDashboard, type DashboardView } from './dashboard.js';
+import { type NodePanel, nodePanel } from './dashboard-panel.js';
+import { answerOf, forward, forwardForValue, LeaderForwarder, meshRequestBytes } from './forwarding.js';
 import { identifyPeer } from './identify.js';
 import { JoinRequester } from './join-request.js';
 import { MemberKv } from './member-kv.js';
@@ -400,6 +402,52 @@ export class ConclaveNode {
     return metrics;
   }
 
+  /** This node's dashboard panel (dashboard-panel.ts), with its activity after `since` (ms). */
+  panel(since: number): NodePanel {
+    const metrics = this.metrics;
+    if (metrics === undefined) throw new DriverError('UNAVAILABLE', 'the node is still starting');
+    return nodePanel(
+      {
+        status: () => this.kv.status(),
+        metrics,
+        raft: {
+          lastContactMs: (member) => metrics.sources.raft?.lastContactMs(member),
+          recentLeaders: () => this.main.driver.recentLeaders(),
+        },
+      },
+      since,
+    );
+  }
+
+  /** GET /v1/dashboard: this node's panel and every other member's, asked over the mesh at once. */
+  private dashboard(since: number): Promise<DashboardView> {
+    const { mesh, peers, config } = this.parts;
+    return collectDashboard(
+      {
+        self: (after) => this.panel(after),
+        others: () =>
+          this.kv
+            .status()
+            .members.filter((member) => member.name !== config.name)
+            .map((member) => ({
+              name: member.name,
+              peer: mesh === undefined ? undefined : peers.peerOf(member.name),
+            })),
+        ask: (peer, name, after, timeoutMs) =>
+          mesh === undefined
+            ? Promise.reject(new Error('no mesh'))
+            : forward<unknown>(
+                mesh,
+                peer,
+                { type: 'panel', since: after },
+                { timeoutMs, target: name, mayApply: false },
+              ),
+        timeoutMs: Math.min(1000, config.requestTimeoutMs),
+      },
+      since,
+    );
+  }
+
   /** The client edge, or undefined without the api service (no client port is opened). */
   private buildEdge(): Edge | undefined {
     const { config, storage } = this.parts;
@@ -412,6 +460,7 @@ export class ConclaveNode {
         return true;
       },
       ...(this.metrics === undefined ? {} : { metrics: this.metrics }),
+      dashboard: (since) => this.dashboard(since),
       gate: this.gate,
       admin: this.admin,
       watches: this.main.hub,
@@ -680,6 +729,8 @@ export class ConclaveNode {
     const request = decodePeerRequest(payload);
     const { peers, seen, clusterId } = this.parts;
     switch (request.type) {
+      case 'panel':
+        return encodePeerMessage(this.panel(request.since));
       case 'identify':
         return encodePeerMessage({
           name: this.config.name,

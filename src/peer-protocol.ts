@@ -69,6 +69,8 @@ export type PeerRequest =
   | WatchPoll
   /** From a proxy: the member's view of the cluster (DirectoryAnswer). */
   | { readonly type: 'directory' }
+  /** From any node with the secret: the answering node's dashboard panel (dashboard-panel.ts), its activity after `since` (ms). */
+  | { readonly type: 'panel'; readonly since: number }
   | { readonly type: 'members' }
   | ({ readonly type: 'admin' } & AdminAction)
   | JoinRequest;
@@ -134,6 +136,11 @@ export function decodePeerRequest(payload: Uint8Array): PeerRequest {
     return { type, founding };
   }
   if (type === 'members' || type === 'directory') return { type };
+  if (type === 'panel') {
+    const since = request.since;
+    if (!Number.isSafeInteger(since) || (since as number) < -1) refuse('a panel request has a bad since');
+    return { type, since: since as number };
+  }
   if (type === 'join') {
     const { role, address } = request;
     if (typeof role !== 'string' || !(MEMBER_ROLES as readonly string[]).includes(role))

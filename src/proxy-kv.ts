@@ -24,6 +24,8 @@ export interface ProxyKvInit {
   readonly requestTimeoutMs: number;
   /** Throws UNAVAILABLE once the proxy is stopping. */
   readonly refuseIfStopping: () => void;
+  /** Why the proxy must not get new requests although it serves them (draining), or undefined. */
+  readonly notReadyReason?: () => string | undefined;
 }
 
 /** Codes after which the same call may go to another member at once: it did not happen there. */
@@ -91,6 +93,8 @@ export class ProxyKv implements KvService, AdminService {
 
   ready(): { ready: boolean; reason?: string } {
     const { members } = this.init;
+    const reason = this.init.notReadyReason?.();
+    if (reason !== undefined) return { ready: false, reason };
     if (!members.reachable) return { ready: false, reason: 'no member of the cluster is reachable' };
     if (members.view.leader === '') return { ready: false, reason: 'no known leader' };
     return { ready: true };

@@ -12,6 +12,8 @@ import {
 import { STORAGE_DEFAULTS } from '../storage/index.js';
 import { clientEdge } from './client-edge.js';
 import type { NodeConfig } from './config.js';
+import { collectDashboard } from './dashboard.js';
+import { nodePanel } from './dashboard-panel.js';
 import { meshRequestBytes } from './forwarding.js';
 import { NodeMetrics } from './metrics.js';
 import { decodePeerRequest, encodePeerMessage } from './peer-protocol.js';
@@ -30,6 +32,9 @@ import { ServiceStack } from './service.js';
  */
 export class ProxyNode {
   private stopping = false;
+  /** Between a stop's start and its refusals: /readyz says not ready, requests are still served. */
+  private draining = false;
+  private drainListener: (() => void) | undefined;
 
   private constructor(
     readonly config: NodeConfig,
@@ -84,6 +89,10 @@ export class ProxyNode {
       members,
       requestTimeoutMs: config.requestTimeoutMs,
       refuseIfStopping,
+      notReadyReason: () => {
+        if (self.node?.draining) return 'draining: this proxy is about to stop; send requests elsewhere';
+        return self.node?.stopping ? 'stopping' : undefined;
+      },
     });
     const watches = new ProxyWatches(members, log, { requestTimeoutMs: config.requestTimeoutMs });
     // The members check every write again; these refuse what they would refuse before it travels.
@@ -94,9 +103,43 @@ export class ProxyNode {
       { edge: () => edgeOf?.().counters(), mesh: () => ({ counters: mesh.counters(), peers: mesh.peers() }) },
       config.name,
     );
-    const edge = clientEdge(config, { kv, gate, admin: kv, watches, limits, logger: log, metrics });
-    edgeOf = () => edge;
     const cluster = members;
+    // The proxy's own panel (its requests, its connections) first, then every member's.
+    const dashboard = (since: number) =>
+      collectDashboard(
+        {
+          self: (after) => nodePanel({ status: () => kv.status(), metrics }, after),
+          others: () =>
+            kv.status().members.map((member) => ({ name: member.name, peer: cluster.peerOf(member.name) })),
+          ask: (peer, name, after, timeoutMs) =>
+            cluster.send<unknown>(
+              peer,
+              name,
+              { type: 'panel', since: after },
+              { timeoutMs, mayApply: false },
+            ),
+          timeoutMs: Math.min(1000, config.requestTimeoutMs),
+        },
+        since,
+      );
+    const drain = () => {
+      const listener = self.node?.drainListener;
+      if (listener === undefined) return false;
+      setImmediate(listener);
+      return true;
+    };
+    const edge = clientEdge(config, {
+      kv,
+      gate,
+      admin: kv,
+      watches,
+      limits,
+      logger: log,
+      metrics,
+      dashboard,
+      drain,
+    });
+    edgeOf = () => edge;
     const services = new ServiceStack(
       [
         { name: 'mesh', start: () => mesh.start(), stop: () => mesh.stop() },
@@ -126,8 +169,22 @@ export class ProxyNode {
   /** A proxy has no storage or raft group that could fail; listeners are never called. */
   onFatal(_listener: (error: Error) => void): void {}
 
+  /** What runs when a client asks this proxy to drain (POST /v1/drain): the process's shutdown. */
+  onDrainRequested(listener: () => void): void {
+    this.drainListener = listener;
+  }
+
+  /**
+   * With --drain-delay: not ready first while still serving (load balancers stop sending), then
+   * new requests are refused, watches end (clients resume them elsewhere) and the edge closes.
+   */
   async stop(): Promise<void> {
-    if (this.stopping) return;
+    if (this.stopping || this.draining) return;
+    if (this.config.drainDelayMs > 0) {
+      this.draining = true;
+      this.logger.info('node.draining', { delayMs: this.config.drainDelayMs });
+      await new Promise((resolve) => setTimeout(resolve, this.config.drainDelayMs));
+    }
     this.stopping = true;
     this.logger.info('node.stopping', {});
     // Watches end with UNAVAILABLE (resume elsewhere) before the edge closes their sockets.

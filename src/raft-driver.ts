@@ -46,6 +46,15 @@ export interface MessageSender {
   send(messages: readonly Message[]): void;
 }
 
+/** A leader this node learned of: when (ms since the epoch), who, in which term. */
+export interface LeaderChange {
+  readonly at: number;
+  readonly leader: string;
+  readonly term: number;
+}
+
+const MAX_LEADER_HISTORY = 20;
+
 export interface RaftDriverOptions<Result> {
   readonly node: RawNode;
   readonly store: ReadyStore;
@@ -143,6 +152,11 @@ export class RaftDriver<Result> {
   /** Running totals: proposals (and those that failed), peers' messages refused, leaders seen. */
   counters(): { proposals: number; proposalsFailed: number; messagesRefused: number; leaderChanges: number } {
     return { ...this.counts };
+  }
+  private readonly leaderHistory: LeaderChange[] = [];
+  /** The last leader changes this node learned of (at most 20), oldest first. */
+  recentLeaders(): readonly LeaderChange[] {
+    return [...this.leaderHistory];
   }
   private readonly failureListeners = new Set<(error: Error) => void>();
 
@@ -459,6 +473,8 @@ export class RaftDriver<Result> {
     const leaderChanged = status.leader !== this.lastLeader;
     if (leaderChanged && status.leader !== '') {
       this.counts.leaderChanges++;
+      this.leaderHistory.push({ at: Date.now(), leader: status.leader, term: status.term });
+      if (this.leaderHistory.length > MAX_LEADER_HISTORY) this.leaderHistory.shift();
       // Once per change this node learns of: who leads now, in which term.
       this.options.logger.info('raft.leader_changed', {
         leader: status.leader,

@@ -139,6 +139,58 @@ t.test(
     // The proxies wrote nothing: their working directories are empty, and nothing new beside the members.
     t.same(readdirSync(p1.cwd), [], 'p1 wrote no file');
     t.same(readdirSync(p2.cwd), [], 'p2 wrote no file');
+
+    // A proxy's dashboard: its own panel first, then every member's (n1 is dead).
+    const dashboard = (await (await fetch(`${p2.url}/v1/dashboard`)).json()) as {
+      servedBy: string;
+      nodes: { name: string; role?: string; state?: string; unreachable?: string }[];
+    };
+    t.equal(dashboard.servedBy, 'p2');
+    t.same(
+      dashboard.nodes.map((n) => `${n.name} ${n.unreachable === undefined ? n.role : 'unreachable'}`).sort(),
+      ['n1 unreachable', 'n2 voter', 'n3 voter', 'p2 proxy'],
+      'the dashboard through a proxy shows the proxy and every member',
+    );
+
+    // Draining a proxy (conclave drain; --drain-delay 1s): not ready at once, then gone, while a
+    // client that also knows p2 writes and watches through it without a failed operation.
+    const p3 = await cluster.addProxy();
+    cluster.startProxy(p3, 'api,admin', cluster.nodes.slice(1), ['--drain-delay', '1s']);
+    await waitFor('p3 ready', () => ready(p3));
+    const mover = new Client({ endpoints: [p3.url, p2.url] });
+    t.teardown(() => mover.close());
+    const from = (await mover.put('default', 'drain/start', 0)).revision + 1;
+    const moved = collect(mover.watch('default', 'drain/w/', { fromRevision: from }), 200);
+    let failures = 0;
+    let writes = 0;
+    let writing = true;
+    const loop = (async () => {
+      for (let i = 0; writing && i < 200; i++) {
+        try {
+          await mover.put('default', `drain/w/${String(i).padStart(4, '0')}`, i);
+          writes++;
+        } catch {
+          failures++;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const exited = new Promise((resolve) => p3.child!.once('exit', resolve));
+    const drainRun = runCli(t, ['drain', '--endpoints', p3.url]);
+    await waitFor('p3 not ready', async () => !(await ready(p3)));
+    const why = await fetch(`${p3.url}/readyz`).then((r) => r.text());
+    t.match(why, /draining/, 'the proxy says it is draining');
+    const drained = await drainRun;
+    t.equal(drained.code, 0, `conclave drain of a proxy: ${drained.stderr}`);
+    t.equal(drained.stdout, 'p3 stopped\n');
+    await exited;
+    t.equal(p3.child?.exitCode, 0, 'p3 stopped cleanly');
+    await loop;
+    writing = false;
+    await moved.finish();
+    t.equal(failures, 0, `no failed write while the proxy drained (${writes} written)`);
+    t.equal(moved.events.length, 200, 'the watch moved to p2 and missed nothing');
   },
 );
 

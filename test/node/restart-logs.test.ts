@@ -16,10 +16,14 @@ t.test(
     // Eight restarts, every node in turn, each run's output kept: a hello cut short by a restart
     // (about one in eight restarts here) must not read as a stranger knocking.
     const outputs: (() => string)[] = [];
+    /** Each node's current run. */
+    const latest = new Map<string, () => string>();
     for (let round = 0; round < 8; round++) {
       const node = cluster.nodes[round % 3] as ClusterNode;
       await cluster.kill(node, round % 2 === 0 ? 'SIGTERM' : 'SIGKILL');
-      outputs.push(startCapturing(cluster, node).output);
+      const run = startCapturing(cluster, node).output;
+      outputs.push(run);
+      latest.set(node.name, run);
       await cluster.waitForLeader(30_000);
       await new Promise((resolve) => setTimeout(resolve, 300));
     }
@@ -52,6 +56,13 @@ t.test(
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     t.ok(strangerLines(everything()).length > 0, 'the members reject the node with the wrong secret');
+    // It keeps redialing; each member logs the refusal once a minute, with the count, not once a dial.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const metrics = await (await fetch(`${watcher.url}/metrics`)).text();
+    const refused = Number(/^conclave_mesh_strangers_refused_total\{[^}]*\} (\d+)$/m.exec(metrics)?.[1]);
+    const watcherLines = strangerLines(latest.get(watcher.name)?.() ?? '');
+    t.ok(refused >= 2, `the intruder was refused ${refused} times by ${watcher.name}`);
+    t.equal(watcherLines.length, 1, `and ${watcher.name} logged it once:\n${watcherLines.join('\n')}`);
     t.ok(
       plain().length > 0,
       `one side says plainly, as an error naming --cluster-secret-file:\n${[...strangerLines(everything()), ...strangerLines(intruderOutput())].join('\n')}`,

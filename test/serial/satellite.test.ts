@@ -3,8 +3,8 @@
 import t from 'tap';
 import { type ClusterNode, LocalCluster } from '../../scripts/local-cluster.js';
 import { Client } from '../../src/client/index.js';
-import { FAST_TIMING } from './running-cluster.js';
-import { checkDelivery, collect, waitFor } from './watch-delivery.js';
+import { FAST_TIMING } from '../node/running-cluster.js';
+import { checkDelivery, collect, waitFor } from '../node/watch-delivery.js';
 
 interface Member {
   name: string;

@@ -6,8 +6,8 @@ import t from 'tap';
 import { WebSocket } from 'ws';
 import { type ClusterNode, LocalCluster } from '../../scripts/local-cluster.js';
 import { Client } from '../../src/client/index.js';
-import { waitFor } from './process-helpers.js';
-import { FAST_TIMING } from './running-cluster.js';
+import { waitFor } from '../node/process-helpers.js';
+import { FAST_TIMING } from '../node/running-cluster.js';
 
 interface Answer {
   readonly status: number;
@@ -217,6 +217,8 @@ t.test('auth on a cluster started with --auth', async (t) => {
     { name: 'GET /healthz', need: 'none', status: 200, request: async () => ['GET', '/healthz'] },
     { name: 'GET /v1/status', need: 'user', status: 200, request: async () => ['GET', '/v1/status'] },
     { name: 'GET /metrics', need: 'user', status: 200, request: async () => ['GET', '/metrics'] },
+    { name: 'GET / (dashboard page)', need: 'none', status: 200, request: async () => ['GET', '/'] },
+    { name: 'GET /v1/dashboard', need: 'user', status: 200, request: async () => ['GET', '/v1/dashboard'] },
     { name: 'GET /v1/realms', need: 'user', status: 200, request: async () => ['GET', '/v1/realms'] },
     { name: 'POST /v1/sessions', need: 'user', status: 200, request: async () => ['POST', '/v1/sessions'] },
     { name: 'GET kv', need: 'read', status: 200, request: async () => ['GET', '/v1/realms/r1/kv/k'] },
