@@ -1,10 +1,11 @@
-// What scraping /metrics costs: put throughput of 64 clients on a three-node cluster with every node scraped once a second against none, in pairs back to back in one run.
+// What monitoring costs: put throughput of 64 clients on a three-node cluster with every node's /metrics scraped and one dashboard open (GET /v1/dashboard on a follower) once a second, against neither, in pairs back to back in one run.
 //
 // usage: npm run bench:metrics -- [--seconds S] [--pairs N] [--clients N]
 // One cluster of three node processes on 127.0.0.1. Each pair runs the same load twice, once
-// while a scraper fetches /metrics from every node every second (as Prometheus would) and once
-// without, the first of each pair alternating; the ratio of each pair comes from one moment of
-// the machine. Also printed: how long one scrape takes and how big it is.
+// while a scraper fetches /metrics from every node every second (as Prometheus would) and a
+// dashboard page polls a follower every second (which asks every member), and once without, the
+// first of each pair alternating; the ratio of each pair comes from one moment of the machine.
+// Also printed: how long one scrape and one dashboard answer take and how big they are.
 
 import { ascending, type LoadResult, loop, median } from './bench-stats.js';
 import { LocalCluster } from './local-cluster.js';
@@ -42,7 +43,14 @@ async function main(): Promise<void> {
     const urls = cluster.nodes.map((n) => n.url);
     const scrapeTimes: number[] = [];
     let scrapeBytes = 0;
+    const follower = cluster.nodes.find((n) => n.name !== leader.name)!;
+    const dashboardTimes: number[] = [];
+    let dashboardBytes = 0;
     const scrapeAll = async () => {
+      const started = performance.now();
+      const view = await (await fetch(`${follower.url}/v1/dashboard?since=${Date.now() - 5000}`)).text();
+      dashboardTimes.push(performance.now() - started);
+      dashboardBytes = Math.max(dashboardBytes, view.length);
       await Promise.all(
         urls.map(async (url) => {
           const started = performance.now();
@@ -88,7 +96,7 @@ async function main(): Promise<void> {
       `no scrape:          ${m(off, (r) => r.perSecond).toFixed(0)} puts/s, p50 ${m(off, (r) => r.p50).toFixed(2)} ms, p99 ${m(off, (r) => r.p99).toFixed(2)} ms`,
     );
     console.log(
-      `scrape every 1 s:   ${m(on, (r) => r.perSecond).toFixed(0)} puts/s, p50 ${m(on, (r) => r.p50).toFixed(2)} ms, p99 ${m(on, (r) => r.p99).toFixed(2)} ms`,
+      `monitored:          ${m(on, (r) => r.perSecond).toFixed(0)} puts/s, p50 ${m(on, (r) => r.p50).toFixed(2)} ms, p99 ${m(on, (r) => r.p99).toFixed(2)} ms`,
     );
     console.log(
       `ratio (median of ${options.pairs} pairs): ${median(ratios).toFixed(3)} [${sorted[0]!.toFixed(2)}, ${sorted[sorted.length - 1]!.toFixed(2)}]`,
@@ -96,6 +104,10 @@ async function main(): Promise<void> {
     const times = ascending(scrapeTimes);
     console.log(
       `one scrape under load: median ${median(times).toFixed(1)} ms, max ${times[times.length - 1]!.toFixed(1)} ms, ${(scrapeBytes / 1024).toFixed(1)} KiB`,
+    );
+    const views = ascending(dashboardTimes);
+    console.log(
+      `one dashboard answer (3 panels, last 5 s) under load: median ${median(views).toFixed(1)} ms, max ${views[views.length - 1]!.toFixed(1)} ms, ${(dashboardBytes / 1024).toFixed(1)} KiB`,
     );
   } finally {
     await cluster.stop();

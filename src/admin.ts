@@ -1,6 +1,7 @@
 // A member's admin operations: membership changes, leadership transfer and the members' view, carried out by the leader.
 
 import { rm } from 'node:fs/promises';
+import type { Logger } from '../net/index.js';
 import { MembershipChangeType, RaftError, Role } from '../raft/index.js';
 import { encodeMemberContext, type LearnerRole, type MemberRole } from '../storage/index.js';
 import type { AdminService, BackupFile, MembersView, MemberView } from './admin-api.js';
@@ -28,6 +29,7 @@ export interface MemberAdminInit {
   readonly electionTimeoutMs: number;
   /** Throws the node's refusal when it takes no requests (stopping, removed). */
   readonly refuseIfStopping: () => void;
+  readonly logger: Logger;
 }
 
 /**
@@ -60,8 +62,16 @@ export class MemberAdmin implements AdminService {
       this.backupRunning = false;
       void rm(path, { force: true });
     };
+    const started = performance.now();
     try {
       const info = await storage.backup(path);
+      // Once per backup taken through GET /v1/backup (scheduled ones log backup.done).
+      this.init.logger.info('backup.taken', {
+        bytes: info.bytes,
+        index: info.header.index,
+        revision: info.header.revision,
+        ms: Math.round(performance.now() - started),
+      });
       return {
         path,
         bytes: info.bytes,
@@ -73,6 +83,7 @@ export class MemberAdmin implements AdminService {
       };
     } catch (error) {
       release();
+      this.init.logger.error('backup.failed', { error: (error as Error).message, requested: true });
       if ((error as { code?: unknown }).code === 'ENOSPC') {
         throw Object.assign(
           new Error(`no space left on this node's disk to write the backup (${(error as Error).message})`),

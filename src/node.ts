@@ -171,6 +171,7 @@ export class ConclaveNode {
       requestTimeoutMs: config.requestTimeoutMs,
       electionTimeoutMs: config.electionTimeoutMs,
       refuseIfStopping,
+      logger: this.logger,
     });
     this.gate = new StateGate(() => accessViewOf(main.storage.state), nodeRequiresAuth(config));
     this.proxies = new ProxyPeers({
