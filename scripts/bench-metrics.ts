@@ -61,9 +61,16 @@ async function main(): Promise<void> {
         }),
       );
     };
+    let monitorFailures = 0;
+    let lastMonitorError = '';
+    const monitor = () =>
+      void scrapeAll().catch((error: unknown) => {
+        monitorFailures++;
+        lastMonitorError = String((error as Error).cause ?? error);
+      });
     const load = (scraped: boolean): Promise<LoadResult> => {
-      const timer = scraped ? setInterval(() => void scrapeAll(), 1000) : undefined;
-      if (scraped) void scrapeAll();
+      const timer = scraped ? setInterval(monitor, 1000) : undefined;
+      if (scraped) monitor();
       return loop(options.clients, options.seconds, async (i) => {
         const response = await fetch(`${leader.url}/v1/realms/default/kv/k${i % KEYS}`, {
           method: 'PUT',
@@ -105,6 +112,8 @@ async function main(): Promise<void> {
     console.log(
       `one scrape under load: median ${median(times).toFixed(1)} ms, max ${times[times.length - 1]!.toFixed(1)} ms, ${(scrapeBytes / 1024).toFixed(1)} KiB`,
     );
+    if (monitorFailures > 0)
+      console.log(`failed scrapes or dashboard polls: ${monitorFailures} (last: ${lastMonitorError})`);
     const views = ascending(dashboardTimes);
     console.log(
       `one dashboard answer (3 panels, last 5 s) under load: median ${median(views).toFixed(1)} ms, max ${views[views.length - 1]!.toFixed(1)} ms, ${(dashboardBytes / 1024).toFixed(1)} KiB`,
