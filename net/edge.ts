@@ -364,6 +364,11 @@ export class Edge {
     return { ...this.counterValues, errors: { ...this.counterValues.errors } };
   }
 
+  /** HTTP requests taken and not yet answered (bounded by maxInflightRequests). */
+  get requestsInFlight(): number {
+    return this.inflight;
+  }
+
   // ---- HTTP ----
 
   private registerRoute(app: TemplatedApp, route: EdgeRoute): void {

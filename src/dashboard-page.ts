@@ -75,6 +75,7 @@ export const DASHBOARD_PAGE = `<!doctype html>
     <div class="stats">
       <div class="stat"><b id="stat-watches">–</b>watches</div>
       <div class="stat"><b id="stat-ws">–</b>WebSockets</div>
+      <div class="stat"><b id="stat-http">–</b>HTTP in flight</div>
       <div class="stat"><b id="stat-sessions">–</b>sessions</div>
       <div class="stat"><b id="stat-errors">–</b>errors/s</div>
     </div>
@@ -307,13 +308,15 @@ function renderCharts() {
 }
 
 function renderStats(view, leader) {
-  var watches = 0, ws = 0, anyWatch = false, anyWs = false;
+  var watches = 0, ws = 0, http = 0, anyWatch = false, anyWs = false, anyHttp = false;
   panels(view).forEach(function (n) {
     if (n.watches !== null) { watches += n.watches; anyWatch = true; }
     if (n.wsConnections !== null) { ws += n.wsConnections; anyWs = true; }
+    if (n.httpInFlight !== null && n.httpInFlight !== undefined) { http += n.httpInFlight; anyHttp = true; }
   });
   $('stat-watches').textContent = anyWatch ? watches : '–';
   $('stat-ws').textContent = anyWs ? ws : '–';
+  $('stat-http').textContent = anyHttp ? http : '–';
   var sessionsFrom = leader && leader.panel ? leader.panel : panels(view).filter(function (n) { return n.sessions !== null; })[0];
   $('stat-sessions').textContent = sessionsFrom && sessionsFrom.sessions !== null ? sessionsFrom.sessions : '–';
   var errors = combined('errors', 'sum');

@@ -37,6 +37,8 @@ export interface NodePanel {
   /** Closed seconds of requests after the asked `since`, oldest first. */
   readonly activity: readonly ActivitySample[];
   readonly wsConnections: number | null;
+  /** HTTP requests taken and not yet answered. */
+  readonly httpInFlight: number | null;
   readonly watches: number | null;
   readonly sessions: number | null;
   readonly leaderChanges: readonly LeaderChange[];
@@ -86,6 +88,7 @@ export function nodePanel(sources: PanelSources, since: number): NodePanel {
     members,
     activity: sources.metrics.activity.since(since),
     wsConnections: edge === undefined ? null : edge.wsOpened - edge.wsClosed,
+    httpInFlight: sources.metrics.sources.httpInFlight?.() ?? null,
     watches: raftSource === undefined ? null : raftSource.watches(),
     sessions: raftSource === undefined ? null : raftSource.sessions(),
     leaderChanges: sources.raft?.recentLeaders() ?? [],

@@ -39,6 +39,8 @@ export interface RaftSource {
 
 export interface MetricsSources {
   readonly edge?: () => EdgeCounters | undefined;
+  /** HTTP requests taken and not yet answered. */
+  readonly httpInFlight?: () => number | undefined;
   readonly mesh?: () => { counters: MeshCounters; peers: readonly PeerStatus[] } | undefined;
   readonly raft?: RaftSource;
 }
@@ -190,6 +192,18 @@ export class NodeMetrics {
     });
 
     if (sources.edge) this.edgeMetrics(sources.edge);
+    const inFlight = sources.httpInFlight;
+    if (inFlight) {
+      new Gauge({
+        name: 'conclave_http_requests_in_flight',
+        help: 'HTTP requests taken and not yet answered',
+        registers: [registry],
+        collect() {
+          const value = inFlight();
+          if (value !== undefined) this.set(value);
+        },
+      });
+    }
     if (sources.mesh) this.meshMetrics(sources.mesh);
     if (sources.raft) this.raftMetrics(sources.raft);
   }

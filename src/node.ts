@@ -374,6 +374,7 @@ export class ConclaveNode {
     const metrics = new NodeMetrics(
       {
         edge: () => this.edge?.counters(),
+        httpInFlight: () => this.edge?.requestsInFlight,
         ...(mesh === undefined ? {} : { mesh: () => ({ counters: mesh.counters(), peers: mesh.peers() }) }),
         raft: {
           status: () => this.kv.status(),

@@ -100,7 +100,11 @@ export class ProxyNode {
     const gate = new ProxyGate((token, require) => kv.principal(token, require));
     let edgeOf: (() => Edge) | undefined;
     const metrics = new NodeMetrics(
-      { edge: () => edgeOf?.().counters(), mesh: () => ({ counters: mesh.counters(), peers: mesh.peers() }) },
+      {
+        edge: () => edgeOf?.().counters(),
+        httpInFlight: () => edgeOf?.().requestsInFlight,
+        mesh: () => ({ counters: mesh.counters(), peers: mesh.peers() }),
+      },
       config.name,
     );
     const cluster = members;

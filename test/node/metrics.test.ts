@@ -178,6 +178,11 @@ t.test('metrics of members and a proxy', async (t) => {
   t.ok((sampleValue(atLeader, 'conclave_storage_database_bytes') ?? 0) > 0, 'database bytes');
   t.ok((sampleValue(atLeader, 'conclave_mesh_raft_messages_sent_total') ?? 0) > 0, 'raft messages sent');
   t.equal(sampleValue(atLeader, 'conclave_mesh_peers_connected'), 2);
+  t.equal(
+    sampleValue(atLeader, 'conclave_http_requests_in_flight'),
+    1,
+    'one HTTP request in flight at the scrape: the scrape itself',
+  );
   t.ok((sampleValue(atLeader, 'conclave_kv_revision') ?? 0) >= puts + 2);
   t.not(sampleValue(atLeader, 'process_cpu_seconds_total'), undefined, 'process metrics');
   t.not(sampleValue(atLeader, 'nodejs_eventloop_lag_seconds'), undefined, 'event loop lag');
