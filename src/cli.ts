@@ -70,7 +70,13 @@ async function start(flags: Record<string, unknown>): Promise<void> {
         : `conclave: node ${config.name} serving ${scheme}://${config.clientHost}:${node.clientPort} ` +
           `(data in ${config.dataDir}, ${config.storageEngine}, uWebSockets.js ${node.uwsNative ? 'native' : 'FALLBACK (slow)'})`,
   );
-  if (node.clientPort !== undefined) console.log(authLine(config, node));
+  if (node.clientPort !== undefined) {
+    console.log(authLine(config, node));
+    const host =
+      config.clientHost === '0.0.0.0' || config.clientHost === '::' ? '127.0.0.1' : config.clientHost;
+    const shown = host.includes(':') ? `[${host}]` : host;
+    console.log(`conclave: dashboard at ${scheme}://${shown}:${node.clientPort}/`);
+  }
   if ('adminToken' in node) {
     void node.adminToken.then((path) => {
       if (path !== undefined) {

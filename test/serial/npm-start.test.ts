@@ -50,8 +50,20 @@ t.test('npm start serves from the existing build', async (t) => {
 
   let started = performance.now();
   const first = npmStart();
-  await watchServing(first, 30_000).serving;
+  const startWatch = watchServing(first, 30_000);
+  await startWatch.serving;
   t.comment(`npm start served after ${Math.round(performance.now() - started)} ms`);
+  // It says where its dashboard is, and the page is there.
+  const deadline = Date.now() + 5000;
+  while (!/conclave: dashboard at /.test(startWatch.output()) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const dashboard = /conclave: dashboard at (\S+)/.exec(startWatch.output())?.[1];
+  t.equal(dashboard, `${url}/`, 'the start names the dashboard');
+  const page = await fetch(dashboard ?? `${url}/`);
+  t.equal(page.status, 200);
+  t.match(page.headers.get('content-type'), /^text\/html/);
+  t.match(await page.text(), /<title>Conclave<\/title>/);
   const status = await fetch(`${url}/v1/status`);
   t.equal(status.status, 200);
   const put = await fetch(`${url}/v1/realms/default/kv/greeting`, {
