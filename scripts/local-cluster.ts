@@ -11,10 +11,15 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './free-port.js';
+
+export { freePort };
+
+/** The last 4 KiB each node process wrote to stderr (start(): not inherited, not to a log file). */
+const stderrTails = new WeakMap<ChildProcess, string>();
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'src', 'cli.js');
 
@@ -43,17 +48,6 @@ function track(child: ChildProcess): ChildProcess {
     });
   }
   return child;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface ClusterNode {
@@ -190,18 +184,44 @@ export class LocalCluster {
     logFile?: string,
   ): void {
     const log = logFile === undefined ? undefined : openSync(logFile, 'a');
-    node.child = track(
+    const child = track(
       spawn(process.execPath, [...nodeFlags, ...this.args(node)], {
         stdio:
           log !== undefined
             ? ['ignore', log, log]
             : process.env.CONCLAVE_CLUSTER_LOGS
               ? ['ignore', 'inherit', 'inherit']
-              : 'ignore',
+              : ['ignore', 'ignore', 'pipe'],
         env: { ...process.env, ...env },
       }),
     );
+    node.child = child;
+    // The end of what it says on stderr (why it refused to start, a crash), for failed tests.
+    let tail = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (text: string) => {
+      tail = (tail + text).slice(-4096);
+      stderrTails.set(child, tail);
+    });
     if (log !== undefined) closeSync(log);
+  }
+
+  /**
+   * Throws, naming each and quoting the end of its stderr, if a node started by this cluster
+   * exited without the test asking it to (e.g. its port was taken).
+   */
+  assertRunning(nodes: readonly ClusterNode[] = this.nodes): void {
+    const dead = nodes.filter((node) => node.child !== undefined && !isRunning(node.child));
+    if (dead.length === 0) return;
+    throw new Error(
+      dead
+        .map(
+          (node) =>
+            `${node.name} exited (code ${node.child?.exitCode}, signal ${node.child?.signalCode}): ` +
+            (stderrTails.get(node.child!) ?? '(nothing on stderr)'),
+        )
+        .join('\n'),
+    );
   }
 
   /** A stateless proxy named p1, p2, … (not started) with a free client port and an empty working directory. */

@@ -2,13 +2,16 @@
 
 import '../../net/polyfill.js';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { MeshLimits } from '../../net/config.js';
+import { freePorts } from '../../scripts/free-port.js';
+
+export { freePorts };
+
 import type { VersionRange } from '../../net/hello.js';
 import type { Logger } from '../../net/log.js';
 import { Mesh, type MeshHandlers } from '../../net/mesh.js';
@@ -25,25 +28,6 @@ export function seededRandom(seed: number): () => number {
     x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** `count` distinct free TCP ports on 127.0.0.1 (bound together, then released). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = [];
-  const ports: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const server = createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    servers.push(server);
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('no port');
-    ports.push(address.port);
-  }
-  for (const server of servers) await new Promise<void>((resolve) => server.close(() => resolve()));
-  return ports;
 }
 
 /**

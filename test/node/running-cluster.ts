@@ -21,5 +21,7 @@ export async function runningCluster(
   await cluster.create(size);
   cluster.startAll();
   await cluster.waitForLeader(leaderWaitMs);
+  // A leader needs only a majority: a node that could not start must fail the test here, plainly.
+  cluster.assertRunning();
   return cluster;
 }
