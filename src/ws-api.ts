@@ -39,8 +39,8 @@ interface Connection {
   readonly watches: Map<number, Watch>;
   /** The token its requests carry: the upgrade's Authorization header, or an `auth` op's. */
   token: string | undefined;
-  /** While it holds watches: re-checks its caller, ending watches it may no longer read. */
-  recheck: ReturnType<typeof setInterval> | undefined;
+  /** The socket, while the connection holds watches (they are re-checked; see `watching`). */
+  socket: EdgeSocket | undefined;
 }
 
 /** How often a connection's watches are checked against revocations and grants taken away. */
@@ -69,7 +69,7 @@ export function webSocketApi(
         startingWatches: 0,
         watches: new Map(),
         token: tokenOf(socket),
-        recheck: undefined,
+        socket: undefined,
       } satisfies Connection;
     }
     return socket.state as Connection;
@@ -167,10 +167,34 @@ export function webSocketApi(
     return EMPTY_RESULT;
   };
 
+  /*
+   * Connections holding watches, re-checked together by one timer every WATCH_RECHECK_MS (not a
+   * timer each: every timer firing wakes the process, and a node holds many watching sockets).
+   */
+  const watching = new Set<Connection>();
+  let recheckTimer: ReturnType<typeof setInterval> | undefined;
+  const recheckAll = (): void => {
+    for (const connection of watching) {
+      const socket = connection.socket;
+      if (socket !== undefined) recheck(socket, connection).catch(() => undefined);
+    }
+  };
+  const startRecheck = (socket: EdgeSocket, connection: Connection): void => {
+    connection.socket = socket;
+    watching.add(connection);
+    if (recheckTimer === undefined) {
+      recheckTimer = setInterval(recheckAll, WATCH_RECHECK_MS);
+      recheckTimer.unref();
+    }
+  };
   const stopRecheckIfIdle = (connection: Connection): void => {
-    if (connection.watches.size > 0 || connection.recheck === undefined) return;
-    clearInterval(connection.recheck);
-    connection.recheck = undefined;
+    if (connection.watches.size > 0) return;
+    connection.socket = undefined;
+    watching.delete(connection);
+    if (watching.size === 0 && recheckTimer !== undefined) {
+      clearInterval(recheckTimer);
+      recheckTimer = undefined;
+    }
   };
 
   /** Ends the watches whose caller may no longer read their realm (token revoked or expired, grant gone). */
@@ -249,12 +273,7 @@ export function webSocketApi(
       return;
     }
     connection.watches.set(sub.id, { sub, realm });
-    if (connection.recheck === undefined) {
-      connection.recheck = setInterval(() => {
-        recheck(socket, connection).catch(() => undefined);
-      }, WATCH_RECHECK_MS);
-      connection.recheck.unref();
-    }
+    startRecheck(socket, connection);
     socket.send({ id, ok: true, result: { watch: sub.id, revision: sub.revision } });
     sub.start();
   };
