@@ -1,6 +1,5 @@
 // One node's part of the dashboard: its raft view, the leader's view of each member, its requests per second, its connections and the leader changes it saw.
 
-import type { BackupLedger } from '../storage/index.js';
 import type { ActivitySample } from './activity-series.js';
 import type { NodeStatus } from './kv-service.js';
 import type { NodeMetrics } from './metrics.js';
@@ -19,18 +18,24 @@ export interface MemberView {
   readonly state?: string;
 }
 
-/** What one node shows of itself. */
-export interface NodePanel {
-  readonly name: string;
-  /** voter, a learner role, none, or proxy. */
-  readonly role: string;
-  /** Raft state (leader, follower, candidate, pre-candidate) or proxy. */
-  readonly state: string;
-  readonly leader: string;
-  readonly term: number;
-  readonly commitIndex: number;
-  readonly appliedIndex: number;
-  readonly revision: number;
+/**
+ * What one node shows of itself: its status's raft fields (NodeStatus, kv-service.ts; `role` is
+ * voter, a learner role, none or proxy; `state` the raft state or proxy), then the dashboard's.
+ */
+export interface NodePanel
+  extends Pick<
+    NodeStatus,
+    | 'name'
+    | 'role'
+    | 'state'
+    | 'leader'
+    | 'term'
+    | 'commitIndex'
+    | 'appliedIndex'
+    | 'revision'
+    | 'member'
+    | 'backups'
+  > {
   /** When the panel was made, ms since the epoch (the node's clock). */
   readonly at: number;
   readonly members: readonly MemberView[];
@@ -42,9 +47,6 @@ export interface NodePanel {
   readonly watches: number | null;
   readonly sessions: number | null;
   readonly leaderChanges: readonly LeaderChange[];
-  readonly backups?: BackupLedger;
-  /** On a proxy: the member it forwards to now. */
-  readonly member?: string;
 }
 
 /** What a panel is made from: the node's status and metrics, and its raft side if a member. */
