@@ -167,7 +167,9 @@ export class MemberAdmin implements AdminService {
     if (raft.role !== Role.Leader || raft.progress === undefined) {
       throw new DriverError('NOT_LEADER', 'this node no longer leads', raft.leader);
     }
-    const { addresses = {}, roles = {} } = group.storage.state.meta;
+    // One applied snapshot: raft's own membership runs ahead of the state while a change is in
+    // flight, and mixing the two showed a removed voter gone before it was listed as replaced.
+    const { membership, addresses = {}, roles = {}, replacing, replaced = [], backups } = group.storage.state.meta;
     const now = Date.now();
     const view = (name: string, voter: boolean): MemberView => {
       const progress = raft.progress?.get(name);
@@ -191,14 +193,13 @@ export class MemberAdmin implements AdminService {
         reachable: lastContactMs !== null && lastContactMs <= this.init.electionTimeoutMs,
       };
     };
-    const { replacing, replaced = [], backups } = group.storage.state.meta;
     return {
       leader: selfName,
       term: raft.term,
       commitIndex: raft.commitIndex,
       members: [
-        ...raft.membership.voters.map((name) => view(name, true)),
-        ...raft.membership.learners.map((name) => view(name, false)),
+        ...membership.voters.map((name) => view(name, true)),
+        ...membership.learners.map((name) => view(name, false)),
       ],
       ...(replacing === undefined ? {} : { replacing }),
       ...(replaced.length === 0 ? {} : { replaced: replaced.map((r) => r.name) }),
