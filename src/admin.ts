@@ -169,7 +169,14 @@ export class MemberAdmin implements AdminService {
     }
     // One applied snapshot: raft's own membership runs ahead of the state while a change is in
     // flight, and mixing the two showed a removed voter gone before it was listed as replaced.
-    const { membership, addresses = {}, roles = {}, replacing, replaced = [], backups } = group.storage.state.meta;
+    const {
+      membership,
+      addresses = {},
+      roles = {},
+      replacing,
+      replaced = [],
+      backups,
+    } = group.storage.state.meta;
     const now = Date.now();
     const view = (name: string, voter: boolean): MemberView => {
       const progress = raft.progress?.get(name);
