@@ -1,18 +1,20 @@
 // Where a put spends its time: CPU profiles of a 3-node cluster's leader and a follower under N writers.
 //
 // usage: npm run profile:put -- [--seconds S] [--clients N] [--via http|ws] [--to leader|follower]
-//                               [--engine rocksdb|leveldb] [--top N] [--out DIR]
+//                               [--engine rocksdb|leveldb] [--profile on|off] [--top N] [--out DIR]
 // Starts three members (LocalCluster's defaults) with `node --cpu-prof`, finds the leader, and
 // runs N loops (default 1) of puts of 256-byte JSON documents, each loop one put at a time, to
 // the leader or to a follower for S seconds (default 10): over HTTP keep-alive (fetch, default)
 // or over the client library's WebSocket (up to 6 client objects, shared round-robin). Then it
 // stops the members with SIGTERM so that each writes its profile, and prints: puts/s and p50
 // latency; each member's CPU per put (utime + stime from /proc over the load, divided by the
-// puts); and for the leader and one follower the share of idle, garbage collection and the
+// puts), also split by thread (the JavaScript thread, RocksDB's background threads, the
+// helpers: libuv's pool, V8's concurrent GC and compiler, the profiler's sampler); and for the leader and one follower the share of idle, garbage collection and the
 // synced RocksDB write, the self time by area (raft/, storage/, net/, src/, the libp2p stack,
 // other packages, Node core, native), and the functions with the most self time, as shares of
 // the profile's wall time. The .cpuprofile files stay in DIR (default: a temporary directory)
-// to open in Chrome's DevTools.
+// to open in Chrome's DevTools. --profile off runs the members without the profiler (whose
+// sampling costs CPU of its own) and prints only the figures before the profiles.
 
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,10 +30,11 @@ interface Options {
   top: number;
   out: string | undefined;
   engine: 'rocksdb' | 'leveldb';
+  profile: boolean;
 }
 
 const USAGE =
-  'usage: npm run profile:put -- [--seconds S] [--clients N] [--via http|ws] [--to leader|follower] [--engine rocksdb|leveldb] [--top N] [--out DIR]';
+  'usage: npm run profile:put -- [--seconds S] [--clients N] [--via http|ws] [--to leader|follower] [--engine rocksdb|leveldb] [--profile on|off] [--top N] [--out DIR]';
 
 class UsageError extends Error {}
 
@@ -44,6 +47,7 @@ function parseArgs(argv: readonly string[]): Options {
     top: 15,
     out: undefined,
     engine: 'rocksdb',
+    profile: true,
   };
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i]!;
@@ -57,6 +61,7 @@ function parseArgs(argv: readonly string[]): Options {
       options.clients = Number(value);
     else if (flag === '--via' && (value === 'http' || value === 'ws')) options.via = value;
     else if (flag === '--out') options.out = value;
+    else if (flag === '--profile' && (value === 'on' || value === 'off')) options.profile = value === 'on';
     else if (flag === '--engine' && (value === 'rocksdb' || value === 'leveldb')) options.engine = value;
     else throw new UsageError(`bad flag or value: ${flag} ${value}; ${USAGE}`);
   }
@@ -68,6 +73,32 @@ function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * utime and stime in ms of each kind of thread of a process, from /proc/PID/task/TID/stat: the
+ * JavaScript thread, RocksDB's background flushes and compactions (rocksdb:*), and the helpers.
+ */
+function threadCpuMs(pid: number): Map<string, number> {
+  const byKind = new Map<string, number>();
+  const add = (kind: string, ms: number) => byKind.set(kind, (byKind.get(kind) ?? 0) + ms);
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended between the listing and the read
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+
+    // Node 20 names its helper threads after the process: libuv's pool, V8's workers (concurrent
+    // marking and sweeping, compilation) and, with --cpu-prof, the profiler's sampler.
+    const kind = Number(tid) === pid ? 'js' : comm.startsWith('rocksdb:') ? 'rocksdb bg' : 'helpers';
+    add(`${kind} user`, Number(fields[11]) * 10);
+    add(`${kind} sys`, Number(fields[12]) * 10);
+  }
+  return byKind;
 }
 
 interface ProfileNode {
@@ -213,7 +244,11 @@ async function main(): Promise<void> {
   try {
     await cluster.create(3);
     for (const node of cluster.nodes) {
-      cluster.start(node, {}, ['--cpu-prof', `--cpu-prof-dir=${join(out, node.name)}`]);
+      cluster.start(
+        node,
+        {},
+        options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(out, node.name)}`] : [],
+      );
     }
     const leader = await cluster.waitForLeader(30_000);
     const follower = cluster.nodes.find((n) => n !== leader)!;
@@ -228,10 +263,16 @@ async function main(): Promise<void> {
     // A second of warm-up, not measured.
     await putLoops(puts, 1);
     const before = new Map(cluster.nodes.map((n) => [n.name, cpuMs(n.child!.pid!)]));
+    const threadsBefore = new Map(cluster.nodes.map((n) => [n.name, threadCpuMs(n.child!.pid!)]));
     const fromUs = nowUs();
     const latencies = await putLoops(puts, options.seconds);
     const window = { fromUs, toUs: nowUs() };
     const cpu = cluster.nodes.map((n) => ({ node: n, ms: cpuMs(n.child!.pid!) - before.get(n.name)! }));
+    const threads = cluster.nodes.map((n) => {
+      const was = threadsBefore.get(n.name)!;
+      const now = threadCpuMs(n.child!.pid!);
+      return { node: n, delta: [...now].map(([kind, ms]) => [kind, ms - (was.get(kind) ?? 0)] as const) };
+    });
     latencies.sort((a, b) => a - b);
     await Promise.all(clients.map((client) => client.close()));
     const done = latencies.length;
@@ -247,7 +288,17 @@ async function main(): Promise<void> {
         .map((c) => `${c.node.name}${c.node === leader ? ' (leader)' : ''} ${(c.ms / done).toFixed(2)} ms`)
         .join(', ')}; the cluster ${(total / done).toFixed(2)} ms`,
     );
+    for (const { node, delta } of threads) {
+      console.log(
+        `  ${node.name} by thread, ms per put: ${delta
+          .filter(([, ms]) => ms > 0)
+          .sort((a, b) => b[1] - a[1])
+          .map(([kind, ms]) => `${kind} ${(ms / done).toFixed(3)}`)
+          .join(', ')}`,
+      );
+    }
     await Promise.all(cluster.nodes.map((n) => cluster.kill(n, 'SIGTERM')));
+    if (!options.profile) return;
     const profileOf = (node: ClusterNode): CpuProfile => {
       const dir = join(out, node.name);
       const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
