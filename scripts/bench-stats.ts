@@ -1,4 +1,6 @@
-// Small statistics for the benchmark scripts: percentiles and medians of samples, and a timed closed-loop load.
+// Small helpers for the benchmark scripts: percentiles and medians of samples, a timed closed-loop load, and the CPU time of server processes.
+
+import { readFileSync } from 'node:fs';
 
 /** The p-th percentile (0..100) of ascending `sorted`; NaN when empty. */
 export function percentile(sorted: readonly number[], p: number): number {
@@ -62,4 +64,19 @@ export async function loop(
     p99: percentile(sorted, 99),
     errors,
   };
+}
+
+/** utime + stime of `pids` in ms, from /proc/PID/stat (clock ticks of 10 ms on Linux); a pid gone counts 0. */
+export function serverCpuMs(pids: readonly number[]): number {
+  let ms = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ms += (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return ms;
 }

@@ -70,7 +70,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Etcd3, type IOptions } from 'etcd3';
 import { Client, type WatchEvent } from '../src/client/index.js';
-import { ascending, median, percentile } from './bench-stats.js';
+import { ascending, median, percentile, serverCpuMs } from './bench-stats.js';
 import { EtcdCluster, etcdVersion } from './etcd-cluster.js';
 import { LocalCluster } from './local-cluster.js';
 
@@ -1135,21 +1135,6 @@ async function main(): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
-
-/** utime + stime of `pids` in ms, from /proc/PID/stat (clock ticks of 10 ms on Linux); a pid gone counts 0. */
-function serverCpuMs(pids: readonly number[]): number {
-  let ms = 0;
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ms += (Number(fields[11]) + Number(fields[12])) * 10;
-    } catch {
-      // Exited meanwhile.
-    }
-  }
-  return ms;
-}
 
 /** One HTTP request on `agent`'s keep-alive connection; resolves the body, rejects on a non-2xx answer. */
 function httpRequest(agent: HttpAgent, url: string, method: string, body: string): Promise<string> {

@@ -2,6 +2,7 @@
 //
 // usage: npm run profile:put -- [--seconds S] [--clients N] [--via http|ws] [--to leader|follower]
 //                               [--engine rocksdb|leveldb] [--profile on|off] [--top N] [--out DIR]
+//                               [--node-flag --FLAG=VALUE]... (passed to node for each member)
 // Starts three members (LocalCluster's defaults) with `node --cpu-prof`, finds the leader, and
 // runs N loops (default 1) of puts of 256-byte JSON documents, each loop one put at a time, to
 // the leader or to a follower for S seconds (default 10): over HTTP keep-alive (fetch, default)
@@ -20,6 +21,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '../src/client/index.js';
+import { serverCpuMs } from './bench-stats.js';
 import { type ClusterNode, LocalCluster } from './local-cluster.js';
 
 interface Options {
@@ -31,10 +33,11 @@ interface Options {
   out: string | undefined;
   engine: 'rocksdb' | 'leveldb';
   profile: boolean;
+  nodeFlags: string[];
 }
 
 const USAGE =
-  'usage: npm run profile:put -- [--seconds S] [--clients N] [--via http|ws] [--to leader|follower] [--engine rocksdb|leveldb] [--profile on|off] [--top N] [--out DIR]';
+  'usage: npm run profile:put -- [--seconds S] [--clients N] [--via http|ws] [--to leader|follower] [--engine rocksdb|leveldb] [--profile on|off] [--node-flag --FLAG=V]... [--top N] [--out DIR]';
 
 class UsageError extends Error {}
 
@@ -48,6 +51,7 @@ function parseArgs(argv: readonly string[]): Options {
     out: undefined,
     engine: 'rocksdb',
     profile: true,
+    nodeFlags: [],
   };
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i]!;
@@ -62,17 +66,11 @@ function parseArgs(argv: readonly string[]): Options {
     else if (flag === '--via' && (value === 'http' || value === 'ws')) options.via = value;
     else if (flag === '--out') options.out = value;
     else if (flag === '--profile' && (value === 'on' || value === 'off')) options.profile = value === 'on';
+    else if (flag === '--node-flag' && value.startsWith('--')) options.nodeFlags.push(value);
     else if (flag === '--engine' && (value === 'rocksdb' || value === 'leveldb')) options.engine = value;
     else throw new UsageError(`bad flag or value: ${flag} ${value}; ${USAGE}`);
   }
   return options;
-}
-
-/** utime + stime of a process in ms, from /proc/PID/stat (clock ticks of 10 ms on Linux). */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /**
@@ -247,7 +245,10 @@ async function main(): Promise<void> {
       cluster.start(
         node,
         {},
-        options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(out, node.name)}`] : [],
+        [
+          ...options.nodeFlags,
+          ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(out, node.name)}`] : []),
+        ],
       );
     }
     const leader = await cluster.waitForLeader(30_000);
@@ -262,12 +263,12 @@ async function main(): Promise<void> {
     );
     // A second of warm-up, not measured.
     await putLoops(puts, 1);
-    const before = new Map(cluster.nodes.map((n) => [n.name, cpuMs(n.child!.pid!)]));
+    const before = new Map(cluster.nodes.map((n) => [n.name, serverCpuMs([n.child!.pid!])]));
     const threadsBefore = new Map(cluster.nodes.map((n) => [n.name, threadCpuMs(n.child!.pid!)]));
     const fromUs = nowUs();
     const latencies = await putLoops(puts, options.seconds);
     const window = { fromUs, toUs: nowUs() };
-    const cpu = cluster.nodes.map((n) => ({ node: n, ms: cpuMs(n.child!.pid!) - before.get(n.name)! }));
+    const cpu = cluster.nodes.map((n) => ({ node: n, ms: serverCpuMs([n.child!.pid!]) - before.get(n.name)! }));
     const threads = cluster.nodes.map((n) => {
       const was = threadsBefore.get(n.name)!;
       const now = threadCpuMs(n.child!.pid!);

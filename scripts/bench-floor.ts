@@ -1,0 +1,281 @@
+// Where the floor of one sequential write lies on this machine: round trips and fsync beside Conclave's and etcd's put latency with one member and with three.
+//
+// usage: npm run bench:floor -- [--rounds N] [--seconds S]
+// Measured in one run, the systems alternating within each of N rounds (default 5), medians
+// over the rounds:
+// - the operating system's round trip: two processes ping-pong 100 bytes over loopback TCP
+//   (scripts/floor-rtt.c, built with cc into a temporary directory; skipped, with the reason,
+//   when there is no cc), and the same between two Node.js processes over net sockets; p50 and
+//   the CPU of both processes per round trip;
+// - one fdatasync of a 100-byte append, in the directory the members' data lives in;
+// - one client writing 256-byte JSON documents one at a time for S seconds (default 5) to the
+//   leader: Conclave (its client library over WebSocket) and etcd (etcd3 over gRPC, skipped when
+//   etcd is not on PATH), each with one member and with three; p50, p99 and the server
+//   processes' CPU per put (utime + stime from /proc).
+// Then the share of replication (three members' p50 less one member's) and of everything but
+// round trips and fsync, per system. With no network between the processes, a round trip here
+// is the price of waking a process: what the write path pays per hop.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { createConnection, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Etcd3 } from 'etcd3';
+import { Client } from '../src/client/index.js';
+import { ascending, median, percentile, serverCpuMs } from './bench-stats.js';
+import { EtcdCluster, etcdVersion } from './etcd-cluster.js';
+import { LocalCluster } from './local-cluster.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MESSAGE_BYTES = 100;
+const ROUND_TRIPS = 20_000;
+const FSYNCS = 500;
+const DOC = { payload: 'x'.repeat(240) };
+
+interface Options {
+  rounds: number;
+  seconds: number;
+}
+
+const USAGE = 'usage: npm run bench:floor -- [--rounds N] [--seconds S]';
+
+function parseArgs(argv: readonly string[]): Options {
+  const options: Options = { rounds: 5, seconds: 5 };
+  for (let i = 0; i < argv.length; i += 2) {
+    const flag = argv[i];
+    const value = Number(argv[i + 1]);
+    if (flag === '--rounds' && Number.isInteger(value) && value > 0) options.rounds = value;
+    else if (flag === '--seconds' && value > 0) options.seconds = value;
+    else throw new UsageError(`bad flag or value: ${flag} ${argv[i + 1] ?? ''}; ${USAGE}`);
+  }
+  return options;
+}
+
+class UsageError extends Error {}
+
+/** One measurement: latency percentiles in ms and CPU per operation in µs. */
+interface Sample {
+  readonly p50: number;
+  readonly p99: number;
+  readonly cpuUs: number;
+}
+
+/** The C ping-pong, built once; undefined (and why) without a C compiler. */
+function buildCRoundTrip(dir: string): { path: string } | { skipped: string } {
+  const path = join(dir, 'floor-rtt');
+  const built = spawnSync('cc', ['-O2', '-o', path, join(ROOT, 'scripts', 'floor-rtt.c')], { encoding: 'utf8' });
+  if (built.error !== undefined) return { skipped: `no C compiler (cc: ${built.error.message})` };
+  if (built.status !== 0) return { skipped: `cc failed: ${built.stderr.trim()}` };
+  return { path };
+}
+
+function cRoundTrip(path: string): Sample {
+  const run = spawnSync(path, [String(ROUND_TRIPS)], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`floor-rtt failed: ${run.stderr}`);
+  return JSON.parse(run.stdout) as Sample;
+}
+
+/** This script with --echo: echoes whatever arrives on one loopback connection, then exits. */
+function echoServer(): void {
+  const server = createServer((socket) => {
+    socket.setNoDelay(true);
+    socket.on('data', (data) => socket.write(data));
+    socket.on('close', () => process.exit(0));
+  });
+  server.listen(0, '127.0.0.1', () => {
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    process.stdout.write(`${address.port}\n`);
+  });
+}
+
+async function nodeRoundTrip(): Promise<Sample> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--echo'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.once('data', (data: Buffer) => resolve(Number(data.toString().trim())));
+      child.once('exit', (code) => reject(new Error(`echo server exited (${code})`)));
+    });
+    const socket: Socket = await new Promise((resolve, reject) => {
+      const s = createConnection({ port, host: '127.0.0.1', noDelay: true }, () => resolve(s));
+      s.once('error', reject);
+    });
+    const message = Buffer.alloc(MESSAGE_BYTES, 1);
+    const times: number[] = [];
+    const cpuBefore = process.cpuUsage();
+    const childBefore = serverCpuMs([child.pid!]);
+    await new Promise<void>((resolve) => {
+      let received = 0;
+      let sentAt = performance.now();
+      socket.on('data', (data: Buffer) => {
+        received += data.length;
+        if (received < MESSAGE_BYTES) return;
+        received -= MESSAGE_BYTES;
+        times.push(performance.now() - sentAt);
+        if (times.length === ROUND_TRIPS) return resolve();
+        sentAt = performance.now();
+        socket.write(message);
+      });
+      socket.write(message);
+    });
+    const own = process.cpuUsage(cpuBefore);
+    const cpuUs = own.user + own.system + (serverCpuMs([child.pid!]) - childBefore) * 1000;
+    socket.destroy();
+    const sorted = ascending(times);
+    return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuUs: cpuUs / ROUND_TRIPS };
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+/** fdatasync after a 100-byte append, FSYNCS times, in `dir`. */
+function fsyncSample(dir: string): Sample {
+  const path = join(dir, 'fsync-probe');
+  const fd = openSync(path, 'w');
+  const block = Buffer.alloc(MESSAGE_BYTES, 2);
+  const times: number[] = [];
+  const before = process.cpuUsage();
+  try {
+    for (let i = 0; i < FSYNCS; i++) {
+      const t0 = performance.now();
+      writeSync(fd, block);
+      fdatasyncSync(fd);
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(path, { force: true });
+  }
+  const cpu = process.cpuUsage(before);
+  const sorted = ascending(times);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuUs: (cpu.user + cpu.system) / FSYNCS };
+}
+
+/** Sequential puts for `seconds`: latency of each, and the servers' CPU per put. */
+async function sequentialPuts(
+  put: (i: number) => Promise<unknown>,
+  pids: readonly number[],
+  seconds: number,
+): Promise<Sample> {
+  for (let i = 0; i < 50; i++) await put(-1 - i); // warm up: connections, JIT
+  const times: number[] = [];
+  const cpuBefore = serverCpuMs(pids);
+  const deadline = performance.now() + seconds * 1000;
+  for (let i = 0; performance.now() < deadline; i++) {
+    const t0 = performance.now();
+    await put(i);
+    times.push(performance.now() - t0);
+  }
+  const cpuMs = serverCpuMs(pids) - cpuBefore;
+  const sorted = ascending(times);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuUs: (cpuMs * 1000) / times.length };
+}
+
+async function conclavePuts(members: number, seconds: number): Promise<Sample> {
+  const cluster = new LocalCluster();
+  try {
+    await cluster.create(members);
+    cluster.startAll();
+    const leader = await cluster.waitForLeader(30_000);
+    const client = new Client({ endpoints: [leader.url] });
+    try {
+      return await sequentialPuts(
+        (i) => client.put('default', `floor/${i}`, DOC),
+        cluster.nodes.map((n) => n.child!.pid!),
+        seconds,
+      );
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await cluster.stop();
+  }
+}
+
+async function etcdPuts(members: number, seconds: number): Promise<Sample> {
+  const cluster = new EtcdCluster();
+  try {
+    await cluster.create(members);
+    cluster.startAll();
+    const leader = await cluster.waitForLeader(30_000);
+    const client = new Etcd3({ hosts: [leader.url] });
+    const text = JSON.stringify(DOC);
+    try {
+      return await sequentialPuts(
+        (i) => client.put(`floor/${i}`).value(text).exec(),
+        cluster.nodes.map((n) => n.child!.pid!),
+        seconds,
+      );
+    } finally {
+      client.close();
+    }
+  } finally {
+    await cluster.stop();
+  }
+}
+
+const fmt = (ms: number) => (Number.isFinite(ms) ? ms.toFixed(3) : '–');
+const fmtUs = (us: number) => (Number.isFinite(us) ? us.toFixed(0) : '–');
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv[0] === '--echo') return echoServer();
+  if (argv.includes('--help')) {
+    console.log(USAGE);
+    return;
+  }
+  const options = parseArgs(argv);
+  const scratch = mkdtempSync(join(tmpdir(), 'conclave-floor-'));
+  const withEtcd = etcdVersion() !== undefined;
+  const c = buildCRoundTrip(scratch);
+  const rows = new Map<string, Sample[]>();
+  const add = (name: string, sample: Sample) => rows.set(name, [...(rows.get(name) ?? []), sample]);
+  try {
+    for (let round = 1; round <= options.rounds; round++) {
+      if ('path' in c) add('round trip, C processes', cRoundTrip(c.path));
+      add('round trip, Node.js processes (net)', await nodeRoundTrip());
+      add('fdatasync of a 100 B append', fsyncSample(tmpdir()));
+      add('Conclave, 1 member', await conclavePuts(1, options.seconds));
+      if (withEtcd) add('etcd, 1 member', await etcdPuts(1, options.seconds));
+      add('Conclave, 3 members', await conclavePuts(3, options.seconds));
+      if (withEtcd) add('etcd, 3 members', await etcdPuts(3, options.seconds));
+      console.error(`round ${round}/${options.rounds} done`);
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  const med = (name: string, field: keyof Sample) => median((rows.get(name) ?? []).map((s) => s[field]));
+  console.log(
+    `\nbench:floor — ${options.rounds} rounds, medians; sequential puts of 256 B JSON documents to the leader for ${options.seconds} s each; ` +
+      `CPU: user + system of both processes per round trip, of the servers per put`,
+  );
+  if ('skipped' in c) console.log(`(C round trip skipped: ${c.skipped})`);
+  if (!withEtcd) console.log('(etcd skipped: not on PATH)');
+  console.log('\n| measure | p50 ms | p99 ms | CPU µs per op |\n|---|---|---|---|');
+  for (const name of rows.keys()) {
+    console.log(`| ${name} | ${fmt(med(name, 'p50'))} | ${fmt(med(name, 'p99'))} | ${fmtUs(med(name, 'cpuUs'))} |`);
+  }
+  const systems = withEtcd ? ['Conclave', 'etcd'] : ['Conclave'];
+  console.log('\n| system | 1 member p50 | 3 members p50 | replication adds | 3 members: CPU µs per put |\n|---|---|---|---|---|');
+  for (const system of systems) {
+    const one = med(`${system}, 1 member`, 'p50');
+    const three = med(`${system}, 3 members`, 'p50');
+    console.log(
+      `| ${system} | ${fmt(one)} | ${fmt(three)} | ${fmt(three - one)} | ${fmtUs(med(`${system}, 3 members`, 'cpuUs'))} |`,
+    );
+  }
+}
+
+main().then(
+  () => {
+    if (process.argv[2] !== '--echo') process.exit(0);
+  },
+  (error: unknown) => {
+    console.error(`bench:floor: ${error instanceof UsageError ? error.message : ((error as Error).stack ?? error)}`);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  },
+);
