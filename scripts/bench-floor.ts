@@ -65,7 +65,9 @@ interface Sample {
 /** The C ping-pong, built once; undefined (and why) without a C compiler. */
 function buildCRoundTrip(dir: string): { path: string } | { skipped: string } {
   const path = join(dir, 'floor-rtt');
-  const built = spawnSync('cc', ['-O2', '-o', path, join(ROOT, 'scripts', 'floor-rtt.c')], { encoding: 'utf8' });
+  const built = spawnSync('cc', ['-O2', '-o', path, join(ROOT, 'scripts', 'floor-rtt.c')], {
+    encoding: 'utf8',
+  });
   if (built.error !== undefined) return { skipped: `no C compiler (cc: ${built.error.message})` };
   if (built.status !== 0) return { skipped: `cc failed: ${built.stderr.trim()}` };
   return { path };
@@ -152,7 +154,11 @@ function fsyncSample(dir: string): Sample {
   }
   const cpu = process.cpuUsage(before);
   const sorted = ascending(times);
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuUs: (cpu.user + cpu.system) / FSYNCS };
+  return {
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    cpuUs: (cpu.user + cpu.system) / FSYNCS,
+  };
 }
 
 /** Sequential puts for `seconds`: latency of each, and the servers' CPU per put. */
@@ -257,10 +263,14 @@ async function main(): Promise<void> {
   if (!withEtcd) console.log('(etcd skipped: not on PATH)');
   console.log('\n| measure | p50 ms | p99 ms | CPU µs per op |\n|---|---|---|---|');
   for (const name of rows.keys()) {
-    console.log(`| ${name} | ${fmt(med(name, 'p50'))} | ${fmt(med(name, 'p99'))} | ${fmtUs(med(name, 'cpuUs'))} |`);
+    console.log(
+      `| ${name} | ${fmt(med(name, 'p50'))} | ${fmt(med(name, 'p99'))} | ${fmtUs(med(name, 'cpuUs'))} |`,
+    );
   }
   const systems = withEtcd ? ['Conclave', 'etcd'] : ['Conclave'];
-  console.log('\n| system | 1 member p50 | 3 members p50 | replication adds | 3 members: CPU µs per put |\n|---|---|---|---|---|');
+  console.log(
+    '\n| system | 1 member p50 | 3 members p50 | replication adds | 3 members: CPU µs per put |\n|---|---|---|---|---|',
+  );
   for (const system of systems) {
     const one = med(`${system}, 1 member`, 'p50');
     const three = med(`${system}, 3 members`, 'p50');
@@ -275,7 +285,9 @@ main().then(
     if (process.argv[2] !== '--echo') process.exit(0);
   },
   (error: unknown) => {
-    console.error(`bench:floor: ${error instanceof UsageError ? error.message : ((error as Error).stack ?? error)}`);
+    console.error(
+      `bench:floor: ${error instanceof UsageError ? error.message : ((error as Error).stack ?? error)}`,
+    );
     process.exit(error instanceof UsageError ? 2 : 1);
   },
 );

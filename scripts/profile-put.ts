@@ -242,14 +242,10 @@ async function main(): Promise<void> {
   try {
     await cluster.create(3);
     for (const node of cluster.nodes) {
-      cluster.start(
-        node,
-        {},
-        [
-          ...options.nodeFlags,
-          ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(out, node.name)}`] : []),
-        ],
-      );
+      cluster.start(node, {}, [
+        ...options.nodeFlags,
+        ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(out, node.name)}`] : []),
+      ]);
     }
     const leader = await cluster.waitForLeader(30_000);
     const follower = cluster.nodes.find((n) => n !== leader)!;
@@ -268,7 +264,10 @@ async function main(): Promise<void> {
     const fromUs = nowUs();
     const latencies = await putLoops(puts, options.seconds);
     const window = { fromUs, toUs: nowUs() };
-    const cpu = cluster.nodes.map((n) => ({ node: n, ms: serverCpuMs([n.child!.pid!]) - before.get(n.name)! }));
+    const cpu = cluster.nodes.map((n) => ({
+      node: n,
+      ms: serverCpuMs([n.child!.pid!]) - before.get(n.name)!,
+    }));
     const threads = cluster.nodes.map((n) => {
       const was = threadsBefore.get(n.name)!;
       const now = threadCpuMs(n.child!.pid!);
