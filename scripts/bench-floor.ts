@@ -7,6 +7,8 @@
 //   (scripts/floor-rtt.c, built with cc into a temporary directory; skipped, with the reason,
 //   when there is no cc), and the same between two Node.js processes over net sockets; p50 and
 //   the CPU of both processes per round trip;
+// - the same Node.js echo paced at 500 and at 50 messages a second, with the CPU of the echoing
+//   process per message: a process that sleeps between messages pays more for each wake-up;
 // - one fdatasync of a 100-byte append, in the directory the members' data lives in;
 // - one client writing 256-byte JSON documents one at a time for S seconds (default 5) to the
 //   leader: Conclave (its client library over WebSocket) and etcd (etcd3 over gRPC, skipped when
@@ -32,6 +34,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MESSAGE_BYTES = 100;
 const ROUND_TRIPS = 20_000;
 const FSYNCS = 500;
+const PACED_SECONDS = 4;
 const DOC = { payload: 'x'.repeat(240) };
 
 interface Options {
@@ -93,7 +96,12 @@ function echoServer(): void {
   });
 }
 
-async function nodeRoundTrip(): Promise<Sample> {
+/**
+ * Round trips to a Node.js echo process: back to back (`rate` undefined; CPU of both processes per
+ * round trip) or paced at `rate` a second for PACED_SECONDS (CPU of the echoing process alone per
+ * message: what one wake-up costs a process that sleeps between messages).
+ */
+async function nodeRoundTrip(rate?: number): Promise<Sample> {
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--echo'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -108,27 +116,34 @@ async function nodeRoundTrip(): Promise<Sample> {
     });
     const message = Buffer.alloc(MESSAGE_BYTES, 1);
     const times: number[] = [];
+    const count = rate === undefined ? ROUND_TRIPS : Math.round(rate * PACED_SECONDS);
     const cpuBefore = process.cpuUsage();
     const childBefore = serverCpuMs([child.pid!]);
+    const started = performance.now();
     await new Promise<void>((resolve) => {
       let received = 0;
       let sentAt = performance.now();
+      const send = () => {
+        sentAt = performance.now();
+        socket.write(message);
+      };
       socket.on('data', (data: Buffer) => {
         received += data.length;
         if (received < MESSAGE_BYTES) return;
         received -= MESSAGE_BYTES;
         times.push(performance.now() - sentAt);
-        if (times.length === ROUND_TRIPS) return resolve();
-        sentAt = performance.now();
-        socket.write(message);
+        if (times.length === count) return resolve();
+        if (rate === undefined) return send();
+        setTimeout(send, Math.max(0, started + (times.length * 1000) / rate - performance.now()));
       });
-      socket.write(message);
+      send();
     });
     const own = process.cpuUsage(cpuBefore);
-    const cpuUs = own.user + own.system + (serverCpuMs([child.pid!]) - childBefore) * 1000;
+    const childUs = (serverCpuMs([child.pid!]) - childBefore) * 1000;
+    const cpuUs = rate === undefined ? own.user + own.system + childUs : childUs;
     socket.destroy();
     const sorted = ascending(times);
-    return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuUs: cpuUs / ROUND_TRIPS };
+    return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuUs: cpuUs / count };
   } finally {
     child.kill('SIGKILL');
   }
@@ -244,6 +259,8 @@ async function main(): Promise<void> {
     for (let round = 1; round <= options.rounds; round++) {
       if ('path' in c) add('round trip, C processes', cRoundTrip(c.path));
       add('round trip, Node.js processes (net)', await nodeRoundTrip());
+      add('Node.js echo at 500 messages/s (CPU: the echoing process)', await nodeRoundTrip(500));
+      add('Node.js echo at 50 messages/s (CPU: the echoing process)', await nodeRoundTrip(50));
       add('fdatasync of a 100 B append', fsyncSample(tmpdir()));
       add('Conclave, 1 member', await conclavePuts(1, options.seconds));
       if (withEtcd) add('etcd, 1 member', await etcdPuts(1, options.seconds));
