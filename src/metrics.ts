@@ -50,6 +50,13 @@ const LATENCY_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
 ];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
+/**
+ * How often the event-loop lag histogram samples (prom-client's default is every 10 ms). Each
+ * sample is a timer that wakes the process: at 10 ms an idle follower made 318 epoll calls a
+ * second, at 100 ms 164 (strace -c). The lag of each sample is still measured exactly; there are
+ * only fewer of them.
+ */
+const EVENT_LOOP_SAMPLE_MS = 100;
 
 /** The mesh's running totals exported as counters: name, help, MeshCounters field. */
 const MESH_TOTALS: readonly (readonly [name: string, help: string, field: keyof MeshCounters])[] = [
@@ -149,7 +156,7 @@ export class NodeMetrics {
   ) {
     const registry = this.registry;
     registry.setDefaultLabels({ node });
-    collectDefaultMetrics({ register: registry });
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
 
     this.httpRequests = new Counter({
       name: 'conclave_http_requests_total',
