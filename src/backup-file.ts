@@ -1,7 +1,7 @@
 // Backup files at rest: verifying one end to end, and finding the newest good one in a directory.
 
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SnapshotFileError, SnapshotReader } from '../storage/index.js';
@@ -75,13 +75,13 @@ export async function newestGoodBackup(
   const rejected: RejectedBackup[] = [];
   for (const name of names) {
     const file = join(dir, name);
-    if (!(await stat(file)).isFile()) continue;
+    if (!(await statIfPresent(file))?.isFile()) continue;
     try {
       const reader = await SnapshotReader.open(file);
       await reader.close();
       candidates.push({ file, revision: reader.header.revision, createdAtMs: reader.header.createdAtMs });
     } catch (error) {
-      rejected.push(rejection(file, error));
+      if (!isGone(error)) rejected.push(rejection(file, error));
     }
   }
   candidates.sort((a, b) => b.revision - a.revision || b.createdAtMs - a.createdAtMs);
@@ -89,7 +89,7 @@ export async function newestGoodBackup(
     try {
       return { summary: await verifyBackupFile(candidate.file), rejected };
     } catch (error) {
-      rejected.push(rejection(candidate.file, error));
+      if (!isGone(error)) rejected.push(rejection(candidate.file, error));
     }
   }
   throw new SnapshotFileError(
@@ -99,6 +99,24 @@ export async function newestGoodBackup(
       ? 'it holds no backup file'
       : `no file verifies: ${rejected.map((r) => `${r.file}: ${r.message}`).join('; ')}`,
   );
+}
+
+/**
+ * A file's stat, or undefined when it is gone. A directory being read may be written at the
+ * same time: a backup renames its .partial file when done, and the keep policy prunes old ones.
+ */
+async function statIfPresent(file: string): Promise<Stats | undefined> {
+  try {
+    return await stat(file);
+  } catch (error) {
+    if (isGone(error)) return undefined;
+    throw error;
+  }
+}
+
+/** Whether an error says the file was removed (or renamed) after the directory was read. */
+function isGone(error: unknown): boolean {
+  return (error as { code?: unknown }).code === 'ENOENT';
 }
 
 function rejection(file: string, error: unknown): RejectedBackup {
@@ -140,8 +158,8 @@ export async function listBackups(dir: string, options: { verify: boolean }): Pr
   for (const name of (await readdir(dir)).sort()) {
     if (name.startsWith('.')) continue;
     const file = join(dir, name);
-    const info = await stat(file);
-    if (!info.isFile()) continue;
+    const info = await statIfPresent(file);
+    if (!info?.isFile()) continue;
     if (name.endsWith('.partial')) {
       entries.push({ name, state: 'incomplete', bytes: info.size });
       continue;
@@ -174,7 +192,8 @@ export async function listBackups(dir: string, options: { verify: boolean }): Pr
         });
       }
     } catch (error) {
-      entries.push({ name, state: 'bad', bytes: info.size, problem: (error as Error).message });
+      if (!isGone(error))
+        entries.push({ name, state: 'bad', bytes: info.size, problem: (error as Error).message });
     }
   }
   return entries;
