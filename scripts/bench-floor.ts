@@ -14,6 +14,10 @@
 //   leader: Conclave (its client library over WebSocket) and etcd (etcd3 over gRPC, skipped when
 //   etcd is not on PATH), each with one member and with three; p50, p99 and the server
 //   processes' CPU per put (utime + stime from /proc).
+// - the stack floor: the same puts through scripts/floor-skeleton.ts, member processes on the
+//   libraries a member runs on (libp2p with Noise and yamux, RocksDB, uWebSockets.js) sending the
+//   same messages and making the same writes as a Conclave put, with no Raft and no state machine:
+//   what the stack costs before any of Conclave's own code.
 // Then the share of replication (three members' p50 less one member's) and of everything but
 // round trips and fsync, per system. With no network between the processes, a round trip here
 // is the price of waking a process: what the write path pays per hop.
@@ -28,6 +32,7 @@ import { Etcd3 } from 'etcd3';
 import { Client } from '../src/client/index.js';
 import { ascending, median, percentile, serverCpuMs } from './bench-stats.js';
 import { EtcdCluster, etcdVersion } from './etcd-cluster.js';
+import { startSkeleton } from './floor-skeleton.js';
 import { LocalCluster } from './local-cluster.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -217,6 +222,16 @@ async function conclavePuts(members: number, seconds: number): Promise<Sample> {
   }
 }
 
+/** The same sequential puts through the stack alone (scripts/floor-skeleton.ts): no Raft, no state machine. */
+async function skeletonPuts(members: number, seconds: number): Promise<Sample> {
+  const skeleton = await startSkeleton(members);
+  try {
+    return await sequentialPuts((i) => skeleton.put(`floor/${i}`, DOC), skeleton.pids, seconds);
+  } finally {
+    await skeleton.stop();
+  }
+}
+
 async function etcdPuts(members: number, seconds: number): Promise<Sample> {
   const cluster = new EtcdCluster();
   try {
@@ -263,8 +278,10 @@ async function main(): Promise<void> {
       add('Node.js echo at 50 messages/s (CPU: the echoing process)', await nodeRoundTrip(50));
       add('fdatasync of a 100 B append', fsyncSample(tmpdir()));
       add('Conclave, 1 member', await conclavePuts(1, options.seconds));
+      add('Stack floor, 1 member', await skeletonPuts(1, options.seconds));
       if (withEtcd) add('etcd, 1 member', await etcdPuts(1, options.seconds));
       add('Conclave, 3 members', await conclavePuts(3, options.seconds));
+      add('Stack floor, 3 members', await skeletonPuts(3, options.seconds));
       if (withEtcd) add('etcd, 3 members', await etcdPuts(3, options.seconds));
       console.error(`round ${round}/${options.rounds} done`);
     }
@@ -284,7 +301,7 @@ async function main(): Promise<void> {
       `| ${name} | ${fmt(med(name, 'p50'))} | ${fmt(med(name, 'p99'))} | ${fmtUs(med(name, 'cpuUs'))} |`,
     );
   }
-  const systems = withEtcd ? ['Conclave', 'etcd'] : ['Conclave'];
+  const systems = withEtcd ? ['Conclave', 'Stack floor', 'etcd'] : ['Conclave', 'Stack floor'];
   console.log(
     '\n| system | 1 member p50 | 3 members p50 | replication adds | 3 members: CPU µs per put |\n|---|---|---|---|---|',
   );

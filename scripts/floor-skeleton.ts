@@ -1,0 +1,319 @@
+// The floor of Conclave's stack for one sequential write: the same messages, writes and edge as a put, with no Raft, no state machine and no mesh protocol of ours.
+
+/*
+ * bench:floor runs this beside Conclave and etcd. One process per member (this script with
+ * --skeleton-node), each on the libraries a Conclave member runs on and configured the same way:
+ * libp2p (TCP, Noise with coalesced writes, yamux), RocksDB through storage/engine.ts, and on
+ * member 0 (the "leader") a uWebSockets.js WebSocket. One put is, as in Conclave:
+ * 1. the client sends a JSON document over the WebSocket; the leader parses it and builds an
+ *    entry (a 16-byte header and the document);
+ * 2. the leader sends the entry to every other member on one long-lived libp2p stream each, then
+ *    writes it to RocksDB, synced;
+ * 3. a member writes it, synced, and answers with an acknowledgement;
+ * 4. once its own write and, with three members, one acknowledgement are in, the leader sends a
+ *    commit notice to every other member, writes the document and the applied index unsynced,
+ *    and answers the client with a small JSON object;
+ * 5. a member that gets the notice writes the same, unsynced.
+ * What it leaves out is everything Conclave adds on top: the Raft core, terms and checks, the
+ * command encoding, watches and events, sessions, metrics, the mesh's codec and flow control.
+ * So its CPU per put and latency are what the stack costs before any of Conclave's own code.
+ */
+
+import '../net/polyfill.js';
+import type { WebSocket as UwsSocket } from 'uWebSockets.js';
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { Stream } from '@libp2p/interface';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import type { Uint8ArrayList } from 'uint8arraylist';
+import { WebSocket } from 'ws';
+import { coalescingEncrypter } from '../net/transport-tuning.js';
+import { loadUws } from '../net/uws.js';
+import { createEngine, type KvEngine } from '../storage/engine.js';
+
+const PROTOCOL = '/conclave-floor/1.0.0';
+const APPEND = 1;
+const ACK = 2;
+const COMMIT = 3;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** What the parent and a member process say to each other over the IPC channel. */
+type ToMember = { kind: 'peers'; addresses: string[] } | { kind: 'stop' };
+type ToParent = { kind: 'listening'; address: string } | { kind: 'ready'; port: number };
+
+/** [type u8][index u32][payload] with a u32 length in front. */
+function frame(type: number, index: number, payload?: Uint8Array): Uint8Array {
+  const body = 5 + (payload?.length ?? 0);
+  const out = new Uint8Array(4 + body);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, body);
+  out[4] = type;
+  view.setUint32(5, index);
+  if (payload !== undefined) out.set(payload, 9);
+  return out;
+}
+
+/** Calls `onFrame` for every whole frame arriving on `stream`. */
+function readFrames(
+  stream: Stream,
+  onFrame: (type: number, index: number, payload: Uint8Array) => void,
+): void {
+  let buffered: Uint8Array = new Uint8Array(0);
+  stream.addEventListener('message', (event) => {
+    const data = event.data as Uint8Array | Uint8ArrayList;
+    const chunk = data instanceof Uint8Array ? data : data.subarray();
+    if (buffered.length === 0) buffered = chunk;
+    else {
+      const joined = new Uint8Array(buffered.length + chunk.length);
+      joined.set(buffered);
+      joined.set(chunk, buffered.length);
+      buffered = joined;
+    }
+    while (buffered.length >= 4) {
+      const view = new DataView(buffered.buffer, buffered.byteOffset, buffered.byteLength);
+      const length = view.getUint32(0);
+      if (buffered.length < 4 + length) break;
+      onFrame(buffered[4]!, view.getUint32(5), buffered.subarray(9, 4 + length));
+      buffered = buffered.subarray(4 + length);
+    }
+  });
+}
+
+function logKey(index: number): Uint8Array {
+  const key = new Uint8Array(9);
+  key[0] = 0x01;
+  new DataView(key.buffer).setBigUint64(1, BigInt(index));
+  return key;
+}
+
+const APPLIED_KEY = encoder.encode('\u0002applied');
+
+/** The unsynced write that applies entry `index` carrying `document`: the document and the applied index. */
+function applyWrite(engine: KvEngine, index: number, key: string, document: Uint8Array): Promise<void> {
+  const applied = new Uint8Array(8);
+  new DataView(applied.buffer).setBigUint64(0, BigInt(index));
+  return engine.write(
+    [
+      { type: 'put', key: encoder.encode(`\u0003${key}`), value: document },
+      { type: 'put', key: APPLIED_KEY, value: applied },
+    ],
+    false,
+  );
+}
+
+/** An entry: [index u64][key length u32][reserved u32][key][document]. */
+function entryOf(index: number, key: string, document: Uint8Array): Uint8Array {
+  const keyBytes = encoder.encode(key);
+  const entry = new Uint8Array(16 + keyBytes.length + document.length);
+  const view = new DataView(entry.buffer);
+  view.setBigUint64(0, BigInt(index));
+  view.setUint32(8, keyBytes.length);
+  entry.set(keyBytes, 16);
+  entry.set(document, 16 + keyBytes.length);
+  return entry;
+}
+
+function parseEntry(entry: Uint8Array): { key: string; document: Uint8Array } {
+  const length = new DataView(entry.buffer, entry.byteOffset, entry.byteLength).getUint32(8);
+  return { key: decoder.decode(entry.subarray(16, 16 + length)), document: entry.subarray(16 + length) };
+}
+
+async function memberNode(listen: boolean): Promise<Libp2p> {
+  return createLibp2p({
+    privateKey: await generateKeyPair('Ed25519'),
+    addresses: { listen: listen ? ['/ip4/127.0.0.1/tcp/0'] : [] },
+    transports: [tcp()],
+    connectionEncrypters: [coalescingEncrypter(noise())],
+    streamMuxers: [yamux({ maxInboundStreams: 64, maxOutboundStreams: 64 })],
+    connectionMonitor: { enabled: false },
+  });
+}
+
+/** A member process: member 0 leads and serves the WebSocket; the others follow. */
+async function runMember(index: number, dir: string): Promise<void> {
+  const engine = createEngine({ kind: 'rocksdb', location: join(dir, `m${index}`) });
+  await engine.open();
+  const node = await memberNode(index !== 0);
+  const send = (message: ToParent) => process.send!(message);
+  if (index !== 0) {
+    // A follower: appends synced and acknowledged, commits applied unsynced.
+    const entries = new Map<number, Uint8Array>();
+    await node.handle(
+      PROTOCOL,
+      (stream) => {
+        readFrames(stream, (type, at, payload) => {
+          if (type === APPEND) {
+            const entry = payload.slice();
+            entries.set(at, entry);
+            void engine.write([{ type: 'put', key: logKey(at), value: entry }], true).then(() => {
+              stream.send(frame(ACK, at));
+            });
+          } else if (type === COMMIT) {
+            const entry = entries.get(at);
+            entries.delete(at);
+            if (entry === undefined) return;
+            const { key, document } = parseEntry(entry);
+            void applyWrite(engine, at, key, document);
+          }
+        });
+      },
+      { maxInboundStreams: 4 },
+    );
+    send({ kind: 'listening', address: node.getMultiaddrs()[0]!.toString() });
+  } else {
+    const peers = await new Promise<string[]>((resolve) =>
+      process.once('message', (m: ToMember) => resolve(m.kind === 'peers' ? m.addresses : [])),
+    );
+    const streams = await Promise.all(
+      peers.map((address) => node.dialProtocol(multiaddr(address), PROTOCOL)),
+    );
+    const quorum = Math.floor((peers.length + 1) / 2) + 1;
+    interface Pending {
+      votes: number;
+      answer: () => void;
+    }
+    const pending = new Map<number, Pending>();
+    let nextIndex = 1;
+    const vote = (at: number) => {
+      const p = pending.get(at);
+      if (p === undefined || ++p.votes < quorum) return;
+      pending.delete(at);
+      for (const stream of streams) stream.send(frame(COMMIT, at));
+      p.answer();
+    };
+    for (const stream of streams) readFrames(stream, (type, at) => type === ACK && vote(at));
+    const { uws } = loadUws();
+    const port = await new Promise<number>((resolve, reject) => {
+      uws
+        .App()
+        .ws('/*', {
+          maxPayloadLength: 1024 * 1024,
+          message: (ws: UwsSocket<unknown>, data: ArrayBuffer) => {
+            const request = JSON.parse(decoder.decode(new Uint8Array(data))) as {
+              id: number;
+              key: string;
+              value: unknown;
+            };
+            const document = encoder.encode(JSON.stringify(request.value));
+            const at = nextIndex++;
+            const entry = entryOf(at, request.key, document);
+            for (const stream of streams) stream.send(frame(APPEND, at, entry));
+            pending.set(at, {
+              votes: 0,
+              answer: () => {
+                void applyWrite(engine, at, request.key, document).then(() => {
+                  ws.send(JSON.stringify({ id: request.id, revision: at }));
+                });
+              },
+            });
+            void engine.write([{ type: 'put', key: logKey(at), value: entry }], true).then(() => vote(at));
+          },
+        })
+        .listen('127.0.0.1', 0, (socket) => {
+          if (socket === false) return reject(new Error('the floor skeleton could not listen'));
+          resolve(uws.us_socket_local_port(socket));
+        });
+    });
+    send({ kind: 'ready', port });
+  }
+  await new Promise<void>((resolve) =>
+    process.on('message', (m: ToMember) => m.kind === 'stop' && resolve()),
+  );
+  await node.stop();
+  await engine.close();
+  process.exit(0);
+}
+
+/** A running skeleton cluster and one WebSocket client of its leader. */
+export interface Skeleton {
+  readonly pids: readonly number[];
+  /** One put: resolves when the leader has answered. */
+  put(key: string, value: unknown): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts `members` member processes (1 or 3) with their data in a new temporary directory. */
+export async function startSkeleton(members: number): Promise<Skeleton> {
+  const dir = mkdtempSync(join(tmpdir(), 'conclave-floor-skeleton-'));
+  const script = fileURLToPath(import.meta.url);
+  const children = Array.from({ length: members }, (_, i) =>
+    fork(script, ['--skeleton-node', String(i), dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+  );
+  const first = <T extends ToParent['kind']>(i: number, kind: T) =>
+    new Promise<Extract<ToParent, { kind: T }>>((resolve, reject) => {
+      children[i]!.on(
+        'message',
+        (m: ToParent) => m.kind === kind && resolve(m as Extract<ToParent, { kind: T }>),
+      );
+      children[i]!.once('exit', (code) => reject(new Error(`skeleton member ${i} exited (${code})`)));
+    });
+  const stop = async () => {
+    for (const child of children) {
+      if (child.exitCode === null && child.connected) child.send({ kind: 'stop' } satisfies ToMember);
+    }
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null) return resolve();
+            const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+            child.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }),
+      ),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const addresses = await Promise.all(children.slice(1).map((_, i) => first(i + 1, 'listening')));
+    const ready = first(0, 'ready');
+    children[0]!.send({ kind: 'peers', addresses: addresses.map((a) => a.address) } satisfies ToMember);
+    const { port } = await ready;
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/`);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    const waiting = new Map<number, () => void>();
+    socket.on('message', (data: Buffer) => {
+      const { id } = JSON.parse(data.toString('utf8')) as { id: number };
+      waiting.get(id)?.();
+      waiting.delete(id);
+    });
+    let nextId = 1;
+    return {
+      pids: children.map((child) => child.pid!),
+      put: (key, value) =>
+        new Promise<void>((resolve) => {
+          const id = nextId++;
+          waiting.set(id, resolve);
+          socket.send(JSON.stringify({ id, key, value }));
+        }),
+      stop: async () => {
+        socket.close();
+        await stop();
+      },
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+if (process.argv[2] === '--skeleton-node') {
+  runMember(Number(process.argv[3]), process.argv[4]!).catch((error: unknown) => {
+    console.error(`floor skeleton member ${process.argv[3]}: ${(error as Error).stack ?? error}`);
+    process.exit(1);
+  });
+}
