@@ -17,7 +17,8 @@
 // - the stack floor: the same puts through scripts/floor-skeleton.ts, member processes on the
 //   libraries a member runs on (libp2p with Noise and yamux, RocksDB, uWebSockets.js) sending the
 //   same messages and making the same writes as a Conclave put, with no Raft and no state machine:
-//   what the stack costs before any of Conclave's own code.
+//   what the stack costs before any of Conclave's own code; and with three members over plain
+//   loopback sockets instead of libp2p (same frames, no encryption, no multiplexing).
 // Then the share of replication (three members' p50 less one member's) and of everything but
 // round trips and fsync, per system. With no network between the processes, a round trip here
 // is the price of waking a process: what the write path pays per hop.
@@ -32,7 +33,7 @@ import { Etcd3 } from 'etcd3';
 import { Client } from '../src/client/index.js';
 import { ascending, median, percentile, serverCpuMs } from './bench-stats.js';
 import { EtcdCluster, etcdVersion } from './etcd-cluster.js';
-import { startSkeleton } from './floor-skeleton.js';
+import { type SkeletonTransport, startSkeleton } from './floor-skeleton.js';
 import { LocalCluster } from './local-cluster.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -223,8 +224,12 @@ async function conclavePuts(members: number, seconds: number): Promise<Sample> {
 }
 
 /** The same sequential puts through the stack alone (scripts/floor-skeleton.ts): no Raft, no state machine. */
-async function skeletonPuts(members: number, seconds: number): Promise<Sample> {
-  const skeleton = await startSkeleton(members);
+async function skeletonPuts(
+  members: number,
+  seconds: number,
+  transport: SkeletonTransport = 'libp2p',
+): Promise<Sample> {
+  const skeleton = await startSkeleton(members, transport);
   try {
     return await sequentialPuts((i) => skeleton.put(`floor/${i}`, DOC), skeleton.pids, seconds);
   } finally {
@@ -282,6 +287,7 @@ async function main(): Promise<void> {
       if (withEtcd) add('etcd, 1 member', await etcdPuts(1, options.seconds));
       add('Conclave, 3 members', await conclavePuts(3, options.seconds));
       add('Stack floor, 3 members', await skeletonPuts(3, options.seconds));
+      add('Stack floor over plain TCP, 3 members', await skeletonPuts(3, options.seconds, 'tcp'));
       if (withEtcd) add('etcd, 3 members', await etcdPuts(3, options.seconds));
       console.error(`round ${round}/${options.rounds} done`);
     }

@@ -23,6 +23,7 @@ import '../net/polyfill.js';
 import type { WebSocket as UwsSocket } from 'uWebSockets.js';
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +47,12 @@ const COMMIT = 3;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/**
+ * Between members: 'libp2p' as a Conclave mesh is configured, or 'tcp', plain loopback sockets
+ * with the same frames (no encryption, no multiplexing): what libp2p costs, by difference.
+ */
+export type SkeletonTransport = 'libp2p' | 'tcp';
+
 /** What the parent and a member process say to each other over the IPC channel. */
 type ToMember = { kind: 'peers'; addresses: string[] } | { kind: 'stop' };
 type ToParent = { kind: 'listening'; address: string } | { kind: 'ready'; port: number };
@@ -62,15 +69,35 @@ function frame(type: number, index: number, payload?: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Calls `onFrame` for every whole frame arriving on `stream`. */
-function readFrames(
-  stream: Stream,
-  onFrame: (type: number, index: number, payload: Uint8Array) => void,
-): void {
+/** One member-to-member connection: a libp2p stream, or a plain TCP socket (the `tcp` variant). */
+interface Link {
+  send(bytes: Uint8Array): void;
+  onData(listener: (chunk: Uint8Array) => void): void;
+}
+
+function streamLink(stream: Stream): Link {
+  return {
+    send: (bytes) => stream.send(bytes),
+    onData: (listener) =>
+      stream.addEventListener('message', (event) => {
+        const data = event.data as Uint8Array | Uint8ArrayList;
+        listener(data instanceof Uint8Array ? data : data.subarray());
+      }),
+  };
+}
+
+function socketLink(socket: Socket): Link {
+  socket.setNoDelay(true);
+  return {
+    send: (bytes) => socket.write(bytes),
+    onData: (listener) => socket.on('data', listener),
+  };
+}
+
+/** Calls `onFrame` for every whole frame arriving on `link`. */
+function readFrames(link: Link, onFrame: (type: number, index: number, payload: Uint8Array) => void): void {
   let buffered: Uint8Array = new Uint8Array(0);
-  stream.addEventListener('message', (event) => {
-    const data = event.data as Uint8Array | Uint8ArrayList;
-    const chunk = data instanceof Uint8Array ? data : data.subarray();
+  link.onData((chunk) => {
     if (buffered.length === 0) buffered = chunk;
     else {
       const joined = new Uint8Array(buffered.length + chunk.length);
@@ -138,44 +165,88 @@ async function memberNode(listen: boolean): Promise<Libp2p> {
   });
 }
 
+/** How members reach each other: listening (followers) and dialing (the leader). */
+interface Transport {
+  /** Listens; every inbound connection is handed to `accept`. Resolves with the address to dial. */
+  listen(accept: (link: Link) => void): Promise<string>;
+  dial(address: string): Promise<Link>;
+  stop(): Promise<void>;
+}
+
+async function libp2pTransport(listening: boolean): Promise<Transport> {
+  const node = await memberNode(listening);
+  return {
+    listen: async (accept) => {
+      await node.handle(PROTOCOL, (stream) => accept(streamLink(stream)), { maxInboundStreams: 4 });
+      return node.getMultiaddrs()[0]!.toString();
+    },
+    dial: async (address) => streamLink(await node.dialProtocol(multiaddr(address), PROTOCOL)),
+    stop: async () => {
+      await node.stop();
+    },
+  };
+}
+
+function tcpTransport(): Transport {
+  const server = createServer();
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    return socket;
+  };
+  return {
+    listen: (accept) =>
+      new Promise((resolve) => {
+        server.on('connection', (socket) => accept(socketLink(track(socket))));
+        server.listen(0, '127.0.0.1', () => resolve(String((server.address() as { port: number }).port)));
+      }),
+    dial: (address) =>
+      new Promise((resolve, reject) => {
+        const socket = createConnection({ host: '127.0.0.1', port: Number(address) }, () =>
+          resolve(socketLink(track(socket))),
+        );
+        socket.once('error', reject);
+      }),
+    stop: async () => {
+      for (const socket of sockets) socket.destroy();
+      if (server.listening) await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
 /** A member process: member 0 leads and serves the WebSocket; the others follow. */
-async function runMember(index: number, dir: string): Promise<void> {
+async function runMember(index: number, dir: string, kind: SkeletonTransport): Promise<void> {
   const engine = createEngine({ kind: 'rocksdb', location: join(dir, `m${index}`) });
   await engine.open();
-  const node = await memberNode(index !== 0);
+  const transport = kind === 'libp2p' ? await libp2pTransport(index !== 0) : tcpTransport();
   const send = (message: ToParent) => process.send!(message);
   if (index !== 0) {
     // A follower: appends synced and acknowledged, commits applied unsynced.
     const entries = new Map<number, Uint8Array>();
-    await node.handle(
-      PROTOCOL,
-      (stream) => {
-        readFrames(stream, (type, at, payload) => {
-          if (type === APPEND) {
-            const entry = payload.slice();
-            entries.set(at, entry);
-            void engine.write([{ type: 'put', key: logKey(at), value: entry }], true).then(() => {
-              stream.send(frame(ACK, at));
-            });
-          } else if (type === COMMIT) {
-            const entry = entries.get(at);
-            entries.delete(at);
-            if (entry === undefined) return;
-            const { key, document } = parseEntry(entry);
-            void applyWrite(engine, at, key, document);
-          }
-        });
-      },
-      { maxInboundStreams: 4 },
+    const address = await transport.listen((link) =>
+      readFrames(link, (type, at, payload) => {
+        if (type === APPEND) {
+          const entry = payload.slice();
+          entries.set(at, entry);
+          void engine.write([{ type: 'put', key: logKey(at), value: entry }], true).then(() => {
+            link.send(frame(ACK, at));
+          });
+        } else if (type === COMMIT) {
+          const entry = entries.get(at);
+          entries.delete(at);
+          if (entry === undefined) return;
+          const { key, document } = parseEntry(entry);
+          void applyWrite(engine, at, key, document);
+        }
+      }),
     );
-    send({ kind: 'listening', address: node.getMultiaddrs()[0]!.toString() });
+    send({ kind: 'listening', address });
   } else {
     const peers = await new Promise<string[]>((resolve) =>
       process.once('message', (m: ToMember) => resolve(m.kind === 'peers' ? m.addresses : [])),
     );
-    const streams = await Promise.all(
-      peers.map((address) => node.dialProtocol(multiaddr(address), PROTOCOL)),
-    );
+    const streams = await Promise.all(peers.map((address) => transport.dial(address)));
     const quorum = Math.floor((peers.length + 1) / 2) + 1;
     interface Pending {
       votes: number;
@@ -228,7 +299,7 @@ async function runMember(index: number, dir: string): Promise<void> {
   await new Promise<void>((resolve) =>
     process.on('message', (m: ToMember) => m.kind === 'stop' && resolve()),
   );
-  await node.stop();
+  await transport.stop();
   await engine.close();
   process.exit(0);
 }
@@ -242,11 +313,16 @@ export interface Skeleton {
 }
 
 /** Starts `members` member processes (1 or 3) with their data in a new temporary directory. */
-export async function startSkeleton(members: number): Promise<Skeleton> {
+export async function startSkeleton(
+  members: number,
+  transport: SkeletonTransport = 'libp2p',
+): Promise<Skeleton> {
   const dir = mkdtempSync(join(tmpdir(), 'conclave-floor-skeleton-'));
   const script = fileURLToPath(import.meta.url);
   const children = Array.from({ length: members }, (_, i) =>
-    fork(script, ['--skeleton-node', String(i), dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+    fork(script, ['--skeleton-node', String(i), dir, transport], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    }),
   );
   const first = <T extends ToParent['kind']>(i: number, kind: T) =>
     new Promise<Extract<ToParent, { kind: T }>>((resolve, reject) => {
@@ -312,8 +388,10 @@ export async function startSkeleton(members: number): Promise<Skeleton> {
 }
 
 if (process.argv[2] === '--skeleton-node') {
-  runMember(Number(process.argv[3]), process.argv[4]!).catch((error: unknown) => {
-    console.error(`floor skeleton member ${process.argv[3]}: ${(error as Error).stack ?? error}`);
-    process.exit(1);
-  });
+  runMember(Number(process.argv[3]), process.argv[4]!, process.argv[5] === 'tcp' ? 'tcp' : 'libp2p').catch(
+    (error: unknown) => {
+      console.error(`floor skeleton member ${process.argv[3]}: ${(error as Error).stack ?? error}`);
+      process.exit(1);
+    },
+  );
 }
