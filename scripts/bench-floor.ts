@@ -1,6 +1,6 @@
 // Where the floor of one sequential write lies on this machine: round trips and fsync beside Conclave's and etcd's put latency with one member and with three.
 //
-// usage: npm run bench:floor -- [--rounds N] [--seconds S]
+// usage: npm run bench:floor -- [--rounds N] [--seconds S] [--warmup W]
 // Measured in one run, the systems alternating within each of N rounds (default 5), medians
 // over the rounds:
 // - the operating system's round trip: two processes ping-pong 100 bytes over loopback TCP
@@ -10,7 +10,10 @@
 // - the same Node.js echo paced at 500 and at 50 messages a second, with the CPU of the echoing
 //   process per message: a process that sleeps between messages pays more for each wake-up;
 // - one fdatasync of a 100-byte append, in the directory the members' data lives in;
-// - one client writing 256-byte JSON documents one at a time for S seconds (default 5) to the
+// - one client writing 256-byte JSON documents one at a time for S seconds (default 5), after W
+//   seconds of the same writes unmeasured (default 5: Conclave's code is compiled by V8 as it
+//   runs, and over its first 5 s after start a put costs it about 1.7 times the CPU it costs
+//   later; etcd, compiled ahead of time, gets the same), to the
 //   leader: Conclave (its client library over WebSocket) and etcd (etcd3 over gRPC, skipped when
 //   etcd is not on PATH), each with one member and with three; p50, p99 and the server
 //   processes' CPU per put (utime + stime from /proc).
@@ -46,17 +49,20 @@ const DOC = { payload: 'x'.repeat(240) };
 interface Options {
   rounds: number;
   seconds: number;
+  /** Unmeasured seconds of the same puts before each measured run. */
+  warmup: number;
 }
 
-const USAGE = 'usage: npm run bench:floor -- [--rounds N] [--seconds S]';
+const USAGE = 'usage: npm run bench:floor -- [--rounds N] [--seconds S] [--warmup W]';
 
 function parseArgs(argv: readonly string[]): Options {
-  const options: Options = { rounds: 5, seconds: 5 };
+  const options: Options = { rounds: 5, seconds: 5, warmup: 5 };
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i];
     const value = Number(argv[i + 1]);
     if (flag === '--rounds' && Number.isInteger(value) && value > 0) options.rounds = value;
     else if (flag === '--seconds' && value > 0) options.seconds = value;
+    else if (flag === '--warmup' && value >= 0) options.warmup = value;
     else throw new UsageError(`bad flag or value: ${flag} ${argv[i + 1] ?? ''}; ${USAGE}`);
   }
   return options;
@@ -182,16 +188,21 @@ function fsyncSample(dir: string): Sample {
   };
 }
 
-/** Sequential puts for `seconds`: latency of each, and the servers' CPU per put. */
+/** Timing of one measured run: `warmup` unmeasured seconds, then `seconds` measured. */
+type Timing = Pick<Options, 'seconds' | 'warmup'>;
+
+/** Sequential puts for `timing.seconds` after `timing.warmup`: latency of each, and the servers' CPU per put. */
 async function sequentialPuts(
   put: (i: number) => Promise<unknown>,
   pids: readonly number[],
-  seconds: number,
+  timing: Timing,
 ): Promise<Sample> {
-  for (let i = 0; i < 50; i++) await put(-1 - i); // warm up: connections, JIT
+  // Warm up: connections, and V8's compilation of the servers' code (and the client's).
+  const warm = performance.now() + timing.warmup * 1000;
+  for (let i = 0; i < 50 || performance.now() < warm; i++) await put(-1 - i);
   const times: number[] = [];
   const cpuBefore = serverCpuMs(pids);
-  const deadline = performance.now() + seconds * 1000;
+  const deadline = performance.now() + timing.seconds * 1000;
   for (let i = 0; performance.now() < deadline; i++) {
     const t0 = performance.now();
     await put(i);
@@ -202,7 +213,7 @@ async function sequentialPuts(
   return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuUs: (cpuMs * 1000) / times.length };
 }
 
-async function conclavePuts(members: number, seconds: number): Promise<Sample> {
+async function conclavePuts(members: number, timing: Timing): Promise<Sample> {
   const cluster = new LocalCluster();
   try {
     await cluster.create(members);
@@ -213,7 +224,7 @@ async function conclavePuts(members: number, seconds: number): Promise<Sample> {
       return await sequentialPuts(
         (i) => client.put('default', `floor/${i}`, DOC),
         cluster.nodes.map((n) => n.child!.pid!),
-        seconds,
+        timing,
       );
     } finally {
       await client.close();
@@ -226,18 +237,18 @@ async function conclavePuts(members: number, seconds: number): Promise<Sample> {
 /** The same sequential puts through the stack alone (scripts/floor-skeleton.ts): no Raft, no state machine. */
 async function skeletonPuts(
   members: number,
-  seconds: number,
+  timing: Timing,
   transport: SkeletonTransport = 'libp2p',
 ): Promise<Sample> {
   const skeleton = await startSkeleton(members, transport);
   try {
-    return await sequentialPuts((i) => skeleton.put(`floor/${i}`, DOC), skeleton.pids, seconds);
+    return await sequentialPuts((i) => skeleton.put(`floor/${i}`, DOC), skeleton.pids, timing);
   } finally {
     await skeleton.stop();
   }
 }
 
-async function etcdPuts(members: number, seconds: number): Promise<Sample> {
+async function etcdPuts(members: number, timing: Timing): Promise<Sample> {
   const cluster = new EtcdCluster();
   try {
     await cluster.create(members);
@@ -249,7 +260,7 @@ async function etcdPuts(members: number, seconds: number): Promise<Sample> {
       return await sequentialPuts(
         (i) => client.put(`floor/${i}`).value(text).exec(),
         cluster.nodes.map((n) => n.child!.pid!),
-        seconds,
+        timing,
       );
     } finally {
       client.close();
@@ -282,13 +293,13 @@ async function main(): Promise<void> {
       add('Node.js echo at 500 messages/s (CPU: the echoing process)', await nodeRoundTrip(500));
       add('Node.js echo at 50 messages/s (CPU: the echoing process)', await nodeRoundTrip(50));
       add('fdatasync of a 100 B append', fsyncSample(tmpdir()));
-      add('Conclave, 1 member', await conclavePuts(1, options.seconds));
-      add('Stack floor, 1 member', await skeletonPuts(1, options.seconds));
-      if (withEtcd) add('etcd, 1 member', await etcdPuts(1, options.seconds));
-      add('Conclave, 3 members', await conclavePuts(3, options.seconds));
-      add('Stack floor, 3 members', await skeletonPuts(3, options.seconds));
-      add('Stack floor over plain TCP, 3 members', await skeletonPuts(3, options.seconds, 'tcp'));
-      if (withEtcd) add('etcd, 3 members', await etcdPuts(3, options.seconds));
+      add('Conclave, 1 member', await conclavePuts(1, options));
+      add('Stack floor, 1 member', await skeletonPuts(1, options));
+      if (withEtcd) add('etcd, 1 member', await etcdPuts(1, options));
+      add('Conclave, 3 members', await conclavePuts(3, options));
+      add('Stack floor, 3 members', await skeletonPuts(3, options));
+      add('Stack floor over plain TCP, 3 members', await skeletonPuts(3, options, 'tcp'));
+      if (withEtcd) add('etcd, 3 members', await etcdPuts(3, options));
       console.error(`round ${round}/${options.rounds} done`);
     }
   } finally {
@@ -296,7 +307,7 @@ async function main(): Promise<void> {
   }
   const med = (name: string, field: keyof Sample) => median((rows.get(name) ?? []).map((s) => s[field]));
   console.log(
-    `\nbench:floor — ${options.rounds} rounds, medians; sequential puts of 256 B JSON documents to the leader for ${options.seconds} s each; ` +
+    `\nbench:floor — ${options.rounds} rounds, medians; sequential puts of 256 B JSON documents to the leader for ${options.seconds} s each after ${options.warmup} s unmeasured; ` +
       `CPU: user + system of both processes per round trip, of the servers per put`,
   );
   if ('skipped' in c) console.log(`(C round trip skipped: ${c.skipped})`);
