@@ -312,15 +312,20 @@ export interface Skeleton {
   stop(): Promise<void>;
 }
 
-/** Starts `members` member processes (1 or 3) with their data in a new temporary directory. */
+/**
+ * Starts `members` member processes (1 or 3) with their data in a new temporary directory;
+ * `nodeFlags` are passed to node (--cpu-prof, for one).
+ */
 export async function startSkeleton(
   members: number,
   transport: SkeletonTransport = 'libp2p',
+  nodeFlags: readonly string[] = [],
 ): Promise<Skeleton> {
   const dir = mkdtempSync(join(tmpdir(), 'conclave-floor-skeleton-'));
   const script = fileURLToPath(import.meta.url);
   const children = Array.from({ length: members }, (_, i) =>
     fork(script, ['--skeleton-node', String(i), dir, transport], {
+      execArgv: [...process.execArgv, ...nodeFlags],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }),
   );
