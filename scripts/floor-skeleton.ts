@@ -2,8 +2,9 @@
 
 /*
  * bench:floor runs this beside Conclave and etcd. One process per member (this script with
- * --skeleton-node), each on the libraries a Conclave member runs on and configured the same way:
- * libp2p (TCP, Noise with coalesced writes, yamux), RocksDB through storage/engine.ts, and on
+ * --skeleton-node), each on the libraries a Conclave member runs on and configured as a member
+ * configures them: libp2p (TCP, Noise with coalesced writes, yamux; but not the mesh's
+ * half-window policy, which sends fewer yamux window updates), RocksDB through storage/engine.ts, and on
  * member 0 (the "leader") a uWebSockets.js WebSocket. One put is, as in Conclave:
  * 1. the client sends a JSON document over the WebSocket; the leader parses it and builds an
  *    entry (a 16-byte header and the document);
