@@ -21,7 +21,8 @@
 //   libraries a member runs on (libp2p with Noise and yamux, RocksDB, uWebSockets.js) sending the
 //   same messages and making the same writes as a Conclave put, with no Raft and no state machine:
 //   what the stack costs before any of Conclave's own code; and with three members over plain
-//   loopback sockets instead of libp2p (same frames, no encryption, no multiplexing).
+//   loopback sockets instead of libp2p (same frames, no encryption, no multiplexing), and with
+//   Conclave's own storage/ (log store, state machine, write queue) in place of the two raw writes.
 // Then the share of replication (three members' p50 less one member's) and of everything but
 // round trips and fsync, per system. With no network between the processes, a round trip here
 // is the price of waking a process: what the write path pays per hop.
@@ -36,7 +37,7 @@ import { Etcd3 } from 'etcd3';
 import { Client } from '../src/client/index.js';
 import { ascending, median, percentile, serverCpuMs } from './bench-stats.js';
 import { EtcdCluster, etcdVersion } from './etcd-cluster.js';
-import { type SkeletonTransport, startSkeleton } from './floor-skeleton.js';
+import { type SkeletonStorage, type SkeletonTransport, startSkeleton } from './floor-skeleton.js';
 import { LocalCluster } from './local-cluster.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -239,8 +240,9 @@ async function skeletonPuts(
   members: number,
   timing: Timing,
   transport: SkeletonTransport = 'libp2p',
+  storage: SkeletonStorage = 'raw',
 ): Promise<Sample> {
-  const skeleton = await startSkeleton(members, transport);
+  const skeleton = await startSkeleton(members, transport, [], storage);
   try {
     return await sequentialPuts((i) => skeleton.put(`floor/${i}`, DOC), skeleton.pids, timing);
   } finally {
@@ -299,6 +301,10 @@ async function main(): Promise<void> {
       add('Conclave, 3 members', await conclavePuts(3, options));
       add('Stack floor, 3 members', await skeletonPuts(3, options));
       add('Stack floor over plain TCP, 3 members', await skeletonPuts(3, options, 'tcp'));
+      add(
+        "Stack floor with Conclave's storage/, 3 members",
+        await skeletonPuts(3, options, 'libp2p', 'conclave'),
+      );
       if (withEtcd) add('etcd, 3 members', await etcdPuts(3, options));
       console.error(`round ${round}/${options.rounds} done`);
     }

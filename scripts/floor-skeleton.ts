@@ -39,7 +39,11 @@ import type { Uint8ArrayList } from 'uint8arraylist';
 import { WebSocket } from 'ws';
 import { coalescingEncrypter } from '../net/transport-tuning.js';
 import { loadUws } from '../net/uws.js';
+import { EntryType } from '../raft/types.js';
+import { encodeCommand } from '../storage/commands.js';
 import { createEngine, type KvEngine } from '../storage/engine.js';
+import type { Json } from '../storage/json.js';
+import { NodeStorage } from '../storage/storage.js';
 
 const PROTOCOL = '/conclave-floor/1.0.0';
 const APPEND = 1;
@@ -53,6 +57,12 @@ const decoder = new TextDecoder();
  * with the same frames (no encryption, no multiplexing): what libp2p costs, by difference.
  */
 export type SkeletonTransport = 'libp2p' | 'tcp';
+
+/**
+ * A member's storage: 'raw', two engine writes per put (the floor), or 'conclave', Conclave's
+ * own storage/ (log store, state machine, write queue): what it adds shows by difference.
+ */
+export type SkeletonStorage = 'raw' | 'conclave';
 
 /** What the parent and a member process say to each other over the IPC channel. */
 type ToMember = { kind: 'peers'; addresses: string[] } | { kind: 'stop' };
@@ -166,6 +176,52 @@ async function memberNode(listen: boolean): Promise<Libp2p> {
   });
 }
 
+/** Where a member keeps entries and applies them. */
+interface Store {
+  /** The bytes entry `at` carries for a put of `value` under `key`. */
+  entry(at: number, key: string, value: unknown): Uint8Array;
+  /** Writes entry `at` to the log, synced. */
+  append(at: number, entry: Uint8Array): Promise<void>;
+  /** Applies committed entry `at` (unsynced). */
+  apply(at: number, entry: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Raw engine writes: the entry to a log key, synced; the document and the applied index, unsynced. */
+async function rawStore(location: string): Promise<Store> {
+  const engine = createEngine({ kind: 'rocksdb', location });
+  await engine.open();
+  return {
+    entry: (at, key, value) => entryOf(at, key, encoder.encode(JSON.stringify(value))),
+    append: (at, entry) => engine.write([{ type: 'put', key: logKey(at), value: entry }], true),
+    apply: (at, entry) => {
+      const { key, document } = parseEntry(entry);
+      return applyWrite(engine, at, key, document);
+    },
+    close: () => engine.close(),
+  };
+}
+
+/**
+ * Conclave's own storage/: entries are encoded put commands, saved by its log store and applied
+ * by its state machine (documents, events, revisions) through its write queue. The difference
+ * from the raw store is what storage/ costs a put.
+ */
+async function conclaveStore(dataDir: string): Promise<Store> {
+  const node = await NodeStorage.open({ dataDir, clusterId: 'floor', storageEngine: 'rocksdb' });
+  const group = await node.bootstrapGroup(1, { voters: ['n1'], learners: [] });
+  const entryAt = (at: number, data: Uint8Array) => ({ index: at, term: 1, type: EntryType.Normal, data });
+  return {
+    entry: (at, key, value) =>
+      encodeCommand({ v: 1, time: at, op: { type: 'put', realm: 'default', key, value: value as Json } }),
+    append: (at, entry) => group.persist({ entries: [entryAt(at, entry)] }),
+    apply: async (at, entry) => {
+      await group.apply([entryAt(at, entry)]);
+    },
+    close: () => node.close(),
+  };
+}
+
 /** How members reach each other: listening (followers) and dialing (the leader). */
 interface Transport {
   /** Listens; every inbound connection is handed to `accept`. Resolves with the address to dial. */
@@ -217,9 +273,14 @@ function tcpTransport(): Transport {
 }
 
 /** A member process: member 0 leads and serves the WebSocket; the others follow. */
-async function runMember(index: number, dir: string, kind: SkeletonTransport): Promise<void> {
-  const engine = createEngine({ kind: 'rocksdb', location: join(dir, `m${index}`) });
-  await engine.open();
+async function runMember(
+  index: number,
+  dir: string,
+  kind: SkeletonTransport,
+  storage: SkeletonStorage,
+): Promise<void> {
+  const location = join(dir, `m${index}`);
+  const store = storage === 'raw' ? await rawStore(location) : await conclaveStore(location);
   const transport = kind === 'libp2p' ? await libp2pTransport(index !== 0) : tcpTransport();
   const send = (message: ToParent) => process.send!(message);
   if (index !== 0) {
@@ -230,15 +291,11 @@ async function runMember(index: number, dir: string, kind: SkeletonTransport): P
         if (type === APPEND) {
           const entry = payload.slice();
           entries.set(at, entry);
-          void engine.write([{ type: 'put', key: logKey(at), value: entry }], true).then(() => {
-            link.send(frame(ACK, at));
-          });
+          void store.append(at, entry).then(() => link.send(frame(ACK, at)));
         } else if (type === COMMIT) {
           const entry = entries.get(at);
           entries.delete(at);
-          if (entry === undefined) return;
-          const { key, document } = parseEntry(entry);
-          void applyWrite(engine, at, key, document);
+          if (entry !== undefined) void store.apply(at, entry);
         }
       }),
     );
@@ -254,7 +311,7 @@ async function runMember(index: number, dir: string, kind: SkeletonTransport): P
       answer: () => void;
     }
     const pending = new Map<number, Pending>();
-    let nextIndex = 1;
+    let nextIndex = 2; // Conclave's storage bootstraps the group at index 1.
     const vote = (at: number) => {
       const p = pending.get(at);
       if (p === undefined || ++p.votes < quorum) return;
@@ -275,19 +332,18 @@ async function runMember(index: number, dir: string, kind: SkeletonTransport): P
               key: string;
               value: unknown;
             };
-            const document = encoder.encode(JSON.stringify(request.value));
             const at = nextIndex++;
-            const entry = entryOf(at, request.key, document);
+            const entry = store.entry(at, request.key, request.value);
             for (const stream of streams) stream.send(frame(APPEND, at, entry));
             pending.set(at, {
               votes: 0,
               answer: () => {
-                void applyWrite(engine, at, request.key, document).then(() => {
+                void store.apply(at, entry).then(() => {
                   ws.send(JSON.stringify({ id: request.id, revision: at }));
                 });
               },
             });
-            void engine.write([{ type: 'put', key: logKey(at), value: entry }], true).then(() => vote(at));
+            void store.append(at, entry).then(() => vote(at));
           },
         })
         .listen('127.0.0.1', 0, (socket) => {
@@ -301,15 +357,15 @@ async function runMember(index: number, dir: string, kind: SkeletonTransport): P
     process.on('message', (m: ToMember) => m.kind === 'stop' && resolve()),
   );
   await transport.stop();
-  await engine.close();
+  await store.close();
   process.exit(0);
 }
 
 /** A running skeleton cluster and one WebSocket client of its leader. */
 export interface Skeleton {
   readonly pids: readonly number[];
-  /** One put: resolves when the leader has answered. */
-  put(key: string, value: unknown): Promise<void>;
+  /** One put: resolves with the log index the leader answered, once it has answered. */
+  put(key: string, value: unknown): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -321,11 +377,12 @@ export async function startSkeleton(
   members: number,
   transport: SkeletonTransport = 'libp2p',
   nodeFlags: readonly string[] = [],
+  storage: SkeletonStorage = 'raw',
 ): Promise<Skeleton> {
   const dir = mkdtempSync(join(tmpdir(), 'conclave-floor-skeleton-'));
   const script = fileURLToPath(import.meta.url);
   const children = Array.from({ length: members }, (_, i) =>
-    fork(script, ['--skeleton-node', String(i), dir, transport], {
+    fork(script, ['--skeleton-node', String(i), dir, transport, storage], {
       execArgv: [...process.execArgv, ...nodeFlags],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }),
@@ -367,17 +424,17 @@ export async function startSkeleton(
       socket.once('open', () => resolve());
       socket.once('error', reject);
     });
-    const waiting = new Map<number, () => void>();
+    const waiting = new Map<number, (revision: number) => void>();
     socket.on('message', (data: Buffer) => {
-      const { id } = JSON.parse(data.toString('utf8')) as { id: number };
-      waiting.get(id)?.();
+      const { id, revision } = JSON.parse(data.toString('utf8')) as { id: number; revision: number };
+      waiting.get(id)?.(revision);
       waiting.delete(id);
     });
     let nextId = 1;
     return {
       pids: children.map((child) => child.pid!),
       put: (key, value) =>
-        new Promise<void>((resolve) => {
+        new Promise<number>((resolve) => {
           const id = nextId++;
           waiting.set(id, resolve);
           socket.send(JSON.stringify({ id, key, value }));
@@ -394,10 +451,13 @@ export async function startSkeleton(
 }
 
 if (process.argv[2] === '--skeleton-node') {
-  runMember(Number(process.argv[3]), process.argv[4]!, process.argv[5] === 'tcp' ? 'tcp' : 'libp2p').catch(
-    (error: unknown) => {
-      console.error(`floor skeleton member ${process.argv[3]}: ${(error as Error).stack ?? error}`);
-      process.exit(1);
-    },
-  );
+  runMember(
+    Number(process.argv[3]),
+    process.argv[4]!,
+    process.argv[5] === 'tcp' ? 'tcp' : 'libp2p',
+    process.argv[6] === 'conclave' ? 'conclave' : 'raw',
+  ).catch((error: unknown) => {
+    console.error(`floor skeleton member ${process.argv[3]}: ${(error as Error).stack ?? error}`);
+    process.exit(1);
+  });
 }

@@ -1,4 +1,4 @@
-// The stack-floor skeleton of bench:floor runs: three member processes replicate sequential puts and stop cleanly.
+// The stack-floor skeleton of bench:floor runs: member processes replicate sequential puts (raw writes, or Conclave's storage/) and stop cleanly.
 
 import t from 'tap';
 import { startSkeleton } from '../../scripts/floor-skeleton.js';
@@ -16,4 +16,17 @@ t.test('three skeleton members answer 50 sequential puts, then exit', async (t) 
   for (const pid of skeleton.pids) {
     t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `member ${pid} has exited`);
   }
+});
+
+t.test("three skeleton members on Conclave's storage/ answer 20 sequential puts", async (t) => {
+  const skeleton = await startSkeleton(3, 'libp2p', [], 'conclave');
+  t.teardown(() => skeleton.stop());
+  const revisions: number[] = [];
+  for (let i = 0; i < 20; i++) revisions.push(await skeleton.put(`k${i}`, { i }));
+  // The group is bootstrapped at index 1; each put is the next entry, answered after it applied.
+  t.same(
+    revisions,
+    Array.from({ length: 20 }, (_, i) => i + 2),
+    'each put answered at the next log index',
+  );
 });
