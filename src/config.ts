@@ -4,7 +4,12 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { LogLevel } from '../net/log.js';
-import { MEMBER_ROLES, type MemberRole } from '../storage/index.js';
+import {
+  MEMBER_ROLES,
+  type MemberRole,
+  ROCKS_SYNCED_WRITES,
+  type RocksSyncedWrites,
+} from '../storage/index.js';
 
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 
@@ -47,6 +52,8 @@ export interface NodeConfig {
   readonly services: readonly Service[];
   readonly single: boolean;
   readonly storageEngine: StorageEngineName;
+  /** Where RocksDB's synced writes run: on a worker thread (default) or inline on the event loop. */
+  readonly rocksdbSyncedWrites: RocksSyncedWrites;
   readonly electionTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
   readonly requestTimeoutMs: number;
@@ -228,6 +235,12 @@ export const SETTINGS: readonly Setting[] = [
   },
   { key: 'storageEngine', flag: 'storage-engine', kind: 'string', describe: STORAGE_ENGINES.join(' or ') },
   {
+    key: 'rocksdbSyncedWrites',
+    flag: 'rocksdb-synced-writes',
+    kind: 'string',
+    describe: `${ROCKS_SYNCED_WRITES.join(' or ')}: fsync RocksDB's log on a worker thread, or on the event loop`,
+  },
+  {
     key: 'electionTimeoutMs',
     flag: 'election-timeout-ms',
     kind: 'integer',
@@ -279,6 +292,7 @@ export const CONFIG_DEFAULTS = {
   clientHost: '127.0.0.1',
   clientPort: 8080,
   storageEngine: 'rocksdb',
+  rocksdbSyncedWrites: 'worker',
   // A dead leader is noticed after 300–600 ms (randomised), heartbeats every 50 ms.
   electionTimeoutMs: 300,
   heartbeatIntervalMs: 50,
@@ -501,6 +515,15 @@ function validate(raw: Raw): NodeConfig {
       `${JSON.stringify(storageEngine)} is not one of ${STORAGE_ENGINES.join(', ')}`,
     );
   }
+  const rocksdbSyncedWrites = (toText(raw, 'rocksdbSyncedWrites', 'rocksdb-synced-writes') ??
+    CONFIG_DEFAULTS.rocksdbSyncedWrites) as RocksSyncedWrites;
+  if (!ROCKS_SYNCED_WRITES.includes(rocksdbSyncedWrites)) {
+    throw new ConfigError(
+      'rocksdb-synced-writes',
+      raw.rocksdbSyncedWrites!.source,
+      `${JSON.stringify(rocksdbSyncedWrites)} is not one of ${ROCKS_SYNCED_WRITES.join(', ')}`,
+    );
+  }
   const logLevel = (toText(raw, 'logLevel', 'log-level') ?? CONFIG_DEFAULTS.logLevel) as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(
@@ -585,6 +608,7 @@ function validate(raw: Raw): NodeConfig {
     services,
     single,
     storageEngine,
+    rocksdbSyncedWrites,
     electionTimeoutMs,
     heartbeatIntervalMs,
     requestTimeoutMs:

@@ -198,6 +198,7 @@ export class ConclaveNode {
       dataDir: config.dataDir,
       clusterId,
       storageEngine: config.storageEngine,
+      rocksdbSyncedWrites: config.rocksdbSyncedWrites,
       commandMaxBytes: Math.max(config.maxRequestBytes * 2, 64 * 1024),
     });
     try {

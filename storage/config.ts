@@ -1,6 +1,12 @@
 // Storage configuration: every limit bounded, a bad value refused naming the setting.
 
-import { ENGINE_KINDS, type EngineKind, MemoryVolume } from './engine.js';
+import {
+  ENGINE_KINDS,
+  type EngineKind,
+  MemoryVolume,
+  ROCKS_SYNCED_WRITES,
+  type RocksSyncedWrites,
+} from './engine.js';
 import { StorageConfigError } from './errors.js';
 
 /** What a node's storage is told when it opens. Sizes are bytes, durations milliseconds of log time. */
@@ -51,6 +57,8 @@ export interface StorageConfigInput {
   readonly snapshotsRetained?: number;
   /** RocksDB block cache bytes. */
   readonly rocksdbCacheBytes?: number;
+  /** Where RocksDB's synced writes run: 'worker' (default, off the event loop) or 'inline'. */
+  readonly rocksdbSyncedWrites?: RocksSyncedWrites;
 }
 
 export type StorageConfig = Required<Omit<StorageConfigInput, 'memoryVolume'>> & {
@@ -82,6 +90,7 @@ export const STORAGE_DEFAULTS = {
   snapshotChunkBytes: 1 * MIB,
   snapshotsRetained: 2,
   rocksdbCacheBytes: 64 * MIB,
+  rocksdbSyncedWrites: 'worker' as RocksSyncedWrites,
 } as const;
 
 /** Cluster ids: what a human can type and a file name can hold. */
@@ -137,6 +146,12 @@ export function validateStorageConfig(input: StorageConfigInput): StorageConfig 
   integerIn(config, 'snapshotChunkBytes', 4 * KIB, 64 * MIB);
   integerIn(config, 'snapshotsRetained', 1, 100);
   integerIn(config, 'rocksdbCacheBytes', 0, 4 * GIB - 1);
+  if (!ROCKS_SYNCED_WRITES.includes(config.rocksdbSyncedWrites)) {
+    throw new StorageConfigError(
+      'rocksdbSyncedWrites',
+      `must be one of ${ROCKS_SYNCED_WRITES.join(', ')}, got ${JSON.stringify(config.rocksdbSyncedWrites)}`,
+    );
+  }
   return { ...config, memoryVolume: input.memoryVolume };
 }
 

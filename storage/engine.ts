@@ -7,7 +7,8 @@
  * | ------------------------- | -------------------------------------- | ---------------------------------- | --------------------- |
  * | abstract-level version    | 1.x (its own nested copy)              | 3.x                                | 3.x                   |
  * | synced atomic batch       | batch(ops, {sync}) - runs synchronously | batch(ops, {sync}) - thread pool   | in memory             |
- * |                           | on the JS thread (batch_write)         |                                    |                       |
+ * |                           | on the calling thread (batch_write);   |                                    |                       |
+ * |                           | we call it on a worker thread          |                                    |                       |
  * | synchronous point reads   | _getManySync: native MultiGet          | getSync: one key per call          | getSync               |
  * | synchronous range read    | iterator._nextvSync (one seek)         | none                               | none                  |
  * | clear({gte, lt})          | DeleteRange: one range tombstone,      | iterates and deletes key by key    | key by key in memory  |
@@ -22,12 +23,14 @@
  *   leaves garbage that open-time cleanup clears again.
  * - iterate() creates its engine iterator before returning, so what it yields is the state at
  *   the moment of the call, whatever is written while it is consumed.
- * - RocksDB's synced write blocks the JS thread for the fsync. The write queue (write-queue.ts)
- *   therefore coalesces everything submitted while it waits into the next batch.
+ * - RocksDB's synced write blocks the calling thread for the fsync, so it runs on a worker
+ *   thread (rocks-writer.ts). The write queue (write-queue.ts) coalesces everything submitted
+ *   while a write is in flight into the next batch.
  */
 
 import { createRequire } from 'node:module';
 import { StorageError } from './errors.js';
+import { RocksWriter } from './rocks-writer.js';
 
 export type EngineKind = 'rocksdb' | 'leveldb' | 'memory';
 
@@ -81,7 +84,15 @@ export interface EngineOptions {
   readonly volume?: MemoryVolume;
   /** RocksDB block cache bytes. */
   readonly rocksdbCacheBytes?: number;
+  /**
+   * Where RocksDB's synced writes run: 'worker' (default) on a worker thread, so the event loop
+   * is free during the fsync (rocks-writer.ts); 'inline' on the calling thread, blocking it.
+   */
+  readonly rocksdbSyncedWrites?: RocksSyncedWrites;
 }
+
+export type RocksSyncedWrites = 'worker' | 'inline';
+export const ROCKS_SYNCED_WRITES: readonly RocksSyncedWrites[] = ['worker', 'inline'];
 
 const require = createRequire(import.meta.url);
 
@@ -100,6 +111,8 @@ interface LevelDb {
   iterator(options: Record<string, unknown>): LevelIterator;
 }
 interface RocksDb extends LevelDb {
+  /** The native database's address, for another thread's db_init (only while open). */
+  readonly handle: bigint;
   _getManySync(keys: Uint8Array[], options: Record<string, unknown>): (Uint8Array | undefined | null)[];
 }
 interface SyncGetDb extends LevelDb {
@@ -139,7 +152,11 @@ export class MemoryVolume {
 export function createEngine(options: EngineOptions): KvEngine {
   switch (options.kind) {
     case 'rocksdb':
-      return new RocksEngine(options.location, options.rocksdbCacheBytes ?? 64 * 1024 * 1024);
+      return new RocksEngine(
+        options.location,
+        options.rocksdbCacheBytes ?? 64 * 1024 * 1024,
+        options.rocksdbSyncedWrites ?? 'worker',
+      );
     case 'leveldb':
       return new LevelEngine(options.location);
     case 'memory':
@@ -197,10 +214,12 @@ class RocksEngine implements KvEngine {
   readonly rangeDelete = 'tombstone' as const;
   readonly syncCoversEarlierWrites = true;
   private readonly db: RocksDb;
+  private writer: RocksWriter | undefined;
 
   constructor(
     private readonly location: string,
     private readonly cacheBytes: number,
+    private readonly syncedWrites: RocksSyncedWrites,
   ) {
     const { RocksLevel } = require('@nxtedition/rocksdb') as {
       RocksLevel: new (location: string, options: Record<string, unknown>) => RocksDb;
@@ -217,13 +236,20 @@ class RocksEngine implements KvEngine {
     } catch (error) {
       throw openError(this.location, error);
     }
+    // Synced writes run inline until the worker has started (tens of ms), then on it.
+    if (this.syncedWrites === 'worker') this.writer = new RocksWriter(this.db.handle);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    // The worker holds the database's address: stop it before the database goes.
+    await this.writer?.close();
+    this.writer = undefined;
     return this.db.close();
   }
 
   write(ops: readonly WriteOp[], sync: boolean): Promise<void> {
+    // Unsynced writes stay inline: they take tens of µs, less than a hop to the worker and back.
+    if (sync && this.writer?.available === true) return this.writer.write(ops, true);
     return this.db.batch(ops as WriteOp[], { sync });
   }
 

@@ -9,7 +9,13 @@ export {
   validateStorageConfig,
 } from './config.js';
 export { exists, syncDir } from './durable-fs.js';
-export { ENGINE_KINDS, type EngineKind, MemoryVolume } from './engine.js';
+export {
+  ENGINE_KINDS,
+  type EngineKind,
+  MemoryVolume,
+  ROCKS_SYNCED_WRITES,
+  type RocksSyncedWrites,
+} from './engine.js';
 export * from './errors.js';
 export type { Json, JsonObject } from './json.js';
 export { type LogCacheLimits, type LogUpdate, RaftLogStore } from './log-store.js';

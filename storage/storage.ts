@@ -84,6 +84,7 @@ export class NodeStorage {
       location: join(dir, 'db'),
       ...(config.memoryVolume ? { volume: config.memoryVolume } : {}),
       rocksdbCacheBytes: config.rocksdbCacheBytes,
+      rocksdbSyncedWrites: config.rocksdbSyncedWrites,
     });
     await engine.open(); // Takes the engine's lock: only now is the directory ours to clean.
     try {

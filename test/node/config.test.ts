@@ -74,6 +74,7 @@ t.test('each bad value is refused with the name of the setting', async (t) => {
   );
   refused(t, { ...CLUSTER, 'initial-cluster': 'garbage' }, 'initial-cluster');
   refused(t, { ...CLUSTER, 'storage-engine': 'sqlite' }, 'storage-engine');
+  refused(t, { ...CLUSTER, 'rocksdb-synced-writes': 'threaded' }, 'rocksdb-synced-writes');
   refused(t, { ...CLUSTER, 'log-level': 'loud' }, 'log-level');
   refused(
     t,

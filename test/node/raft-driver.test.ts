@@ -5,6 +5,7 @@ import {
   type Entry,
   MemoryStorage,
   type Message,
+  MessageType,
   RawNode,
   type Ready,
   Role,
@@ -78,6 +79,8 @@ interface Member {
   store: DelayedMemoryStore;
   counter: Counter;
   down: boolean;
+  /** Every message this member's driver handed to its sender. */
+  sent: Message[];
 }
 
 function cluster(ids: string[], loggers: Map<string, RecordingLogger> = new Map()): Member[] {
@@ -102,6 +105,7 @@ function cluster(ids: string[], loggers: Map<string, RecordingLogger> = new Map(
       maxPendingRequests: 10_000,
       sender: {
         send(messages: readonly Message[]) {
+          members.get(id)!.sent.push(...messages);
           for (const message of messages) {
             setImmediate(() => {
               const target = members.get(message.to);
@@ -111,7 +115,7 @@ function cluster(ids: string[], loggers: Map<string, RecordingLogger> = new Map(
         },
       },
     });
-    members.set(id, { id, driver, store, counter, down: false });
+    members.set(id, { id, driver, store, counter, down: false, sent: [] });
   }
   return [...members.values()];
 }
@@ -155,6 +159,45 @@ t.test('three drivers elect a leader, apply proposals in order and serve reads',
   t.ok(index >= 201, `a follower's read index (${index}) covers every acknowledged write`);
   t.equal(follower.counter.total, 200, 'and the follower has applied them when the read is served');
 });
+
+t.test(
+  "a leader's commit notice rides on the next append when one follows, and goes alone otherwise",
+  async (t) => {
+    const members = cluster(['a', 'b', 'c']);
+    for (const m of members) m.driver.start();
+    t.teardown(() => Promise.all(members.map((m) => m.driver.stop())));
+    const leader = await until('a leader', () => leaderOf(members));
+    await leader.driver.propose(new TextEncoder().encode('1'), 2000);
+    const isNotice = (m: Message) =>
+      m.type === MessageType.Append && m.entries.length === 0 && m.replyOnlyOnReject;
+    const before = leader.sent.filter(isNotice).length;
+    // Sequential writes, each proposed as soon as the previous one is applied (an in-process
+    // round takes well under the 1 ms hold): the next append carries each commit index.
+    const writes = 50;
+    for (let i = 0; i < writes; i++) await leader.driver.propose(new TextEncoder().encode('1'), 2000);
+    const notices = leader.sent.filter(isNotice).length - before;
+    t.ok(
+      notices < writes,
+      `${notices} commit notices for ${writes} sequential commits to 2 followers (${2 * writes} unheld)`,
+    );
+    // Nothing follows the last write: its notice goes when the hold ends, before any heartbeat.
+    const last = leader.driver.status().commitIndex;
+    const sentAt = leader.sent.length;
+    const followers = members.filter((m) => m !== leader);
+    await until('the followers to learn the last commit', () =>
+      followers.every((m) => m.driver.status().commitIndex >= last) ? true : undefined,
+    );
+    t.ok(
+      leader.sent.slice(sentAt).some((m) => isNotice(m) && m.commit >= last),
+      'from a notice sent once the hold ended',
+    );
+    t.same(
+      followers.map((m) => m.counter.total),
+      [writes + 1, writes + 1],
+      'and applied every write',
+    );
+  },
+);
 
 t.test('a proposal on a follower is refused with NOT_LEADER naming the leader', async (t) => {
   const members = cluster(['a', 'b', 'c']);

@@ -10,6 +10,7 @@ const base: StorageConfigInput = { dataDir: '/tmp/x', clusterId: 'c1' };
 t.test('defaults fill what is not given; rocksdb is the default engine', async (t) => {
   const config = validateStorageConfig(base);
   t.equal(config.storageEngine, 'rocksdb');
+  t.equal(config.rocksdbSyncedWrites, 'worker', 'synced writes off the event loop by default');
   t.equal(config.historyMaxRevisions, STORAGE_DEFAULTS.historyMaxRevisions);
 });
 
@@ -20,6 +21,7 @@ t.test('a bad value is refused with StorageConfigError naming the setting', asyn
     ['clusterId', { clusterId: 'has space' }],
     ['clusterId', { clusterId: 'x'.repeat(129) }],
     ['storageEngine', { storageEngine: 'sqlite' }],
+    ['rocksdbSyncedWrites', { rocksdbSyncedWrites: 'threaded' }],
     ['memoryVolume', { memoryVolume: new MemoryVolume() }],
     ['memoryVolume', { storageEngine: 'memory', memoryVolume: {} }],
     ['logCacheMaxEntries', { logCacheMaxEntries: -1 }],

@@ -14,12 +14,17 @@
 
 import { writeSync } from 'node:fs';
 import { SeededPrng } from '../../raft/prng.js';
-import type { EngineKind } from '../../storage/engine.js';
+import type { EngineKind, RocksSyncedWrites } from '../../storage/engine.js';
 import { NodeStorage } from '../../storage/storage.js';
 import { crashEntry, ONE } from './helpers.js';
 
 const [mode, dataDir, engine, argument] = process.argv.slice(2);
 const prng = new SeededPrng(Number(argument));
+/** CONCLAVE_TEST_SYNCED_WRITES=inline: RocksDB's synced writes on the event loop, not the worker. */
+const SYNCED_WRITES =
+  process.env.CONCLAVE_TEST_SYNCED_WRITES === undefined
+    ? {}
+    : { rocksdbSyncedWrites: process.env.CONCLAVE_TEST_SYNCED_WRITES as RocksSyncedWrites };
 
 function report(line: string): void {
   const bytes = Buffer.from(`${line}\n`);
@@ -54,6 +59,7 @@ async function main(): Promise<void> {
     clusterId: 'crash-test',
     storageEngine: engine as EngineKind,
     logCacheMaxEntries: 64,
+    ...SYNCED_WRITES,
   });
   const group = (await node.groupIds()).includes(1)
     ? await node.openGroup(1)
