@@ -848,7 +848,7 @@ class SocketState implements EdgeSocket {
   }
 }
 
-/** Flushes the sockets that queued messages in this event-loop turn, once, when the turn ends. */
+/** Flushes the sockets that queued messages in this task, once, when its microtasks are done. */
 class SendFlusher {
   private readonly due = new Set<SocketState>();
   private scheduled = false;
@@ -857,9 +857,12 @@ class SendFlusher {
     this.due.add(socket);
     if (this.scheduled) return;
     this.scheduled = true;
-    // setImmediate, not a microtask: answers settled by different promise chains of the same
-    // turn (one apply settles many proposals) all join the one write.
-    setImmediate(() => {
+    // process.nextTick, not a microtask: a tick queued from a microtask runs once the microtask
+    // queue is empty, so answers settled by different promise chains of the same turn (one
+    // apply settles many proposals) all join the one write. Not setImmediate either: that waited
+    // for the next turn of the event loop, behind whatever I/O its poll found (a follower's
+    // late acknowledgement, say), on every sequential write's answer.
+    process.nextTick(() => {
       this.scheduled = false;
       const sockets = [...this.due];
       this.due.clear();
