@@ -55,8 +55,6 @@ export interface LeaderChange {
 }
 
 const MAX_LEADER_HISTORY = 20;
-/** How long a leader holds a commit notice for the next append to carry it instead (sendOrHold). */
-const NOTICE_HOLD_MS = 1;
 
 export interface RaftDriverOptions<Result> {
   readonly node: RawNode;
@@ -140,9 +138,9 @@ export class RaftDriver<Result> {
   /** The in-order chain of applies (apply, advanceApplied); each also waits for its Ready to be durable. */
   private applying: Promise<void> = Promise.resolve();
   private inFlightReadies = 0;
-  /** Commit notices held back, by follower (sendOrHold), and the timer that sends them. */
+  /** Commit notices held back until this node applied and answered, by follower (sendOrHold). */
   private readonly heldNotices = new Map<string, Message>();
-  private noticeTimer: NodeJS.Timeout | undefined;
+  private noticesScheduled = false;
   /** When this node appended its entries: members' lag in ms, as the leader reports it. */
   readonly appends = new AppendClock();
   private failureCause: Error | undefined;
@@ -188,8 +186,6 @@ export class RaftDriver<Result> {
     this.stopped = true;
     if (this.ticker !== undefined) clearInterval(this.ticker);
     this.ticker = undefined;
-    if (this.noticeTimer !== undefined) clearTimeout(this.noticeTimer);
-    this.noticeTimer = undefined;
     this.failAll(new DriverError('STOPPED', 'the node is stopping', '', true));
     await this.persisting.catch(() => undefined);
     await this.applying.catch(() => undefined);
@@ -427,14 +423,12 @@ export class RaftDriver<Result> {
 
   /**
    * Sends `ready`'s messages, but holds a leader's commit notices (appends without entries that
-   * only carry the new commit index) for up to NOTICE_HOLD_MS when the Ready also has entries to
-   * apply. The next Ready that sends an append to the same follower makes a held notice redundant
-   * (every append carries the current commit index), so under a steady stream of writes the
-   * notice costs nothing; otherwise it goes when the hold ends. On the commit of a sequential
-   * write, sending notices at once cost the answer their socket writes (each wakes the peer, tens
-   * of µs) and, on two cores, CPU shared with both followers applying at that moment, and the
-   * next write's append followed them within a millisecond anyway. Raft tolerates the delay: a
-   * follower's commit index only lags a little longer, and a stale notice is harmless.
+   * only carry the new commit index) when the Ready also has entries to apply: they go once this
+   * node applied them and its answers are out (scheduleHeldNotices), unless an append to the
+   * same follower goes first and carries the commit index itself. On the commit of a sequential
+   * write, sending them at once put two socket writes (each wakes the peer, tens of µs) and, on
+   * two cores, both followers' applies in front of the answer. Raft tolerates the delay: a
+   * follower's commit index lags by one apply, and a stale notice is harmless.
    */
   private sendOrHold(ready: Ready): void {
     const held = this.heldNotices;
@@ -448,21 +442,24 @@ export class RaftDriver<Result> {
         if (isCommitNotice(message)) held.set(message.to, message);
         else out.push(message);
       }
-      if (this.noticeTimer === undefined) {
-        this.noticeTimer = setTimeout(() => {
-          this.noticeTimer = undefined;
-          this.sendHeldNotices();
-        }, NOTICE_HOLD_MS);
-      }
     }
     if (out.length > 0) this.options.sender.send(out);
   }
 
-  private sendHeldNotices(): void {
-    if (this.heldNotices.size === 0) return;
-    const notices = [...this.heldNotices.values()];
-    this.heldNotices.clear();
-    if (!this.stopped && !this.failureCause) this.options.sender.send(notices);
+  /**
+   * After an apply: sends the held commit notices in the next turn of the event loop, after the
+   * answers this apply settled (the edge writes those once the current microtasks are done).
+   */
+  private scheduleHeldNotices(): void {
+    if (this.heldNotices.size === 0 || this.noticesScheduled) return;
+    this.noticesScheduled = true;
+    setImmediate(() => {
+      this.noticesScheduled = false;
+      if (this.heldNotices.size === 0) return;
+      const notices = [...this.heldNotices.values()];
+      this.heldNotices.clear();
+      if (!this.stopped && !this.failureCause) this.options.sender.send(notices);
+    });
   }
 
   /** `ready` is durable: send what waited for it and tell raft. Runs in Ready order. */
@@ -488,6 +485,7 @@ export class RaftDriver<Result> {
     }
     this.node.advanceApplied(ready);
     this.inFlightReadies--;
+    this.scheduleHeldNotices();
     this.serveReads();
     this.schedule();
   }
