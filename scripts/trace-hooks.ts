@@ -4,11 +4,12 @@
  * Nothing here changes what a member does: each hook wraps a method on its class's prototype,
  * records one line and calls the original. The stamps are process.hrtime, CLOCK_MONOTONIC on
  * Linux, so the files of the members and of the client line up. Without CONCLAVE_TRACE_DIR the
- * module does nothing.
+ * module does nothing, and in a worker thread (RocksDB's write worker) too.
  */
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { Mesh } from '../net/mesh.js';
 import { RaftLink } from '../net/raft-link.js';
 import { type Message, RawNode, type Ready } from '../raft/index.js';
@@ -21,7 +22,9 @@ const MAX_LINES = 500_000;
 
 type Method = (this: unknown, ...args: never[]) => unknown;
 
-if (dir !== undefined) {
+// Worker threads load this module too (they inherit --import) and share the process id: only
+// the main thread stamps and saves, or a worker's empty file would replace the main thread's.
+if (dir !== undefined && isMainThread) {
   const lines: string[] = [];
   const stamp = (label: string): void => {
     if (lines.length < MAX_LINES) lines.push(`${process.hrtime.bigint() / 1000n} ${process.pid} ${label}`);
