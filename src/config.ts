@@ -52,7 +52,7 @@ export interface NodeConfig {
   readonly services: readonly Service[];
   readonly single: boolean;
   readonly storageEngine: StorageEngineName;
-  /** Where RocksDB's synced writes run: on a worker thread (default) or inline on the event loop. */
+  /** Where RocksDB's synced writes run: inline on the event loop (default) or on a worker thread. */
   readonly rocksdbSyncedWrites: RocksSyncedWrites;
   readonly electionTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
@@ -238,7 +238,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'rocksdbSyncedWrites',
     flag: 'rocksdb-synced-writes',
     kind: 'string',
-    describe: `${ROCKS_SYNCED_WRITES.join(' or ')}: fsync RocksDB's log on a worker thread, or on the event loop`,
+    describe: `${ROCKS_SYNCED_WRITES.join(' or ')}: fsync RocksDB's log on the event loop (default), or on a worker thread`,
   },
   {
     key: 'electionTimeoutMs',
@@ -292,7 +292,7 @@ export const CONFIG_DEFAULTS = {
   clientHost: '127.0.0.1',
   clientPort: 8080,
   storageEngine: 'rocksdb',
-  rocksdbSyncedWrites: 'worker',
+  rocksdbSyncedWrites: 'inline',
   // A dead leader is noticed after 300–600 ms (randomised), heartbeats every 50 ms.
   electionTimeoutMs: 300,
   heartbeatIntervalMs: 50,

@@ -57,7 +57,7 @@ export interface StorageConfigInput {
   readonly snapshotsRetained?: number;
   /** RocksDB block cache bytes. */
   readonly rocksdbCacheBytes?: number;
-  /** Where RocksDB's synced writes run: 'worker' (default, off the event loop) or 'inline'. */
+  /** Where RocksDB's synced writes run: 'inline' (default, on the event loop) or 'worker' (rocks-writer.ts). */
   readonly rocksdbSyncedWrites?: RocksSyncedWrites;
 }
 
@@ -90,7 +90,7 @@ export const STORAGE_DEFAULTS = {
   snapshotChunkBytes: 1 * MIB,
   snapshotsRetained: 2,
   rocksdbCacheBytes: 64 * MIB,
-  rocksdbSyncedWrites: 'worker' as RocksSyncedWrites,
+  rocksdbSyncedWrites: 'inline' as RocksSyncedWrites,
 } as const;
 
 /** Cluster ids: what a human can type and a file name can hold. */

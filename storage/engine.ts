@@ -8,7 +8,7 @@
  * | abstract-level version    | 1.x (its own nested copy)              | 3.x                                | 3.x                   |
  * | synced atomic batch       | batch(ops, {sync}) - runs synchronously | batch(ops, {sync}) - thread pool   | in memory             |
  * |                           | on the calling thread (batch_write);   |                                    |                       |
- * |                           | we call it on a worker thread          |                                    |                       |
+ * |                           | optionally a worker thread of ours     |                                    |                       |
  * | synchronous point reads   | _getManySync: native MultiGet          | getSync: one key per call          | getSync               |
  * | synchronous range read    | iterator._nextvSync (one seek)         | none                               | none                  |
  * | clear({gte, lt})          | DeleteRange: one range tombstone,      | iterates and deletes key by key    | key by key in memory  |
@@ -23,9 +23,10 @@
  *   leaves garbage that open-time cleanup clears again.
  * - iterate() creates its engine iterator before returning, so what it yields is the state at
  *   the moment of the call, whatever is written while it is consumed.
- * - RocksDB's synced write blocks the calling thread for the fsync, so it runs on a worker
- *   thread (rocks-writer.ts). The write queue (write-queue.ts) coalesces everything submitted
- *   while a write is in flight into the next batch.
+ * - RocksDB's synced write blocks the calling thread for the fsync: the JS thread by default,
+ *   a worker thread with rocksdbSyncedWrites 'worker' (rocks-writer.ts). The write queue
+ *   (write-queue.ts) coalesces everything submitted while a write is in flight (or, inline,
+ *   while it blocks) into the next batch.
  */
 
 import { createRequire } from 'node:module';
@@ -85,8 +86,9 @@ export interface EngineOptions {
   /** RocksDB block cache bytes. */
   readonly rocksdbCacheBytes?: number;
   /**
-   * Where RocksDB's synced writes run: 'worker' (default) on a worker thread, so the event loop
-   * is free during the fsync (rocks-writer.ts); 'inline' on the calling thread, blocking it.
+   * Where RocksDB's synced writes run: 'inline' (default) on the calling thread, blocking it for
+   * the fsync; 'worker' on a worker thread, leaving the event loop free (rocks-writer.ts, which
+   * says why inline is the default).
    */
   readonly rocksdbSyncedWrites?: RocksSyncedWrites;
 }
@@ -155,7 +157,7 @@ export function createEngine(options: EngineOptions): KvEngine {
       return new RocksEngine(
         options.location,
         options.rocksdbCacheBytes ?? 64 * 1024 * 1024,
-        options.rocksdbSyncedWrites ?? 'worker',
+        options.rocksdbSyncedWrites ?? 'inline',
       );
     case 'leveldb':
       return new LevelEngine(options.location);
@@ -236,7 +238,7 @@ class RocksEngine implements KvEngine {
     } catch (error) {
       throw openError(this.location, error);
     }
-    // Synced writes run inline until the worker has started (tens of ms), then on it.
+    // With 'worker', synced writes run inline until the worker has started (tens of ms), then on it.
     if (this.syncedWrites === 'worker') this.writer = new RocksWriter(this.db.handle);
   }
 

@@ -2,10 +2,15 @@
 
 /*
  * Why: @nxtedition/rocksdb's batch write runs on the calling thread, and a synced one blocks it
- * for the fsync (0.1-0.5 ms here, far more on a busy disk). On a leader that is when its
- * followers' acknowledgements arrive and the next requests wait; traced on a 3-node cluster,
- * the leader's own synced write delayed every commit by the time left of it once the followers
- * had answered, and it could start only after the socket writes to the followers.
+ * for the fsync (0.1-0.5 ms on the disks we measured on, milliseconds on slow ones): nothing
+ * else runs on the event loop meanwhile, not acknowledgements, reads or heartbeats.
+ *
+ * Measured (issue 15, 3 members on 2 cores, one sequential writer, alternating runs): writing on
+ * the worker, and handing persistence over before the messages, was no faster than the inline
+ * write (p50 within noise; the followers' round trip, not the leader's fsync, is the longer
+ * path) and cost 3-13 % more CPU per put (the hops between threads). So 'inline' is the default
+ * (storage config rocksdbSyncedWrites, node flag --rocksdb-synced-writes); 'worker' is for disks
+ * whose fsync takes long enough to stall the event loop, where it has not been measured yet.
  *
  * How: the worker (rocks-write-worker.ts) wraps the same open database by its address (the
  * binding's db_get_handle / db_init), so the write is the same RocksDB call with the same

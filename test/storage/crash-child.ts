@@ -20,7 +20,7 @@ import { crashEntry, ONE } from './helpers.js';
 
 const [mode, dataDir, engine, argument] = process.argv.slice(2);
 const prng = new SeededPrng(Number(argument));
-/** CONCLAVE_TEST_SYNCED_WRITES=inline: RocksDB's synced writes on the event loop, not the worker. */
+/** CONCLAVE_TEST_SYNCED_WRITES=worker: RocksDB's synced writes on a worker thread (see rocks-writer.ts). */
 const SYNCED_WRITES =
   process.env.CONCLAVE_TEST_SYNCED_WRITES === undefined
     ? {}

@@ -122,12 +122,16 @@ t.test('a worker that dies fails the writes in flight and every later one with W
 });
 
 t.test(
-  "the rocksdb engine's synced writes move to the worker once it runs, and close stops it",
+  "with 'worker', the rocksdb engine's synced writes move to the worker once it runs, and close stops it",
   async (t) => {
-    const engine: KvEngine = createEngine({ kind: 'rocksdb', location: tempDir(t, 'rocks-engine') });
+    const engine: KvEngine = createEngine({
+      kind: 'rocksdb',
+      location: tempDir(t, 'rocks-engine'),
+      rocksdbSyncedWrites: 'worker',
+    });
     await engine.open();
     const writer = (engine as unknown as { writer: RocksWriter | undefined }).writer;
-    t.ok(writer, 'a writer is started at open (rocksdbSyncedWrites defaults to worker)');
+    t.ok(writer, 'a writer is started at open');
     await engine.write([{ type: 'put', key: bytes('early'), value: bytes('1') }], true);
     await started(writer!);
     await engine.write([{ type: 'put', key: bytes('late'), value: bytes('2') }], true);
@@ -140,16 +144,12 @@ t.test(
     await engine.close();
     t.notOk(writer!.available, 'closing the engine stopped the worker');
 
-    const inline = createEngine({
-      kind: 'rocksdb',
-      location: tempDir(t, 'rocks-inline'),
-      rocksdbSyncedWrites: 'inline',
-    });
+    const inline = createEngine({ kind: 'rocksdb', location: tempDir(t, 'rocks-inline') });
     await inline.open();
     t.equal(
       (inline as unknown as { writer: RocksWriter | undefined }).writer,
       undefined,
-      "'inline' starts none",
+      "'inline', the default, starts none",
     );
     await inline.write([{ type: 'put', key: bytes('k'), value: bytes('v') }], true);
     t.same((await inline.getMany([bytes('k')])).map(text), ['v']);
