@@ -10,7 +10,11 @@ const base: StorageConfigInput = { dataDir: '/tmp/x', clusterId: 'c1' };
 t.test('defaults fill what is not given; rocksdb is the default engine', async (t) => {
   const config = validateStorageConfig(base);
   t.equal(config.storageEngine, 'rocksdb');
-  t.equal(config.rocksdbSyncedWrites, 'inline', 'synced writes on the event loop by default (measured faster)');
+  t.equal(
+    config.rocksdbSyncedWrites,
+    'inline',
+    'synced writes on the event loop by default (measured faster)',
+  );
   t.equal(config.historyMaxRevisions, STORAGE_DEFAULTS.historyMaxRevisions);
 });
 
