@@ -506,32 +506,21 @@ function validate(raw: Raw): NodeConfig {
     }
   }
 
-  const storageEngine = (toText(raw, 'storageEngine', 'storage-engine') ??
-    CONFIG_DEFAULTS.storageEngine) as StorageEngineName;
-  if (!STORAGE_ENGINES.includes(storageEngine)) {
-    throw new ConfigError(
-      'storage-engine',
-      raw.storageEngine!.source,
-      `${JSON.stringify(storageEngine)} is not one of ${STORAGE_ENGINES.join(', ')}`,
-    );
-  }
-  const rocksdbSyncedWrites = (toText(raw, 'rocksdbSyncedWrites', 'rocksdb-synced-writes') ??
-    CONFIG_DEFAULTS.rocksdbSyncedWrites) as RocksSyncedWrites;
-  if (!ROCKS_SYNCED_WRITES.includes(rocksdbSyncedWrites)) {
-    throw new ConfigError(
-      'rocksdb-synced-writes',
-      raw.rocksdbSyncedWrites!.source,
-      `${JSON.stringify(rocksdbSyncedWrites)} is not one of ${ROCKS_SYNCED_WRITES.join(', ')}`,
-    );
-  }
-  const logLevel = (toText(raw, 'logLevel', 'log-level') ?? CONFIG_DEFAULTS.logLevel) as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel)) {
-    throw new ConfigError(
-      'log-level',
-      raw.logLevel!.source,
-      `${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(', ')}`,
-    );
-  }
+  const storageEngine = toChoice(
+    raw,
+    'storageEngine',
+    'storage-engine',
+    STORAGE_ENGINES,
+    CONFIG_DEFAULTS.storageEngine,
+  );
+  const rocksdbSyncedWrites = toChoice(
+    raw,
+    'rocksdbSyncedWrites',
+    'rocksdb-synced-writes',
+    ROCKS_SYNCED_WRITES,
+    CONFIG_DEFAULTS.rocksdbSyncedWrites,
+  );
+  const logLevel = toChoice(raw, 'logLevel', 'log-level', LOG_LEVELS, CONFIG_DEFAULTS.logLevel);
   const heartbeatIntervalMs =
     toInteger(raw, 'heartbeatIntervalMs', 'heartbeat-interval-ms', 5, 10_000) ??
     CONFIG_DEFAULTS.heartbeatIntervalMs;
@@ -753,6 +742,26 @@ function toText(raw: Raw, key: keyof NodeConfig, flag: string): string | undefin
     throw new ConfigError(flag, entry.source, `${JSON.stringify(entry.value)} must be a non-empty string`);
   }
   return entry.value;
+}
+
+/** One of `choices`, or `fallback` if not given; anything else is refused naming the flag. */
+function toChoice<T extends string>(
+  raw: Raw,
+  key: keyof NodeConfig,
+  flag: string,
+  choices: readonly T[],
+  fallback: T,
+): T {
+  const value = toText(raw, key, flag);
+  if (value === undefined) return fallback;
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new ConfigError(
+      flag,
+      raw[key]!.source,
+      `${JSON.stringify(value)} is not one of ${choices.join(', ')}`,
+    );
+  }
+  return value as T;
 }
 
 function toInteger(
