@@ -434,16 +434,17 @@ export class RaftDriver<Result> {
    */
   private sendOrHold(ready: Ready): void {
     const held = this.heldNotices;
-    let out: Message[] = ready.messages as Message[];
+    let out: readonly Message[] = ready.messages;
     if (held.size > 0) {
       for (const message of ready.messages) if (message.type === MessageType.Append) held.delete(message.to);
     }
     if (ready.committedEntries.length > 0 && ready.messages.some(isCommitNotice)) {
-      out = [];
+      const now: Message[] = [];
       for (const message of ready.messages) {
         if (isCommitNotice(message)) held.set(message.to, message);
-        else out.push(message);
+        else now.push(message);
       }
+      out = now;
     }
     if (out.length > 0) this.options.sender.send(out);
   }
