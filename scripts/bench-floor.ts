@@ -1,6 +1,6 @@
 // Where the floor of one sequential write lies on this machine: round trips and fsync beside Conclave's and etcd's put latency with one member and with three.
 //
-// usage: npm run bench:floor -- [--rounds N] [--seconds S] [--warmup W]
+// usage: npm run bench:floor -- [--rounds N] [--seconds S] [--warmup W] [--clients N]
 // Measured in one run, the systems alternating within each of N rounds (default 5), medians
 // over the rounds:
 // - the operating system's round trip: two processes ping-pong 100 bytes over loopback TCP
@@ -24,7 +24,12 @@
 //   loopback sockets instead of libp2p (same frames, no encryption, no multiplexing), and with
 //   Conclave's own storage/ (log store, state machine, write queue) in place of the two raw writes.
 // Then the share of replication (three members' p50 less one member's) and of everything but
-// round trips and fsync, per system. With no network between the processes, a round trip here
+// round trips and fsync, per system.
+// With --clients N (N > 1), the puts come from N loops at once, each one put at a time over up
+// to 6 connections shared round-robin (as `npm run bench` drives its put cases), to keys
+// floor/0..9999, and only the three-member systems run, reporting puts/s beside latency and CPU:
+// where the stack's throughput ends under many writers. The skeleton batches as Conclave does
+// (one frame and one group commit per turn of the event loop, pipelined). With no network between the processes, a round trip here
 // is the price of waking a process: what the write path pays per hop.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -35,7 +40,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import { Client } from '../src/client/index.js';
-import { ascending, median, percentile, serverCpuMs } from './bench-stats.js';
+import { ascending, loop, median, percentile, serverCpuMs } from './bench-stats.js';
 import { EtcdCluster, etcdVersion } from './etcd-cluster.js';
 import { type SkeletonStorage, type SkeletonTransport, startSkeleton } from './floor-skeleton.js';
 import { LocalCluster } from './local-cluster.js';
@@ -46,24 +51,30 @@ const ROUND_TRIPS = 20_000;
 const FSYNCS = 500;
 const PACED_SECONDS = 4;
 const DOC = { payload: 'x'.repeat(240) };
+/** Connections the load is spread over with --clients, as `npm run bench` does (CLIENT_OBJECTS_MAX). */
+const CONNECTIONS_MAX = 6;
+const KEYS = 10_000;
 
 interface Options {
   rounds: number;
   seconds: number;
   /** Unmeasured seconds of the same puts before each measured run. */
   warmup: number;
+  /** Loops putting at once; 1 is the sequential writer. */
+  clients: number;
 }
 
-const USAGE = 'usage: npm run bench:floor -- [--rounds N] [--seconds S] [--warmup W]';
+const USAGE = 'usage: npm run bench:floor -- [--rounds N] [--seconds S] [--warmup W] [--clients N]';
 
 function parseArgs(argv: readonly string[]): Options {
-  const options: Options = { rounds: 5, seconds: 5, warmup: 5 };
+  const options: Options = { rounds: 5, seconds: 5, warmup: 5, clients: 1 };
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i];
     const value = Number(argv[i + 1]);
     if (flag === '--rounds' && Number.isInteger(value) && value > 0) options.rounds = value;
     else if (flag === '--seconds' && value > 0) options.seconds = value;
     else if (flag === '--warmup' && value >= 0) options.warmup = value;
+    else if (flag === '--clients' && Number.isInteger(value) && value > 0) options.clients = value;
     else throw new UsageError(`bad flag or value: ${flag} ${argv[i + 1] ?? ''}; ${USAGE}`);
   }
   return options;
@@ -71,8 +82,9 @@ function parseArgs(argv: readonly string[]): Options {
 
 class UsageError extends Error {}
 
-/** One measurement: latency percentiles in ms and CPU per operation in µs. */
+/** One measurement: latency percentiles in ms, CPU per operation in µs, operations a second. */
 interface Sample {
+  readonly perSecond?: number;
   readonly p50: number;
   readonly p99: number;
   readonly cpuUs: number;
@@ -190,7 +202,34 @@ function fsyncSample(dir: string): Sample {
 }
 
 /** Timing of one measured run: `warmup` unmeasured seconds, then `seconds` measured. */
-type Timing = Pick<Options, 'seconds' | 'warmup'>;
+type Timing = Pick<Options, 'seconds' | 'warmup' | 'clients'>;
+
+/**
+ * `timing.clients` loops of puts (`put(i, c)`: the i-th put, on connection c) for `timing.seconds`
+ * after `timing.warmup`: throughput, latency, and the servers' CPU per put.
+ */
+async function puts(
+  put: (i: number, connection: number) => Promise<unknown>,
+  pids: readonly number[],
+  timing: Timing,
+): Promise<Sample> {
+  if (timing.clients === 1) return sequentialPuts((i) => put(i, 0), pids, timing);
+  const connections = Math.min(timing.clients, CONNECTIONS_MAX);
+  const one = async (i: number) => {
+    await put(i % KEYS, i % connections);
+  };
+  await loop(timing.clients, timing.warmup, one);
+  const cpuBefore = serverCpuMs(pids);
+  const run = await loop(timing.clients, timing.seconds, one);
+  const cpuMs = serverCpuMs(pids) - cpuBefore;
+  if (run.errors > 0) throw new Error(`${run.errors} puts failed`);
+  return {
+    perSecond: run.perSecond,
+    p50: run.p50,
+    p99: run.p99,
+    cpuUs: (cpuMs * 1000) / (run.perSecond * timing.seconds),
+  };
+}
 
 /** Sequential puts for `timing.seconds` after `timing.warmup`: latency of each, and the servers' CPU per put. */
 async function sequentialPuts(
@@ -211,7 +250,12 @@ async function sequentialPuts(
   }
   const cpuMs = serverCpuMs(pids) - cpuBefore;
   const sorted = ascending(times);
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), cpuUs: (cpuMs * 1000) / times.length };
+  return {
+    perSecond: times.length / timing.seconds,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    cpuUs: (cpuMs * 1000) / times.length,
+  };
 }
 
 async function conclavePuts(members: number, timing: Timing): Promise<Sample> {
@@ -220,15 +264,18 @@ async function conclavePuts(members: number, timing: Timing): Promise<Sample> {
     await cluster.create(members);
     cluster.startAll();
     const leader = await cluster.waitForLeader(30_000);
-    const client = new Client({ endpoints: [leader.url] });
+    const clients = Array.from(
+      { length: Math.min(timing.clients, CONNECTIONS_MAX) },
+      () => new Client({ endpoints: [leader.url] }),
+    );
     try {
-      return await sequentialPuts(
-        (i) => client.put('default', `floor/${i}`, DOC),
+      return await puts(
+        (i, c) => clients[c]!.put('default', `floor/${i}`, DOC),
         cluster.nodes.map((n) => n.child!.pid!),
         timing,
       );
     } finally {
-      await client.close();
+      await Promise.all(clients.map((client) => client.close()));
     }
   } finally {
     await cluster.stop();
@@ -242,9 +289,11 @@ async function skeletonPuts(
   transport: SkeletonTransport = 'libp2p',
   storage: SkeletonStorage = 'raw',
 ): Promise<Sample> {
-  const skeleton = await startSkeleton(members, transport, [], storage);
+  const connections = Math.min(timing.clients, CONNECTIONS_MAX);
+  const skeleton = await startSkeleton(members, transport, [], storage, connections);
   try {
-    return await sequentialPuts((i) => skeleton.put(`floor/${i}`, DOC), skeleton.pids, timing);
+    // The skeleton spreads puts over its connections itself.
+    return await puts((i) => skeleton.put(`floor/${i}`, DOC), skeleton.pids, timing);
   } finally {
     await skeleton.stop();
   }
@@ -256,16 +305,19 @@ async function etcdPuts(members: number, timing: Timing): Promise<Sample> {
     await cluster.create(members);
     cluster.startAll();
     const leader = await cluster.waitForLeader(30_000);
-    const client = new Etcd3({ hosts: [leader.url] });
+    const clients = Array.from(
+      { length: Math.min(timing.clients, CONNECTIONS_MAX) },
+      () => new Etcd3({ hosts: [leader.url] }),
+    );
     const text = JSON.stringify(DOC);
     try {
-      return await sequentialPuts(
-        (i) => client.put(`floor/${i}`).value(text).exec(),
+      return await puts(
+        (i, c) => clients[c]!.put(`floor/${i}`).value(text).exec(),
         cluster.nodes.map((n) => n.child!.pid!),
         timing,
       );
     } finally {
-      client.close();
+      for (const client of clients) client.close();
     }
   } finally {
     await cluster.stop();
@@ -289,15 +341,18 @@ async function main(): Promise<void> {
   const rows = new Map<string, Sample[]>();
   const add = (name: string, sample: Sample) => rows.set(name, [...(rows.get(name) ?? []), sample]);
   try {
+    const sequential = options.clients === 1;
     for (let round = 1; round <= options.rounds; round++) {
-      if ('path' in c) add('round trip, C processes', cRoundTrip(c.path));
-      add('round trip, Node.js processes (net)', await nodeRoundTrip());
-      add('Node.js echo at 500 messages/s (CPU: the echoing process)', await nodeRoundTrip(500));
-      add('Node.js echo at 50 messages/s (CPU: the echoing process)', await nodeRoundTrip(50));
-      add('fdatasync of a 100 B append', fsyncSample(tmpdir()));
-      add('Conclave, 1 member', await conclavePuts(1, options));
-      add('Stack floor, 1 member', await skeletonPuts(1, options));
-      if (withEtcd) add('etcd, 1 member', await etcdPuts(1, options));
+      if (sequential) {
+        if ('path' in c) add('round trip, C processes', cRoundTrip(c.path));
+        add('round trip, Node.js processes (net)', await nodeRoundTrip());
+        add('Node.js echo at 500 messages/s (CPU: the echoing process)', await nodeRoundTrip(500));
+        add('Node.js echo at 50 messages/s (CPU: the echoing process)', await nodeRoundTrip(50));
+        add('fdatasync of a 100 B append', fsyncSample(tmpdir()));
+        add('Conclave, 1 member', await conclavePuts(1, options));
+        add('Stack floor, 1 member', await skeletonPuts(1, options));
+        if (withEtcd) add('etcd, 1 member', await etcdPuts(1, options));
+      }
       add('Conclave, 3 members', await conclavePuts(3, options));
       add('Stack floor, 3 members', await skeletonPuts(3, options));
       add('Stack floor over plain TCP, 3 members', await skeletonPuts(3, options, 'tcp'));
@@ -311,19 +366,26 @@ async function main(): Promise<void> {
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
-  const med = (name: string, field: keyof Sample) => median((rows.get(name) ?? []).map((s) => s[field]));
+  const med = (name: string, field: keyof Sample) =>
+    median((rows.get(name) ?? []).map((s) => s[field] ?? Number.NaN));
+  const load =
+    options.clients === 1
+      ? 'sequential puts'
+      : `puts from ${options.clients} loops at once (keys floor/0..${KEYS - 1})`;
   console.log(
-    `\nbench:floor — ${options.rounds} rounds, medians; sequential puts of 256 B JSON documents to the leader for ${options.seconds} s each after ${options.warmup} s unmeasured; ` +
+    `\nbench:floor — ${options.rounds} rounds, medians; ${load} of 256 B JSON documents to the leader for ${options.seconds} s each after ${options.warmup} s unmeasured; ` +
       `CPU: user + system of both processes per round trip, of the servers per put`,
   );
   if ('skipped' in c) console.log(`(C round trip skipped: ${c.skipped})`);
   if (!withEtcd) console.log('(etcd skipped: not on PATH)');
-  console.log('\n| measure | p50 ms | p99 ms | CPU µs per op |\n|---|---|---|---|');
+  console.log('\n| measure | puts/s | p50 ms | p99 ms | CPU µs per op |\n|---|---|---|---|---|');
   for (const name of rows.keys()) {
+    const perSecond = med(name, 'perSecond');
     console.log(
-      `| ${name} | ${fmt(med(name, 'p50'))} | ${fmt(med(name, 'p99'))} | ${fmtUs(med(name, 'cpuUs'))} |`,
+      `| ${name} | ${Number.isFinite(perSecond) ? perSecond.toFixed(0) : '–'} | ${fmt(med(name, 'p50'))} | ${fmt(med(name, 'p99'))} | ${fmtUs(med(name, 'cpuUs'))} |`,
     );
   }
+  if (options.clients > 1) return;
   const systems = withEtcd ? ['Conclave', 'Stack floor', 'etcd'] : ['Conclave', 'Stack floor'];
   console.log(
     '\n| system | 1 member p50 | 3 members p50 | replication adds | 3 members: CPU µs per put |\n|---|---|---|---|---|',

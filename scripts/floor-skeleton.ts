@@ -1,4 +1,4 @@
-// The floor of Conclave's stack for one sequential write: the same messages, writes and edge as a put, with no Raft, no state machine and no mesh protocol of ours.
+// The floor of Conclave's stack for puts: the same messages, writes and edge as a put, with no Raft, no state machine and no mesh protocol of ours.
 
 /*
  * bench:floor runs this beside Conclave and etcd. One process per member (this script with
@@ -15,6 +15,12 @@
  *    commit notice to every other member, writes the document and the applied index unsynced,
  *    and answers the client with a small JSON object;
  * 5. a member that gets the notice writes the same, unsynced.
+ * Under many clients it batches as Conclave does: the puts that arrive in one turn of the event
+ * loop go to each member in one frame, and each member's synced writes are group commits (one in
+ * flight; whatever arrives meanwhile goes in the next), acknowledged by the last index written;
+ * the leader sends one commit notice per advance of the commit index and applies each run of
+ * committed entries in one write. Appends are pipelined: a batch goes out before the last one is
+ * acknowledged.
  * What it leaves out is everything Conclave adds on top: the Raft core, terms and checks, the
  * command encoding, watches and events, sessions, metrics, the mesh's codec and flow control.
  * So its CPU per put and latency are what the stack costs before any of Conclave's own code.
@@ -41,7 +47,7 @@ import { coalescingEncrypter } from '../net/transport-tuning.js';
 import { loadUws } from '../net/uws.js';
 import { EntryType } from '../raft/types.js';
 import { encodeCommand } from '../storage/commands.js';
-import { createEngine, type KvEngine } from '../storage/engine.js';
+import { createEngine, type WriteOp } from '../storage/engine.js';
 import type { Json } from '../storage/json.js';
 import { NodeStorage } from '../storage/storage.js';
 
@@ -135,19 +141,6 @@ function logKey(index: number): Uint8Array {
 
 const APPLIED_KEY = encoder.encode('\u0002applied');
 
-/** The unsynced write that applies entry `index` carrying `document`: the document and the applied index. */
-function applyWrite(engine: KvEngine, index: number, key: string, document: Uint8Array): Promise<void> {
-  const applied = new Uint8Array(8);
-  new DataView(applied.buffer).setBigUint64(0, BigInt(index));
-  return engine.write(
-    [
-      { type: 'put', key: encoder.encode(`\u0003${key}`), value: document },
-      { type: 'put', key: APPLIED_KEY, value: applied },
-    ],
-    false,
-  );
-}
-
 /** An entry: [index u64][key length u32][reserved u32][key][document]. */
 function entryOf(index: number, key: string, document: Uint8Array): Uint8Array {
   const keyBytes = encoder.encode(key);
@@ -176,27 +169,43 @@ async function memberNode(listen: boolean): Promise<Libp2p> {
   });
 }
 
+/** One entry of the log: its index and bytes. */
+interface Appended {
+  readonly at: number;
+  readonly entry: Uint8Array;
+}
+
 /** Where a member keeps entries and applies them. */
 interface Store {
   /** The bytes entry `at` carries for a put of `value` under `key`. */
   entry(at: number, key: string, value: unknown): Uint8Array;
-  /** Writes entry `at` to the log, synced. */
-  append(at: number, entry: Uint8Array): Promise<void>;
-  /** Applies committed entry `at` (unsynced). */
-  apply(at: number, entry: Uint8Array): Promise<void>;
+  /** Writes consecutive entries to the log in one synced write. */
+  append(entries: readonly Appended[]): Promise<void>;
+  /** Applies consecutive committed entries in one unsynced write. */
+  apply(entries: readonly Appended[]): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Raw engine writes: the entry to a log key, synced; the document and the applied index, unsynced. */
+/** Raw engine writes: each entry to a log key, synced; the documents and the applied index, unsynced. */
 async function rawStore(location: string): Promise<Store> {
   const engine = createEngine({ kind: 'rocksdb', location });
   await engine.open();
   return {
     entry: (at, key, value) => entryOf(at, key, encoder.encode(JSON.stringify(value))),
-    append: (at, entry) => engine.write([{ type: 'put', key: logKey(at), value: entry }], true),
-    apply: (at, entry) => {
-      const { key, document } = parseEntry(entry);
-      return applyWrite(engine, at, key, document);
+    append: (entries) =>
+      engine.write(
+        entries.map(({ at, entry }) => ({ type: 'put', key: logKey(at), value: entry })),
+        true,
+      ),
+    apply: (entries) => {
+      const applied = new Uint8Array(8);
+      new DataView(applied.buffer).setBigUint64(0, BigInt(entries[entries.length - 1]!.at));
+      const ops: WriteOp[] = entries.map(({ entry }) => {
+        const { key, document } = parseEntry(entry);
+        return { type: 'put', key: encoder.encode(`\u0003${key}`), value: document };
+      });
+      ops.push({ type: 'put', key: APPLIED_KEY, value: applied });
+      return engine.write(ops, false);
     },
     close: () => engine.close(),
   };
@@ -210,16 +219,122 @@ async function rawStore(location: string): Promise<Store> {
 async function conclaveStore(dataDir: string): Promise<Store> {
   const node = await NodeStorage.open({ dataDir, clusterId: 'floor', storageEngine: 'rocksdb' });
   const group = await node.bootstrapGroup(1, { voters: ['n1'], learners: [] });
-  const entryAt = (at: number, data: Uint8Array) => ({ index: at, term: 1, type: EntryType.Normal, data });
+  const entriesOf = (entries: readonly Appended[]) =>
+    entries.map(({ at, entry }) => ({ index: at, term: 1, type: EntryType.Normal, data: entry }));
   return {
     entry: (at, key, value) =>
       encodeCommand({ v: 1, time: at, op: { type: 'put', realm: 'default', key, value: value as Json } }),
-    append: (at, entry) => group.persist({ entries: [entryAt(at, entry)] }),
-    apply: async (at, entry) => {
-      await group.apply([entryAt(at, entry)]);
+    append: (entries) => group.persist({ entries: entriesOf(entries) }),
+    apply: async (entries) => {
+      await group.apply(entriesOf(entries));
     },
     close: () => node.close(),
   };
+}
+
+/**
+ * Group commit: at most one synced append in flight; entries handed over meanwhile go together
+ * in the next. `onDurable` gets the last index of each write once it is durable.
+ */
+class AppendQueue {
+  private waiting: Appended[] = [];
+  private writing = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly onDurable: (at: number) => void,
+  ) {}
+
+  push(entries: readonly Appended[]): void {
+    this.waiting.push(...entries);
+    if (!this.writing) this.next();
+  }
+
+  private next(): void {
+    if (this.waiting.length === 0) return;
+    const batch = this.waiting;
+    this.waiting = [];
+    this.writing = true;
+    this.store.append(batch).then(
+      () => {
+        this.writing = false;
+        this.onDurable(batch[batch.length - 1]!.at);
+        this.next();
+      },
+      (error: unknown) => fail(error),
+    );
+  }
+}
+
+/** Applies committed entries in order, one unsynced write per run of them. */
+class Applier {
+  private applied: number;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly store: Store,
+    from: number,
+  ) {
+    this.applied = from;
+  }
+
+  /** Applies entries after the last applied up to `commit` (taken from `entries`), then calls `done` with them. */
+  advance(
+    commit: number,
+    entries: Map<number, Uint8Array>,
+    done?: (applied: readonly Appended[]) => void,
+  ): void {
+    if (commit <= this.applied) return;
+    const batch: Appended[] = [];
+    for (let at = this.applied + 1; at <= commit; at++) {
+      const entry = entries.get(at);
+      if (entry === undefined) break;
+      entries.delete(at);
+      batch.push({ at, entry });
+    }
+    if (batch.length === 0) return;
+    this.applied = batch[batch.length - 1]!.at;
+    this.chain = this.chain
+      .then(() => this.store.apply(batch))
+      .then(
+        () => done?.(batch),
+        (error: unknown) => fail(error),
+      );
+  }
+}
+
+function fail(error: unknown): never {
+  console.error(`floor skeleton member: ${(error as Error).stack ?? error}`);
+  process.exit(1);
+}
+
+/** An APPEND frame's payload: [count u32] then [length u32][entry] per entry. */
+function appendPayload(entries: readonly Appended[]): Uint8Array {
+  let bytes = 4;
+  for (const { entry } of entries) bytes += 4 + entry.length;
+  const out = new Uint8Array(bytes);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, entries.length);
+  let offset = 4;
+  for (const { entry } of entries) {
+    view.setUint32(offset, entry.length);
+    out.set(entry, offset + 4);
+    offset += 4 + entry.length;
+  }
+  return out;
+}
+
+function parseAppend(first: number, payload: Uint8Array): Appended[] {
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const count = view.getUint32(0);
+  const entries: Appended[] = [];
+  let offset = 4;
+  for (let i = 0; i < count; i++) {
+    const length = view.getUint32(offset);
+    entries.push({ at: first + i, entry: payload.slice(offset + 4, offset + 4 + length) });
+    offset += 4 + length;
+  }
+  return entries;
 }
 
 /** How members reach each other: listening (followers) and dialing (the leader). */
@@ -283,43 +398,67 @@ async function runMember(
   const store = storage === 'raw' ? await rawStore(location) : await conclaveStore(location);
   const transport = kind === 'libp2p' ? await libp2pTransport(index !== 0) : tcpTransport();
   const send = (message: ToParent) => process.send!(message);
+  // The group is bootstrapped at index 1 by Conclave's storage; the raw store starts there too.
+  const entries = new Map<number, Uint8Array>();
+  const applier = new Applier(store, 1);
   if (index !== 0) {
-    // A follower: appends synced and acknowledged, commits applied unsynced.
-    const entries = new Map<number, Uint8Array>();
-    const address = await transport.listen((link) =>
-      readFrames(link, (type, at, payload) => {
+    // A follower: appends synced (group commit) and acknowledged, commits applied unsynced.
+    let link: Link | undefined;
+    const appends = new AppendQueue(store, (at) => link?.send(frame(ACK, at)));
+    const address = await transport.listen((accepted) => {
+      link = accepted;
+      readFrames(accepted, (type, at, payload) => {
         if (type === APPEND) {
-          const entry = payload.slice();
-          entries.set(at, entry);
-          void store.append(at, entry).then(() => link.send(frame(ACK, at)));
-        } else if (type === COMMIT) {
-          const entry = entries.get(at);
-          entries.delete(at);
-          if (entry !== undefined) void store.apply(at, entry);
-        }
-      }),
-    );
+          const batch = parseAppend(at, payload);
+          for (const { at, entry } of batch) entries.set(at, entry);
+          appends.push(batch);
+        } else if (type === COMMIT) applier.advance(at, entries);
+      });
+    });
     send({ kind: 'listening', address });
   } else {
     const peers = await new Promise<string[]>((resolve) =>
       process.once('message', (m: ToMember) => resolve(m.kind === 'peers' ? m.addresses : [])),
     );
-    const streams = await Promise.all(peers.map((address) => transport.dial(address)));
+    const links = await Promise.all(peers.map((address) => transport.dial(address)));
     const quorum = Math.floor((peers.length + 1) / 2) + 1;
-    interface Pending {
-      votes: number;
-      answer: () => void;
-    }
-    const pending = new Map<number, Pending>();
-    let nextIndex = 2; // Conclave's storage bootstraps the group at index 1.
-    const vote = (at: number) => {
-      const p = pending.get(at);
-      if (p === undefined || ++p.votes < quorum) return;
-      pending.delete(at);
-      for (const stream of streams) stream.send(frame(COMMIT, at));
-      p.answer();
+    // Durable index per member: the leader's own first, then each follower's acknowledged one.
+    const durable = [1, ...links.map(() => 1)];
+    let committed = 1;
+    const answers = new Map<number, () => void>();
+    const commitTo = () => {
+      const commit = [...durable].sort((x, y) => y - x)[quorum - 1]!;
+      if (commit <= committed) return;
+      committed = commit;
+      for (const link of links) link.send(frame(COMMIT, commit));
+      applier.advance(commit, entries, (applied) => {
+        for (const { at } of applied) {
+          answers.get(at)?.();
+          answers.delete(at);
+        }
+      });
     };
-    for (const stream of streams) readFrames(stream, (type, at) => type === ACK && vote(at));
+    const appends = new AppendQueue(store, (at) => {
+      durable[0] = at;
+      commitTo();
+    });
+    for (const [i, link] of links.entries()) {
+      readFrames(link, (type, at) => {
+        if (type !== ACK) return;
+        durable[i + 1] = Math.max(durable[i + 1]!, at);
+        commitTo();
+      });
+    }
+    // Proposals of one turn of the event loop go out as one batch: one frame per follower, one write.
+    let nextIndex = 2;
+    let batch: Appended[] = [];
+    const flush = () => {
+      const out = batch;
+      batch = [];
+      const payload = frame(APPEND, out[0]!.at, appendPayload(out));
+      for (const link of links) link.send(payload);
+      appends.push(out);
+    };
     const { uws } = loadUws();
     const port = await new Promise<number>((resolve, reject) => {
       uws
@@ -334,16 +473,10 @@ async function runMember(
             };
             const at = nextIndex++;
             const entry = store.entry(at, request.key, request.value);
-            for (const stream of streams) stream.send(frame(APPEND, at, entry));
-            pending.set(at, {
-              votes: 0,
-              answer: () => {
-                void store.apply(at, entry).then(() => {
-                  ws.send(JSON.stringify({ id: request.id, revision: at }));
-                });
-              },
-            });
-            void store.append(at, entry).then(() => vote(at));
+            entries.set(at, entry);
+            answers.set(at, () => ws.send(JSON.stringify({ id: request.id, revision: at })));
+            if (batch.length === 0) setImmediate(flush);
+            batch.push({ at, entry });
           },
         })
         .listen('127.0.0.1', 0, (socket) => {
@@ -361,23 +494,24 @@ async function runMember(
   process.exit(0);
 }
 
-/** A running skeleton cluster and one WebSocket client of its leader. */
+/** A running skeleton cluster and WebSocket clients of its leader. */
 export interface Skeleton {
   readonly pids: readonly number[];
-  /** One put: resolves with the log index the leader answered, once it has answered. */
+  /** One put, on the next of the connections in turn: resolves with the log index the leader answered. */
   put(key: string, value: unknown): Promise<number>;
   stop(): Promise<void>;
 }
 
 /**
- * Starts `members` member processes (1 or 3) with their data in a new temporary directory;
- * `nodeFlags` are passed to node (--cpu-prof, for one).
+ * Starts `members` member processes (1 or 3) with their data in a new temporary directory and
+ * opens `connections` WebSockets to the leader; `nodeFlags` are passed to node (--cpu-prof, for one).
  */
 export async function startSkeleton(
   members: number,
   transport: SkeletonTransport = 'libp2p',
   nodeFlags: readonly string[] = [],
   storage: SkeletonStorage = 'raw',
+  connections = 1,
 ): Promise<Skeleton> {
   const dir = mkdtempSync(join(tmpdir(), 'conclave-floor-skeleton-'));
   const script = fileURLToPath(import.meta.url);
@@ -419,17 +553,22 @@ export async function startSkeleton(
     const ready = first(0, 'ready');
     children[0]!.send({ kind: 'peers', addresses: addresses.map((a) => a.address) } satisfies ToMember);
     const { port } = await ready;
-    const socket = new WebSocket(`ws://127.0.0.1:${port}/`);
-    await new Promise<void>((resolve, reject) => {
-      socket.once('open', () => resolve());
-      socket.once('error', reject);
-    });
     const waiting = new Map<number, (revision: number) => void>();
-    socket.on('message', (data: Buffer) => {
-      const { id, revision } = JSON.parse(data.toString('utf8')) as { id: number; revision: number };
-      waiting.get(id)?.(revision);
-      waiting.delete(id);
-    });
+    const sockets = await Promise.all(
+      Array.from({ length: connections }, async () => {
+        const socket = new WebSocket(`ws://127.0.0.1:${port}/`);
+        await new Promise<void>((resolve, reject) => {
+          socket.once('open', () => resolve());
+          socket.once('error', reject);
+        });
+        socket.on('message', (data: Buffer) => {
+          const { id, revision } = JSON.parse(data.toString('utf8')) as { id: number; revision: number };
+          waiting.get(id)?.(revision);
+          waiting.delete(id);
+        });
+        return socket;
+      }),
+    );
     let nextId = 1;
     return {
       pids: children.map((child) => child.pid!),
@@ -437,10 +576,10 @@ export async function startSkeleton(
         new Promise<number>((resolve) => {
           const id = nextId++;
           waiting.set(id, resolve);
-          socket.send(JSON.stringify({ id, key, value }));
+          sockets[id % sockets.length]!.send(JSON.stringify({ id, key, value }));
         }),
       stop: async () => {
-        socket.close();
+        for (const socket of sockets) socket.close();
         await stop();
       },
     };

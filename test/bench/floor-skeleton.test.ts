@@ -30,3 +30,19 @@ t.test("three skeleton members on Conclave's storage/ answer 20 sequential puts"
     'each put answered at the next log index',
   );
 });
+
+t.test(
+  'three skeleton members answer 200 concurrent puts over 4 connections, each at its own index',
+  async (t) => {
+    const skeleton = await startSkeleton(3, 'libp2p', [], 'raw', 4);
+    t.teardown(() => skeleton.stop());
+    const revisions = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => skeleton.put(`k${i}`, { i, payload: 'x'.repeat(200) })),
+    );
+    t.same(
+      [...revisions].sort((a, b) => a - b),
+      Array.from({ length: 200 }, (_, i) => i + 2),
+      'the 200 puts took indexes 2..201, one each',
+    );
+  },
+);
