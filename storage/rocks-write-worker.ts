@@ -9,17 +9,8 @@
  * { id: 0 }, says it is ready.
  */
 
-import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
-
-interface Binding {
-  db_init(handle: bigint): unknown;
-  batch_init(): unknown;
-  batch_put(batch: unknown, key: Uint8Array, value: Uint8Array, options: object): void;
-  batch_del(batch: unknown, key: Uint8Array, options: object): void;
-  batch_clear(batch: unknown): void;
-  batch_write(db: unknown, batch: unknown, options: { sync: boolean }): void;
-}
+import { rocksBinding } from './rocks-binding.js';
 
 export interface WriteRequest {
   readonly id: number;
@@ -32,8 +23,7 @@ export interface WriteAnswer {
   readonly error?: string;
 }
 
-const require = createRequire(import.meta.url);
-const binding = require('@nxtedition/rocksdb/binding.js') as Binding;
+const binding = rocksBinding();
 const port = parentPort;
 if (port === null) throw new Error('rocks-write-worker runs only as a worker thread');
 const db = binding.db_init((workerData as { handle: bigint }).handle);
