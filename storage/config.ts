@@ -57,6 +57,8 @@ export interface StorageConfigInput {
   readonly snapshotsRetained?: number;
   /** RocksDB block cache bytes. */
   readonly rocksdbCacheBytes?: number;
+  /** Bytes of documents each group keeps in memory for applying writes (doc-cache.ts); 0 keeps none. */
+  readonly docCacheBytes?: number;
   /** Where RocksDB's synced writes run: 'inline' (default, on the event loop) or 'worker' (rocks-writer.ts). */
   readonly rocksdbSyncedWrites?: RocksSyncedWrites;
 }
@@ -90,6 +92,7 @@ export const STORAGE_DEFAULTS = {
   snapshotChunkBytes: 1 * MIB,
   snapshotsRetained: 2,
   rocksdbCacheBytes: 64 * MIB,
+  docCacheBytes: 16 * MIB,
   rocksdbSyncedWrites: 'inline' as RocksSyncedWrites,
 } as const;
 
@@ -146,6 +149,7 @@ export function validateStorageConfig(input: StorageConfigInput): StorageConfig 
   integerIn(config, 'snapshotChunkBytes', 4 * KIB, 64 * MIB);
   integerIn(config, 'snapshotsRetained', 1, 100);
   integerIn(config, 'rocksdbCacheBytes', 0, 4 * GIB - 1);
+  integerIn(config, 'docCacheBytes', 0, 64 * GIB);
   if (!ROCKS_SYNCED_WRITES.includes(config.rocksdbSyncedWrites)) {
     throw new StorageConfigError(
       'rocksdbSyncedWrites',

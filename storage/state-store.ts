@@ -63,6 +63,7 @@ import {
   invalidArgument,
 } from './commands.js';
 import type { StorageConfig } from './config.js';
+import { DocCache } from './doc-cache.js';
 import type { KvEngine, WriteOp } from './engine.js';
 import { invariant, SnapshotFileError, StorageError } from './errors.js';
 import { type Json, jsonEqual, mergePatch } from './json.js';
@@ -290,6 +291,7 @@ type Limits = Pick<
   | 'sessionsMax'
   | 'sessionTtlMs'
   | 'sessionResponsesMax'
+  | 'docCacheBytes'
 >;
 
 /** Everything loaded from one state generation. */
@@ -313,6 +315,9 @@ export class RealmStateStore {
   private state: LoadedState;
   private chain: Promise<unknown> = Promise.resolve();
   private listener: ((change: StateChange) => void) | undefined;
+  /** Documents of generation `docCacheGeneration` as the last durable apply left them. */
+  private readonly docCache: DocCache;
+  private docCacheGeneration: number;
 
   private constructor(
     private readonly engine: KvEngine,
@@ -322,6 +327,8 @@ export class RealmStateStore {
     state: LoadedState,
   ) {
     this.state = state;
+    this.docCache = new DocCache(limits.docCacheBytes);
+    this.docCacheGeneration = state.generation;
   }
 
   /** Loads the current generation; clears what an interrupted import or a lost clear left behind. */
@@ -464,13 +471,15 @@ export class RealmStateStore {
     );
     const batch = new ApplyBatch(this.group, this.state, this.limits, this.prefetch(decoded));
     const outcomes = fresh.map((entry, i) => batch.applyEntry(entry, decoded[i]));
-    const { ops, clears, meta, realms, access, tokens, events } = batch.finish();
+    const { ops, clears, meta, realms, access, tokens, events, docs } = batch.finish();
     // Not synced: the committed entries are durable in the raft log, and log compaction
     // (a synced write, after this one) is what makes this batch's durability matter.
     await this.queue.submit(ops, {
       clears,
       sync: false,
       onDurable: () => {
+        // Applies and imports are exclusive, so the generation is the one the batch wrote to.
+        for (const [name, doc] of docs) this.docCache.set(name, doc);
         this.state = { ...this.state, meta, realms, access, tokens };
         this.emit({ kind: 'applied', revision: meta.revision, events });
       },
@@ -500,14 +509,25 @@ export class RealmStateStore {
       }
     }
     const generation = this.state.generation;
-    const list = [...names.entries()];
-    const values = this.engine.getManySync(
-      list.map(([, [realm, key]]) => docKey(this.group, generation, realm, key)),
-    );
+    if (this.docCacheGeneration !== generation) {
+      this.docCache.clear();
+      this.docCacheGeneration = generation;
+    }
     const docs = new Map<string, StoredDoc | null>();
-    list.forEach(([name], i) => {
+    const missing: [string, [string, string]][] = [];
+    for (const entry of names) {
+      const cached = this.docCache.get(entry[0]);
+      if (cached === undefined) missing.push(entry);
+      else docs.set(entry[0], cached);
+    }
+    const values = this.engine.getManySync(
+      missing.map(([, [realm, key]]) => docKey(this.group, generation, realm, key)),
+    );
+    missing.forEach(([name], i) => {
       const value = values[i];
-      docs.set(name, value === undefined ? null : decodeDoc(value));
+      const doc = value === undefined ? null : decodeDoc(value);
+      docs.set(name, doc);
+      this.docCache.set(name, doc);
     });
     return docs;
   }
@@ -1339,8 +1359,11 @@ class ApplyBatch {
     access: AccessRecord;
     tokens: Map<string, TokenRecord>;
     events: string[];
+    /** The documents written, as they are once the ops are durable (null: deleted). */
+    docs: [string, StoredDoc | null][];
   } {
     const g = this.generation;
+    const docs: [string, StoredDoc | null][] = [];
     for (const name of this.dirtyRealms) {
       const record = this.realms.get(name);
       const k = realmKey(this.group, g, name);
@@ -1359,6 +1382,7 @@ class ApplyBatch {
       this.ops.push({ type: 'put', key: accessKey(this.group, g), value: encodeJson(this.access) });
     for (const [name, [realm, key]] of this.dirtyDocs) {
       const doc = this.docs.get(name)!;
+      docs.push([name, doc]);
       const k = docKey(this.group, g, realm, key);
       this.ops.push(doc === null ? { type: 'del', key: k } : { type: 'put', key: k, value: encodeDoc(doc) });
     }
@@ -1386,6 +1410,7 @@ class ApplyBatch {
       access: this.access,
       tokens: this.tokens,
       events: this.events,
+      docs,
     };
   }
 

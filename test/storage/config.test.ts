@@ -47,6 +47,7 @@ t.test('a bad value is refused with StorageConfigError naming the setting', asyn
     ['snapshotChunkBytes', { snapshotChunkBytes: 100 }],
     ['snapshotsRetained', { snapshotsRetained: 0 }],
     ['rocksdbCacheBytes', { rocksdbCacheBytes: 2 ** 32 }],
+    ['docCacheBytes', { docCacheBytes: -1 }],
   ];
   for (const [setting, patch] of cases) {
     const error = (() => {

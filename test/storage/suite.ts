@@ -560,8 +560,16 @@ function stateMachineTests(engine: EngineKind): void {
     }
     const list = ops.map((op, i) => commandEntry(2 + i, 1, op, { time: 1000 + i }));
     const dumps: string[][] = [];
-    for (const batch of [1, 7, 300]) {
-      const node = await new Disk(t, engine).open({ historyMaxRevisions: 50 });
+    // The document cache: default (every key stays), 1 KiB (a few entries, evicted all the time), none.
+    const runs = [
+      { batch: 1, docCacheBytes: undefined },
+      { batch: 7, docCacheBytes: undefined },
+      { batch: 300, docCacheBytes: undefined },
+      { batch: 7, docCacheBytes: 1024 },
+      { batch: 7, docCacheBytes: 0 },
+    ];
+    for (const { batch, docCacheBytes } of runs) {
+      const node = await new Disk(t, engine).open({ historyMaxRevisions: 50, docCacheBytes });
       const group = await node.bootstrapGroup(1, ONE);
       await group.persist({ entries: list });
       for (let i = 0; i < list.length; i += batch) await group.apply(list.slice(i, i + batch));
@@ -570,6 +578,8 @@ function stateMachineTests(engine: EngineKind): void {
     }
     t.same(dumps[1], dumps[0], 'batches of 7 equal batches of 1');
     t.same(dumps[2], dumps[0], 'one batch equals batches of 1');
+    t.same(dumps[3], dumps[0], 'a document cache of 1 KiB changes nothing');
+    t.same(dumps[4], dumps[0], 'no document cache changes nothing');
   });
 }
 
@@ -854,6 +864,42 @@ function snapshotTests(engine: EngineKind): void {
         StorageInvariantError,
         'a snapshot needs its file',
       );
+    },
+  );
+
+  t.test(
+    `${engine}: after a snapshot replaces a follower's documents, its next writes build on the snapshot's, not on what it had read before`,
+    async (t) => {
+      const leader = await (await new Disk(t, engine).open()).bootstrapGroup(1, THREE);
+      const follower = await (await new Disk(t, engine).open()).bootstrapGroup(1, THREE);
+      // Both apply the same first entries, so the follower has read and written k, gone and new.
+      const first = [put('k', 1), put('gone', 1), put('new', 0, { ifRevision: 5 })];
+      await applyOps(leader, first);
+      await applyOps(follower, first);
+      // The leader goes on; the follower misses it and gets a snapshot instead.
+      await applyOps(leader, [
+        put('k', 2),
+        put('k', 3),
+        { type: 'delete', realm: 'default', key: 'gone' },
+        put('new', 1),
+      ]);
+      const info = await leader.createSnapshot();
+      const S = info.header.index;
+      await follower.persist(
+        {
+          snapshot: { metadata: { index: S, term: 1, membership: THREE }, data: new Uint8Array(0) },
+          hardState: { term: 1, vote: '', commit: S },
+        },
+        leader.snapshotPath(leader.log.snapshot()),
+      );
+      const next = [put('k', 4), put('gone', 2), put('new', 2)];
+      const fromLeader = await applyOps(leader, next);
+      const fromFollower = await applyOps(follower, next);
+      t.same(fromFollower, fromLeader, 'the same results on both');
+      t.same(await dumpDocs(follower), await dumpDocs(leader), 'the same documents on both');
+      t.match(await follower.state.get('default', 'k'), { ok: true, value: { value: 4, version: 4 } });
+      t.match(await follower.state.get('default', 'gone'), { ok: true, value: { version: 1 } });
+      t.match(await follower.state.get('default', 'new'), { ok: true, value: { value: 2, version: 2 } });
     },
   );
 
