@@ -35,7 +35,8 @@ function entryChecksum(index: number, term: number, type: number, data: Uint8Arr
 
 /** [layout u8][type u8][term u64][crc32c u32][data]; the index is the key. */
 export function encodeEntry(entry: Entry): Uint8Array {
-  const out = new Uint8Array(ENTRY_HEADER_BYTES + entry.data.length);
+  // Every header byte is written below; a Buffer, so the engine takes it without wrapping.
+  const out = Buffer.allocUnsafeSlow(ENTRY_HEADER_BYTES + entry.data.length);
   out[0] = ENTRY_LAYOUT;
   out[1] = entry.type;
   writeU64(out, 2, entry.term);
@@ -116,10 +117,20 @@ export function encodeJson(value: unknown): Uint8Array {
 
 /** The same layout for JSON text the caller assembled. */
 export function encodeJsonText(json: string): Uint8Array {
-  const text = encoder.encode(json);
-  const out = new Uint8Array(1 + text.length);
+  const out = withUtf8(1, json);
   out[0] = JSON_LAYOUT;
-  out.set(text, 1);
+  return out;
+}
+
+/**
+ * `header` bytes for the caller to fill, then `text` as UTF-8, encoded in place: one allocation
+ * and no copy (TextEncoder would make the text's array, then a copy after the header). A Buffer
+ * of its own memory (not a slice of Node's shared pool, which a kept value would pin), so the
+ * engine takes it without wrapping.
+ */
+function withUtf8(header: number, text: string): Buffer {
+  const out = Buffer.allocUnsafeSlow(header + Buffer.byteLength(text, 'utf8'));
+  out.write(text, header, 'utf8');
   return out;
 }
 
@@ -145,13 +156,11 @@ export interface StoredDoc {
 
 /** [layout u8][createRevision u64][modRevision u64][version u64][JSON utf8]. */
 export function encodeDoc(doc: StoredDoc): Uint8Array {
-  const text = encoder.encode(doc.json);
-  const out = new Uint8Array(DOC_HEADER_BYTES + text.length);
+  const out = withUtf8(DOC_HEADER_BYTES, doc.json);
   out[0] = DOC_LAYOUT;
   writeU64(out, 1, doc.createRevision);
   writeU64(out, 9, doc.modRevision);
   writeU64(out, 17, doc.version);
-  out.set(text, DOC_HEADER_BYTES);
   return out;
 }
 
