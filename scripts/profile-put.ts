@@ -178,7 +178,7 @@ function report(label: string, profile: CpuProfile, window: Window, top: number)
   console.log(`\n${label}: the ${(wallUs / 1e6).toFixed(1)} s of load, as shares of wall time`);
   console.log(
     `  idle ${share(of(/^\(idle\)/))}, garbage collection ${share(of(/^\(garbage collector\)/))}, ` +
-      `synced RocksDB writes (_writeSync) ${share(of(/^_writeSync /))}, program (native, unattributed) ${share(of(/^\(program\)/))}`,
+      `RocksDB writes (synced and not) ${share(of(/^(_writeSync |write \S*storage\/rocks-binding\.js)/))}, program (native, unattributed) ${share(of(/^\(program\)/))}`,
   );
   const areas = [...byArea]
     .filter(([area]) => area !== '(idle)' && area !== '(root)')
