@@ -220,6 +220,7 @@ class RocksEngine implements KvEngine {
   private writer: RocksWriter | undefined;
   /** Writes on this thread, straight into a native batch; set while the database is open. */
   private inline: RocksBatchWriter | undefined;
+  private closing = false;
 
   constructor(
     private readonly location: string,
@@ -241,6 +242,9 @@ class RocksEngine implements KvEngine {
     } catch (error) {
       throw openError(this.location, error);
     }
+    // A close() that began while the database opened must not find writers installed after it
+    // dropped them: they would outlive the database (a write to it would crash the process).
+    if (this.closing) return;
     this.inline = new RocksBatchWriter(this.db.handle);
     // With 'worker', synced writes run inline until the worker has started (tens of ms), then on it.
     if (this.syncedWrites === 'worker') this.writer = new RocksWriter(this.db.handle);
@@ -248,6 +252,7 @@ class RocksEngine implements KvEngine {
 
   async close(): Promise<void> {
     // The inline writer and the worker hold the database's address: drop them before it goes.
+    this.closing = true;
     this.inline = undefined;
     await this.writer?.close();
     this.writer = undefined;
@@ -258,7 +263,8 @@ class RocksEngine implements KvEngine {
     // Unsynced writes stay inline: they take tens of µs, less than a hop to the worker and back.
     if (sync && this.writer?.available === true) return this.writer.write(ops, true);
     const inline = this.inline;
-    if (inline === undefined) {
+    // The native calls do not check that the database is open: never reach them when it is not.
+    if (inline === undefined || this.db.status !== 'open') {
       return Promise.reject(new StorageError('STORAGE_CLOSED', 'the database is not open'));
     }
     try {
@@ -275,6 +281,7 @@ class RocksEngine implements KvEngine {
 
   getManySync(keys: readonly Uint8Array[]): (Uint8Array | undefined)[] {
     if (keys.length === 0) return [];
+    if (this.db.status !== 'open') throw new StorageError('STORAGE_CLOSED', 'the database is not open');
     // null marks a read aborted by a deadline; none is set, so treat it as an engine error.
     const values = this.db._getManySync(keys as Uint8Array[], {});
     return values.map((value, i) => {

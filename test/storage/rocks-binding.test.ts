@@ -69,3 +69,21 @@ t.test('a write after close is refused with STORAGE_CLOSED, not sent to a closed
     code: 'STORAGE_CLOSED',
   });
 });
+
+t.test(
+  'a close that begins while the database opens leaves no writer behind: later writes and reads are refused, not sent to it',
+  async (t) => {
+    const engine = createEngine({ kind: 'rocksdb', location: tempDir(t, 'rocks-binding') });
+    // The database's own 'open' event fires before engine.open() resumes to install its writers.
+    const db = (engine as unknown as { db: { once(event: 'open', listener: () => void): void } }).db;
+    let closed: Promise<void> | undefined;
+    db.once('open', () => queueMicrotask(() => (closed = engine.close())));
+    await engine.open();
+    await closed;
+    t.ok(closed, 'the close ran while the open was finishing');
+    await t.rejects(engine.write([{ type: 'put', key: bytes('k'), value: bytes('v') }], true), {
+      code: 'STORAGE_CLOSED',
+    });
+    t.throws(() => engine.getManySync([bytes('k')]), { code: 'STORAGE_CLOSED' });
+  },
+);
