@@ -2,6 +2,7 @@
 
 /*
  * usage: npm run bench:storage-cpu -- [--store conclave|raw] [--batch B] [--puts N] [--warmup W]
+ *                                     [--sessions K]
  *
  * What a member's storage costs per put without the network, the Raft core or other processes:
  * puts of 256-byte JSON documents to keys floor/0..9999, B per batch (default 20, what a busy
@@ -10,6 +11,10 @@
  * (NodeStorage: log store, state machine, write queue); `raw` writes the same entries with two
  * engine writes per batch (the entries synced; the documents and an applied index unsynced), as
  * the stack floor of bench:floor does. W puts (default 10,000) warm V8 and the engine first.
+ * --sessions K (conclave only): the puts run in K client sessions, round-robin, each put with
+ * the next seq and acknowledging the one before, as the client library's writes do (one session
+ * per client object; bench drives up to 6): the state machine then also keeps each session's
+ * last answer. Default 0: no sessions.
  * Prints CPU (user + system of this process) and wall time per put. To compare two builds, run
  * each build's copy of this script alternately, several times: one machine's noise is larger
  * than most single changes.
@@ -19,12 +24,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Entry, EntryType } from '../raft/types.js';
-import { encodeCommand } from '../storage/commands.js';
+import { type Command, encodeCommand } from '../storage/commands.js';
 import { createEngine } from '../storage/engine.js';
 import { NodeStorage } from '../storage/storage.js';
 
 const USAGE =
-  'usage: npm run bench:storage-cpu -- [--store conclave|raw] [--batch B] [--puts N] [--warmup W]';
+  'usage: npm run bench:storage-cpu -- [--store conclave|raw] [--batch B] [--puts N] [--warmup W] [--sessions K]';
 const VALUE = { payload: 'x'.repeat(240) };
 const KEYS = 10_000;
 
@@ -33,12 +38,13 @@ interface Options {
   batch: number;
   puts: number;
   warmup: number;
+  sessions: number;
 }
 
 class UsageError extends Error {}
 
 function parseArgs(argv: readonly string[]): Options {
-  const options: Options = { store: 'conclave', batch: 20, puts: 40_000, warmup: 10_000 };
+  const options: Options = { store: 'conclave', batch: 20, puts: 40_000, warmup: 10_000, sessions: 0 };
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i]!;
     const value = argv[i + 1];
@@ -48,7 +54,11 @@ function parseArgs(argv: readonly string[]): Options {
     else if (flag === '--batch' && Number.isInteger(n) && n >= 1 && n <= 10_000) options.batch = n;
     else if (flag === '--puts' && Number.isInteger(n) && n >= 1) options.puts = n;
     else if (flag === '--warmup' && Number.isInteger(n) && n >= 0) options.warmup = n;
+    else if (flag === '--sessions' && Number.isInteger(n) && n >= 0 && n <= 1000) options.sessions = n;
     else throw new UsageError(`bad flag or value: ${flag} ${value}; ${USAGE}`);
+  }
+  if (options.sessions > 0 && options.store !== 'conclave') {
+    throw new UsageError(`--sessions applies to --store conclave only; ${USAGE}`);
   }
   return options;
 }
@@ -65,7 +75,14 @@ async function conclaveStore(dir: string): Promise<Store> {
   const group = await node.bootstrapGroup(1, { voters: ['n1'], learners: [] });
   return {
     persist: (entries) => group.persist({ entries }),
-    apply: (entries) => group.apply(entries),
+    apply: async (entries) => {
+      // A benchmark of refused commands would measure the wrong path: every put must apply.
+      for (const outcome of await group.apply(entries)) {
+        if (outcome.kind === 'command' && !outcome.result.ok) {
+          throw new Error(`entry ${outcome.index} was refused: ${outcome.result.error.message}`);
+        }
+      }
+    },
     close: () => node.close(),
   };
 }
@@ -112,17 +129,32 @@ async function main(): Promise<void> {
   try {
     const store = options.store === 'conclave' ? await conclaveStore(dir) : await rawStore(dir);
     let next = 2; // The bootstrapped group's log starts at index 1.
+    // A session's id is the index of the entry that opened it.
+    const sessions: { id: number; seq: number }[] = [];
+    if (options.sessions > 0) {
+      const opens: Entry[] = [];
+      for (let i = 0; i < options.sessions; i++, next++) {
+        const data = encodeCommand({ v: 1, time: next, op: { type: 'openSession' } });
+        opens.push({ index: next, term: 1, type: EntryType.Normal, data });
+        sessions.push({ id: next, seq: 0 });
+      }
+      await store.persist(opens);
+      await store.apply(opens);
+    }
+    let turn = 0;
+    const sessionRef = () => {
+      const session = sessions[turn++ % sessions.length]!;
+      session.seq++;
+      return { id: session.id, seq: session.seq, ...(session.seq > 1 ? { ack: session.seq - 1 } : {}) };
+    };
     const run = async (puts: number) => {
       for (let done = 0; done < puts; done += options.batch) {
         const entries: Entry[] = [];
         for (let i = 0; i < options.batch; i++, next++) {
           const op = { type: 'put' as const, realm: 'default', key: `floor/${next % KEYS}`, value: VALUE };
-          entries.push({
-            index: next,
-            term: 1,
-            type: EntryType.Normal,
-            data: encodeCommand({ v: 1, time: next, op }),
-          });
+          const command: Command =
+            sessions.length > 0 ? { v: 1, time: next, session: sessionRef(), op } : { v: 1, time: next, op };
+          entries.push({ index: next, term: 1, type: EntryType.Normal, data: encodeCommand(command) });
         }
         await store.persist(entries);
         await store.apply(entries);
@@ -137,7 +169,7 @@ async function main(): Promise<void> {
     await store.close();
     const per = (us: number) => (us / options.puts).toFixed(1);
     console.log(
-      `storage-cpu ${options.store}, batches of ${options.batch}: ${per(used.user + used.system)} µs CPU per put ` +
+      `storage-cpu ${options.store}, batches of ${options.batch}, ${options.sessions} sessions: ${per(used.user + used.system)} µs CPU per put ` +
         `(user ${per(used.user)}, system ${per(used.system)}), wall ${per(wallMs * 1000)} µs per put, ${options.puts} puts`,
     );
   } finally {
