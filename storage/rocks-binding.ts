@@ -4,12 +4,14 @@
  * Why not the abstract-level batch(): for each write it validates and transcodes every op,
  * builds a ChainedBatch with a new native WriteBatch, and checks each op again in _put. Writing
  * straight into one long-lived native batch makes the same RocksDB call (Write with the same
- * WriteOptions) for less: measured on this machine, Conclave's storage/ (log append synced,
- * then apply, batches of 20 puts, one process) went from 39-42 to 31-36 µs of CPU per put, and
- * raw writes of the same entries from 12.1 to 10.1 µs (issue 15's notes).
+ * WriteOptions) for less: measured on this machine (npm run bench:storage-cpu, batches of 20,
+ * 5 runs alternating with the build before), Conclave's storage/ went from 36.0 to 31.3 µs of
+ * CPU per put (medians), and raw writes of the same entries from 12.1 to 10.1 µs.
  *
- * The binding reads a key or value that is not a Buffer as its own Slice type, so each view is
- * wrapped in a Buffer over the same memory (no copy).
+ * The binding takes a key or value through napi_is_buffer, and reads anything it refuses as
+ * its own Slice type ({ buffer, byteOffset, byteLength }). Node 20's napi_is_buffer accepts a
+ * plain Uint8Array (checked), but not every Node version's does, so each view that is not a
+ * Buffer is wrapped in one over the same memory (no copy).
  */
 
 import { createRequire } from 'node:module';

@@ -56,7 +56,7 @@ function fill(packed: Uint8Array): void {
   for (let i = 0; i < count; i++) {
     const kind = packed[at]!;
     const keyLength = view.getUint32(at + 1);
-    // Buffers, not plain Uint8Arrays: the binding reads any other object as its own Slice type.
+    // Buffers, not plain Uint8Arrays: see rocks-binding.ts on napi_is_buffer and the Slice type.
     const key = Buffer.from(packed.buffer, packed.byteOffset + at + 5, keyLength);
     at += 5 + keyLength;
     if (kind === 1) {
