@@ -126,11 +126,26 @@ export type Operation =
       readonly failure?: readonly DocOp[];
     }
   | { readonly type: 'createRealm'; readonly realm: string; readonly settings?: RealmSettings }
+  | CreateGroup
   | DefinitionOp
   | { readonly type: 'openSession' }
   | { readonly type: 'closeSession' }
   | BackupClaim
   | BackupReport;
+
+/** The most voters a group created by createGroup may have. */
+export const GROUP_MEMBERS_MAX = 7;
+
+/**
+ * Creates a raft group (HA and scaled mode): recorded in group 1's catalog with the next free
+ * id; each node named in `members` creates the group's storage and starts it. `members` must
+ * be voters of group 1, distinct, 1..GROUP_MEMBERS_MAX; without it the state machine picks
+ * three (or every voter, if fewer), those in the fewest groups first. Only group 1 takes it.
+ */
+export interface CreateGroup {
+  readonly type: 'createGroup';
+  readonly members?: readonly string[];
+}
 
 /**
  * A node running the backup service claims the backup of interval `slot` (a number that grows
@@ -180,6 +195,7 @@ export type OpResult =
   | DocResult
   | { readonly type: 'txn'; readonly succeeded: boolean; readonly results: readonly DocResult[] }
   | { readonly type: 'createRealm'; readonly realm: string }
+  | { readonly type: 'createGroup'; readonly group: number; readonly members: readonly string[] }
   /** A definition operation: the definition's version after it. */
   | { readonly type: 'definition'; readonly version: number; readonly created?: readonly string[] }
   | { readonly type: 'openSession'; readonly session: number }
@@ -331,6 +347,17 @@ function checkOperation(value: unknown, limits: CommandLimits): Operation {
       const success = checkBranch(txn.success, 'txn.success', limits);
       const failure = txn.failure === undefined ? undefined : checkBranch(txn.failure, 'txn.failure', limits);
       return { type: 'txn', realm, compares, success, ...(failure ? { failure } : {}) };
+    }
+    case 'createGroup': {
+      const fields = checkObject(value, 'createGroup', ['type', 'members']);
+      if (fields.members === undefined) return { type: 'createGroup' };
+      if (!Array.isArray(fields.members)) invalid('createGroup.members must be an array of member names');
+      if (fields.members.length === 0 || fields.members.length > GROUP_MEMBERS_MAX) {
+        invalid(`createGroup.members must name 1 to ${GROUP_MEMBERS_MAX} members, got ${fields.members.length}`);
+      }
+      const members = fields.members.map((m, i) => checkText(m, `createGroup.members[${i}]`, 64));
+      if (new Set(members).size !== members.length) invalid('createGroup.members names a member twice');
+      return { type: 'createGroup', members };
     }
     case 'createRealm': {
       const fields = checkObject(value, 'createRealm', ['type', 'realm', 'settings']);

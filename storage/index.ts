@@ -17,6 +17,7 @@ export {
   type RocksSyncedWrites,
 } from './engine.js';
 export * from './errors.js';
+export * from './group-catalog.js';
 export type { Json, JsonObject } from './json.js';
 export { type LogCacheLimits, type LogUpdate, RaftLogStore } from './log-store.js';
 export {

@@ -60,9 +60,11 @@ export const StateKind = {
   Session: 0x05,
   Access: 0x06,
   Token: 0x07,
+  /** Group 1's catalog of the other raft groups (one record). */
+  Groups: 0x08,
 } as const;
 /** The largest state kind a snapshot may carry. */
-export const LAST_STATE_KIND = StateKind.Token;
+export const LAST_STATE_KIND = StateKind.Groups;
 export const MetaRecord = { Applied: 0x01 } as const;
 
 export const MAX_GROUP_ID = 0xffff_ffff;
@@ -297,6 +299,13 @@ export function sessionRange(group: number, generation: number): [Key, Key] {
 
 export function accessKey(group: number, generation: number): Key {
   const out = stateKey(group, generation, StateKind.Access, 1);
+  out[11] = 0x01;
+  return out;
+}
+
+/** Group 1's catalog of raft groups: one record. */
+export function groupsKey(group: number, generation: number): Key {
+  const out = stateKey(group, generation, StateKind.Groups, 1);
   out[11] = 0x01;
   return out;
 }

@@ -64,11 +64,20 @@ import {
 } from './commands.js';
 import type { StorageConfig } from './config.js';
 import { DocCache } from './doc-cache.js';
+import {
+  checkCatalog,
+  createGroupRecord,
+  EMPTY_CATALOG,
+  FIRST_GROUP,
+  type GroupCatalog,
+  withGroup,
+} from './group-catalog.js';
 import type { KvEngine, WriteOp } from './engine.js';
 import { invariant, SnapshotFileError, StorageError } from './errors.js';
 import { type Json, jsonEqual, mergePatch } from './json.js';
 import {
   accessKey,
+  groupsKey,
   docKey,
   docOfKey,
   docRange,
@@ -303,6 +312,8 @@ interface LoadedState {
   readonly tokens: Map<string, TokenRecord>;
   readonly sessions: Map<number, Session>;
   readonly history: RevisionQueue;
+  /** Group 1's catalog of the other groups (empty in every other group). */
+  readonly groups: GroupCatalog;
 }
 
 /**
@@ -371,6 +382,7 @@ export class RealmStateStore {
     group: number,
     membership: Membership,
     addresses?: Readonly<Record<string, string>>,
+    options: { readonly defaultRealm?: boolean } = {},
   ): WriteOp[] {
     const meta: StateMeta = {
       appliedIndex: 1,
@@ -384,16 +396,25 @@ export class RealmStateStore {
     return [
       { type: 'put', key: pointerKey(group), value: encodeJson(1) },
       { type: 'put', key: metaKey(group, 1, MetaRecord.Applied), value: encodeJson(meta) },
-      {
-        type: 'put',
-        key: realmKey(group, 1, DEFAULT_REALM),
-        value: encodeJson({ createRevision: 1, documents: 0 } satisfies RealmRecord),
-      },
+      ...(options.defaultRealm === false
+        ? []
+        : [
+            {
+              type: 'put' as const,
+              key: realmKey(group, 1, DEFAULT_REALM),
+              value: encodeJson({ createRevision: 1, documents: 0 } satisfies RealmRecord),
+            },
+          ]),
     ];
   }
 
   get meta(): StateMeta {
     return this.state.meta;
+  }
+
+  /** Group 1's catalog of the other raft groups, as of the applied index (empty elsewhere). */
+  get groups(): GroupCatalog {
+    return this.state.groups;
   }
 
   get appliedIndex(): number {
@@ -471,7 +492,7 @@ export class RealmStateStore {
     );
     const batch = new ApplyBatch(this.group, this.state, this.limits, this.prefetch(decoded));
     const outcomes = fresh.map((entry, i) => batch.applyEntry(entry, decoded[i]));
-    const { ops, clears, meta, realms, access, tokens, events, docs } = batch.finish();
+    const { ops, clears, meta, realms, access, tokens, groups, events, docs } = batch.finish();
     // Not synced: the committed entries are durable in the raft log, and log compaction
     // (a synced write, after this one) is what makes this batch's durability matter.
     await this.queue.submit(ops, {
@@ -480,7 +501,7 @@ export class RealmStateStore {
       onDurable: () => {
         // Applies and imports are exclusive, so the generation is the one the batch wrote to.
         for (const [name, doc] of docs) this.docCache.set(name, doc);
-        this.state = { ...this.state, meta, realms, access, tokens };
+        this.state = { ...this.state, meta, realms, access, tokens, groups };
         this.emit({ kind: 'applied', revision: meta.revision, events });
       },
     });
@@ -868,6 +889,7 @@ async function loadState(engine: KvEngine, group: number, generation: number): P
       tokens: new Map(),
       sessions: new Map(),
       history: new RevisionQueue(),
+      groups: EMPTY_CATALOG,
     };
   }
   const [metaBytes] = await engine.getMany([metaKey(group, generation, MetaRecord.Applied)]);
@@ -898,6 +920,9 @@ async function loadState(engine: KvEngine, group: number, generation: number): P
     const token = decodeJson<TokenRecord>(value, 'token');
     tokens.set(token.id, token);
   }
+  const [groupsBytes] = await engine.getMany([groupsKey(group, generation)]);
+  const groups =
+    groupsBytes === undefined ? EMPTY_CATALOG : checkCatalog(decodeJson<unknown>(groupsBytes, 'group catalog'));
   const sessions: Session[] = [];
   for await (const [, value] of engine.iterate(...sessionRange(group, generation))) {
     sessions.push(decodeJson<Session>(value, 'session'));
@@ -921,6 +946,7 @@ async function loadState(engine: KvEngine, group: number, generation: number): P
     tokens,
     sessions: new Map(sessions.map((s) => [s.id, s])),
     history,
+    groups,
   };
 }
 
@@ -943,6 +969,8 @@ class ApplyBatch {
   private accessDirty = false;
   private tokens: Map<string, TokenRecord>;
   private tokensCopied = false;
+  private groups: GroupCatalog;
+  private groupsDirty = false;
   private readonly dirtyRealms = new Set<string>();
   private readonly dirtyTokens = new Set<string>();
   private readonly dirtyDocs = new Map<string, [string, string]>();
@@ -966,6 +994,7 @@ class ApplyBatch {
     this.realms = state.realms;
     this.access = state.access;
     this.tokens = state.tokens;
+    this.groups = state.groups;
     this.generation = state.generation;
     this.sessions = state.sessions;
     this.history = state.history;
@@ -1125,6 +1154,22 @@ class ApplyBatch {
       case 'openSession':
       case 'closeSession':
         return this.failed(commandError('INVALID_ARGUMENT', `${op.type} outside its session handling`));
+      case 'createGroup': {
+        if (this.group !== FIRST_GROUP) {
+          return this.failed(
+            commandError('INVALID_ARGUMENT', `groups are created through group ${FIRST_GROUP}, not ${this.group}`),
+          );
+        }
+        const record = createGroupRecord(this.groups, this.meta.membership.voters, op, this.meta.revision);
+        if ('code' in record) return this.failed(record);
+        this.groups = withGroup(this.groups, record);
+        this.groupsDirty = true;
+        return {
+          ok: true,
+          revision: this.meta.revision,
+          result: { type: 'createGroup', group: record.id, members: record.members },
+        };
+      }
       case 'backupClaim': {
         const ledger = this.meta.backups;
         if (ledger !== undefined && op.slot <= ledger.slot) {
@@ -1358,6 +1403,7 @@ class ApplyBatch {
     realms: Map<string, RealmRecord>;
     access: AccessRecord;
     tokens: Map<string, TokenRecord>;
+    groups: GroupCatalog;
     events: string[];
     /** The documents written, as they are once the ops are durable (null: deleted). */
     docs: [string, StoredDoc | null][];
@@ -1380,6 +1426,8 @@ class ApplyBatch {
     }
     if (this.accessDirty)
       this.ops.push({ type: 'put', key: accessKey(this.group, g), value: encodeJson(this.access) });
+    if (this.groupsDirty)
+      this.ops.push({ type: 'put', key: groupsKey(this.group, g), value: encodeJson(this.groups) });
     for (const [name, [realm, key]] of this.dirtyDocs) {
       const doc = this.docs.get(name)!;
       docs.push([name, doc]);
@@ -1409,6 +1457,7 @@ class ApplyBatch {
       realms: this.realms,
       access: this.access,
       tokens: this.tokens,
+      groups: this.groups,
       events: this.events,
       docs,
     };

@@ -115,17 +115,19 @@ export class NodeStorage {
 
   /**
    * Creates a group as a founding member: the membership as a snapshot at index 1, term 1, the
-   * `default` realm, and that snapshot's file (raft sends it to joiners).
+   * `default` realm (unless `defaultRealm` is false: groups besides group 1 start with none),
+   * and that snapshot's file (raft sends it to joiners).
    */
   async bootstrapGroup(
     group: number,
     membership: Membership,
     addresses?: Readonly<Record<string, string>>,
+    options: { readonly defaultRealm?: boolean } = {},
   ): Promise<GroupStorage> {
     invariant(membership.voters.length > 0, 'a bootstrap membership needs a voter');
     await this.createGroupRecord(group, [
       ...RaftLogStore.bootstrapOps(group, membership, utf8(snapshotName(1, 1))),
-      ...RealmStateStore.bootstrapOps(group, membership, addresses),
+      ...RealmStateStore.bootstrapOps(group, membership, addresses, options),
     ]);
     return this.openGroup(group);
   }

@@ -1,0 +1,113 @@
+// Group 1's catalog of the other raft groups (HA and scaled mode): which groups exist and who their founding members are.
+
+/*
+ * The catalog is part of group 1's state, so every node learns of a new group by applying the
+ * same entry, and decides the same things from it: the id (the next after the largest), and,
+ * when the operator named no members, which voters found it. A node named in a group's
+ * members creates that group's storage (bootstrapped with these members as voters, at index
+ * 1 and term 1, the same on each of them) and runs it; raft then elects the group's leader.
+ * Later changes to a group's membership live in that group's own log, not here: the catalog
+ * says who founded a group, not who is in it now.
+ */
+
+import { type CommandError, type CreateGroup, commandError } from './commands.js';
+
+/** The first group: the cluster definition and the `default` realm. Never in the catalog. */
+export const FIRST_GROUP = 1;
+
+/** The most groups a cluster may hold besides group 1. */
+export const GROUPS_MAX = 1000;
+
+/** How many voters a group gets when the operator names none. */
+export const DEFAULT_GROUP_SIZE = 3;
+
+export interface GroupRecord {
+  readonly id: number;
+  /** The founding voters, in the order given (or picked). */
+  readonly members: readonly string[];
+  /** The cluster revision (group 1's) when it was created. */
+  readonly createRevision: number;
+}
+
+/** The catalog as stored: groups in id order. */
+export interface GroupCatalog {
+  readonly groups: readonly GroupRecord[];
+}
+
+export const EMPTY_CATALOG: GroupCatalog = { groups: [] };
+
+/**
+ * The record `op` creates in `catalog` at `revision`, with group 1's current `voters`; or the
+ * error that refuses it (INVALID_ARGUMENT for a member that is not a voter, TOO_LARGE past
+ * GROUPS_MAX). Pure and deterministic: every node computes the same from the same state.
+ */
+export function createGroupRecord(
+  catalog: GroupCatalog,
+  voters: readonly string[],
+  op: CreateGroup,
+  revision: number,
+): GroupRecord | CommandError {
+  if (catalog.groups.length >= GROUPS_MAX) {
+    return commandError('TOO_LARGE', `the cluster holds ${catalog.groups.length} groups besides group 1, the limit`);
+  }
+  let members: readonly string[];
+  if (op.members === undefined) {
+    members = pickMembers(catalog, voters, DEFAULT_GROUP_SIZE);
+  } else {
+    const voterSet = new Set(voters);
+    const strangers = op.members.filter((m) => !voterSet.has(m));
+    if (strangers.length > 0) {
+      return commandError(
+        'INVALID_ARGUMENT',
+        `not a voter of group 1: ${strangers.join(', ')} (voters: ${[...voters].sort().join(', ')})`,
+      );
+    }
+    members = op.members;
+  }
+  if (members.length === 0) return commandError('INVALID_ARGUMENT', 'group 1 has no voters to found a group');
+  const id = catalog.groups.reduce((max, g) => Math.max(max, g.id), FIRST_GROUP) + 1;
+  return { id, members, createRevision: revision };
+}
+
+/**
+ * `count` voters (or all, if fewer), those founding the fewest groups first, ties by name:
+ * spreads groups, and so their leaders, over the nodes.
+ */
+export function pickMembers(catalog: GroupCatalog, voters: readonly string[], count: number): string[] {
+  const load = new Map<string, number>(voters.map((v) => [v, 0]));
+  for (const group of catalog.groups) {
+    for (const member of group.members) {
+      const n = load.get(member);
+      if (n !== undefined) load.set(member, n + 1);
+    }
+  }
+  return [...load.entries()]
+    .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    .slice(0, count)
+    .map(([name]) => name);
+}
+
+/** The catalog with `record` added (a new object; the old one is left as it was). */
+export function withGroup(catalog: GroupCatalog, record: GroupRecord): GroupCatalog {
+  return { groups: [...catalog.groups, record] };
+}
+
+/** Checks a decoded catalog's shape; throws an Error naming what is wrong (the caller maps it to DATA_CORRUPT). */
+export function checkCatalog(value: unknown): GroupCatalog {
+  const groups = (value as { groups?: unknown } | null)?.groups;
+  if (!Array.isArray(groups)) throw new Error('the group catalog has no groups list');
+  for (const g of groups as unknown[]) {
+    const r = g as Partial<GroupRecord> | null;
+    if (
+      r === null ||
+      !Number.isSafeInteger(r.id) ||
+      (r.id as number) <= FIRST_GROUP ||
+      !Array.isArray(r.members) ||
+      !r.members.every((m) => typeof m === 'string') ||
+      !Number.isSafeInteger(r.createRevision)
+    ) {
+      throw new Error(`a group record does not decode: ${JSON.stringify(g)}`);
+    }
+  }
+  return { groups: groups as GroupRecord[] };
+}

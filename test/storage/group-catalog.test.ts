@@ -1,0 +1,105 @@
+// Group 1's catalog of raft groups: createGroup picks ids and members deterministically, refuses bad ones, survives a reopen and travels in snapshots.
+
+import t from 'tap';
+import type { Membership } from '../../raft/types.js';
+import type { Operation } from '../../storage/commands.js';
+import { pickMembers } from '../../storage/group-catalog.js';
+import { applyOps, Disk, ONE, THREE } from './helpers.js';
+
+const FIVE: Membership = { voters: ['n1', 'n2', 'n3', 'n4', 'n5'], learners: [] };
+
+t.test('ids count up from 2; unnamed members are the voters in the fewest groups', async (t) => {
+  const node = await new Disk(t, 'memory').open();
+  const group = await node.bootstrapGroup(1, FIVE);
+  const revision = group.state.revision;
+  const results = await applyOps(group, [
+    { type: 'createGroup' },
+    { type: 'createGroup' },
+    { type: 'createGroup', members: ['n5', 'n2'] },
+    { type: 'createGroup' },
+  ] as Operation[]);
+  t.match(
+    results.map((r) => (r.ok ? r.result : r.error)),
+    [
+      { type: 'createGroup', group: 2, members: ['n1', 'n2', 'n3'] },
+      { type: 'createGroup', group: 3, members: ['n4', 'n5', 'n1'] },
+      { type: 'createGroup', group: 4, members: ['n5', 'n2'] },
+      // Load now: n1 2, n2 2, n3 1, n4 1, n5 2.
+      { type: 'createGroup', group: 5, members: ['n3', 'n4', 'n1'] },
+    ],
+  );
+  t.same(
+    group.state.groups.groups.map((g) => [g.id, g.members, g.createRevision]),
+    [
+      [2, ['n1', 'n2', 'n3'], revision],
+      [3, ['n4', 'n5', 'n1'], revision],
+      [4, ['n5', 'n2'], revision],
+      [5, ['n3', 'n4', 'n1'], revision],
+    ],
+  );
+  t.equal(group.state.revision, revision, 'creating groups changes no document, so takes no revision');
+});
+
+t.test('a cluster smaller than three founds groups on every voter', async (t) => {
+  const node = await new Disk(t, 'memory').open();
+  const group = await node.bootstrapGroup(1, ONE);
+  const [created] = await applyOps(group, [{ type: 'createGroup' }] as Operation[]);
+  t.match(created, { ok: true, result: { group: 2, members: ['n1'] } });
+});
+
+t.test('bad createGroup operations are refused and change nothing', async (t) => {
+  const node = await new Disk(t, 'memory').open();
+  const group = await node.bootstrapGroup(1, THREE);
+  const results = await applyOps(group, [
+    { type: 'createGroup', members: ['n1', 'n9'] },
+    { type: 'createGroup', members: [] },
+    { type: 'createGroup', members: ['n1', 'n1'] },
+    { type: 'createGroup', members: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'] },
+    { type: 'createGroup', members: 'n1' },
+    { type: 'createGroup', members: [7] },
+    { type: 'createGroup', extra: true },
+  ] as unknown as Operation[]);
+  for (const [i, result] of results.entries()) {
+    t.match(result, { ok: false, error: { code: 'INVALID_ARGUMENT' } }, `refused: operation ${i}`);
+  }
+  t.match(results[0], { error: { message: /not a voter of group 1: n9/ } }, 'the stranger is named');
+  t.same(group.state.groups.groups, [], 'the catalog is still empty');
+
+  const other = await node.bootstrapGroup(2, THREE, undefined, { defaultRealm: false });
+  const [elsewhere] = await applyOps(other, [{ type: 'createGroup' }] as Operation[]);
+  t.match(elsewhere, { ok: false, error: { code: 'INVALID_ARGUMENT', message: /through group 1/ } });
+  t.same(other.state.groups.groups, []);
+  t.equal(other.state.realm('default'), undefined, 'a group besides group 1 starts without the default realm');
+});
+
+t.test('the catalog survives a reopen and travels in a snapshot', async (t) => {
+  const disk = new Disk(t, 'memory');
+  const node = await disk.open();
+  const group = await node.bootstrapGroup(1, THREE);
+  await applyOps(group, [{ type: 'createGroup' }, { type: 'createGroup', members: ['n2'] }] as Operation[]);
+  const catalog = group.state.groups;
+  const snapshot = await group.createSnapshot();
+  await node.close();
+
+  const reopened = await disk.open();
+  t.same((await reopened.openGroup(1)).state.groups, catalog, 'the same catalog after a reopen');
+
+  const joinerNode = await new Disk(t, 'memory').open();
+  const joiner = await joinerNode.createGroup(1);
+  await joiner.installSnapshot(snapshot.path, { index: snapshot.header.index, term: snapshot.header.term });
+  t.same(joiner.state.groups, catalog, 'a node that installs the snapshot has the catalog');
+  const [next] = await applyOps(joiner, [{ type: 'createGroup' }] as Operation[]);
+  t.match(next, { ok: true, result: { group: 4 } }, 'and goes on numbering from it');
+});
+
+t.test('pickMembers: fewest groups first, ties by name, members of other clusters ignored', async (t) => {
+  const catalog = {
+    groups: [
+      { id: 2, members: ['b', 'gone'], createRevision: 1 },
+      { id: 3, members: ['b', 'c'], createRevision: 1 },
+    ],
+  };
+  t.same(pickMembers(catalog, ['c', 'b', 'a', 'd'], 3), ['a', 'd', 'c']);
+  t.same(pickMembers(catalog, ['b'], 3), ['b']);
+  t.same(pickMembers(catalog, [], 3), []);
+});
