@@ -10,6 +10,7 @@ import { backupCommands } from './cli/backup.js';
 import { EXIT_USAGE, markStdinArguments } from './cli/common.js';
 import { dataCommands } from './cli/data.js';
 import { drainCommand } from './cli/drain.js';
+import { groupsCommands } from './cli/groups.js';
 import { leaderCommands } from './cli/leader.js';
 import { membersCommands } from './cli/members.js';
 import { oneLine } from './cli/output.js';
@@ -146,6 +147,7 @@ const EXIT_GROUP_FAILED = 75;
 const COMMAND_GROUPS: ReadonlyMap<string, readonly string[]> = new Map([
   ['members', ['list', 'add', 'remove', 'promote']],
   ['leader', ['transfer']],
+  ['groups', ['list', 'add']],
   ['realms', ['list', 'create', 'describe', 'set', 'delete']],
   ['users', ['list', 'add', 'remove']],
   ['tokens', ['create', 'list', 'revoke']],
@@ -236,7 +238,9 @@ async function main(): Promise<void> {
     );
   cli = drainCommand(accessCommands(backupCommands(cli)));
   cli = recoveryCommands(
-    leaderCommands(membersCommands(realmsCommands(watchCommand(dataCommands(statusCommand(cli)))))),
+    groupsCommands(
+      leaderCommands(membersCommands(realmsCommands(watchCommand(dataCommands(statusCommand(cli)))))),
+    ),
   );
   cli = cli
     .demandCommand(1, 'say what to do: conclave start --single, or conclave --help')

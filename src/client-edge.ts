@@ -11,6 +11,7 @@ import { type NodeConfig, nodeRequiresAuth } from './config.js';
 import { type DashboardView, dashboardRoutes } from './dashboard.js';
 import { definitionRoutes } from './definition-api.js';
 import { ERROR_TABLE } from './error-codes.js';
+import { type GroupsService, groupsRoutes } from './groups-api.js';
 import { guardedRoute, httpRoutes } from './http-api.js';
 import { parseQuery } from './http-query.js';
 import type { KvService } from './kv-service.js';
@@ -29,6 +30,8 @@ export interface ClientEdgeParts {
   /** Starts this node's drain and stop (POST /v1/drain); false if nothing would stop the process. */
   readonly drain?: () => boolean;
   readonly admin: AdminService;
+  /** The raft groups' routes (members only; a proxy has none). */
+  readonly groups?: GroupsService;
   readonly watches: Watches;
   /** What writes are checked against before they are proposed (or forwarded). */
   readonly limits: CommandLimits;
@@ -72,6 +75,7 @@ export function clientEdge(config: NodeConfig, parts: ClientEdgeParts): Edge {
   const plain = [
     ...httpRoutes(api),
     ...adminRoutes(api, parts.admin, config.services.includes('admin')),
+    ...(parts.groups === undefined ? [] : groupsRoutes(api, parts.groups, config.services.includes('admin'))),
     ...definition,
     ...(metrics === undefined ? [] : [metricsRoute(api, metrics)]),
     ...(parts.drain === undefined ? [] : [drainRoute(api, config, parts.drain)]),

@@ -18,7 +18,7 @@ const LEADER_TRAFFIC: ReadonlySet<MessageType> = new Set([
   MessageType.Snapshot,
 ]);
 
-import { NodeStorage, type Operation } from '../storage/index.js';
+import { type GroupStorage, NodeStorage, type Operation } from '../storage/index.js';
 import { MemberAdmin } from './admin.js';
 import { accessViewOf, StateGate } from './auth.js';
 import { BackupScheduler } from './backup-scheduler.js';
@@ -29,6 +29,14 @@ import { type NodeConfig, nodeRequiresAuth } from './config.js';
 import { collectDashboard, type DashboardView } from './dashboard.js';
 import { type NodePanel, nodePanel } from './dashboard-panel.js';
 import { answerOf, forward, forwardForValue, LeaderForwarder, meshRequestBytes } from './forwarding.js';
+import { GroupHost } from './group-host.js';
+import {
+  type GroupsView,
+  type LocalGroupStatus,
+  localGroupStatuses,
+  mergeGroupViews,
+  type NodeReport,
+} from './groups-view.js';
 import { identifyPeer } from './identify.js';
 import { JoinRequester } from './join-request.js';
 import { MemberKv } from './member-kv.js';
@@ -37,7 +45,7 @@ import { PeerDirectory } from './peer-directory.js';
 import { decodePeerRequest, encodePeerMessage, type JoinAnswer } from './peer-protocol.js';
 import { ProxyPeers } from './proxy-serving.js';
 import { DriverError } from './raft-driver.js';
-import { RaftGroup } from './raft-group.js';
+import { type GroupTransport, RaftGroup, type RaftGroupInit } from './raft-group.js';
 import { RemovalTracker } from './removal-tracker.js';
 import type { SeenMembers } from './seen-members.js';
 import { type Service, ServiceStack } from './service.js';
@@ -45,6 +53,12 @@ import { SpareKeeper } from './spare-keeper.js';
 
 /** How many peers of other clusters a node remembers refusing. */
 const MAX_FOREIGN_PEERS = 256;
+
+/** The hooks a node gives group 1 (membership, address book, the catalog of other groups). */
+type GroupHooks = Pick<RaftGroupInit, 'onMembershipApplied' | 'onSnapshotApplied' | 'onApplied'>;
+
+/** How long `groups list` waits for each member's report. */
+const GROUPS_ASK_TIMEOUT_MS = 2000;
 
 /** The raft group every realm lives in today; frames and keys already carry it. */
 const GROUP = 1;
@@ -54,8 +68,8 @@ interface MemberParts {
   readonly config: NodeConfig;
   readonly logger: Logger;
   readonly storage: NodeStorage;
-  /** The node's raft groups by id; today one, GROUP, which every realm lives in. */
-  readonly groups: ReadonlyMap<number, RaftGroup>;
+  /** The node's raft groups by id: GROUP, which every realm lives in today, and those the GroupHost runs. */
+  readonly groups: Map<number, RaftGroup>;
   readonly mesh: Mesh | undefined;
   readonly peers: PeerDirectory;
   readonly clusterId: string;
@@ -86,6 +100,8 @@ export class ConclaveNode {
   private services = new ServiceStack([], () => undefined);
   private edge: Edge | undefined;
   private joinRequester: JoinRequester | undefined;
+  /** Runs the raft groups besides group 1 (group 1's catalog names them). */
+  private groupHost: GroupHost | undefined;
   private spareKeeper: SpareKeeper | undefined;
   private stopping = false;
   /** Between a stop's start and its refusals: /readyz says not ready, requests are still served. */
@@ -215,28 +231,34 @@ export class ConclaveNode {
       const self: { node?: ConclaveNode } = {};
       const peers = new PeerDirectory(log);
       let mesh: Mesh | undefined;
-      const raftGroup = new RaftGroup({
-        id: GROUP,
-        name: config.name,
-        storage: groupStorage,
-        logger: log,
-        heartbeatIntervalMs: config.heartbeatIntervalMs,
-        electionTimeoutMs: config.electionTimeoutMs,
-        snapshotEntries: config.snapshotEntries,
-        logRetainEntries: config.logRetainEntries,
+      const transport: GroupTransport = {
+        sendRaft: (to, groupId, messages) => {
+          const peer = peers.peerOf(to);
+          return mesh !== undefined && peer !== undefined && mesh.sendRaft(peer, groupId, messages);
+        },
+        sendSnapshot: async (to, groupId, header, source) => {
+          const peer = peers.peerOf(to);
+          if (mesh === undefined || peer === undefined) throw new Error(`no connection to ${to}`);
+          await mesh.sendSnapshot(peer, { groupId, header, source });
+        },
+      };
+      const makeGroup = (id: number, storage: GroupStorage, hooks: GroupHooks = {}): RaftGroup =>
+        new RaftGroup({
+          id,
+          name: config.name,
+          storage,
+          logger: id === GROUP ? log : withFields(log, { group: id }),
+          heartbeatIntervalMs: config.heartbeatIntervalMs,
+          electionTimeoutMs: config.electionTimeoutMs,
+          snapshotEntries: config.snapshotEntries,
+          logRetainEntries: config.logRetainEntries,
+          ...hooks,
+          transport,
+        });
+      const raftGroup = makeGroup(GROUP, groupStorage, {
         onMembershipApplied: () => self.node?.onMembershipApplied(),
         onSnapshotApplied: () => self.node?.dialMembers(),
-        transport: {
-          sendRaft: (to, groupId, messages) => {
-            const peer = peers.peerOf(to);
-            return mesh !== undefined && peer !== undefined && mesh.sendRaft(peer, groupId, messages);
-          },
-          sendSnapshot: async (to, groupId, header, source) => {
-            const peer = peers.peerOf(to);
-            if (mesh === undefined || peer === undefined) throw new Error(`no connection to ${to}`);
-            await mesh.sendSnapshot(peer, { groupId, header, source });
-          },
-        },
+        onApplied: () => self.node?.groupHost?.reconcile(),
       });
       // A lone node with a cluster secret runs the mesh too, so that nodes can join it later.
       if (config.initialCluster.length > 1 || joining || secret !== undefined) {
@@ -274,6 +296,15 @@ export class ConclaveNode {
         seen,
       });
       self.node = node;
+      node.groupHost = new GroupHost({
+        name: config.name,
+        storage,
+        catalog: () => raftGroup.storage.state.groups,
+        addresses: () => raftGroup.storage.state.meta.addresses ?? {},
+        makeGroup: (id, groupStorage) => makeGroup(id, groupStorage),
+        groups: node.parts.groups,
+        logger: log,
+      });
       node.joinRequester = node.buildJoinRequester();
       if (mesh !== undefined) {
         node.spareKeeper = new SpareKeeper({
@@ -466,6 +497,7 @@ export class ConclaveNode {
       dashboard: (since) => this.dashboard(since),
       gate: this.gate,
       admin: this.admin,
+      groups: { list: () => this.groupsView() },
       watches: this.main.hub,
       limits: storage.config,
       logger: this.logger,
@@ -504,6 +536,7 @@ export class ConclaveNode {
           },
           stop: () => group.stop(),
         },
+        ...(this.groupHost === undefined ? [] : [this.groupHost]),
         ...(edge === undefined
           ? []
           : [{ name: 'client edge', start: () => edge.start(), stop: () => edge.stop() }]),
@@ -653,8 +686,11 @@ export class ConclaveNode {
     if (group === undefined) return;
     const now = Date.now();
     this.lastContact.set(name, now);
-    if (messages.some((m) => LEADER_TRAFFIC.has(m.type))) this.leaderHeardAt = now;
-    this.removal.onRaftTraffic(from, name, now);
+    // Group 1's leader and membership: what reads' cut-off and removal detection are about.
+    if (groupId === GROUP) {
+      if (messages.some((m) => LEADER_TRAFFIC.has(m.type))) this.leaderHeardAt = now;
+      this.removal.onRaftTraffic(from, name, now);
+    }
     for (const message of messages) {
       if (message.from !== name) {
         this.logger.warn('raft.spoofed_sender', {
@@ -773,11 +809,46 @@ export class ConclaveNode {
         }),
       );
     }
+    if (request.type === 'groups') return encodePeerMessage(localGroupStatuses(this.parts.groups));
     // One hop only: a forwarded request is carried out here or refused, never forwarded again.
     if (request.type === 'write') {
       return encodePeerMessage(await this.kv.proposeHere(request.op as Operation, request.session));
     }
     return encodePeerMessage(await this.admin.serve(request));
+  }
+
+  /**
+   * Every raft group as its members report it: this node's own groups, and each other member's
+   * of group 1 asked over the mesh (in parallel, each within GROUPS_ASK_TIMEOUT_MS; one that
+   * does not answer is listed as unreachable, never waited for longer).
+   */
+  async groupsView(): Promise<GroupsView> {
+    const { mesh, peers } = this.parts;
+    const state = this.main.storage.state;
+    const others = [...state.membership.voters, ...state.membership.learners].filter(
+      (name) => name !== this.config.name,
+    );
+    const asked = others.map(async (name): Promise<NodeReport> => {
+      const peer = peers.peerOf(name);
+      if (mesh === undefined || peer === undefined) return { node: name, error: 'not connected' };
+      try {
+        const groups = await forward<LocalGroupStatus[]>(
+          mesh,
+          peer,
+          { type: 'groups' },
+          { timeoutMs: GROUPS_ASK_TIMEOUT_MS, target: name, mayApply: false },
+        );
+        if (!Array.isArray(groups)) return { node: name, error: 'answered in an unknown shape' };
+        return { node: name, groups };
+      } catch (error) {
+        return { node: name, error: (error as Error).message };
+      }
+    });
+    const reports = [
+      { node: this.config.name, groups: localGroupStatuses(this.parts.groups) },
+      ...(await Promise.all(asked)),
+    ];
+    return mergeGroupViews(state.groups, state.membership.voters, reports);
   }
 
   // ---- Membership and the address book --------------------------------------------------------

@@ -72,6 +72,8 @@ export type PeerRequest =
   /** From any node with the secret: the answering node's dashboard panel (dashboard-panel.ts), its activity after `since` (ms). */
   | { readonly type: 'panel'; readonly since: number }
   | { readonly type: 'members' }
+  /** From any member: the raft groups the answering node runs, as it sees them (LocalGroupStatus[]). */
+  | { readonly type: 'groups' }
   | ({ readonly type: 'admin' } & AdminAction)
   | JoinRequest;
 
@@ -135,7 +137,7 @@ export function decodePeerRequest(payload: Uint8Array): PeerRequest {
       refuse('identify: founding must be a node name');
     return { type, founding };
   }
-  if (type === 'members' || type === 'directory') return { type };
+  if (type === 'members' || type === 'directory' || type === 'groups') return { type };
   if (type === 'panel') {
     const since = request.since;
     if (!Number.isSafeInteger(since) || (since as number) < -1) refuse('a panel request has a bad since');

@@ -46,6 +46,8 @@ export interface RaftGroupInit {
   readonly onMembershipApplied?: () => void;
   /** After a snapshot is installed (its address book may be new). */
   readonly onSnapshotApplied?: () => void;
+  /** After every applied batch and installed snapshot (cheap checks only: it runs often). */
+  readonly onApplied?: () => void;
 }
 
 /**
@@ -102,6 +104,7 @@ export class RaftGroup implements Service {
         applySnapshot: async () => {
           // Installed by persist() with the snapshot's file.
           init.onSnapshotApplied?.();
+          init.onApplied?.();
         },
         apply: async (entries) => {
           const results = new Map<number, CommandResult>();
@@ -111,6 +114,7 @@ export class RaftGroup implements Service {
             if (outcome.kind === 'membership') membershipChanged = true;
           }
           if (membershipChanged) init.onMembershipApplied?.();
+          init.onApplied?.();
           this.maybeCompact();
           return entries.map((entry) => results.get(entry.index));
         },

@@ -353,7 +353,9 @@ function checkOperation(value: unknown, limits: CommandLimits): Operation {
       if (fields.members === undefined) return { type: 'createGroup' };
       if (!Array.isArray(fields.members)) invalid('createGroup.members must be an array of member names');
       if (fields.members.length === 0 || fields.members.length > GROUP_MEMBERS_MAX) {
-        invalid(`createGroup.members must name 1 to ${GROUP_MEMBERS_MAX} members, got ${fields.members.length}`);
+        invalid(
+          `createGroup.members must name 1 to ${GROUP_MEMBERS_MAX} members, got ${fields.members.length}`,
+        );
       }
       const members = fields.members.map((m, i) => checkText(m, `createGroup.members[${i}]`, 64));
       if (new Set(members).size !== members.length) invalid('createGroup.members names a member twice');

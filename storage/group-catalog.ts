@@ -48,7 +48,10 @@ export function createGroupRecord(
   revision: number,
 ): GroupRecord | CommandError {
   if (catalog.groups.length >= GROUPS_MAX) {
-    return commandError('TOO_LARGE', `the cluster holds ${catalog.groups.length} groups besides group 1, the limit`);
+    return commandError(
+      'TOO_LARGE',
+      `the cluster holds ${catalog.groups.length} groups besides group 1, the limit`,
+    );
   }
   let members: readonly string[];
   if (op.members === undefined) {

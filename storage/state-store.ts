@@ -64,6 +64,8 @@ import {
 } from './commands.js';
 import type { StorageConfig } from './config.js';
 import { DocCache } from './doc-cache.js';
+import type { KvEngine, WriteOp } from './engine.js';
+import { invariant, SnapshotFileError, StorageError } from './errors.js';
 import {
   checkCatalog,
   createGroupRecord,
@@ -72,16 +74,14 @@ import {
   type GroupCatalog,
   withGroup,
 } from './group-catalog.js';
-import type { KvEngine, WriteOp } from './engine.js';
-import { invariant, SnapshotFileError, StorageError } from './errors.js';
 import { type Json, jsonEqual, mergePatch } from './json.js';
 import {
   accessKey,
-  groupsKey,
   docKey,
   docOfKey,
   docRange,
   generationRange,
+  groupsKey,
   historyKey,
   historyKeyRevision,
   historyRange,
@@ -922,7 +922,9 @@ async function loadState(engine: KvEngine, group: number, generation: number): P
   }
   const [groupsBytes] = await engine.getMany([groupsKey(group, generation)]);
   const groups =
-    groupsBytes === undefined ? EMPTY_CATALOG : checkCatalog(decodeJson<unknown>(groupsBytes, 'group catalog'));
+    groupsBytes === undefined
+      ? EMPTY_CATALOG
+      : checkCatalog(decodeJson<unknown>(groupsBytes, 'group catalog'));
   const sessions: Session[] = [];
   for await (const [, value] of engine.iterate(...sessionRange(group, generation))) {
     sessions.push(decodeJson<Session>(value, 'session'));
@@ -1157,7 +1159,10 @@ class ApplyBatch {
       case 'createGroup': {
         if (this.group !== FIRST_GROUP) {
           return this.failed(
-            commandError('INVALID_ARGUMENT', `groups are created through group ${FIRST_GROUP}, not ${this.group}`),
+            commandError(
+              'INVALID_ARGUMENT',
+              `groups are created through group ${FIRST_GROUP}, not ${this.group}`,
+            ),
           );
         }
         const record = createGroupRecord(this.groups, this.meta.membership.voters, op, this.meta.revision);

@@ -69,7 +69,11 @@ t.test('bad createGroup operations are refused and change nothing', async (t) =>
   const [elsewhere] = await applyOps(other, [{ type: 'createGroup' }] as Operation[]);
   t.match(elsewhere, { ok: false, error: { code: 'INVALID_ARGUMENT', message: /through group 1/ } });
   t.same(other.state.groups.groups, []);
-  t.equal(other.state.realm('default'), undefined, 'a group besides group 1 starts without the default realm');
+  t.equal(
+    other.state.realm('default'),
+    undefined,
+    'a group besides group 1 starts without the default realm',
+  );
 });
 
 t.test('the catalog survives a reopen and travels in a snapshot', async (t) => {

@@ -1,0 +1,107 @@
+// The raft groups a node runs besides group 1 (HA and scaled mode): opened from storage at start, created as group 1's catalog names this node.
+
+/*
+ * Group 1's catalog (storage/group-catalog.ts) lists every other group and its founding
+ * members. Each node named there bootstraps the group's storage with those members as voters
+ * (the same snapshot at index 1, term 1 on each of them, without the default realm) and runs
+ * it; raft elects its leader. A node that was down when the group was created does the same
+ * when it next applies the catalog (at start, or when it catches up), and a group it already
+ * holds is opened from storage. Messages for a group a node does not run yet are dropped by
+ * the node; raft repeats them.
+ *
+ * Contract: reconcile() may be called at any time and as often as wanted (after every apply of
+ * group 1); calls run one at a time and do nothing when the catalog did not change. A group
+ * that fails to open or start is logged and retried at the next change of the catalog or the
+ * next start; the node goes on with the others. stop() stops every group it started.
+ */
+
+import type { Logger } from '../net/index.js';
+import type { GroupCatalog, GroupStorage, NodeStorage } from '../storage/index.js';
+import { FIRST_GROUP } from '../storage/index.js';
+import type { RaftGroup } from './raft-group.js';
+import type { Service } from './service.js';
+
+export interface GroupHostInit {
+  /** This node's name. */
+  readonly name: string;
+  readonly storage: NodeStorage;
+  /** Group 1's catalog as applied on this node. */
+  readonly catalog: () => GroupCatalog;
+  /** Group 1's address book (member name -> mesh address), for the new groups' state. */
+  readonly addresses: () => Readonly<Record<string, string>>;
+  /** Builds the group object over its opened storage (not started). */
+  readonly makeGroup: (id: number, storage: GroupStorage) => RaftGroup;
+  /** The node's groups by id, group 1 in it: the host adds the others. */
+  readonly groups: Map<number, RaftGroup>;
+  readonly logger: Logger;
+}
+
+export class GroupHost implements Service {
+  readonly name = 'raft groups';
+  private chain: Promise<void> = Promise.resolve();
+  private seen: GroupCatalog | undefined;
+  private stopped = false;
+  private readonly started: RaftGroup[] = [];
+
+  constructor(private readonly init: GroupHostInit) {}
+
+  /** Opens and starts every group this node holds in storage, then those the catalog adds. */
+  async start(): Promise<void> {
+    const ids = (await this.init.storage.groupIds()).filter((id) => id !== FIRST_GROUP);
+    for (const id of ids) await this.run(id, () => this.init.storage.openGroup(id));
+    this.reconcile();
+    await this.chain;
+  }
+
+  /** Starts the groups the catalog names this node in that it does not run yet. */
+  reconcile(): void {
+    if (this.stopped) return;
+    const catalog = this.init.catalog();
+    if (catalog === this.seen) return;
+    this.seen = catalog;
+    this.chain = this.chain.then(async () => {
+      for (const record of catalog.groups) {
+        if (this.stopped) return;
+        if (this.init.groups.has(record.id) || !record.members.includes(this.init.name)) continue;
+        const held = (await this.init.storage.groupIds()).includes(record.id);
+        await this.run(record.id, () => {
+          if (held) return this.init.storage.openGroup(record.id);
+          const book = this.init.addresses();
+          const addresses = Object.fromEntries(
+            record.members.filter((m) => book[m] !== undefined).map((m) => [m, book[m]!]),
+          );
+          return this.init.storage.bootstrapGroup(
+            record.id,
+            { voters: [...record.members], learners: [] },
+            addresses,
+            { defaultRealm: false },
+          );
+        });
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.chain.catch(() => undefined);
+    const groups = this.started.splice(0);
+    await Promise.all(groups.map((group) => group.stop()));
+    for (const group of groups) this.init.groups.delete(group.id);
+  }
+
+  private async run(id: number, open: () => Promise<GroupStorage>): Promise<void> {
+    try {
+      const storage = await open();
+      if (this.stopped) return;
+      const group = this.init.makeGroup(id, storage);
+      await group.start();
+      this.started.push(group);
+      this.init.groups.set(id, group);
+      this.init.logger.info('group.started', { group: id, members: storage.state.membership.voters });
+    } catch (error) {
+      // Seen again at the next catalog change or start: forget that this catalog was handled.
+      this.seen = undefined;
+      this.init.logger.error('group.start_failed', { group: id, error: (error as Error).message });
+    }
+  }
+}
