@@ -127,6 +127,8 @@ export type Operation =
     }
   | { readonly type: 'createRealm'; readonly realm: string; readonly settings?: RealmSettings }
   | CreateGroup
+  /** Group 1 records that `realm` lives in `group` (group-catalog.ts placeRealm); the realm is then created there. */
+  | { readonly type: 'placeRealm'; readonly realm: string; readonly group: number }
   | DefinitionOp
   | { readonly type: 'openSession' }
   | { readonly type: 'closeSession' }
@@ -196,6 +198,7 @@ export type OpResult =
   | { readonly type: 'txn'; readonly succeeded: boolean; readonly results: readonly DocResult[] }
   | { readonly type: 'createRealm'; readonly realm: string }
   | { readonly type: 'createGroup'; readonly group: number; readonly members: readonly string[] }
+  | { readonly type: 'placeRealm'; readonly realm: string; readonly group: number }
   /** A definition operation: the definition's version after it. */
   | { readonly type: 'definition'; readonly version: number; readonly created?: readonly string[] }
   | { readonly type: 'openSession'; readonly session: number }
@@ -347,6 +350,14 @@ function checkOperation(value: unknown, limits: CommandLimits): Operation {
       const success = checkBranch(txn.success, 'txn.success', limits);
       const failure = txn.failure === undefined ? undefined : checkBranch(txn.failure, 'txn.failure', limits);
       return { type: 'txn', realm, compares, success, ...(failure ? { failure } : {}) };
+    }
+    case 'placeRealm': {
+      const fields = checkObject(value, 'placeRealm', ['type', 'realm', 'group']);
+      return {
+        type: 'placeRealm',
+        realm: checkRealm(fields.realm),
+        group: checkCount(fields.group, 'placeRealm.group', 2),
+      };
     }
     case 'createGroup': {
       const fields = checkObject(value, 'createGroup', ['type', 'members']);

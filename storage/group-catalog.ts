@@ -29,12 +29,41 @@ export interface GroupRecord {
   readonly createRevision: number;
 }
 
-/** The catalog as stored: groups in id order. */
+/** The catalog as stored: groups in id order, and where realms outside group 1 live. */
 export interface GroupCatalog {
   readonly groups: readonly GroupRecord[];
+  /** Realm name -> the group holding it, for realms not in group 1 (absent: none placed yet). */
+  readonly placements?: Readonly<Record<string, number>>;
 }
 
 export const EMPTY_CATALOG: GroupCatalog = { groups: [] };
+
+/** The group holding `realm` per the catalog: its placement, or group 1. */
+export function groupOfRealm(catalog: GroupCatalog, realm: string): number {
+  const placed = catalog.placements;
+  return placed !== undefined && Object.hasOwn(placed, realm) ? placed[realm]! : FIRST_GROUP;
+}
+
+/**
+ * The catalog with `realm` placed in `group`, or the refusal: NOT_FOUND for a group not in the
+ * catalog, CONFLICT for a realm in group 1 or placed in another group. Placing a realm again
+ * in the same group changes nothing and succeeds (a retried `realms create --group`).
+ */
+export function placeRealm(
+  catalog: GroupCatalog,
+  firstGroupRealms: ReadonlySet<string>,
+  realm: string,
+  group: number,
+): GroupCatalog | CommandError {
+  if (!catalog.groups.some((g) => g.id === group)) {
+    return commandError('NOT_FOUND', `no group ${group} (conclave groups list shows them)`);
+  }
+  if (firstGroupRealms.has(realm)) return commandError('CONFLICT', `realm ${realm} exists in group 1`);
+  const placed = groupOfRealm(catalog, realm);
+  if (placed === group) return catalog;
+  if (placed !== FIRST_GROUP) return commandError('CONFLICT', `realm ${realm} is placed in group ${placed}`);
+  return { ...catalog, placements: { ...catalog.placements, [realm]: group } };
+}
 
 /**
  * The record `op` creates in `catalog` at `revision`, with group 1's current `voters`; or the
@@ -92,7 +121,7 @@ export function pickMembers(catalog: GroupCatalog, voters: readonly string[], co
 
 /** The catalog with `record` added (a new object; the old one is left as it was). */
 export function withGroup(catalog: GroupCatalog, record: GroupRecord): GroupCatalog {
-  return { groups: [...catalog.groups, record] };
+  return { ...catalog, groups: [...catalog.groups, record] };
 }
 
 /** Checks a decoded catalog's shape; throws an Error naming what is wrong (the caller maps it to DATA_CORRUPT). */
@@ -112,5 +141,14 @@ export function checkCatalog(value: unknown): GroupCatalog {
       throw new Error(`a group record does not decode: ${JSON.stringify(g)}`);
     }
   }
-  return { groups: groups as GroupRecord[] };
+  const placements = (value as { placements?: unknown }).placements;
+  if (placements === undefined) return { groups: groups as GroupRecord[] };
+  if (
+    typeof placements !== 'object' ||
+    placements === null ||
+    !Object.values(placements).every((g) => Number.isSafeInteger(g) && (g as number) > FIRST_GROUP)
+  ) {
+    throw new Error('the realm placements do not decode');
+  }
+  return { groups: groups as GroupRecord[], placements: placements as Record<string, number> };
 }

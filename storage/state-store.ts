@@ -72,6 +72,8 @@ import {
   EMPTY_CATALOG,
   FIRST_GROUP,
   type GroupCatalog,
+  groupOfRealm,
+  placeRealm,
   withGroup,
 } from './group-catalog.js';
 import { type Json, jsonEqual, mergePatch } from './json.js';
@@ -1156,6 +1158,27 @@ class ApplyBatch {
       case 'openSession':
       case 'closeSession':
         return this.failed(commandError('INVALID_ARGUMENT', `${op.type} outside its session handling`));
+      case 'placeRealm': {
+        if (this.group !== FIRST_GROUP) {
+          return this.failed(
+            commandError(
+              'INVALID_ARGUMENT',
+              `realms are placed through group ${FIRST_GROUP}, not ${this.group}`,
+            ),
+          );
+        }
+        const placed = placeRealm(this.groups, new Set(this.realms.keys()), op.realm, op.group);
+        if ('code' in placed) return this.failed(placed);
+        if (placed !== this.groups) {
+          this.groups = placed;
+          this.groupsDirty = true;
+        }
+        return {
+          ok: true,
+          revision: this.meta.revision,
+          result: { type: 'placeRealm', realm: op.realm, group: op.group },
+        };
+      }
       case 'createGroup': {
         if (this.group !== FIRST_GROUP) {
           return this.failed(
@@ -1218,6 +1241,10 @@ class ApplyBatch {
 
   private createRealm(realm: string, settings: RealmSettings | undefined): CommandResult {
     if (this.realms.has(realm)) return this.failed(commandError('CONFLICT', `realm ${realm} exists`));
+    const placed = groupOfRealm(this.groups, realm);
+    if (placed !== this.group && this.group === FIRST_GROUP) {
+      return this.failed(commandError('CONFLICT', `realm ${realm} is placed in group ${placed}`));
+    }
     if (this.realms.size >= this.limits.realmsMax) {
       return this.failed(commandError('TOO_LARGE', `the group holds ${this.realms.size} realms, the limit`));
     }

@@ -107,3 +107,37 @@ t.test('pickMembers: fewest groups first, ties by name, members of other cluster
   t.same(pickMembers(catalog, ['b'], 3), ['b']);
   t.same(pickMembers(catalog, [], 3), []);
 });
+
+t.test('placeRealm: a realm goes to one group, once; group 1 then refuses to create it', async (t) => {
+  const disk = new Disk(t, 'memory');
+  const node = await disk.open();
+  const group = await node.bootstrapGroup(1, THREE);
+  await applyOps(group, [{ type: 'createGroup' }, { type: 'createGroup' }] as Operation[]);
+  const results = await applyOps(group, [
+    { type: 'placeRealm', realm: 'shop', group: 9 },
+    { type: 'placeRealm', realm: 'default', group: 2 },
+    { type: 'placeRealm', realm: 'shop', group: 2 },
+    { type: 'placeRealm', realm: 'shop', group: 2 },
+    { type: 'placeRealm', realm: 'shop', group: 3 },
+    { type: 'createRealm', realm: 'shop' },
+    { type: 'placeRealm', realm: 'Bad Name', group: 2 },
+    { type: 'placeRealm', realm: 'x', group: 1 },
+  ] as Operation[]);
+  t.same(
+    results.map((r) => (r.ok ? 'ok' : r.error.code)),
+    ['NOT_FOUND', 'CONFLICT', 'ok', 'ok', 'CONFLICT', 'CONFLICT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT'],
+  );
+  t.match(results[4], { error: { message: /placed in group 2/ } });
+  t.same(group.state.groups.placements, { shop: 2 });
+  t.same(group.state.realms(), ['default'], 'group 1 holds no realm shop');
+  await node.close();
+  t.same((await (await disk.open()).openGroup(1)).state.groups.placements, { shop: 2 }, 'after a reopen');
+
+  const other = await (await new Disk(t, 'memory').open()).bootstrapGroup(2, THREE, undefined, {
+    defaultRealm: false,
+  });
+  const [elsewhere] = await applyOps(other, [{ type: 'placeRealm', realm: 'shop', group: 2 }] as Operation[]);
+  t.match(elsewhere, { ok: false, error: { code: 'INVALID_ARGUMENT', message: /through group 1/ } });
+  const [created] = await applyOps(other, [{ type: 'createRealm', realm: 'shop' }] as Operation[]);
+  t.match(created, { ok: true }, 'the realm is created in its group');
+});
