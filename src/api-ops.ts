@@ -85,11 +85,14 @@ export type ApiOp =
       readonly realm: string;
       /** As the client sent them: validateCommand checks them. */
       readonly settings?: unknown;
+      /** The raft group to place it in (a group id, or 'auto': the group with the fewest placed realms); default group 1. */
+      readonly group?: number | 'auto';
       readonly session?: SessionRef | undefined;
     }
   | { readonly op: 'realms'; readonly consistency: Consistency }
-  | { readonly op: 'openSession' }
-  | { readonly op: 'closeSession'; readonly session: SessionRef }
+  /** `realm`: the realm the session's writes go to (a session lives in that realm's raft group); default group 1. */
+  | { readonly op: 'openSession'; readonly realm?: string }
+  | { readonly op: 'closeSession'; readonly session: SessionRef; readonly realm?: string }
   | { readonly op: 'status' }
   /** The process answers (HTTP /healthz). */
   | { readonly op: 'health' }

@@ -7,6 +7,8 @@ import {
   type CommandError,
   type CommandLimits,
   type CommandResult,
+  checked as checkedValue,
+  checkRealm,
   type DocResult,
   encodeCommand,
   type Operation,
@@ -26,7 +28,14 @@ import {
   seesRealm,
 } from './auth.js';
 import { type ErrorCode, errorStatus } from './error-codes.js';
-import type { KvService } from './kv-service.js';
+import type { KvService, WriteRoute } from './kv-service.js';
+
+/** A realm name as the state machine checks it; EdgeError INVALID_ARGUMENT otherwise. */
+function checkedRealm(realm: string): string {
+  const result = checkedValue(() => checkRealm(realm));
+  if (!result.ok) throw new EdgeError(result.error.code, result.error.message);
+  return result.value;
+}
 
 export interface ClientApiOptions {
   /**
@@ -147,7 +156,7 @@ export class ClientApi {
         case 'realms':
           return await this.realms(op);
         case 'openSession':
-          return await this.openSession();
+          return await this.openSession(op);
         case 'closeSession':
           return await this.closeSession(op);
         case 'status':
@@ -277,20 +286,37 @@ export class ClientApi {
       realm: op.realm,
       ...(op.settings === undefined ? {} : { settings: op.settings }),
     } as Operation;
-    const result = await this.propose(operation, op.session);
+    let route: WriteRoute | undefined;
+    if (op.group !== undefined && op.group !== 1) {
+      if (this.service.placeRealm === undefined) {
+        throw new EdgeError('UNAVAILABLE', 'this node does not place realms in raft groups; ask a member');
+      }
+      const placed = await this.service.placeRealm(checkedRealm(op.realm), op.group);
+      if (!placed.result.ok) return commandFailure(placed.result.error, placed.result.revision);
+      route = { group: placed.group };
+    }
+    const result = await this.propose(operation, op.session, route);
     if (!result.ok) return commandFailure(result.error, result.revision);
     return { ok: true, result: { name: op.realm, revision: result.revision } };
   }
 
-  private async openSession(): Promise<ApiAnswer> {
-    const result = await this.propose({ type: 'openSession' }, undefined);
+  private async openSession(op: OpOf<'openSession'>): Promise<ApiAnswer> {
+    const result = await this.propose(
+      { type: 'openSession' },
+      undefined,
+      op.realm === undefined ? undefined : { realm: checkedRealm(op.realm) },
+    );
     if (!result.ok) return commandFailure(result.error, result.revision);
     if (result.result.type !== 'openSession') throw new Error(`openSession answered ${result.result.type}`);
     return { ok: true, result: { session: result.result.session } };
   }
 
   private async closeSession(op: OpOf<'closeSession'>): Promise<ApiAnswer> {
-    const result = await this.propose({ type: 'closeSession' }, op.session);
+    const result = await this.propose(
+      { type: 'closeSession' },
+      op.session,
+      op.realm === undefined ? undefined : { realm: checkedRealm(op.realm) },
+    );
     if (!result.ok) return commandFailure(result.error, result.revision);
     return SESSION_CLOSED;
   }
@@ -299,7 +325,7 @@ export class ClientApi {
    * Checks `operation` exactly as the state machine will, then proposes it (through the leader).
    * Throws EdgeError INVALID_ARGUMENT or TOO_LARGE for a bad one, and what the service throws.
    */
-  async propose(operation: Operation, session?: SessionRef): Promise<CommandResult> {
+  async propose(operation: Operation, session?: SessionRef, route?: WriteRoute): Promise<CommandResult> {
     const command: Command = { v: COMMAND_VERSION, time: 0, ...(session ? { session } : {}), op: operation };
     const checked = validateCommand(command, this.limits);
     // Validation answers INVALID_ARGUMENT or TOO_LARGE, both edge codes.
@@ -322,7 +348,7 @@ export class ClientApi {
         );
       }
     }
-    return this.service.write(checked.value.op, checked.value.session);
+    return this.service.write(checked.value.op, checked.value.session, route);
   }
 
   // ---- The node ----

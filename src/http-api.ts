@@ -285,17 +285,22 @@ function decodeTxn(request: EdgeRequest): ApiOp {
   };
 }
 
-const REALM_FIELDS = ['name', 'settings'] as const;
+const REALM_FIELDS = ['name', 'settings', 'group'] as const;
 
 function decodeCreateRealm(request: EdgeRequest): ApiOp {
   parseQuery(request.query, []);
   const body = objectBody(request.body, 'the realm body', REALM_FIELDS);
   if (body.name === undefined) throw invalid('the realm body needs a "name"');
+  const group = body.group;
+  if (group !== undefined && group !== 'auto' && (!Number.isSafeInteger(group) || (group as number) < 1)) {
+    throw invalid(`"group" must be a group id (an integer from 1) or "auto", got ${JSON.stringify(group)}`);
+  }
   return {
     op: 'createRealm',
     realm: requiredString('name', body.name),
     settings: body.settings,
     session: sessionOf(request),
+    ...(group === undefined ? {} : { group: group as number | 'auto' }),
   };
 }
 

@@ -83,6 +83,17 @@ export interface DefinitionView {
 }
 
 /**
+ * Where a write goes when its operation does not say (HA and scaled mode): `realm`, the realm
+ * whose group it belongs to (openSession and closeSession, which name no realm: a session
+ * lives in one group); `group`, the group itself (a realm's creation in the group it was just
+ * placed in). Neither is written to the log.
+ */
+export interface WriteRoute {
+  readonly realm?: string;
+  readonly group?: number;
+}
+
+/**
  * The node as the client edge sees it. Errors are thrown as values with a string `code` among
  * the edge's stable codes (NOT_LEADER and NO_LEADER with a `leader` field where known,
  * TIMEOUT, UNAVAILABLE, TOO_LARGE); a command's own failure (CONFLICT, NOT_FOUND, …) is not
@@ -93,7 +104,7 @@ export interface KvService {
    * Proposes `op` through raft (forwarding to the leader if needed) and resolves once applied.
    * With `session`, the state machine applies it at most once per (session id, seq).
    */
-  write(op: Operation, session?: SessionRef): Promise<CommandResult>;
+  write(op: Operation, session?: SessionRef, route?: WriteRoute): Promise<CommandResult>;
   get(realm: string, key: string, consistency: Consistency): Promise<ServedRead<Document>>;
   list(
     realm: string,
@@ -101,6 +112,12 @@ export interface KvService {
     consistency: Consistency,
   ): Promise<ServedRead<{ documents: Document[]; more: boolean }>>;
   realms(consistency: Consistency): Promise<ServedRead<string[]>>;
+  /**
+   * Records in group 1 that `realm` lives in `group` ('auto': the group with the fewest placed
+   * realms) and resolves with the group's id; a refusal (NOT_FOUND group, CONFLICT) is returned
+   * as the CommandResult. Absent where placement is not served (a proxy).
+   */
+  placeRealm?(realm: string, group: number | 'auto'): Promise<{ group: number; result: CommandResult }>;
   /** The realm definition; a definition edit is a write() of a definition operation. */
   definition(consistency: Consistency): Promise<ServedRead<DefinitionView>>;
   status(): NodeStatus;

@@ -6,6 +6,7 @@ import {
   DEFINITION_OP_TYPES,
   type Document,
   encodeCommand,
+  FIRST_GROUP,
   type ListOptions,
   type MemberRole,
   type Operation,
@@ -20,6 +21,7 @@ import type {
   NodeStatus,
   ServedRead,
   Staleness,
+  WriteRoute,
 } from './kv-service.js';
 import { DriverError } from './raft-driver.js';
 import type { RaftGroup } from './raft-group.js';
@@ -32,8 +34,19 @@ const FAULT_KILL_BEFORE_ANSWER = process.env.CONCLAVE_FAULT_KILL_BEFORE_ANSWER;
 
 export interface MemberKvInit {
   readonly name: string;
+  /** Group 1: the definition, sessions without a realm, status and readiness. */
   readonly group: RaftGroup;
   readonly forwarder: LeaderForwarder;
+  /** The group holding `realm` (group 1's catalog); group 1 when there is no catalog. */
+  readonly groupOfRealm?: (realm: string) => number;
+  /** Group `id` if this node runs it. */
+  readonly groupById?: (id: number) => RaftGroup | undefined;
+  /** Runs requests on group `id`'s leader (that group's LeaderForwarder). */
+  readonly forwarderFor?: (id: number) => LeaderForwarder;
+  /** The realms placed outside group 1 (group 1's catalog). */
+  readonly placedRealms?: () => readonly string[];
+  /** The founding members of group `id`, named in the error for a group this node does not run. */
+  readonly membersOf?: (id: number) => readonly string[];
   readonly requestTimeoutMs: number;
   /** Throws the node's refusal when it takes no requests (stopping: UNAVAILABLE; removed: REMOVED). */
   readonly refuseIfStopping: () => void;
@@ -50,13 +63,25 @@ export interface MemberKvInit {
 export class MemberKv implements KvService {
   constructor(private readonly init: MemberKvInit) {}
 
-  /** Proposes on the leader: here if this node leads, otherwise forwarded over the mesh. */
-  async write(op: Operation, session?: SessionRef): Promise<CommandResult> {
+  /**
+   * Proposes on the leader of the group the operation belongs to (its realm's, or `route`'s):
+   * here if this node leads it, otherwise forwarded over the mesh. UNAVAILABLE, naming the
+   * group's members, if this node does not run that group.
+   */
+  async write(op: Operation, session?: SessionRef, route?: WriteRoute): Promise<CommandResult> {
     this.init.refuseIfStopping();
     this.refuseIfCutOff('writes');
     if (DEFINITION_OP_TYPES.has(op.type)) this.refuseIfReadOnly();
-    const result = await this.init.forwarder.run({ type: 'write', op, ...(session ? { session } : {}) }, () =>
-      this.proposeHere(op, session),
+    const id = this.groupOfWrite(op, route);
+    const forwarder = id === FIRST_GROUP ? this.init.forwarder : this.forwarderOf(id, op);
+    const result = await forwarder.run(
+      {
+        type: 'write',
+        op,
+        ...(session ? { session } : {}),
+        ...(id === FIRST_GROUP ? {} : { group: id }),
+      },
+      () => this.proposeHere(op, session, id),
     );
     if (FAULT_KILL_BEFORE_ANSWER !== undefined && 'key' in op && op.key === FAULT_KILL_BEFORE_ANSWER) {
       this.init.onFaultInjected(op.key);
@@ -64,23 +89,25 @@ export class MemberKv implements KvService {
     return result;
   }
 
-  /** Proposes on this node, which should lead (raft refuses with NOT_LEADER otherwise). */
-  async proposeHere(op: Operation, session?: SessionRef): Promise<CommandResult> {
+  /** Proposes on this node's copy of group `groupId`, which should lead (raft refuses with NOT_LEADER otherwise). */
+  async proposeHere(op: Operation, session?: SessionRef, groupId = FIRST_GROUP): Promise<CommandResult> {
     this.init.refuseIfStopping();
+    const group = this.groupHere(groupId, 'realm' in op ? op.realm : undefined);
     const command = encodeCommand({
       v: COMMAND_VERSION,
       time: Date.now(),
       ...(session ? { session } : {}),
       op,
     });
-    const result = await this.init.group.driver.propose(command, this.init.requestTimeoutMs);
+    const result = await group.driver.propose(command, this.init.requestTimeoutMs);
     if (result === undefined) throw new DriverError('UNAVAILABLE', 'the entry applied without a result');
     return result;
   }
 
   async get(realm: string, key: string, consistency: Consistency): Promise<ServedRead<Document>> {
-    await this.readBarrier(consistency);
-    return this.withStaleness(await this.state.get(realm, key), consistency);
+    const group = this.groupOfRead(realm);
+    await this.readBarrier(consistency, group);
+    return this.withStaleness(await group.storage.state.get(realm, key), consistency, group);
   }
 
   async list(
@@ -88,16 +115,82 @@ export class MemberKv implements KvService {
     options: ListOptions,
     consistency: Consistency,
   ): Promise<ServedRead<{ documents: Document[]; more: boolean }>> {
-    await this.readBarrier(consistency);
-    return this.withStaleness(await this.state.list(realm, options), consistency);
+    const group = this.groupOfRead(realm);
+    await this.readBarrier(consistency, group);
+    return this.withStaleness(await group.storage.state.list(realm, options), consistency, group);
   }
 
+  /** Group 1's realms and the realms placed in other groups, in name order. */
   async realms(consistency: Consistency): Promise<ServedRead<string[]>> {
     await this.readBarrier(consistency);
-    return this.withStaleness(
-      { ok: true, revision: this.state.revision, value: this.state.realms() },
-      consistency,
+    const names = [...new Set([...this.state.realms(), ...(this.init.placedRealms?.() ?? [])])].sort();
+    return this.withStaleness({ ok: true, revision: this.state.revision, value: names }, consistency);
+  }
+
+  async placeRealm(realm: string, group: number | 'auto'): Promise<{ group: number; result: CommandResult }> {
+    const target = group === 'auto' ? this.leastPlacedGroup() : group;
+    const result = await this.write({ type: 'placeRealm', realm, group: target });
+    return { group: target, result };
+  }
+
+  /** The group of the catalog with the fewest realms placed in it (the lowest id on a tie); NOT_FOUND without one. */
+  private leastPlacedGroup(): number {
+    const catalog = this.init.group.storage.state.groups;
+    if (catalog.groups.length === 0) {
+      throw Object.assign(
+        new Error(
+          'there is no raft group besides group 1 to place a realm in; add one with conclave groups add',
+        ),
+        {
+          code: 'NOT_FOUND',
+        },
+      );
+    }
+    const counts = new Map<number, number>(catalog.groups.map((g) => [g.id, 0]));
+    for (const id of Object.values(catalog.placements ?? {})) counts.set(id, (counts.get(id) ?? 0) + 1);
+    return [...counts.entries()].sort((a, b) => a[1] - b[1] || a[0] - b[0])[0]![0];
+  }
+
+  /** The group a write goes to: its realm's (or its route's), group 1 for the rest. */
+  private groupOfWrite(op: Operation, route: WriteRoute | undefined): number {
+    if (route?.group !== undefined) return route.group;
+    switch (op.type) {
+      case 'put':
+      case 'patch':
+      case 'delete':
+      case 'txn':
+      case 'createRealm':
+        return this.init.groupOfRealm?.(op.realm) ?? FIRST_GROUP;
+      case 'openSession':
+      case 'closeSession':
+        return route?.realm === undefined
+          ? FIRST_GROUP
+          : (this.init.groupOfRealm?.(route.realm) ?? FIRST_GROUP);
+      default:
+        return FIRST_GROUP;
+    }
+  }
+
+  private groupOfRead(realm: string): RaftGroup {
+    return this.groupHere(this.init.groupOfRealm?.(realm) ?? FIRST_GROUP, realm);
+  }
+
+  /** Group `id` on this node; UNAVAILABLE (retry on a member of it) if this node does not run it. */
+  private groupHere(id: number, realm: string | undefined): RaftGroup {
+    if (id === FIRST_GROUP) return this.init.group;
+    const group = this.init.groupById?.(id);
+    if (group !== undefined) return group;
+    const members = this.init.membersOf?.(id) ?? [];
+    throw new DriverError(
+      'UNAVAILABLE',
+      `${realm === undefined ? 'the request' : `realm ${realm}`} lives in raft group ${id}, which this node does not run; ` +
+        `send it to one of its members${members.length === 0 ? '' : ` (${members.join(', ')})`}`,
     );
+  }
+
+  private forwarderOf(id: number, op: Operation): LeaderForwarder {
+    this.groupHere(id, 'realm' in op ? op.realm : undefined);
+    return this.init.forwarderFor?.(id) ?? this.init.forwarder;
   }
 
   async definition(consistency: Consistency): Promise<ServedRead<DefinitionView>> {
@@ -227,23 +320,27 @@ export class MemberKv implements KvService {
     );
   }
 
-  private async readBarrier(consistency: Consistency): Promise<void> {
+  private async readBarrier(consistency: Consistency, group: RaftGroup = this.init.group): Promise<void> {
     this.init.refuseIfStopping();
     if (consistency !== 'linearizable') return;
     this.refuseIfCutOff('linearizable reads');
-    const driver = this.init.group.driver;
+    const driver = group.driver;
     await driver.waitForLeader(this.init.requestTimeoutMs);
     await driver.readIndex(this.init.requestTimeoutMs);
   }
 
-  private withStaleness<T extends object>(result: T, consistency: Consistency): T & { stale?: Staleness } {
+  private withStaleness<T extends object>(
+    result: T,
+    consistency: Consistency,
+    group: RaftGroup = this.init.group,
+  ): T & { stale?: Staleness } {
     if (consistency !== 'stale') return result;
-    const raft = this.init.group.driver.status();
+    const raft = group.driver.status();
     const cutOff = this.cutOffMs();
     return {
       ...result,
       stale: {
-        appliedIndex: this.state.appliedIndex,
+        appliedIndex: group.storage.state.appliedIndex,
         leaderCommitIndex: raft.commitIndex,
         ...(cutOff === undefined
           ? {}

@@ -18,7 +18,7 @@ const LEADER_TRAFFIC: ReadonlySet<MessageType> = new Set([
   MessageType.Snapshot,
 ]);
 
-import { type GroupStorage, NodeStorage, type Operation } from '../storage/index.js';
+import { type GroupStorage, groupOfRealm, NodeStorage, type Operation } from '../storage/index.js';
 import { MemberAdmin } from './admin.js';
 import { accessViewOf, StateGate } from './auth.js';
 import { BackupScheduler } from './backup-scheduler.js';
@@ -50,6 +50,7 @@ import { RemovalTracker } from './removal-tracker.js';
 import type { SeenMembers } from './seen-members.js';
 import { type Service, ServiceStack } from './service.js';
 import { SpareKeeper } from './spare-keeper.js';
+import { type Watches, wsError } from './watch-hub.js';
 
 /** How many peers of other clusters a node remembers refusing. */
 const MAX_FOREIGN_PEERS = 256;
@@ -102,6 +103,25 @@ export class ConclaveNode {
   private joinRequester: JoinRequester | undefined;
   /** Runs the raft groups besides group 1 (group 1's catalog names them). */
   private groupHost: GroupHost | undefined;
+  /** Watches from the hub of the group holding the realm (UNAVAILABLE for a group not run here). */
+  private readonly realmWatches: Watches = {
+    subscribe: (realm, prefix, fromRevision, sink) => {
+      const id = groupOfRealm(this.main.storage.state.groups, realm);
+      const group = this.parts.groups.get(id);
+      if (group === undefined) {
+        const members = this.main.storage.state.groups.groups.find((g) => g.id === id)?.members ?? [];
+        return Promise.resolve({
+          ok: false,
+          error: wsError(
+            'UNAVAILABLE',
+            `realm ${realm} lives in raft group ${id}, which this node does not run; watch it on one of its members (${members.join(', ')})`,
+            true,
+          ),
+        });
+      }
+      return group.hub.subscribe(realm, prefix, fromRevision, sink);
+    },
+  };
   private spareKeeper: SpareKeeper | undefined;
   private stopping = false;
   /** Between a stop's start and its refusals: /readyz says not ready, requests are still served. */
@@ -152,10 +172,34 @@ export class ConclaveNode {
       replaced: (name) => (main.storage.state.meta.replaced ?? []).some((r) => r.name === name),
       onRemoved: (error) => this.fatal(error),
     });
+    const forwarders = new Map<number, LeaderForwarder>([[GROUP, forwarder]]);
     this.kv = new MemberKv({
       name: config.name,
       group: main,
       forwarder,
+      groupOfRealm: (realm) => groupOfRealm(main.storage.state.groups, realm),
+      groupById: (id) => parts.groups.get(id),
+      forwarderFor: (id) => {
+        let known = forwarders.get(id);
+        if (known === undefined) {
+          known = new LeaderForwarder({
+            name: config.name,
+            waitForLeader: (timeoutMs) => {
+              const group = parts.groups.get(id);
+              if (group === undefined)
+                return Promise.reject(new DriverError('UNAVAILABLE', `raft group ${id} does not run here`));
+              return group.driver.waitForLeader(timeoutMs);
+            },
+            mesh,
+            peerOf: (name) => peers.peerOf(name),
+            requestTimeoutMs: config.requestTimeoutMs,
+          });
+          forwarders.set(id, known);
+        }
+        return known;
+      },
+      placedRealms: () => Object.keys(main.storage.state.groups.placements ?? {}),
+      membersOf: (id) => main.storage.state.groups.groups.find((g) => g.id === id)?.members ?? [],
       requestTimeoutMs: config.requestTimeoutMs,
       refuseIfStopping,
       notReadyReason: () => {
@@ -194,7 +238,7 @@ export class ConclaveNode {
       name: config.name,
       kv: this.kv,
       gate: this.gate,
-      watches: main.hub,
+      watches: this.realmWatches,
       addresses: () => main.storage.state.meta.addresses ?? {},
       raftStatus: () => main.driver.status(),
       logger: this.logger,
@@ -498,7 +542,7 @@ export class ConclaveNode {
       gate: this.gate,
       admin: this.admin,
       groups: { list: () => this.groupsView() },
-      watches: this.main.hub,
+      watches: this.realmWatches,
       limits: storage.config,
       logger: this.logger,
       refusal: () => {
@@ -812,7 +856,9 @@ export class ConclaveNode {
     if (request.type === 'groups') return encodePeerMessage(localGroupStatuses(this.parts.groups));
     // One hop only: a forwarded request is carried out here or refused, never forwarded again.
     if (request.type === 'write') {
-      return encodePeerMessage(await this.kv.proposeHere(request.op as Operation, request.session));
+      return encodePeerMessage(
+        await this.kv.proposeHere(request.op as Operation, request.session, request.group ?? GROUP),
+      );
     }
     return encodePeerMessage(await this.admin.serve(request));
   }

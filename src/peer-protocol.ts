@@ -7,13 +7,18 @@ import {
   MEMBER_ROLES,
   type MemberRole,
 } from '../storage/index.js';
-import type { Consistency } from './kv-service.js';
+import type { Consistency, WriteRoute } from './kv-service.js';
 import { parseRemovalNotice, type RemovalNotice } from './removal.js';
 import type { SessionRef } from './ws-protocol.js';
 
 /** A client operation a stateless proxy asks a member to carry out (its KvService call). */
 export type ClientCall =
-  | { readonly call: 'write'; readonly op: unknown; readonly session?: SessionRef }
+  | {
+      readonly call: 'write';
+      readonly op: unknown;
+      readonly session?: SessionRef;
+      readonly route?: WriteRoute;
+    }
   | { readonly call: 'get'; readonly realm: string; readonly key: string; readonly consistency: Consistency }
   | {
       readonly call: 'list';
@@ -63,7 +68,8 @@ export type PeerRequest =
   /** `founding`: a founder with an empty data directory asks for the record of its name (SeenMembers). */
   | { readonly type: 'identify'; readonly founding?: string }
   | RemovalNotice
-  | { readonly type: 'write'; readonly op: unknown; readonly session?: SessionRef }
+  /** `group`: the raft group to propose in (absent: group 1). */
+  | { readonly type: 'write'; readonly op: unknown; readonly session?: SessionRef; readonly group?: number }
   /** From a proxy: a client operation run by the member as its own client API would. */
   | ({ readonly type: 'client' } & ClientCall)
   | WatchPoll
@@ -173,7 +179,15 @@ export function decodePeerRequest(payload: Uint8Array): PeerRequest {
     if (session !== undefined && (typeof session !== 'object' || session === null)) {
       refuse('a forwarded write has a bad session');
     }
-    return { type, op: request.op, ...(session === undefined ? {} : { session: session as SessionRef }) };
+    const group = request.group;
+    if (group !== undefined && (!Number.isSafeInteger(group) || (group as number) < 1))
+      refuse('a forwarded write names a bad group');
+    return {
+      type,
+      op: request.op,
+      ...(session === undefined ? {} : { session: session as SessionRef }),
+      ...(group === undefined ? {} : { group: group as number }),
+    };
   }
   if (type === 'admin') {
     const { action, name, address, role } = request;
@@ -205,7 +219,22 @@ function decodeClientCall(request: Record<string, unknown>): { type: 'client' } 
     if (op === undefined) refuse('a client write needs an op');
     if (session !== undefined && (typeof session !== 'object' || session === null))
       refuse('a client write has a bad session');
-    return { type: 'client', call, op, ...(session === undefined ? {} : { session: session as SessionRef }) };
+    const route = request.route as { realm?: unknown; group?: unknown } | undefined;
+    if (
+      route !== undefined &&
+      (typeof route !== 'object' ||
+        route === null ||
+        (route.realm !== undefined && typeof route.realm !== 'string') ||
+        (route.group !== undefined && (!Number.isSafeInteger(route.group) || (route.group as number) < 1)))
+    )
+      refuse('a client write has a bad route');
+    return {
+      type: 'client',
+      call,
+      op,
+      ...(session === undefined ? {} : { session: session as SessionRef }),
+      ...(route === undefined ? {} : { route: route as WriteRoute }),
+    };
   }
   if (!CONSISTENCIES.has(consistency)) refuse('a client read needs a consistency');
   const level = consistency as Consistency;

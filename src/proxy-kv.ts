@@ -11,7 +11,14 @@ import type {
 import type { AdminService, BackupFile, MembersView } from './admin-api.js';
 import type { Principal } from './auth.js';
 import { errorOf, type PeerAnswer } from './forwarding.js';
-import type { Consistency, DefinitionView, KvService, NodeStatus, ServedRead } from './kv-service.js';
+import type {
+  Consistency,
+  DefinitionView,
+  KvService,
+  NodeStatus,
+  ServedRead,
+  WriteRoute,
+} from './kv-service.js';
 import type { AdminAction, ClientCall, PeerRequest } from './peer-protocol.js';
 import type { ProxyMembers } from './proxy-members.js';
 import { DriverError } from './raft-driver.js';
@@ -41,8 +48,11 @@ const ELSEWHERE_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'REMOVED', 
 export class ProxyKv implements KvService, AdminService {
   constructor(private readonly init: ProxyKvInit) {}
 
-  write(op: Operation, session?: SessionRef): Promise<CommandResult> {
-    return this.call({ call: 'write', op, ...(session ? { session } : {}) }, true);
+  write(op: Operation, session?: SessionRef, route?: WriteRoute): Promise<CommandResult> {
+    return this.call(
+      { call: 'write', op, ...(session ? { session } : {}), ...(route ? { route } : {}) },
+      true,
+    );
   }
 
   get(realm: string, key: string, consistency: Consistency): Promise<ServedRead<Document>> {

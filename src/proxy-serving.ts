@@ -87,7 +87,7 @@ export class ProxyPeers {
     const { kv } = this.init;
     switch (request.call) {
       case 'write':
-        return kv.write(request.op as Parameters<KvService['write']>[0], request.session);
+        return kv.write(request.op as Parameters<KvService['write']>[0], request.session, request.route);
       case 'get':
         return kv.get(request.realm, request.key, request.consistency);
       case 'list':

@@ -366,9 +366,9 @@ const FIELDS = {
   patch: ['realm', 'key', 'patch', 'ifRevision', 'session'],
   delete: ['realm', 'key', 'ifRevision', 'session'],
   txn: ['realm', 'compares', 'success', 'failure', 'session'],
-  createRealm: ['realm', 'settings', 'session'],
-  openSession: [],
-  closeSession: ['session'],
+  createRealm: ['realm', 'settings', 'session', 'group'],
+  openSession: ['realm'],
+  closeSession: ['session', 'realm'],
   status: [],
 } as const satisfies Readonly<Record<string, readonly string[]>>;
 
@@ -434,14 +434,26 @@ function decodeRequest(op: string, fields: Fields): ApiOp {
         session: sessionField(fields.session),
       };
     case 'createRealm':
+      if (
+        fields.group !== undefined &&
+        fields.group !== 'auto' &&
+        (!Number.isSafeInteger(fields.group) || (fields.group as number) < 1)
+      ) {
+        throw invalid(
+          `"group" must be a group id (an integer from 1) or "auto", got ${JSON.stringify(fields.group)}`,
+        );
+      }
       return {
         op: name,
         realm: requiredString('realm', fields.realm),
         settings: fields.settings,
         session: sessionField(fields.session),
+        ...(fields.group === undefined ? {} : { group: fields.group as number | 'auto' }),
       };
     case 'openSession':
-      return OPEN_SESSION;
+      return fields.realm === undefined
+        ? OPEN_SESSION
+        : { op: name, realm: requiredString('realm', fields.realm) };
     case 'closeSession': {
       const session = objectField(fields.session, 'closeSession needs "session": {"id", "seq"}');
       allowOnly(session, ['id', 'seq'], 'session');
@@ -452,7 +464,11 @@ function decodeRequest(op: string, fields: Fields): ApiOp {
         SESSION_FIELDS,
       );
       if (ref === undefined) throw invalid('closeSession needs "session": {"id", "seq"}');
-      return { op: name, session: ref };
+      return {
+        op: name,
+        session: ref,
+        ...(fields.realm === undefined ? {} : { realm: requiredString('realm', fields.realm) }),
+      };
     }
     case 'status':
       return STATUS;

@@ -1,7 +1,14 @@
 // `conclave realms list|create|describe|delete`: the realms of the cluster over the HTTP API's /v1/realms routes.
 
 import type { Argv } from 'yargs';
-import { type ConnectionArgs, clientOf, positiveInteger, runCommand, withConnection } from './common.js';
+import {
+  type ConnectionArgs,
+  clientOf,
+  positiveInteger,
+  runCommand,
+  UsageError,
+  withConnection,
+} from './common.js';
 import { printJson, printLine, renderTable } from './output.js';
 
 /** Realm commands answer within this unless --timeout says otherwise. */
@@ -78,16 +85,38 @@ export function realmsCommands<T>(cli: Argv<T>): Argv<T> {
                 type: 'number',
                 describe: 'the largest document the realm takes (JSON bytes); default: the node limit',
               })
+              .option('group', {
+                type: 'string',
+                describe:
+                  'the raft group to put it in: an id from conclave groups list, or auto (the group with the fewest realms); default: group 1',
+              })
               .example('$0 realms create shop', 'then: conclave put shop KEY VALUE')
+              .example('$0 realms create orders --group auto', 'in the raft group with the fewest realms')
               .example('$0 realms create shop --json', '{"name":"shop","revision":N}'),
           (argv) =>
             runCommand(async () => {
-              const args = argv as unknown as ConnectionArgs & { name: string; maxValueBytes?: number };
+              const args = argv as unknown as ConnectionArgs & {
+                name: string;
+                maxValueBytes?: number;
+                group?: string;
+              };
               const max = positiveInteger(args.maxValueBytes, '--max-value-bytes');
+              if (
+                args.group !== undefined &&
+                args.group !== 'auto' &&
+                !/^[1-9][0-9]{0,9}$/.test(args.group)
+              ) {
+                throw new UsageError(
+                  `--group must be a group id (conclave groups list) or auto, not ${args.group}`,
+                );
+              }
+              const group =
+                args.group === undefined || args.group === 'auto' ? args.group : Number(args.group);
               const answer = await clientOf(args).call<CreatedRealm>('POST', '/v1/realms', {
                 body: JSON.stringify({
                   name: args.name,
                   ...(max === undefined ? {} : { settings: { maxValueBytes: max } }),
+                  ...(group === undefined ? {} : { group }),
                 }),
                 idempotent: false,
               });

@@ -5,7 +5,7 @@ import { backoffDelayMs, sleep } from './backoff.js';
 import { CallContext } from './call.js';
 import { Connection } from './connection.js';
 import { LEADER_CHECK_INTERVAL_MS } from './constants.js';
-import { closedError, errorFromWire, invalidArgument, withIndeterminate } from './errors.js';
+import { ConclaveError, closedError, errorFromWire, invalidArgument, withIndeterminate } from './errors.js';
 import { LeaderAffinity, leaderView, probeStatus } from './leader-affinity.js';
 import type { Link } from './link.js';
 import { type ClientOptions, type ResolvedOptions, resolveOptions } from './options.js';
@@ -67,6 +67,8 @@ export class Client {
   private readonly connection: Connection;
   private readonly rpc: Rpc;
   private readonly sessions: Sessions;
+  /** A node refused the realm of openSession (an older version): open sessions without it. */
+  private realmSessionsRefused = false;
   private readonly host: WatchHost;
   private readonly watches = new Set<WatchStream>();
   private readonly watchRoutes = new Map<Link, Map<number, WatchStream>>();
@@ -120,7 +122,7 @@ export class Client {
         this.watches.delete(watch);
       },
     };
-    this.sessions = new Sessions(this.options.maxInflightWrites, () => this.openSession());
+    this.sessions = new Sessions(this.options.maxInflightWrites, (scope) => this.openSession(scope));
     this.affinity = this.options.preferLeader
       ? new LeaderAffinity(
           {
@@ -192,7 +194,7 @@ export class Client {
    * TIMEOUT, CLOSED or SESSION_EXPIRED with `indeterminate` saying whether it may have applied.
    */
   put(realm: string, key: string, value: Json, options?: PutOptions): Promise<WriteResult> {
-    return this.write(readRevision, () => {
+    return this.write(realm, readRevision, () => {
       const { ifRevision, ifAbsent } = checkOptions(options, 'options');
       checkDefined(value, 'value');
       if (ifAbsent !== undefined && typeof ifAbsent !== 'boolean')
@@ -211,7 +213,7 @@ export class Client {
 
   /** Applies a JSON merge patch to the document at `key`. Rejects like put(); NOT_FOUND if there is no document. */
   patch(realm: string, key: string, patch: Json, options?: PatchOptions): Promise<WriteResult> {
-    return this.write(readRevision, () => {
+    return this.write(realm, readRevision, () => {
       const { ifRevision } = checkOptions(options, 'options');
       checkDefined(patch, 'patch');
       const base = {
@@ -227,7 +229,7 @@ export class Client {
 
   /** Deletes the document at `key`. Rejects like put(); NOT_FOUND if there is no document. */
   delete(realm: string, key: string, options?: DeleteOptions): Promise<WriteResult> {
-    return this.write(readRevision, () => {
+    return this.write(realm, readRevision, () => {
       const { ifRevision } = checkOptions(options, 'options');
       const base = {
         op: 'delete' as const,
@@ -241,7 +243,7 @@ export class Client {
 
   /** Applies `success` if every compare holds, else `failure`, atomically. Rejects like put(). */
   txn(realm: string, txn: Txn): Promise<TxnResult> {
-    return this.write(readTxn, () => {
+    return this.write(realm, readTxn, () => {
       const { compares, success, failure } = checkOptions(txn, 'txn');
       const base = {
         op: 'txn' as const,
@@ -260,7 +262,7 @@ export class Client {
    * TOO_LARGE at the realm limit, and TIMEOUT, CLOSED or SESSION_EXPIRED like put().
    */
   createRealm(name: string): Promise<RealmResult> {
-    return this.write(readRealm, () => {
+    return this.write(name, readRealm, () => {
       const realm = checkName(name, 'name');
       return (session) => ({ op: 'createRealm', realm, session });
     });
@@ -293,10 +295,16 @@ export class Client {
     if (this.closing !== undefined) return this.closing;
     this.lifetime.abort();
     const link = this.connection.current;
-    const session = this.sessions.clear();
-    if (link !== undefined && session !== undefined) {
-      // Best effort: frees the session's memory on the cluster now instead of at its expiry.
-      this.rpc.notify(link, { op: 'closeSession', session: session.ref(session.take()) });
+    const sessions = this.sessions.clear();
+    if (link !== undefined) {
+      // Best effort: frees the sessions' memory on the cluster now instead of at their expiry.
+      for (const session of sessions) {
+        this.rpc.notify(link, {
+          op: 'closeSession',
+          session: session.ref(session.take()),
+          ...(session.scope === '' || this.realmSessionsRefused ? {} : { realm: session.scope }),
+        });
+      }
     }
     for (const call of [...this.calls]) call.abort('closed');
     this.rpc.rejectAll(closedError());
@@ -328,6 +336,7 @@ export class Client {
   }
 
   private async write<T>(
+    realm: string,
     reader: (result: unknown) => T,
     build: () => (session: SessionRef) => RequestBody,
   ): Promise<T> {
@@ -337,7 +346,8 @@ export class Client {
     this.affinity?.noteWrite();
     const ctx = this.beginCall();
     try {
-      return await runWrite(this.host, this.sessions, ctx, withSession, reader);
+      // One session per realm: a realm lives in one raft group, and so must its writes' session.
+      return await runWrite(this.host, this.sessions, ctx, withSession, reader, realm);
     } finally {
       ctx.finish();
     }
@@ -356,9 +366,27 @@ export class Client {
     }
   }
 
-  /** Opens a session on the cluster (retried like a read: an orphaned session only costs memory until it expires). */
-  private openSession(): Promise<number> {
-    return this.read(readSession, () => ({ op: 'openSession' }));
+  /**
+   * Opens a session for the writes to realm `scope` on the cluster, in that realm's raft group
+   * (retried like a read: an orphaned session only costs memory until it expires). A node of a
+   * version before realms could live in other groups refuses the realm field: then, and from
+   * then on, sessions are opened without it (everything lives in group 1 there).
+   */
+  private async openSession(scope: string): Promise<number> {
+    if (scope === '' || this.realmSessionsRefused)
+      return this.read(readSession, () => ({ op: 'openSession' }));
+    try {
+      return await this.read(readSession, () => ({ op: 'openSession', realm: scope }));
+    } catch (error) {
+      if (
+        !(error instanceof ConclaveError) ||
+        error.code !== 'INVALID_ARGUMENT' ||
+        !/realm/.test(error.message)
+      )
+        throw error;
+      this.realmSessionsRefused = true;
+      return this.read(readSession, () => ({ op: 'openSession' }));
+    }
   }
 
   private receive(link: Link, text: string): void {

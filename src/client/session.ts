@@ -14,7 +14,11 @@ export class Session {
   /** Answered seqs above ackedThrough: at most the writes in flight. */
   private readonly answeredAbove = new Set<number>();
 
-  constructor(readonly id: number) {}
+  /** `scope`: the realm whose writes it carries (a session lives in that realm's raft group). */
+  constructor(
+    readonly id: number,
+    readonly scope = '',
+  ) {}
 
   get ack(): number {
     return this.ackedThrough;
@@ -43,24 +47,25 @@ interface SlotWaiter {
 }
 
 /**
- * The session writes run under, opened lazily and replaced when it expires or is retired,
- * and the limit on writes in flight (FIFO beyond it).
+ * The sessions writes run under, one per scope (the realm written: realms may live in
+ * different raft groups, and a session lives in one), each opened lazily and replaced when it
+ * expires or is retired; and the limit on writes in flight, shared by all (FIFO beyond it).
  */
 export class Sessions {
-  private active: Session | undefined;
-  private opening: Promise<Session> | undefined;
+  private readonly active = new Map<string, Session>();
+  private readonly opening = new Map<string, Promise<Session>>();
   private inflight = 0;
   private readonly queue = new Set<SlotWaiter>();
 
   constructor(
     private readonly maxInflight: number,
-    /** Opens a session on the cluster and returns its id; throws ConclaveError. */
-    private readonly openOnCluster: () => Promise<number>,
+    /** Opens a session for `scope` on the cluster and returns its id; throws ConclaveError. */
+    private readonly openOnCluster: (scope: string) => Promise<number>,
   ) {}
 
-  /** The session in use, if one is open. */
-  get current(): Session | undefined {
-    return this.active;
+  /** The session in use for `scope` (default: the first scope's), if one is open. */
+  current(scope?: string): Session | undefined {
+    return scope === undefined ? this.active.values().next().value : this.active.get(scope);
   }
 
   get inflightCount(): number {
@@ -110,23 +115,27 @@ export class Sessions {
    * by every write waiting for it). Rejects with the opening's ConclaveError, or with the
    * signal's reason if it aborts first.
    */
-  session(signal: AbortSignal): Promise<Session> {
-    if (this.active !== undefined) return Promise.resolve(this.active);
-    if (this.opening === undefined) {
-      const opening = this.openOnCluster().then(
+  session(signal: AbortSignal, scope = ''): Promise<Session> {
+    const active = this.active.get(scope);
+    if (active !== undefined) return Promise.resolve(active);
+    let opening = this.opening.get(scope);
+    if (opening === undefined) {
+      const started: Promise<Session> = this.openOnCluster(scope).then(
         (id) => {
-          if (this.opening === opening) this.opening = undefined;
-          this.active = new Session(id);
-          return this.active;
+          if (this.opening.get(scope) === started) this.opening.delete(scope);
+          const session = new Session(id, scope);
+          this.active.set(scope, session);
+          return session;
         },
         (error: unknown) => {
-          if (this.opening === opening) this.opening = undefined;
+          if (this.opening.get(scope) === started) this.opening.delete(scope);
           throw error;
         },
       );
-      this.opening = opening;
+      opening = started;
+      this.opening.set(scope, opening);
     }
-    return raceAbort(this.opening, signal);
+    return raceAbort(opening, signal);
   }
 
   /**
@@ -134,14 +143,14 @@ export class Sessions {
    * the next write opens another. Writes already under it finish under it.
    */
   retire(session: Session): void {
-    if (this.active === session) this.active = undefined;
+    if (this.active.get(session.scope) === session) this.active.delete(session.scope);
   }
 
-  /** Forgets the session without telling the cluster (the client is closing). */
-  clear(): Session | undefined {
-    const session = this.active;
-    this.active = undefined;
-    return session;
+  /** Forgets every session without telling the cluster (the client is closing); returns them. */
+  clear(): Session[] {
+    const sessions = [...this.active.values()];
+    this.active.clear();
+    return sessions;
   }
 }
 

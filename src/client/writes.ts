@@ -33,6 +33,7 @@ export async function runWrite<T>(
   ctx: CallContext,
   build: (ref: SessionRef) => RequestBody,
   read: (result: unknown) => T,
+  scope = '',
 ): Promise<T> {
   let slot = false;
   let pending: { session: Session; seq: number; sends: number } | undefined;
@@ -40,7 +41,7 @@ export async function runWrite<T>(
     await sessions.acquire(ctx.signal);
     slot = true;
     for (let renewals = 0; ; renewals++) {
-      const session = await sessions.session(ctx.signal);
+      const session = await sessions.session(ctx.signal, scope);
       const attempt = { session, seq: session.take(), sends: 0 };
       pending = attempt;
       const answer = await exchange(transport, ctx, () => build(session.ref(attempt.seq)), {

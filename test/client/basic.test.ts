@@ -91,16 +91,18 @@ t.test('definite refusals are typed ConclaveErrors, not retryable, not indetermi
   const client = clientOf(t, nodes);
   await client.put('default', 'k', 1);
 
+  // Each promise is awaited through rejection() as soon as it is made: they run concurrently,
+  // and one may reject before the loop reaches it.
   const expectations: [Promise<unknown>, string][] = [
-    [client.get('default', 'missing'), 'NOT_FOUND'],
-    [client.put('default', 'k', 2, { ifRevision: 99 }), 'CONFLICT'],
-    [client.put('default', 'k', 2, { ifAbsent: true }), 'CONFLICT'],
-    [client.delete('default', 'missing'), 'NOT_FOUND'],
-    [client.put('nope', 'k', 1), 'NOT_FOUND'],
-    [client.createRealm('default'), 'CONFLICT'],
+    [rejection(client.get('default', 'missing')), 'NOT_FOUND'],
+    [rejection(client.put('default', 'k', 2, { ifRevision: 99 })), 'CONFLICT'],
+    [rejection(client.put('default', 'k', 2, { ifAbsent: true })), 'CONFLICT'],
+    [rejection(client.delete('default', 'missing')), 'NOT_FOUND'],
+    [rejection(client.put('nope', 'k', 1)), 'NOT_FOUND'],
+    [rejection(client.createRealm('default')), 'CONFLICT'],
   ];
   for (const [promise, code] of expectations) {
-    const error = await rejection(promise);
+    const error = await promise;
     t.ok(error instanceof ConclaveError);
     t.match(error, { code, retryable: false, indeterminate: false }, code);
   }

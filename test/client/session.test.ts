@@ -155,3 +155,47 @@ t.test(
     t.same(refs[0], refs[1], 'the same session and seq both times');
   },
 );
+
+t.test('one session per realm written: each opened with its realm, each closed on close()', async (t) => {
+  const { nodes } = await startFakes(t, 1);
+  const client = clientOf(t, nodes);
+  await client.createRealm('shop');
+  await client.put('default', 'a', 1);
+  await client.put('shop', 'b', 2);
+  await client.put('default', 'c', 3);
+  await client.put('shop', 'd', 4);
+  const opened = nodes[0]!.requests('openSession');
+  t.same(
+    opened.map((r) => r.realm),
+    ['shop', 'default'],
+    'a session for each realm, opened by its first write (createRealm is a write to its realm)',
+  );
+  const byRealm = (realm: string) =>
+    nodes[0]!.received
+      .filter((r) => r.request.op === 'put' && r.request.realm === realm)
+      .map((r) => r.request.session as Ref);
+  const shop = byRealm('shop');
+  const dflt = byRealm('default');
+  t.equal(new Set(shop.map((r) => r.id)).size, 1, "shop's writes share one session");
+  t.equal(new Set(dflt.map((r) => r.id)).size, 1, "default's writes share one session");
+  t.not(shop[0]!.id, dflt[0]!.id, 'different sessions');
+  t.same(
+    dflt.map((r) => r.seq),
+    [1, 2],
+    'each session counts its own seqs',
+  );
+  t.same(
+    shop.map((r) => r.seq),
+    [2, 3],
+    "shop's seq 1 was the createRealm",
+  );
+  await client.close();
+  await waitFor(() => nodes[0]!.requests('closeSession').length === 2, 'both sessions closed');
+  t.same(
+    nodes[0]!
+      .requests('closeSession')
+      .map((r) => r.realm)
+      .sort(),
+    ['default', 'shop'],
+  );
+});
