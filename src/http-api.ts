@@ -21,8 +21,9 @@
  *            -> 201 {"name", "revision"}
  *   GET    /v1/realms[?consistency=…]
  *            -> {"realms": ["default", …], "revision": N}
- *   POST   /v1/sessions  -> {"session": N}: opens a client session (see SESSIONS)
- *   DELETE /v1/sessions/{N}?seq=S  -> {}: closes it (S: the session's next sequence number)
+ *   POST   /v1/sessions[?realm=R]  -> {"session": N}: opens a client session (see SESSIONS) for
+ *                 the writes to realm R (a session lives in one raft group: R's; default group 1)
+ *   DELETE /v1/sessions/{N}?seq=S[&realm=R]  -> {}: closes it (S: the session's next sequence number)
  *   GET    /v1/status   -> the node's NodeStatus (kv-service.ts) as JSON
  *   GET    /healthz     -> {"status": "ok"}: the process answers
  *   GET    /readyz      -> {"ready": true}, or 503 UNAVAILABLE with "ready": false and "reason"
@@ -159,7 +160,7 @@ export function httpRoutes(api: ClientApi): EdgeRoute[] {
     route('POST', '/v1/realms/:realm/txn', 'json', decodeTxn),
     route('POST', '/v1/realms', 'json', decodeCreateRealm, 201),
     route('GET', '/v1/realms', 'none', decodeRealms),
-    route('POST', '/v1/sessions', 'none', noQuery(OPEN_SESSION)),
+    route('POST', '/v1/sessions', 'none', decodeOpenSession),
     route('DELETE', '/v1/sessions/:session', 'none', decodeCloseSession),
     route('GET', '/v1/status', 'none', noQuery(STATUS)),
     route('GET', '/healthz', 'none', noQuery(HEALTH)),
@@ -310,15 +311,23 @@ function decodeRealms(request: EdgeRequest): ApiOp {
 
 const POSITIVE_DECIMAL = /^[1-9][0-9]*$/;
 
+/** POST /v1/sessions[?realm=NAME]: a session for the writes to that realm (it lives in the realm's raft group). */
+function decodeOpenSession(request: EdgeRequest): ApiOp {
+  const realm = parseQuery(request.query, ['realm']).get('realm');
+  return realm === undefined ? OPEN_SESSION : { op: 'openSession', realm };
+}
+
 function decodeCloseSession(request: EdgeRequest): ApiOp {
-  const seq = integerParam(parseQuery(request.query, ['seq']), 'seq');
+  const query = parseQuery(request.query, ['seq', 'realm']);
+  const realm = query.get('realm');
+  const seq = integerParam(query, 'seq');
   const text = request.params.session ?? '';
   const id = Number(text);
   if (!POSITIVE_DECIMAL.test(text) || !Number.isSafeInteger(id)) {
     throw invalid(`the session must be a positive integer, got ${JSON.stringify(request.params.session)}`);
   }
   if (seq === undefined) throw invalid('closing a session needs ?seq= (its next sequence number)');
-  return { op: 'closeSession', session: { id, seq } };
+  return { op: 'closeSession', session: { id, seq }, ...(realm === undefined ? {} : { realm }) };
 }
 
 const SESSION_HEADERS = { id: 'conclave-session', seq: 'conclave-seq', ack: 'conclave-ack' } as const;

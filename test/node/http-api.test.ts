@@ -8,7 +8,7 @@ import { Edge } from '../../net/index.js';
 import { EntryType } from '../../raft/types.js';
 import { ERROR_TABLE } from '../../src/error-codes.js';
 import { buildHttpRoutes } from '../../src/http-api.js';
-import type { Consistency, KvService, NodeStatus, ServedRead } from '../../src/kv-service.js';
+import type { Consistency, KvService, NodeStatus, ServedRead, WriteRoute } from '../../src/kv-service.js';
 import {
   COMMAND_VERSION,
   type CommandLimits,
@@ -21,6 +21,7 @@ import {
   NodeStorage,
   type Operation,
   type ReadResult,
+  type SessionRef,
 } from '../../storage/index.js';
 import { type RecordingLogger, recordingLogger } from '../net/helpers.js';
 import { ONE } from '../storage/helpers.js';
@@ -54,6 +55,8 @@ class ServiceError extends Error {
  */
 class StorageKvService implements KvService {
   readonly writes: Operation[] = [];
+  /** The route of each write (HA and scaled mode), undefined where none was given. */
+  readonly routes: (WriteRoute | undefined)[] = [];
   readonly reads: { what: string; consistency: Consistency }[] = [];
   readiness: { ready: boolean; reason?: string } = { ready: true };
   /** How many entries the pretend leader has committed beyond what this node applied (stale reads). */
@@ -81,9 +84,10 @@ class StorageKvService implements KvService {
     this.statusFailure = error;
   }
 
-  async write(op: Operation): Promise<CommandResult> {
+  async write(op: Operation, _session?: SessionRef, route?: WriteRoute): Promise<CommandResult> {
     this.takeFailure();
     this.writes.push(op);
+    this.routes.push(route);
     const index = this.nextIndex++;
     const data = encodeCommand({ v: COMMAND_VERSION, time: 1_000 + index, op });
     const [outcome] = await this.group.apply([{ index, term: 1, type: EntryType.Normal, data }]);
@@ -798,3 +802,27 @@ t.test('a COMPACTED read answers 410 with the current revision', async (t) => {
   t.equal(answer.body.revision, 77);
   t.equal(answer.body.retryable, false);
 });
+
+t.test(
+  "POST /v1/sessions?realm= opens the session in that realm's group; a bad query is refused",
+  async (t) => {
+    const api = await startApi(t);
+    const plain = await call(api, 'POST', '/v1/sessions');
+    t.equal(plain.status, 200);
+    const scoped = await call(api, 'POST', '/v1/sessions?realm=shop');
+    t.equal(scoped.status, 200);
+    t.same(
+      api.service.routes.slice(-2),
+      [undefined, { realm: 'shop' }],
+      'the realm reaches the service as the route',
+    );
+    const bad = await call(api, 'POST', '/v1/sessions?realm=Bad%20Name');
+    isError(t, bad, 400, 'INVALID_ARGUMENT', 'a realm name the rules refuse');
+    const unknown = await call(api, 'POST', '/v1/sessions?group=2');
+    isError(t, unknown, 400, 'INVALID_ARGUMENT', 'an unknown query parameter');
+    const id = (scoped.body as { session: number }).session;
+    // This fake service drops sessions, so only the routing of the close is checked here.
+    await call(api, 'DELETE', `/v1/sessions/${id}?seq=1&realm=shop`);
+    t.same(api.service.routes.at(-1), { realm: 'shop' }, 'the close carries its realm to the service');
+  },
+);
