@@ -39,6 +39,7 @@ import {
 } from './groups-view.js';
 import { identifyPeer } from './identify.js';
 import { JoinRequester } from './join-request.js';
+import { LeaderBalancer } from './leader-balancer.js';
 import { MemberKv } from './member-kv.js';
 import { NodeMetrics } from './metrics.js';
 import { PeerDirectory } from './peer-directory.js';
@@ -581,6 +582,18 @@ export class ConclaveNode {
           stop: () => group.stop(),
         },
         ...(this.groupHost === undefined ? [] : [this.groupHost]),
+        ...(mesh === undefined
+          ? []
+          : [
+              new LeaderBalancer({
+                name: config.name,
+                groups: this.parts.groups,
+                // A few election timeouts: a transfer and its election settle before the next.
+                intervalMs: Math.max(1000, 3 * config.electionTimeoutMs),
+                active: () => !this.stopping && !this.draining,
+                logger: this.logger,
+              }),
+            ]),
         ...(edge === undefined
           ? []
           : [{ name: 'client edge', start: () => edge.start(), stop: () => edge.stop() }]),
@@ -684,7 +697,12 @@ export class ConclaveNode {
 
   /** A leader of several voters hands leadership to a caught-up voter before it stops (bounded wait). */
   private async handOverLeadership(): Promise<void> {
-    const driver = this.main.driver;
+    await Promise.all([...this.parts.groups.values()].map((group) => this.handOver(group)));
+  }
+
+  /** Transfers `group`'s leadership, if this node holds it, to its most up-to-date live voter; waits up to two election timeouts. */
+  private async handOver(group: RaftGroup): Promise<void> {
+    const driver = group.driver;
     const status = driver.status();
     if (status.role !== 'leader' || status.membership.voters.length < 2 || !status.progress) return;
     let best: { name: string; match: number } | undefined;
@@ -700,6 +718,7 @@ export class ConclaveNode {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     this.logger.info('node.leadership_handed_over', {
+      ...(group.id === GROUP ? {} : { group: group.id }),
       to: best.name,
       done: driver.status().role !== 'leader',
     });

@@ -1,0 +1,87 @@
+// Nine raft groups on three node processes (issue 20): kill -9 of one node, every group elects and every realm takes writes; back, the node catches up on every group and gets its share of the leaders.
+
+import t from 'tap';
+import type { ClusterNode } from '../../scripts/local-cluster.js';
+import { Client } from '../../src/client/index.js';
+import type { GroupsView } from '../../src/groups-view.js';
+import { runningCluster } from './running-cluster.js';
+import { waitFor } from './watch-delivery.js';
+
+async function groupsOf(node: ClusterNode): Promise<GroupsView | undefined> {
+  try {
+    const response = await fetch(`${node.url}/v1/groups`, { signal: AbortSignal.timeout(5000) });
+    return response.ok ? ((await response.json()) as GroupsView) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function post(node: ClusterNode, path: string, body: unknown): Promise<void> {
+  const response = await fetch(`${node.url}${path}`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json' },
+    signal: AbortSignal.timeout(30_000),
+  });
+  if (!response.ok) throw new Error(`POST ${path}: ${response.status} ${await response.text()}`);
+}
+
+function leadersPerNode(view: GroupsView): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const group of view.groups) counts.set(group.leader, (counts.get(group.leader) ?? 0) + 1);
+  return counts;
+}
+
+t.test('9 groups, 8 realms: kill -9 and restart of a node', async (t) => {
+  const cluster = await runningCluster(t, 3);
+  const [a, b, c] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+  for (let i = 0; i < 8; i++) await post(a, '/v1/groups', {});
+  for (let i = 0; i < 8; i++) await post(a, '/v1/realms', { name: `r${i}`, group: 'auto' });
+  await waitFor('every group to have a leader', async () => {
+    const view = await groupsOf(a);
+    return view !== undefined && view.groups.length === 9 && view.groups.every((g) => g.leader !== '');
+  });
+  const placed = (await groupsOf(a))!.groups.map((g) => g.realms.length);
+  t.same(
+    placed,
+    [1, 1, 1, 1, 1, 1, 1, 1, 1],
+    'auto put one realm in each of groups 2-9 (group 1 has default)',
+  );
+
+  const writer = new Client({ endpoints: [a.url, b.url] });
+  t.teardown(() => writer.close());
+  for (let i = 0; i < 8; i++) await writer.put(`r${i}`, 'k', { v: 1 });
+
+  await cluster.kill(c, 'SIGKILL');
+  for (let i = 0; i < 8; i++) await writer.put(`r${i}`, 'k', { v: 2 });
+  t.pass('with one node of three dead, every realm took a write');
+  const during = await groupsOf(a);
+  t.ok(
+    during?.groups.every((g) => g.leader === a.name || g.leader === b.name),
+    'every group is led by a survivor',
+  );
+
+  cluster.start(c);
+  await waitFor(
+    `${c.name} to catch up on every group and lead its share`,
+    async () => {
+      const view = await groupsOf(c);
+      if (view === undefined || view.groups.some((g) => g.leader === '' || g.lag[c.name] !== 0)) return false;
+      const counts = leadersPerNode(view);
+      return Math.max(...counts.values()) <= 4 && (counts.get(c.name) ?? 0) >= 2;
+    },
+    60_000,
+  );
+  const after = leadersPerNode((await groupsOf(c))!);
+  t.ok(
+    Math.max(...after.values()) <= 4,
+    `no node leads more than its share + 1: ${JSON.stringify([...after])}`,
+  );
+  t.ok((after.get(c.name) ?? 0) >= 2, `${c.name} leads groups again`);
+
+  const reader = new Client({ endpoints: [c.url] });
+  t.teardown(() => reader.close());
+  for (let i = 0; i < 8; i++) {
+    t.same((await reader.get(`r${i}`, 'k')).value, { v: 2 }, `r${i}: ${c.name} serves the write it missed`);
+  }
+});
