@@ -13,6 +13,7 @@ import {
   type KvOutput,
   kvModel,
 } from '../lib/linearizability.js';
+import { runKvClients } from './kv-history.js';
 
 const json = { 'content-type': 'application/json' };
 
@@ -107,80 +108,7 @@ t.test(
     cluster.startAll();
     await cluster.waitForLeader();
     const history = new HistoryRecorder<KvInput, KvOutput>();
-    const keys = ['a', 'b'];
-    let counter = 0;
-    const deadline = Date.now() + 6000;
     let killed = false;
-
-    const client = async (clientId: number): Promise<void> => {
-      let id = clientId;
-      while (Date.now() < deadline) {
-        const node = cluster.nodes[Math.floor(Math.random() * cluster.nodes.length)]!;
-        const key = keys[Math.floor(Math.random() * keys.length)]!;
-        const url = `${node.url}/v1/realms/default/kv/${key}`;
-        const choice = Math.random();
-        try {
-          if (choice < 0.4) {
-            const op = history.invoke(id, { op: 'get', key });
-            const response = await fetch(url, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
-            if (response?.status === 200)
-              history.complete(op, ((await response.json()) as { value: string }).value);
-            else if (response?.status === 404) history.complete(op, null);
-            else history.discard(op); // A failed read constrains nothing.
-            continue;
-          }
-          const value = `v${++counter}`;
-          const isCas = choice >= 0.75;
-          const expected = isCas
-            ? Math.random() < 0.3
-              ? null
-              : `v${Math.max(1, Math.floor(Math.random() * counter))}`
-            : null;
-          const op = history.invoke(
-            id,
-            isCas ? { op: 'cas', key, expected, value } : { op: 'put', key, value },
-          );
-          const request = isCas
-            ? fetch(`${node.url}/v1/realms/default/txn`, {
-                method: 'POST',
-                headers: json,
-                signal: AbortSignal.timeout(2000),
-                body: JSON.stringify({
-                  compares:
-                    expected === null
-                      ? [{ key, target: 'exists', op: 'eq', value: false }]
-                      : [{ key, target: 'value', op: 'eq', value: expected }],
-                  success: [{ type: 'put', key, value }],
-                }),
-              })
-            : fetch(url, {
-                method: 'PUT',
-                headers: json,
-                body: JSON.stringify(value),
-                signal: AbortSignal.timeout(2000),
-              });
-          const response = await request.catch(() => undefined);
-          if (response?.status === 200) {
-            const body = (await response.json()) as { succeeded?: boolean };
-            history.complete(op, isCas ? body.succeeded === true : true);
-          } else {
-            const body = response
-              ? ((await response.json().catch(() => ({}))) as { indeterminate?: boolean; code?: string })
-              : {};
-            if (response === undefined || body.indeterminate || body.code === 'TIMEOUT') {
-              history.completeUnknown(op);
-              id += 1000; // A client whose write may still apply is retired (its next op is another process).
-            } else {
-              history.discard(op); // Refused before it was proposed: it never takes effect.
-            }
-          }
-        } catch (error) {
-          t.fail(`client ${clientId}: ${(error as Error).message}`);
-          return;
-        }
-      }
-    };
-
     const killer = (async () => {
       await new Promise((resolve) => setTimeout(resolve, 2000));
       const leader = await cluster.waitForLeader();
@@ -189,7 +117,17 @@ t.test(
       await new Promise((resolve) => setTimeout(resolve, 1500));
       cluster.start(leader);
     })();
-    await Promise.all([...Array.from({ length: 6 }, (_, i) => client(i)), killer]);
+    await Promise.all([
+      runKvClients({
+        nodes: () => cluster.nodes,
+        realms: ['default'],
+        keys: ['a', 'b'],
+        clients: 6,
+        durationMs: 6000,
+        history,
+      }),
+      killer,
+    ]);
     t.ok(killed, 'the leader was killed during the run');
     const operations = history.operations();
     const completed = operations.filter(

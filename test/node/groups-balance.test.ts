@@ -4,6 +4,15 @@ import t from 'tap';
 import type { ClusterNode } from '../../scripts/local-cluster.js';
 import { Client } from '../../src/client/index.js';
 import type { GroupsView } from '../../src/groups-view.js';
+import {
+  checkOperations,
+  formatCheckResult,
+  HistoryRecorder,
+  type KvInput,
+  type KvOutput,
+  kvModel,
+} from '../lib/linearizability.js';
+import { runKvClients } from './kv-history.js';
 import { runningCluster } from './running-cluster.js';
 import { waitFor } from './watch-delivery.js';
 
@@ -85,3 +94,54 @@ t.test('9 groups, 8 realms: kill -9 and restart of a node', async (t) => {
     t.same((await reader.get(`r${i}`, 'k')).value, { v: 2 }, `r${i}: ${c.name} serves the write it missed`);
   }
 });
+
+t.test(
+  'clients over realms in five groups, with kill -9 of a node leading groups: linearizable per realm',
+  async (t) => {
+    const cluster = await runningCluster(t, 3);
+    const [a] = cluster.nodes as [ClusterNode];
+    for (let i = 0; i < 4; i++) await post(a, '/v1/groups', {});
+    for (let i = 0; i < 4; i++) await post(a, '/v1/realms', { name: `r${i}`, group: i + 2 });
+    await waitFor('every group to have a leader', async () => {
+      const view = await groupsOf(a);
+      return view !== undefined && view.groups.length === 5 && view.groups.every((g) => g.leader !== '');
+    });
+    const history = new HistoryRecorder<KvInput, KvOutput>();
+    let victim: ClusterNode | undefined;
+    const killer = (async () => {
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      // The node leading the most groups.
+      const counts = leadersPerNode((await groupsOf(a))!);
+      const name = [...counts.entries()].sort((x, y) => y[1] - x[1])[0]![0];
+      victim = cluster.nodes.find((n) => n.name === name)!;
+      await cluster.kill(victim, 'SIGKILL');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      cluster.start(victim);
+    })();
+    await Promise.all([
+      runKvClients({
+        nodes: () => cluster.nodes,
+        realms: ['default', 'r0', 'r1', 'r2', 'r3'],
+        keys: ['a', 'b'],
+        clients: 8,
+        durationMs: 7000,
+        history,
+      }),
+      killer,
+    ]);
+    t.ok(victim !== undefined, `${victim?.name} (leading the most groups) was killed during the run`);
+    const operations = history.operations();
+    const completed = operations.filter(
+      (op) => op.output !== undefined && op.return !== Number.POSITIVE_INFINITY,
+    );
+    t.ok(completed.length > 100, `enough operations to check (${completed.length} of ${operations.length})`);
+    const realmsSeen = new Set(completed.map((op) => op.input.key.split('/')[0]));
+    t.same([...realmsSeen].sort(), ['default', 'r0', 'r1', 'r2', 'r3'], 'every realm was exercised');
+    const result = checkOperations(kvModel, operations, { timeoutMs: 30_000 });
+    t.equal(
+      result.result,
+      'ok',
+      result.result === 'illegal' ? formatCheckResult(kvModel, result) : 'linearizable',
+    );
+  },
+);
