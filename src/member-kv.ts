@@ -23,6 +23,7 @@ import type {
   Staleness,
   WriteRoute,
 } from './kv-service.js';
+import type { ClientCall } from './peer-protocol.js';
 import { DriverError } from './raft-driver.js';
 import type { RaftGroup } from './raft-group.js';
 
@@ -47,6 +48,11 @@ export interface MemberKvInit {
   readonly placedRealms?: () => readonly string[];
   /** The founding members of group `id`, named in the error for a group this node does not run. */
   readonly membersOf?: (id: number) => readonly string[];
+  /**
+   * Carries a client call for group `id`, which this node does not run, to a member that runs
+   * it (one more hop; that member never sends it on). Absent: such calls answer UNAVAILABLE.
+   */
+  readonly remote?: (id: number, call: ClientCall, mayApply: boolean) => Promise<unknown>;
   readonly requestTimeoutMs: number;
   /** Throws the node's refusal when it takes no requests (stopping: UNAVAILABLE; removed: REMOVED). */
   readonly refuseIfStopping: () => void;
@@ -63,6 +69,12 @@ export interface MemberKvInit {
 export class MemberKv implements KvService {
   constructor(private readonly init: MemberKvInit) {}
 
+  /** The same service without the remote hop: what this node runs for calls other nodes carried here. */
+  withoutRemote(): MemberKv {
+    const { remote: _remote, ...rest } = this.init;
+    return new MemberKv(rest);
+  }
+
   /**
    * Proposes on the leader of the group the operation belongs to (its realm's, or `route`'s):
    * here if this node leads it, otherwise forwarded over the mesh. UNAVAILABLE, naming the
@@ -73,6 +85,13 @@ export class MemberKv implements KvService {
     this.refuseIfCutOff('writes');
     if (DEFINITION_OP_TYPES.has(op.type)) this.refuseIfReadOnly();
     const id = this.groupOfWrite(op, route);
+    const remote = this.remoteFor(id);
+    if (remote !== undefined) {
+      return (await remote(
+        { call: 'write', op, ...(session ? { session } : {}), ...(route ? { route } : {}) },
+        true,
+      )) as CommandResult;
+    }
     const forwarder = id === FIRST_GROUP ? this.init.forwarder : this.forwarderOf(id, op);
     const result = await forwarder.run(
       {
@@ -105,6 +124,10 @@ export class MemberKv implements KvService {
   }
 
   async get(realm: string, key: string, consistency: Consistency): Promise<ServedRead<Document>> {
+    const remote = this.remoteFor(this.init.groupOfRealm?.(realm) ?? FIRST_GROUP);
+    if (remote !== undefined) {
+      return (await remote({ call: 'get', realm, key, consistency }, false)) as ServedRead<Document>;
+    }
     const group = this.groupOfRead(realm);
     await this.readBarrier(consistency, group);
     return this.withStaleness(await group.storage.state.get(realm, key), consistency, group);
@@ -115,6 +138,13 @@ export class MemberKv implements KvService {
     options: ListOptions,
     consistency: Consistency,
   ): Promise<ServedRead<{ documents: Document[]; more: boolean }>> {
+    const remote = this.remoteFor(this.init.groupOfRealm?.(realm) ?? FIRST_GROUP);
+    if (remote !== undefined) {
+      return (await remote({ call: 'list', realm, options, consistency }, false)) as ServedRead<{
+        documents: Document[];
+        more: boolean;
+      }>;
+    }
     const group = this.groupOfRead(realm);
     await this.readBarrier(consistency, group);
     return this.withStaleness(await group.storage.state.list(realm, options), consistency, group);
@@ -149,6 +179,15 @@ export class MemberKv implements KvService {
     const counts = new Map<number, number>(catalog.groups.map((g) => [g.id, 0]));
     for (const id of Object.values(catalog.placements ?? {})) counts.set(id, (counts.get(id) ?? 0) + 1);
     return [...counts.entries()].sort((a, b) => a[1] - b[1] || a[0] - b[0])[0]![0];
+  }
+
+  /** How to reach group `id` if this node does not run it and may carry calls on; undefined otherwise. */
+  private remoteFor(id: number): ((call: ClientCall, mayApply: boolean) => Promise<unknown>) | undefined {
+    const remote = this.init.remote;
+    if (remote === undefined || id === FIRST_GROUP || this.init.groupById?.(id) !== undefined)
+      return undefined;
+    this.init.refuseIfStopping();
+    return (call, mayApply) => remote(id, call, mayApply);
   }
 
   /** The group a write goes to: its realm's (or its route's), group 1 for the rest. */

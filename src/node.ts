@@ -28,7 +28,15 @@ import { clientEdge } from './client-edge.js';
 import { type NodeConfig, nodeRequiresAuth } from './config.js';
 import { collectDashboard, type DashboardView } from './dashboard.js';
 import { type NodePanel, nodePanel } from './dashboard-panel.js';
-import { answerOf, forward, forwardForValue, LeaderForwarder, meshRequestBytes } from './forwarding.js';
+import {
+  answerOf,
+  errorOf,
+  forward,
+  forwardForValue,
+  LeaderForwarder,
+  meshRequestBytes,
+  type PeerAnswer,
+} from './forwarding.js';
 import { GroupHost } from './group-host.js';
 import {
   type GroupsView,
@@ -43,7 +51,7 @@ import { LeaderBalancer } from './leader-balancer.js';
 import { MemberKv } from './member-kv.js';
 import { NodeMetrics } from './metrics.js';
 import { PeerDirectory } from './peer-directory.js';
-import { decodePeerRequest, encodePeerMessage, type JoinAnswer } from './peer-protocol.js';
+import { type ClientCall, decodePeerRequest, encodePeerMessage, type JoinAnswer } from './peer-protocol.js';
 import { ProxyPeers } from './proxy-serving.js';
 import { DriverError } from './raft-driver.js';
 import { type GroupTransport, RaftGroup, type RaftGroupInit } from './raft-group.js';
@@ -201,6 +209,7 @@ export class ConclaveNode {
       },
       placedRealms: () => Object.keys(main.storage.state.groups.placements ?? {}),
       membersOf: (id) => main.storage.state.groups.groups.find((g) => g.id === id)?.members ?? [],
+      remote: (id, call, mayApply) => this.carryToGroup(id, call, mayApply),
       requestTimeoutMs: config.requestTimeoutMs,
       refuseIfStopping,
       notReadyReason: () => {
@@ -237,7 +246,8 @@ export class ConclaveNode {
     this.gate = new StateGate(() => accessViewOf(main.storage.state), nodeRequiresAuth(config));
     this.proxies = new ProxyPeers({
       name: config.name,
-      kv: this.kv,
+      // Calls other nodes carry here are run here or refused, never carried on (one hop).
+      kv: this.kv.withoutRemote(),
       gate: this.gate,
       watches: this.realmWatches,
       addresses: () => main.storage.state.meta.addresses ?? {},
@@ -880,6 +890,48 @@ export class ConclaveNode {
       );
     }
     return encodePeerMessage(await this.admin.serve(request));
+  }
+
+  /**
+   * Carries a client call for group `id`, which this node does not run, to a founding member
+   * that runs it (starting at a random one): the first answer wins; a member that answers
+   * UNAVAILABLE or REMOVED (it does not run the group, or is going away) is skipped. Throws
+   * UNAVAILABLE naming the members when none can be asked, and what the last one answered.
+   */
+  private async carryToGroup(id: number, call: ClientCall, mayApply: boolean): Promise<unknown> {
+    const { mesh, peers } = this.parts;
+    const founders = this.main.storage.state.groups.groups.find((g) => g.id === id)?.members ?? [];
+    const reachable = founders.filter(
+      (name) => name !== this.config.name && peers.peerOf(name) !== undefined,
+    );
+    if (mesh === undefined || reachable.length === 0) {
+      throw new DriverError(
+        'UNAVAILABLE',
+        `raft group ${id} runs on ${founders.join(', ') || 'no known node'}, none reachable from here`,
+      );
+    }
+    const start = Math.floor(Math.random() * reachable.length);
+    let last: unknown;
+    for (let i = 0; i < reachable.length; i++) {
+      const name = reachable[(start + i) % reachable.length]!;
+      const peer = peers.peerOf(name);
+      if (peer === undefined) continue;
+      try {
+        const answer = await forward<PeerAnswer<unknown>>(
+          mesh,
+          peer,
+          { type: 'client', ...call },
+          { timeoutMs: this.config.requestTimeoutMs, target: name, mayApply },
+        );
+        if (answer.ok) return answer.value;
+        throw errorOf(answer.error);
+      } catch (error) {
+        const { code, indeterminate } = error as { code?: string; indeterminate?: boolean };
+        if (indeterminate === true || (code !== 'UNAVAILABLE' && code !== 'REMOVED')) throw error;
+        last = error;
+      }
+    }
+    throw last;
   }
 
   /**

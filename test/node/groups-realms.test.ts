@@ -75,22 +75,45 @@ t.test(
       'the default realm (group 1) takes writes beside it',
     );
 
-    // Realm solo lives in group 3, which only b runs: a refuses it, naming b; b serves it.
-    const refused = await fetch(`${a.url}/v1/realms/solo/kv/x`, {
+    // Realm solo lives in group 3, which only b runs: a carries its calls to b (one more hop).
+    const carried = await fetch(`${a.url}/v1/realms/solo/kv/x`, {
       method: 'PUT',
       body: JSON.stringify({ n: 1 }),
       headers: { 'content-type': 'application/json' },
     });
-    t.equal(refused.status, 503, 'a node that does not run the group answers 503');
-    t.match(
-      await refused.json(),
-      { code: 'UNAVAILABLE', message: new RegExp(`group 3.*${b.name}`), retryable: true },
-      'the answer names the group and its members',
+    t.equal(
+      carried.status,
+      200,
+      `a write through a node that does not run the group is carried to ${b.name}`,
     );
+    const readViaA = await fetch(`${a.url}/v1/realms/solo/kv/x`);
+    t.same(((await readViaA.json()) as { value: unknown }).value, { n: 1 }, 'and so is a read');
     const onB = new Client({ endpoints: [b.url] });
     t.teardown(() => onB.close());
-    await onB.put('solo', 'x', { n: 1 });
+    await onB.put('solo', 'y', { n: 2 });
     t.same((await onB.get('solo', 'x')).value, { n: 1 }, 'group 3 serves its realm on its member');
+    const soloWatch = await new Promise<string>((resolve) => {
+      const onA = new Client({ endpoints: [a.url], requestTimeoutMs: 3000 });
+      const w = onA.watch('solo', '');
+      void (async () => {
+        try {
+          for await (const _ of w) break;
+          resolve('event');
+        } catch (error) {
+          resolve((error as { code?: string }).code ?? String(error));
+        } finally {
+          await onA.close();
+        }
+      })();
+      setTimeout(() => {
+        w.close();
+      }, 5000);
+    });
+    t.not(
+      soloWatch,
+      'event',
+      `a watch on a realm of a group the node does not run is not served there (${soloWatch})`,
+    );
 
     // kill -9 the leader of group 2: the other two elect, and writes to shop go on.
     const leaderName = (await groupsOf(a)).groups.find((g) => g.id === 2)!.leader;
@@ -124,5 +147,13 @@ t.test(
       t.ok(watch.events.length >= 20, 'the watcher saw the writes before its node was killed');
       await watch.finish().catch(() => undefined);
     }
+
+    // With b, the only member of group 3, gone, a node that does not run it says so, naming it.
+    await cluster.kill(b, 'SIGKILL');
+    const gone = await fetch(`${a === leader ? c.url : a.url}/v1/realms/solo/kv/x`, {
+      signal: AbortSignal.timeout(30_000),
+    });
+    t.equal(gone.status, 503, 'no member of group 3 to carry the read to: 503');
+    t.match(await gone.json(), { code: 'UNAVAILABLE', message: new RegExp(b.name) }, 'naming the member');
   },
 );

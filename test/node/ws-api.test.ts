@@ -340,7 +340,8 @@ t.test('bad input gets stable codes, changes nothing and keeps the connection op
       'INVALID_ARGUMENT',
     ],
     ['watch with an unknown field', { op: 'watch', realm: 'default', bogus: 1 }, 'INVALID_ARGUMENT'],
-    ['openSession with a field', { op: 'openSession', realm: 'default' }, 'INVALID_ARGUMENT'],
+    ['openSession with an unknown field', { op: 'openSession', bogus: 1 }, 'INVALID_ARGUMENT'],
+    ['openSession with a realm that is not a string', { op: 'openSession', realm: 5 }, 'INVALID_ARGUMENT'],
     ['createRealm with an unknown field', { op: 'createRealm', realm: 'r9', bogus: 1 }, 'INVALID_ARGUMENT'],
     // Wrong types and values.
     ['a numeric realm', { ...put, realm: 5 }, 'INVALID_ARGUMENT'],
