@@ -31,6 +31,7 @@ import { type NodePanel, nodePanel } from './dashboard-panel.js';
 import {
   answerOf,
   errorOf,
+  type ForwardOptions,
   forward,
   forwardForValue,
   LeaderForwarder,
@@ -51,8 +52,15 @@ import { LeaderBalancer } from './leader-balancer.js';
 import { MemberKv } from './member-kv.js';
 import { NodeMetrics } from './metrics.js';
 import { PeerDirectory } from './peer-directory.js';
-import { type ClientCall, decodePeerRequest, encodePeerMessage, type JoinAnswer } from './peer-protocol.js';
+import {
+  type ClientCall,
+  decodePeerRequest,
+  encodePeerMessage,
+  type JoinAnswer,
+  type PeerRequest,
+} from './peer-protocol.js';
 import { ProxyPeers } from './proxy-serving.js';
+import { ProxyWatches, type WatchMembers } from './proxy-watches.js';
 import { DriverError } from './raft-driver.js';
 import { type GroupTransport, RaftGroup, type RaftGroupInit } from './raft-group.js';
 import { RemovalTracker } from './removal-tracker.js';
@@ -112,11 +120,17 @@ export class ConclaveNode {
   private joinRequester: JoinRequester | undefined;
   /** Runs the raft groups besides group 1 (group 1's catalog names them). */
   private groupHost: GroupHost | undefined;
+  /** Watches carried from the members of groups this node does not run, by group id. */
+  private readonly groupWatches = new Map<number, ProxyWatches>();
   /** Watches from the hub of the group holding the realm (UNAVAILABLE for a group not run here). */
   private readonly realmWatches: Watches = {
     subscribe: (realm, prefix, fromRevision, sink) => {
       const id = groupOfRealm(this.main.storage.state.groups, realm);
       const group = this.parts.groups.get(id);
+      if (group === undefined && this.parts.mesh !== undefined) {
+        // Carried from a member that runs the group, as a proxy carries watches (long polls).
+        return this.remoteWatches(id).subscribe(realm, prefix, fromRevision, sink);
+      }
       if (group === undefined) {
         const members = this.main.storage.state.groups.groups.find((g) => g.id === id)?.members ?? [];
         return Promise.resolve({
@@ -692,6 +706,7 @@ export class ConclaveNode {
     await this.handOverLeadership();
     // Watches end with UNAVAILABLE (resume elsewhere) before the edge closes their sockets.
     for (const group of this.parts.groups.values()) group.hub.stop();
+    for (const watches of this.groupWatches.values()) watches.stop();
     try {
       await this.services.stop();
     } finally {
@@ -890,6 +905,47 @@ export class ConclaveNode {
       );
     }
     return encodePeerMessage(await this.admin.serve(request));
+  }
+
+  /** Watches of group `id`'s realms, carried from its members (created on first use, one per group). */
+  private remoteWatches(id: number): ProxyWatches {
+    let watches = this.groupWatches.get(id);
+    if (watches === undefined) {
+      watches = new ProxyWatches(this.groupMembers(id), withFields(this.logger, { group: id }), {
+        requestTimeoutMs: this.config.requestTimeoutMs,
+      });
+      this.groupWatches.set(id, watches);
+    }
+    return watches;
+  }
+
+  /** The members of group `id` this node can reach over the mesh, for polls (WatchMembers). */
+  private groupMembers(id: number): WatchMembers {
+    const reachable = (): { peer: string; name: string }[] => {
+      const founders = this.main.storage.state.groups.groups.find((g) => g.id === id)?.members ?? [];
+      return founders
+        .filter((name) => name !== this.config.name)
+        .map((name) => ({ name, peer: this.parts.peers.peerOf(name) }))
+        .filter((m): m is { name: string; peer: string } => m.peer !== undefined);
+    };
+    return {
+      pick: async (deadline, avoid) => {
+        for (;;) {
+          const members = reachable();
+          const chosen = members.find((m) => m.peer !== avoid) ?? members[0];
+          if (chosen !== undefined) return chosen;
+          if (Date.now() >= deadline || this.stopping) {
+            throw new DriverError('UNAVAILABLE', `no member of raft group ${id} is reachable from here`);
+          }
+          await new Promise((resolve) =>
+            setTimeout(resolve, Math.min(100, Math.max(1, deadline - Date.now()))),
+          );
+        }
+      },
+      send: <T>(peer: string, name: string, request: PeerRequest, options: Omit<ForwardOptions, 'target'>) =>
+        forward<T>(this.parts.mesh!, peer, request, { ...options, target: name }),
+      moveOff: () => undefined,
+    };
   }
 
   /**

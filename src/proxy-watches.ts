@@ -1,8 +1,8 @@
 // Watches on a stateless proxy: long polls to a member from the next undelivered revision, resumed at another member when one goes away.
 
 import type { Logger } from '../net/index.js';
-import type { WatchPoll } from './peer-protocol.js';
-import type { ProxyMembers } from './proxy-members.js';
+import type { ForwardOptions } from './forwarding.js';
+import type { PeerRequest, WatchPoll } from './peer-protocol.js';
 import type { WatchPage, WatchPollAnswer } from './proxy-serving.js';
 import {
   type SubscribeResult,
@@ -12,6 +12,23 @@ import {
   wsError,
 } from './watch-hub.js';
 import type { WsError } from './ws-protocol.js';
+
+/**
+ * Where the polls go: a proxy's members (ProxyMembers), or the members of a raft group a node
+ * does not run (the node's GroupMembers). `pick` waits until `deadline` for a reachable one
+ * (preferring one other than `avoid`) and throws UNAVAILABLE otherwise; `moveOff` says that
+ * one failed.
+ */
+export interface WatchMembers {
+  pick(deadline: number, avoid?: string): Promise<{ peer: string; name: string }>;
+  send<T>(
+    peer: string,
+    name: string,
+    request: PeerRequest,
+    options: Omit<ForwardOptions, 'target'>,
+  ): Promise<T>;
+  moveOff(peer: string): void;
+}
 
 export interface ProxyWatchesLimits {
   /** Watches on this proxy; more are refused UNAVAILABLE. Each holds one request open at a member. */
@@ -51,7 +68,7 @@ export class ProxyWatches implements Watches {
   private stopped = false;
 
   constructor(
-    readonly members: ProxyMembers,
+    readonly members: WatchMembers,
     readonly logger: Logger,
     limits: Partial<ProxyWatchesLimits> = {},
   ) {
