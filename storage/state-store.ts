@@ -61,6 +61,7 @@ import {
   type DocResult,
   decodeCommand,
   invalidArgument,
+  type Operation,
 } from './commands.js';
 import type { StorageConfig } from './config.js';
 import { DocCache } from './doc-cache.js';
@@ -1158,46 +1159,9 @@ class ApplyBatch {
       case 'openSession':
       case 'closeSession':
         return this.failed(commandError('INVALID_ARGUMENT', `${op.type} outside its session handling`));
-      case 'placeRealm': {
-        if (this.group !== FIRST_GROUP) {
-          return this.failed(
-            commandError(
-              'INVALID_ARGUMENT',
-              `realms are placed through group ${FIRST_GROUP}, not ${this.group}`,
-            ),
-          );
-        }
-        const placed = placeRealm(this.groups, new Set(this.realms.keys()), op.realm, op.group);
-        if ('code' in placed) return this.failed(placed);
-        if (placed !== this.groups) {
-          this.groups = placed;
-          this.groupsDirty = true;
-        }
-        return {
-          ok: true,
-          revision: this.meta.revision,
-          result: { type: 'placeRealm', realm: op.realm, group: op.group },
-        };
-      }
-      case 'createGroup': {
-        if (this.group !== FIRST_GROUP) {
-          return this.failed(
-            commandError(
-              'INVALID_ARGUMENT',
-              `groups are created through group ${FIRST_GROUP}, not ${this.group}`,
-            ),
-          );
-        }
-        const record = createGroupRecord(this.groups, this.meta.membership.voters, op, this.meta.revision);
-        if ('code' in record) return this.failed(record);
-        this.groups = withGroup(this.groups, record);
-        this.groupsDirty = true;
-        return {
-          ok: true,
-          revision: this.meta.revision,
-          result: { type: 'createGroup', group: record.id, members: record.members },
-        };
-      }
+      case 'placeRealm':
+      case 'createGroup':
+        return this.catalogOp(op);
       case 'backupClaim': {
         const ledger = this.meta.backups;
         if (ledger !== undefined && op.slot <= ledger.slot) {
@@ -1237,6 +1201,28 @@ class ApplyBatch {
         return { ok: true, revision: this.meta.revision, result: { type: 'backupReport' } };
       }
     }
+  }
+
+  /** A change to group 1's catalog of groups (group-catalog.ts); refused in any other group. */
+  private catalogOp(op: Extract<Operation, { type: 'placeRealm' } | { type: 'createGroup' }>): CommandResult {
+    if (this.group !== FIRST_GROUP) {
+      return this.failed(
+        commandError('INVALID_ARGUMENT', `${op.type} goes through group ${FIRST_GROUP}, not ${this.group}`),
+      );
+    }
+    const revision = this.meta.revision;
+    if (op.type === 'placeRealm') {
+      const placed = placeRealm(this.groups, new Set(this.realms.keys()), op.realm, op.group);
+      if ('code' in placed) return this.failed(placed);
+      this.groupsDirty ||= placed !== this.groups;
+      this.groups = placed;
+      return { ok: true, revision, result: { type: 'placeRealm', realm: op.realm, group: op.group } };
+    }
+    const record = createGroupRecord(this.groups, this.meta.membership.voters, op, revision);
+    if ('code' in record) return this.failed(record);
+    this.groups = withGroup(this.groups, record);
+    this.groupsDirty = true;
+    return { ok: true, revision, result: { type: 'createGroup', group: record.id, members: record.members } };
   }
 
   private createRealm(realm: string, settings: RealmSettings | undefined): CommandResult {
