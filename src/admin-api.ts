@@ -104,6 +104,8 @@ export interface BackupFile {
   readonly index: number;
   readonly term: number;
   readonly revision: number;
+  /** Raft groups of the cluster the file does not hold (it holds group 1 only; see issue 20). */
+  readonly missingGroups: readonly number[];
   /** Deletes the file; called once the answer is sent or abandoned. */
   readonly release: () => void;
 }
@@ -190,6 +192,9 @@ export function adminRoutes(api: ClientApi, admin: AdminService, enabled: boolea
             'conclave-backup-term': String(file.term),
             'conclave-backup-revision': String(file.revision),
             'conclave-backup-bytes': String(file.bytes),
+            ...(file.missingGroups.length === 0
+              ? {}
+              : { 'conclave-backup-missing-groups': file.missingGroups.join(',') }),
           },
           file: { path: file.path, size: file.bytes, done: () => file.release() },
         };

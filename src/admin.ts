@@ -66,7 +66,9 @@ export class MemberAdmin implements AdminService {
     try {
       const info = await storage.backup(path);
       // Once per backup taken through GET /v1/backup (scheduled ones log backup.done).
+      const missing = storage.state.groups.groups.map((g) => g.id);
       this.init.logger.info('backup.taken', {
+        ...(missing.length === 0 ? {} : { missingGroups: missing }),
         bytes: info.bytes,
         index: info.header.index,
         revision: info.header.revision,
@@ -79,6 +81,7 @@ export class MemberAdmin implements AdminService {
         index: info.header.index,
         term: info.header.term,
         revision: info.header.revision,
+        missingGroups: storage.state.groups.groups.map((g) => g.id),
         release,
       };
     } catch (error) {

@@ -114,6 +114,15 @@ export class BackupScheduler {
       await unlink(partial);
       await syncDir(dir);
       const pruned = await this.prune(name);
+      const missingGroups = group.storage.state.groups.groups.map((g) => g.id);
+      if (missingGroups.length > 0) {
+        // Backing up every raft group is not built yet (issue 20): say so with every backup.
+        logger.warn('backup.incomplete', {
+          file,
+          missingGroups,
+          detail: 'the file holds raft group 1 only; the realms placed in these groups are not in it',
+        });
+      }
       logger.info('backup.done', {
         slot,
         file,

@@ -1256,6 +1256,19 @@ class ApplyBatch {
 
   /** A definition operation (storage/access.ts), all or nothing. */
   private definitionOp(op: DefinitionOp, time: number): CommandResult {
+    if (op.type === 'applyDefinition') {
+      const elsewhere = Object.keys(op.definition.realms).filter(
+        (realm) => groupOfRealm(this.groups, realm) !== this.group,
+      );
+      if (elsewhere.length > 0) {
+        return this.failed(
+          commandError(
+            'CONFLICT',
+            `realms ${elsewhere.join(', ')} live in other raft groups; a definition covers group ${this.group}'s realms only`,
+          ),
+        );
+      }
+    }
     if (!this.tokensCopied) {
       this.tokens = new Map(this.tokens);
       this.tokensCopied = true;

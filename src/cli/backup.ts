@@ -198,6 +198,13 @@ async function download(
   process.stderr.write(`conclave: ${status.name} is writing the backup (revision ${status.revision})…\n`);
   const response = await client.download(endpoint, '/v1/backup', idleMs);
   const written = Date.now() - started;
+  const missing = response.headers['conclave-backup-missing-groups'];
+  if (typeof missing === 'string' && missing !== '') {
+    process.stderr.write(
+      `conclave: warning: the file holds raft group 1 only; the realms placed in groups ${missing} are not in it ` +
+        '(backing up every group is not built yet)\n',
+    );
+  }
   const transferStarted = Date.now();
   const total = Number(response.headers['content-length'] ?? response.headers['conclave-backup-bytes'] ?? 0);
   const handle = await open(partial, 'w', 0o600);

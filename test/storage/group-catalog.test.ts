@@ -141,3 +141,22 @@ t.test('placeRealm: a realm goes to one group, once; group 1 then refuses to cre
   const [created] = await applyOps(other, [{ type: 'createRealm', realm: 'shop' }] as Operation[]);
   t.match(created, { ok: true }, 'the realm is created in its group');
 });
+
+t.test('applyDefinition refuses a definition naming a realm placed in another group', async (t) => {
+  const node = await new Disk(t, 'memory').open();
+  const group = await node.bootstrapGroup(1, THREE);
+  await applyOps(group, [
+    { type: 'createGroup' },
+    { type: 'placeRealm', realm: 'shop', group: 2 },
+  ] as Operation[]);
+  const version = group.state.access.version;
+  const [refused] = await applyOps(group, [
+    {
+      type: 'applyDefinition',
+      definition: { auth: false, realms: { default: {}, shop: {} }, users: {} },
+    },
+  ] as Operation[]);
+  t.match(refused, { ok: false, error: { code: 'CONFLICT', message: /shop live in other raft groups/ } });
+  t.same(group.state.realms(), ['default'], 'no realm shop in group 1');
+  t.equal(group.state.access.version, version, 'the definition did not change');
+});
