@@ -163,9 +163,13 @@ async function main(): Promise<void> {
       for (const realm of one) await post(first, '/v1/realms', { name: realm });
       for (const [i, realm] of spread.entries())
         await post(first, '/v1/realms', { name: realm, group: i + 2 });
-      // The balancer moves leaders one per interval: give it time to settle.
-      await new Promise((resolve) => setTimeout(resolve, 5000));
-      const leaders = await waitForLeaders(first);
+      // The balancer moves leaders one per interval: wait (up to 10 s) until no node leads more than its share + 1.
+      const settleBy = Date.now() + 10_000;
+      let leaders = await waitForLeaders(first);
+      while (Date.now() < settleBy && Math.max(...leaders.values()) > Math.ceil(groups / 3) + 1) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        leaders = await waitForLeaders(first);
+      }
       const a = await measure(cluster, one, options);
       const b = await measure(cluster, spread, options);
       const cell = (m: Measured) =>
