@@ -67,6 +67,7 @@ import { RemovalTracker } from './removal-tracker.js';
 import type { SeenMembers } from './seen-members.js';
 import { type Service, ServiceStack } from './service.js';
 import { SpareKeeper } from './spare-keeper.js';
+import { TickClock } from './tick-clock.js';
 import { type Watches, wsError } from './watch-hub.js';
 
 /** How many peers of other clusters a node remembers refusing. */
@@ -311,6 +312,10 @@ export class ConclaveNode {
           await mesh.sendSnapshot(peer, { groupId, header, source });
         },
       };
+      // One timer for every group of this node: they tick, and flush to each peer, together.
+      const clock = new TickClock(config.heartbeatIntervalMs, (error) =>
+        log.error('raft.tick_failed', { error: String(error) }),
+      );
       const makeGroup = (id: number, storage: GroupStorage, hooks: GroupHooks = {}): RaftGroup =>
         new RaftGroup({
           id,
@@ -318,6 +323,7 @@ export class ConclaveNode {
           storage,
           logger: id === GROUP ? log : withFields(log, { group: id }),
           heartbeatIntervalMs: config.heartbeatIntervalMs,
+          clock,
           electionTimeoutMs: config.electionTimeoutMs,
           snapshotEntries: config.snapshotEntries,
           logRetainEntries: config.logRetainEntries,

@@ -16,6 +16,7 @@ import { AppendClock } from './append-clock.js';
 export type { Logger } from '../net/log.js';
 
 import type { Logger } from '../net/log.js';
+import type { TickClock } from './tick-clock.js';
 
 /**
  * Durable storage of what a Ready says to persist.
@@ -63,6 +64,11 @@ export interface RaftDriverOptions<Result> {
   readonly logger: Logger;
   /** Milliseconds per raft tick. */
   readonly tickMs: number;
+  /**
+   * The node's shared clock (tick-clock.ts): this group ticks and drains in the same task as the
+   * node's other groups. Without it the driver runs a timer of its own.
+   */
+  readonly clock?: TickClock;
   /** Requests waiting for their entry or read index; more are refused with UNAVAILABLE. */
   readonly maxPendingRequests: number;
 }
@@ -130,6 +136,8 @@ export class RaftDriver<Result> {
   private readonly node: RawNode;
   private readonly options: RaftDriverOptions<Result>;
   private ticker: NodeJS.Timeout | undefined;
+  /** Removes this group from the shared clock (when it ticks on one). */
+  private unclock: (() => void) | undefined;
   private scheduled = false;
   private stopped = false;
   /** The in-order chain of Readies becoming durable (after-persist messages, advancePersisted). */
@@ -167,12 +175,26 @@ export class RaftDriver<Result> {
   }
 
   start(): void {
-    if (this.ticker !== undefined || this.stopped) return;
-    this.ticker = setInterval(() => {
-      this.node.tick();
-      this.schedule();
-    }, this.options.tickMs);
-    this.ticker.unref?.();
+    if (this.ticker !== undefined || this.unclock !== undefined || this.stopped) return;
+    const clock = this.options.clock;
+    if (clock !== undefined) {
+      // Drained in the clock's task, beside the node's other groups: their messages share a flush.
+      this.unclock = clock.add(() => {
+        if (this.stopped || this.failureCause) return;
+        try {
+          this.node.tick();
+          this.drain();
+        } catch (error) {
+          this.fail(error as Error);
+        }
+      });
+    } else {
+      this.ticker = setInterval(() => {
+        this.node.tick();
+        this.schedule();
+      }, this.options.tickMs);
+      this.ticker.unref?.();
+    }
     this.schedule();
   }
 
@@ -182,6 +204,8 @@ export class RaftDriver<Result> {
     this.stopped = true;
     if (this.ticker !== undefined) clearInterval(this.ticker);
     this.ticker = undefined;
+    this.unclock?.();
+    this.unclock = undefined;
     this.failAll(new DriverError('STOPPED', 'the node is stopping', '', true));
     await this.persisting.catch(() => undefined);
     await this.applying.catch(() => undefined);
@@ -518,6 +542,8 @@ export class RaftDriver<Result> {
     this.failAll(new DriverError('UNAVAILABLE', `raft group failed: ${error.message}`, '', true));
     if (this.ticker !== undefined) clearInterval(this.ticker);
     this.ticker = undefined;
+    this.unclock?.();
+    this.unclock = undefined;
     for (const listener of this.failureListeners) listener(error);
   }
 

@@ -18,6 +18,7 @@ import type { CommandResult, GroupStorage } from '../storage/index.js';
 import { decodePeerAnswer, encodePeerMessage } from './peer-protocol.js';
 import { RaftDriver } from './raft-driver.js';
 import type { Service } from './service.js';
+import type { TickClock } from './tick-clock.js';
 import { WatchHub } from './watch-hub.js';
 
 /** How a group's messages leave the node (the mesh, by member name). */
@@ -37,6 +38,8 @@ export interface RaftGroupInit {
   readonly transport: GroupTransport;
   readonly logger: Logger;
   readonly heartbeatIntervalMs: number;
+  /** The node's shared tick clock (its tickMs is the heartbeat interval); without it the group ticks on its own timer. */
+  readonly clock?: TickClock;
   readonly electionTimeoutMs: number;
   /** Take a snapshot once this many entries are applied past the log's first index. */
   readonly snapshotEntries: number;
@@ -88,6 +91,7 @@ export class RaftGroup implements Service {
       node,
       logger: init.logger,
       tickMs,
+      ...(init.clock === undefined ? {} : { clock: init.clock }),
       maxPendingRequests: 100_000,
       store: {
         persist: (ready) =>
