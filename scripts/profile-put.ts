@@ -17,7 +17,7 @@
 // to open in Chrome's DevTools. --profile off runs the members without the profiler (whose
 // sampling costs CPU of its own) and prints only the figures before the profiles.
 
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '../src/client/index.js';
@@ -312,6 +312,8 @@ async function main(): Promise<void> {
     );
   } finally {
     await cluster.stop();
+    // Without the profiler the directory holds nothing worth keeping: do not leave it behind.
+    if (!options.profile && options.out === undefined) rmSync(out, { recursive: true, force: true });
   }
 }
 
