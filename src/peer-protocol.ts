@@ -28,6 +28,8 @@ export type ClientCall =
     }
   | { readonly call: 'realms'; readonly consistency: Consistency }
   | { readonly call: 'definition'; readonly consistency: Consistency }
+  /** Places a realm in a raft group (KvService.placeRealm), for a proxy's `realms create --group`. */
+  | { readonly call: 'placeRealm'; readonly realm: string; readonly group: number | 'auto' }
   /** Who a token belongs to (auth.ts Gate); `require`: the proxy requires a token regardless. */
   | { readonly call: 'principal'; readonly token: string | null; readonly require: boolean };
 
@@ -214,6 +216,13 @@ function decodeClientCall(request: Record<string, unknown>): { type: 'client' } 
     if ((token !== null && typeof token !== 'string') || typeof require !== 'boolean')
       refuse('a principal call needs a token (or null) and require');
     return { type: 'client', call, token, require };
+  }
+  if (call === 'placeRealm') {
+    const group = request.group;
+    if (typeof realm !== 'string') refuse('a placeRealm call needs a realm');
+    if (group !== 'auto' && (!Number.isSafeInteger(group) || (group as number) < 1))
+      refuse('a placeRealm call needs a group id or auto');
+    return { type: 'client', call, realm, group: group as number | 'auto' };
   }
   if (call === 'write') {
     if (op === undefined) refuse('a client write needs an op');

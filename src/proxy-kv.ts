@@ -67,6 +67,11 @@ export class ProxyKv implements KvService, AdminService {
     return this.call({ call: 'list', realm, options, consistency }, false);
   }
 
+  /** Placed by a member (the placement is a write to group 1 there). */
+  placeRealm(realm: string, group: number | 'auto'): Promise<{ group: number; result: CommandResult }> {
+    return this.call({ call: 'placeRealm', realm, group }, true);
+  }
+
   realms(consistency: Consistency): Promise<ServedRead<string[]>> {
     return this.call({ call: 'realms', consistency }, false);
   }

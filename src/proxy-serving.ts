@@ -6,6 +6,7 @@ import type { Gate } from './auth.js';
 import { answerOf, type PeerAnswer } from './forwarding.js';
 import type { KvService } from './kv-service.js';
 import type { ClientCall, WatchPoll } from './peer-protocol.js';
+import { DriverError } from './raft-driver.js';
 import type { Watches } from './watch-hub.js';
 import type { WatchEvent, WsError } from './ws-protocol.js';
 
@@ -98,6 +99,11 @@ export class ProxyPeers {
         return kv.definition(request.consistency);
       case 'principal':
         return Promise.resolve(this.init.gate.principal(request.token ?? undefined, request.require));
+      case 'placeRealm':
+        if (kv.placeRealm === undefined) {
+          return Promise.reject(new DriverError('UNAVAILABLE', 'this node does not place realms'));
+        }
+        return kv.placeRealm(request.realm, request.group);
     }
   }
 

@@ -156,3 +156,38 @@ t.test(
     t.match(await gone.json(), { code: 'UNAVAILABLE', message: new RegExp(b.name) }, 'naming the member');
   },
 );
+
+t.test('through a stateless proxy: a realm placed in a group, written, read and watched', async (t) => {
+  const cluster = await runningCluster(t, 3);
+  const [a] = cluster.nodes as [ClusterNode];
+  t.equal((await runCli(t, ['groups', 'add', '--endpoints', a.url])).code, 0, 'group 2');
+  const proxy = await cluster.addProxy();
+  cluster.startProxy(proxy, 'api,admin', cluster.nodes);
+  await waitFor('the proxy to be ready', async () => {
+    const response = await fetch(`${proxy.url}/readyz`).catch(() => undefined);
+    return response?.status === 200;
+  });
+  const created = await runCli(t, [
+    'realms',
+    'create',
+    'orders',
+    '--group',
+    'auto',
+    '--endpoints',
+    proxy.url,
+  ]);
+  t.equal(created.code, 0, `realms create --group auto through the proxy (${created.stderr})`);
+  t.same((await groupsOf(a)).groups.find((g) => g.id === 2)?.realms, ['orders'], 'placed in group 2');
+  const client = new Client({ endpoints: [proxy.url] });
+  t.teardown(() => client.close());
+  const start = await client.put('orders', 'marker', 0);
+  const watch = collect(client.watch('orders', 'o/', { fromRevision: start.revision + 1 }), 5);
+  for (let i = 0; i < 5; i++) await client.put('orders', `o/${i}`, { i });
+  t.same((await client.get('orders', 'o/3')).value, { i: 3 }, 'a read through the proxy');
+  await watch.finish(20_000);
+  t.same(
+    watch.events.map((e) => e.key),
+    ['o/0', 'o/1', 'o/2', 'o/3', 'o/4'],
+    'a watch through the proxy gets every event, in order',
+  );
+});

@@ -47,6 +47,12 @@ t.test('malformed proxy requests are refused INVALID_ARGUMENT, never crash the m
     { type: 'watch', realm: 'default', prefix: '', waitMs: 3_600_000 },
     { type: 'watch', realm: 'default', prefix: '', waitMs: 0, from: 0 },
     { type: 'watch', realm: 'default', prefix: '', waitMs: 0, from: '5' },
+    { type: 'client', call: 'placeRealm', group: 2 },
+    { type: 'client', call: 'placeRealm', realm: 'shop', group: 0 },
+    { type: 'client', call: 'placeRealm', realm: 'shop', group: 'any' },
+    { type: 'client', call: 'write', op: {}, route: { group: -1 } },
+    { type: 'client', call: 'write', op: {}, route: { realm: 5 } },
+    { type: 'write', op: {}, group: 'two' },
   ]) {
     t.throws(
       () => decodePeerRequest(encodePeerMessage(bad)),
@@ -79,5 +85,17 @@ t.test('join requests and role-carrying adds decode as sent; bad ones are refuse
       { code: 'INVALID_ARGUMENT' },
       JSON.stringify(bad),
     );
+  }
+});
+
+t.test('group routing fields decode as sent (issue 20)', async (t) => {
+  for (const good of [
+    { type: 'client', call: 'placeRealm', realm: 'shop', group: 2 },
+    { type: 'client', call: 'placeRealm', realm: 'shop', group: 'auto' },
+    { type: 'client', call: 'write', op: { type: 'openSession' }, route: { realm: 'shop' } },
+    { type: 'write', op: { type: 'put' }, group: 3 },
+    { type: 'groups' },
+  ]) {
+    t.same(decodePeerRequest(encodePeerMessage(good)), good, JSON.stringify(good));
   }
 });
