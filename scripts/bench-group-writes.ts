@@ -13,7 +13,8 @@
 
 import { Client } from '../src/client/index.js';
 import { ascending, percentile, serverCpuMs } from './bench-stats.js';
-import { type ClusterNode, LocalCluster } from './local-cluster.js';
+import { nodeCall, waitForGroupLeaders } from './cluster-groups.js';
+import { LocalCluster } from './local-cluster.js';
 
 const USAGE = 'usage: npm run bench:group-writes -- [--realms 1,2,4,8] [--clients 256] [--seconds S]';
 const DOC = { payload: 'x'.repeat(240) };
@@ -47,37 +48,6 @@ function parseArgs(argv: readonly string[]): Options {
     }
   }
   return options;
-}
-
-async function post(node: ClusterNode, path: string, body: unknown): Promise<unknown> {
-  const response = await fetch(`${node.url}${path}`, {
-    method: 'POST',
-    body: JSON.stringify(body),
-    headers: { 'content-type': 'application/json' },
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`POST ${path}: ${response.status} ${text}`);
-  return JSON.parse(text);
-}
-
-interface GroupsList {
-  readonly groups: readonly { readonly id: number; readonly leader: string }[];
-}
-
-async function waitForLeaders(node: ClusterNode): Promise<Map<string, number>> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const response = await fetch(`${node.url}/v1/groups`, { signal: AbortSignal.timeout(10_000) });
-    const list = (await response.json()) as GroupsList;
-    if (list.groups.every((g) => g.leader !== '')) {
-      const counts = new Map<string, number>();
-      for (const g of list.groups) counts.set(g.leader, (counts.get(g.leader) ?? 0) + 1);
-      return counts;
-    }
-    if (Date.now() > deadline) throw new Error('groups without a leader after 60 s');
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }
 
 interface Measured {
@@ -153,22 +123,22 @@ async function main(): Promise<void> {
     console.log('|---|---|---|---|---|');
     for (const n of options.counts) {
       while (groups < n + 1) {
-        await post(first, '/v1/groups', {});
+        await nodeCall(first, 'POST', '/v1/groups', {});
         groups++;
       }
       // A new group takes writes once its members started it and it elected.
-      await waitForLeaders(first);
+      await waitForGroupLeaders(first);
       const one = Array.from({ length: n }, (_, i) => `one-${n}-${i + 1}`);
       const spread = Array.from({ length: n }, (_, i) => `spread-${n}-${i + 1}`);
-      for (const realm of one) await post(first, '/v1/realms', { name: realm });
+      for (const realm of one) await nodeCall(first, 'POST', '/v1/realms', { name: realm });
       for (const [i, realm] of spread.entries())
-        await post(first, '/v1/realms', { name: realm, group: i + 2 });
+        await nodeCall(first, 'POST', '/v1/realms', { name: realm, group: i + 2 });
       // The balancer moves leaders one per interval: wait (up to 10 s) until no node leads more than its share + 1.
       const settleBy = Date.now() + 10_000;
-      let leaders = await waitForLeaders(first);
+      let leaders = await waitForGroupLeaders(first);
       while (Date.now() < settleBy && Math.max(...leaders.values()) > Math.ceil(groups / 3) + 1) {
         await new Promise((resolve) => setTimeout(resolve, 250));
-        leaders = await waitForLeaders(first);
+        leaders = await waitForGroupLeaders(first);
       }
       const a = await measure(cluster, one, options);
       const b = await measure(cluster, spread, options);

@@ -9,7 +9,8 @@
 // implies. The cluster is built once and grown, so later counts include the earlier groups.
 
 import { serverCpuMs } from './bench-stats.js';
-import { type ClusterNode, LocalCluster } from './local-cluster.js';
+import { nodeCall, waitForGroupLeaders } from './cluster-groups.js';
+import { LocalCluster } from './local-cluster.js';
 
 const USAGE = 'usage: npm run bench:groups -- [--groups 1,10,100] [--seconds S]';
 const MAX_GROUPS = 1000;
@@ -44,36 +45,6 @@ function parseArgs(argv: readonly string[]): Options {
   return options;
 }
 
-interface GroupsList {
-  readonly groups: readonly { readonly id: number; readonly leader: string }[];
-}
-
-async function call<T>(node: ClusterNode, method: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${node.url}${path}`, {
-    method,
-    signal: AbortSignal.timeout(30_000),
-    ...(body === undefined
-      ? {}
-      : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return JSON.parse(text) as T;
-}
-
-/** Waits until every group listed through `node` has a leader and there are `count` of them. */
-async function waitForLeaders(node: ClusterNode, count: number): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const list = await call<GroupsList>(node, 'GET', '/v1/groups');
-    const led = list.groups.filter((g) => g.leader !== '').length;
-    if (list.groups.length >= count && led === list.groups.length) return;
-    if (Date.now() > deadline)
-      throw new Error(`${count} groups: only ${led} of ${list.groups.length} have a leader`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const cluster = new LocalCluster();
@@ -91,11 +62,11 @@ async function main(): Promise<void> {
     for (const count of options.counts) {
       const started = Date.now();
       while (held < count) {
-        await call(leader, 'POST', '/v1/groups', {});
+        await nodeCall(leader, 'POST', '/v1/groups', {});
         held++;
         if (held % 25 === 0) process.stderr.write(`  ${held} groups created\n`);
       }
-      await waitForLeaders(leader, count);
+      await waitForGroupLeaders(leader, count);
       if (count > 1) process.stderr.write(`  ${count} groups led after ${Date.now() - started} ms\n`);
       // Let elections and catch-up settle before the idle window.
       await new Promise((resolve) => setTimeout(resolve, 2000));
