@@ -77,8 +77,8 @@ export class MemberKv implements KvService {
 
   /**
    * Proposes on the leader of the group the operation belongs to (its realm's, or `route`'s):
-   * here if this node leads it, otherwise forwarded over the mesh. UNAVAILABLE, naming the
-   * group's members, if this node does not run that group.
+   * here if this node leads it, otherwise forwarded over the mesh. A group this node does not
+   * run: carried to one of its members (`remote`), or UNAVAILABLE naming them without one.
    */
   async write(op: Operation, session?: SessionRef, route?: WriteRoute): Promise<CommandResult> {
     this.init.refuseIfStopping();
