@@ -82,16 +82,22 @@ t.test('9 groups, 8 realms: kill -9 and restart of a node', async (t) => {
   );
 
   cluster.start(c);
+  let last: GroupsView | undefined;
   await waitFor(
     `${c.name} to catch up on every group and lead its share`,
     async () => {
       const view = await groupsOf(c);
+      last = view ?? last;
       if (view === undefined || view.groups.some((g) => g.leader === '' || g.lag[c.name] !== 0)) return false;
       const counts = leadersPerNode(view);
       return Math.max(...counts.values()) <= 4 && (counts.get(c.name) ?? 0) >= 2;
     },
     60_000,
-  );
+  ).catch((error: unknown) => {
+    // Say what was seen last: which group lagged, or who led what.
+    const seen = last?.groups.map((g) => ({ id: g.id, leader: g.leader, term: g.term, lag: g.lag }));
+    throw new Error(`${(error as Error).message}; last view from ${c.name}: ${JSON.stringify(seen)}`);
+  });
   const after = leadersPerNode((await groupsOf(c))!);
   t.ok(
     Math.max(...after.values()) <= 4,
