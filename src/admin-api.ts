@@ -104,8 +104,8 @@ export interface BackupFile {
   readonly index: number;
   readonly term: number;
   readonly revision: number;
-  /** Raft groups of the cluster the file does not hold (it holds group 1 only; see issue 20). */
-  readonly missingGroups: readonly number[];
+  /** The raft groups in the file (1 first); more than one makes it a backup set. */
+  readonly groups: readonly number[];
   /** Deletes the file; called once the answer is sent or abandoned. */
   readonly release: () => void;
 }
@@ -192,9 +192,7 @@ export function adminRoutes(api: ClientApi, admin: AdminService, enabled: boolea
             'conclave-backup-term': String(file.term),
             'conclave-backup-revision': String(file.revision),
             'conclave-backup-bytes': String(file.bytes),
-            ...(file.missingGroups.length === 0
-              ? {}
-              : { 'conclave-backup-missing-groups': file.missingGroups.join(',') }),
+            'conclave-backup-groups': file.groups.join(','),
           },
           file: { path: file.path, size: file.bytes, done: () => file.release() },
         };

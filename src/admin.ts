@@ -5,6 +5,7 @@ import type { Logger } from '../net/index.js';
 import { MembershipChangeType, RaftError, Role } from '../raft/index.js';
 import { encodeMemberContext, type LearnerRole, type MemberRole } from '../storage/index.js';
 import type { AdminService, BackupFile, MembersView, MemberView } from './admin-api.js';
+import { type ClusterBackupSource, writeClusterBackup } from './cluster-backup.js';
 import type { ClusterMember } from './config.js';
 import { answerOf, type LeaderForwarder, type PeerAnswer } from './forwarding.js';
 import type { AdminAction, JoinAnswer } from './peer-protocol.js';
@@ -15,6 +16,8 @@ export interface MemberAdminInit {
   /** This node's name. */
   readonly name: string;
   readonly group: RaftGroup;
+  /** What a backup covers: every raft group (cluster-backup.ts). */
+  readonly backupSource: ClusterBackupSource;
   readonly forwarder: LeaderForwarder;
   /** Whether the node runs a mesh (without one, no node can join it). */
   readonly hasMesh: boolean;
@@ -64,11 +67,11 @@ export class MemberAdmin implements AdminService {
     };
     const started = performance.now();
     try {
-      const info = await storage.backup(path);
+      const info = await writeClusterBackup(path, this.init.backupSource);
+      const groups = info.groups.map((g) => g.group);
       // Once per backup taken through GET /v1/backup (scheduled ones log backup.done).
-      const missing = storage.state.groups.groups.map((g) => g.id);
       this.init.logger.info('backup.taken', {
-        ...(missing.length === 0 ? {} : { missingGroups: missing }),
+        groups,
         bytes: info.bytes,
         index: info.header.index,
         revision: info.header.revision,
@@ -81,7 +84,7 @@ export class MemberAdmin implements AdminService {
         index: info.header.index,
         term: info.header.term,
         revision: info.header.revision,
-        missingGroups: storage.state.groups.groups.map((g) => g.id),
+        groups,
         release,
       };
     } catch (error) {

@@ -4,9 +4,18 @@ import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SnapshotFileError, SnapshotReader } from '../storage/index.js';
+import { BackupSet, SnapshotFileError } from '../storage/index.js';
 
-/** What a verified backup file holds. */
+/** One raft group in a verified backup file. */
+export interface BackupGroupSummary {
+  readonly group: number;
+  readonly index: number;
+  readonly term: number;
+  readonly revision: number;
+  readonly records: number;
+}
+
+/** What a verified backup file holds. index, term and revision are group 1's (they name the backup). */
 export interface BackupSummary {
   readonly file: string;
   readonly clusterId: string;
@@ -19,38 +28,39 @@ export interface BackupSummary {
   readonly sha256: string;
   readonly chunks: number;
   readonly records: number;
+  /** Every raft group in the file, group 1 first, each at its own index. */
+  readonly groups: readonly BackupGroupSummary[];
 }
 
 /**
- * Reads every chunk of `file`, checking each checksum, the sequence and the end record, and
- * hashes it. Throws SnapshotFileError naming the problem: NOT_A_SNAPSHOT, SNAPSHOT_NEWER_FORMAT,
- * SNAPSHOT_TRUNCATED, SNAPSHOT_CORRUPT ("chunk N checksum mismatch"…); or the fs error (ENOENT).
+ * Reads every chunk of every group in `file` (a snapshot file or a backup set), checking each
+ * checksum, the sequence and the end records, and hashes it. Throws SnapshotFileError naming
+ * the problem: NOT_A_SNAPSHOT, SNAPSHOT_NEWER_FORMAT, SNAPSHOT_TRUNCATED, SNAPSHOT_CORRUPT
+ * ("chunk N checksum mismatch"…); or the fs error (ENOENT).
  */
 export async function verifyBackupFile(file: string): Promise<BackupSummary> {
-  const reader = await SnapshotReader.open(file);
-  let chunks = 0;
-  let records = 0;
-  try {
-    for await (const chunk of reader.chunks()) {
-      chunks++;
-      records += chunk.length;
-    }
-  } finally {
-    await reader.close();
-  }
-  const { header } = reader;
+  const set = await BackupSet.open(file);
+  const count = await set.verify();
+  const header = set.first.header;
   return {
     file,
-    clusterId: header.clusterId,
+    clusterId: set.clusterId,
     group: header.group,
     index: header.index,
     term: header.term,
     revision: header.revision,
-    createdAt: new Date(header.createdAtMs).toISOString(),
-    bytes: reader.size,
+    createdAt: new Date(set.createdAtMs).toISOString(),
+    bytes: set.size,
     sha256: await sha256Of(file),
-    chunks,
-    records,
+    chunks: count.chunks,
+    records: count.records,
+    groups: set.sections.map((s) => ({
+      group: s.group,
+      index: s.header.index,
+      term: s.header.term,
+      revision: s.header.revision,
+      records: count.recordsByGroup.get(s.group) ?? 0,
+    })),
   };
 }
 
@@ -77,9 +87,8 @@ export async function newestGoodBackup(
     const file = join(dir, name);
     if (!(await statIfPresent(file))?.isFile()) continue;
     try {
-      const reader = await SnapshotReader.open(file);
-      await reader.close();
-      candidates.push({ file, revision: reader.header.revision, createdAtMs: reader.header.createdAtMs });
+      const set = await BackupSet.open(file);
+      candidates.push({ file, revision: set.first.header.revision, createdAtMs: set.createdAtMs });
     } catch (error) {
       if (!isGone(error)) rejected.push(rejection(file, error));
     }
@@ -149,6 +158,8 @@ export interface BackupListEntry {
   readonly revision?: number;
   readonly createdAt?: string;
   readonly sha256?: string;
+  /** How many raft groups the file holds. */
+  readonly groups?: number;
   readonly problem?: string;
 }
 
@@ -176,19 +187,20 @@ export async function listBackups(dir: string, options: { verify: boolean }): Pr
           revision: summary.revision,
           createdAt: summary.createdAt,
           sha256: summary.sha256,
+          groups: summary.groups.length,
         });
       } else {
-        const reader = await SnapshotReader.open(file);
-        await reader.close();
-        const { header } = reader;
+        const set = await BackupSet.open(file);
+        const { header } = set.first;
         entries.push({
           name,
           state: 'ok',
           bytes: info.size,
-          clusterId: header.clusterId,
+          clusterId: set.clusterId,
           index: header.index,
           revision: header.revision,
-          createdAt: new Date(header.createdAtMs).toISOString(),
+          createdAt: new Date(set.createdAtMs).toISOString(),
+          groups: set.sections.length,
         });
       }
     } catch (error) {

@@ -6,12 +6,15 @@ import type { Logger } from '../net/index.js';
 import { Role } from '../raft/index.js';
 import { type CommandResult, type Operation, syncDir } from '../storage/index.js';
 import { verifyBackupFile } from './backup-file.js';
+import { type ClusterBackupSource, writeClusterBackup } from './cluster-backup.js';
 import type { RaftGroup } from './raft-group.js';
 
 export interface BackupSchedulerInit {
   readonly name: string;
   readonly clusterId: string;
   readonly group: RaftGroup;
+  /** What a backup covers: every raft group (cluster-backup.ts). */
+  readonly source: ClusterBackupSource;
   /** Proposes an operation through the leader (MemberKv.write). */
   readonly write: (op: Operation) => Promise<CommandResult>;
   readonly logger: Logger;
@@ -107,25 +110,17 @@ export class BackupScheduler {
     const partial = `${file}.partial`;
     logger.info('backup.started', { slot, file });
     try {
-      const info = await group.storage.backup(partial);
+      const info = await writeClusterBackup(partial, this.init.source);
       if (this.init.stallMs) await new Promise((resolve) => setTimeout(resolve, this.init.stallMs));
       const summary = await verifyBackupFile(partial);
       await link(partial, file);
       await unlink(partial);
       await syncDir(dir);
       const pruned = await this.prune(name);
-      const missingGroups = group.storage.state.groups.groups.map((g) => g.id);
-      if (missingGroups.length > 0) {
-        // Backing up every raft group is not built yet (issue 20): say so with every backup.
-        logger.warn('backup.incomplete', {
-          file,
-          missingGroups,
-          detail: 'the file holds raft group 1 only; the realms placed in these groups are not in it',
-        });
-      }
       logger.info('backup.done', {
         slot,
         file,
+        groups: info.groups.map((g) => g.group),
         revision: info.header.revision,
         bytes: summary.bytes,
         ms: Date.now() - started,

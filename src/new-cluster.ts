@@ -4,7 +4,16 @@ import { randomUUID } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { NODE_KEY_FILE } from '../net/identity.js';
-import { ENGINE_KINDS, type EngineKind, exists, NodeStorage, syncDir } from '../storage/index.js';
+import {
+  BackupSet,
+  ENGINE_KINDS,
+  type EngineKind,
+  exists,
+  NodeStorage,
+  type SnapshotHeader,
+  syncDir,
+  writeBackupSet,
+} from '../storage/index.js';
 import { IDENTITY_FILE, type NodeIdentityRecord, writeIdentityRecord } from './bootstrap.js';
 import { readRemovedMarker } from './removal.js';
 
@@ -20,7 +29,8 @@ export type NewClusterErrorCode =
   | 'REMOVED'
   | 'PEERS_ANSWER'
   | 'TARGET_EXISTS'
-  | 'DATA_DIR_NOT_EMPTY';
+  | 'DATA_DIR_NOT_EMPTY'
+  | 'BACKUP_INCOMPLETE';
 
 export class NewClusterError extends Error {
   constructor(
@@ -62,6 +72,10 @@ export interface NewClusterReport {
   readonly address: string;
   /** Where the data directory as it was is kept (delete it once the new cluster is verified). */
   readonly previousDataDir: string;
+  /** The raft groups the new cluster holds (1 first): every group this node ran. */
+  readonly groups: readonly number[];
+  /** Groups of the catalog this node did not run: their realms are unavailable in the new cluster. */
+  readonly missingGroups: readonly number[];
 }
 
 /**
@@ -133,40 +147,62 @@ async function buildAndSwap(
 ): Promise<NewClusterReport> {
   const backupFile = join(staging, 'import.snap');
   const before = await withStorage(dataDir, identity.clusterId, engine, async (storage) => {
-    const group = await storage.openGroup(GROUP);
-    const { commit } = group.log.initialState().hardState;
-    const applied = group.state.appliedIndex;
-    const last = group.log.lastIndex();
-    let appliedFromLog = 0;
-    if (commit > applied) {
-      progress(`applying ${commit - applied} committed entries not applied yet (${applied + 1}..${commit})`);
-      for (let low = applied + 1; low <= commit; ) {
-        const entries = group.log.entries(low, commit + 1, 8 * 1024 * 1024);
-        await group.apply(entries);
-        appliedFromLog += entries.length;
-        low += entries.length;
+    // Every group this node holds, each brought to its commit index and written as a snapshot.
+    const ids = (await storage.groupIds()).sort((a, b) => a - b);
+    const parts: { group: number; file: string }[] = [];
+    let first:
+      | { header: SnapshotHeader; appliedFromLog: number; discarded: number; address: string }
+      | undefined;
+    for (const id of [GROUP, ...ids.filter((g) => g !== GROUP)]) {
+      const group = await storage.openGroup(id);
+      const label = id === GROUP ? '' : ` of raft group ${id}`;
+      const { commit } = group.log.initialState().hardState;
+      const applied = group.state.appliedIndex;
+      const last = group.log.lastIndex();
+      let appliedFromLog = 0;
+      if (commit > applied) {
+        progress(
+          `applying ${commit - applied} committed entries${label} not applied yet (${applied + 1}..${commit})`,
+        );
+        for (let low = applied + 1; low <= commit; ) {
+          const entries = group.log.entries(low, commit + 1, 8 * 1024 * 1024);
+          await group.apply(entries);
+          appliedFromLog += entries.length;
+          low += entries.length;
+        }
+      }
+      const discarded = Math.max(0, last - Math.max(commit, group.state.appliedIndex));
+      if (discarded > 0) progress(`discarding ${discarded} entries${label} past the commit index ${commit}`);
+      progress(`writing the state${label} at index ${group.state.appliedIndex} as a snapshot`);
+      const file = ids.length <= 1 ? backupFile : join(staging, `import-group-${id}.snap`);
+      const info = await group.backup(file);
+      progress(`wrote ${info.bytes} bytes (revision ${info.header.revision})`);
+      parts.push({ group: id, file });
+      if (id === GROUP) {
+        first = {
+          header: info.header,
+          appliedFromLog,
+          discarded,
+          address: group.state.meta.addresses?.[identity.name] ?? '',
+        };
       }
     }
-    const discarded = Math.max(0, last - Math.max(commit, group.state.appliedIndex));
-    if (discarded > 0) progress(`discarding ${discarded} entries past the commit index ${commit}`);
-    progress(`writing the state at index ${group.state.appliedIndex} as a snapshot`);
-    const info = await group.backup(backupFile);
-    progress(`wrote ${info.bytes} bytes (revision ${info.header.revision})`);
-    return {
-      header: info.header,
-      appliedFromLog,
-      discarded,
-      address: group.state.meta.addresses?.[identity.name] ?? '',
-    };
+    if (parts.length > 1) {
+      await writeBackupSet(backupFile, identity.clusterId, parts);
+      for (const part of parts) await rm(part.file, { force: true });
+    }
+    return first!;
   });
   const clusterId = randomUUID();
   progress(`building the data directory of cluster ${clusterId}`);
-  await buildDataDir(staging, {
+  const built = await buildDataDir(staging, {
     name: identity.name,
     clusterId,
     engine,
     file: backupFile,
     nodeKeyFrom: dataDir,
+    allowMissingGroups: true,
+    progress,
   });
   await rm(backupFile, { force: true });
   // The swap: two renames in the same parent directory.
@@ -184,15 +220,21 @@ async function buildAndSwap(
     discarded: before.discarded,
     address: before.address,
     previousDataDir,
+    groups: built.groups,
+    missingGroups: built.missingGroups,
   };
 }
 
 /**
  * Builds in `dir` (which must hold no data) the data directory of `name`, the only voter of
- * cluster `clusterId`, from the snapshot or backup `file`: its state, raft starting at the file's
- * index and term, node.json, and the node key copied from `nodeKeyFrom` if there is one there
- * (else the node makes one at start). `address` becomes its entry in the address book, if given.
- * Resolves with the file's index, term and revision once everything is fsynced.
+ * cluster `clusterId`, from the snapshot or backup `file` (a backup set: every raft group in it):
+ * its state, raft starting at the file's index and term, node.json, and the node key copied from
+ * `nodeKeyFrom` if there is one there (else the node makes one at start). `address` becomes its
+ * entry in the address book, if given. Every group of group 1's catalog that the file holds is
+ * restored with `name` as its only voter and founder. A catalog group the file lacks is refused
+ * (NewClusterError BACKUP_INCOMPLETE) unless `allowMissingGroups` (a node's own data, which holds
+ * only the groups it ran): such a group keeps its founders and stays unavailable. Resolves with
+ * group 1's index, term and revision, the groups restored and those missing, once fsynced.
  */
 export async function buildDataDir(
   dir: string,
@@ -203,23 +245,71 @@ export async function buildDataDir(
     readonly file: string;
     readonly nodeKeyFrom?: string;
     readonly address?: string;
+    readonly allowMissingGroups?: boolean;
+    readonly progress?: (line: string) => void;
   },
-): Promise<{ index: number; term: number; revision: number }> {
+): Promise<{ index: number; term: number; revision: number; groups: number[]; missingGroups: number[] }> {
+  const progress = options.progress ?? (() => undefined);
+  const set = await BackupSet.open(options.file);
+  const membership = { voters: [options.name], learners: [] };
+  const addresses = options.address ? { addresses: { [options.name]: options.address } } : {};
+  const others = new Set(set.sections.map((s) => s.group).filter((g) => g !== GROUP));
   const storage = await NodeStorage.open({
     dataDir: dir,
     clusterId: options.clusterId,
     storageEngine: options.engine,
   });
-  let held: { index: number; term: number; revision: number };
+  let held: { index: number; term: number; revision: number; groups: number[]; missingGroups: number[] };
+  // A section is copied out into a plain snapshot file, which restoreGroup takes (and consumes).
+  const sectionFile = async (group: number): Promise<string> => {
+    if (set.format === 1) return options.file;
+    const path = join(dir, `restore-group-${group}.snap`);
+    await rm(path, { force: true });
+    await set.extract(group, path);
+    return path;
+  };
   try {
-    const group = await storage.restoreGroup(GROUP, options.file, {
-      membership: { voters: [options.name], learners: [] },
-      ...(options.address ? { addresses: { [options.name]: options.address } } : {}),
+    const group = await storage.restoreGroup(GROUP, await sectionFile(GROUP), {
+      membership,
+      ...addresses,
+      restoredGroups: others,
     });
     const meta = group.state.meta;
-    held = { index: meta.appliedIndex, term: meta.appliedTerm, revision: meta.revision };
+    const catalog = group.state.groups.groups.map((g) => g.id);
+    const missingGroups = catalog.filter((id) => !others.has(id));
+    if (missingGroups.length > 0 && !options.allowMissingGroups) {
+      throw new NewClusterError(
+        'BACKUP_INCOMPLETE',
+        `${options.file} lacks raft groups ${missingGroups.join(', ')} of its catalog; the realms placed there would be lost`,
+      );
+    }
+    const groups = [GROUP];
+    for (const id of [...others].sort((a, b) => a - b)) {
+      if (!catalog.includes(id)) {
+        progress(`skipping raft group ${id}: created after group 1 was saved, so no realm is placed in it`);
+        continue;
+      }
+      const header = set.section(id)!.header;
+      progress(`restoring raft group ${id}: index ${header.index}, revision ${header.revision}`);
+      await storage.restoreGroup(id, await sectionFile(id), { membership, ...addresses });
+      groups.push(id);
+    }
+    for (const id of missingGroups) {
+      progress(`raft group ${id} is not in ${options.file}: the realms placed in it stay unavailable`);
+    }
+    held = {
+      index: meta.appliedIndex,
+      term: meta.appliedTerm,
+      revision: meta.revision,
+      groups,
+      missingGroups,
+    };
   } finally {
     await storage.close();
+    if (set.format !== 1) {
+      for (const { group } of set.sections)
+        await rm(join(dir, `restore-group-${group}.snap`), { force: true });
+    }
   }
   if (options.nodeKeyFrom !== undefined && (await exists(join(options.nodeKeyFrom, NODE_KEY_FILE)))) {
     await copyFile(join(options.nodeKeyFrom, NODE_KEY_FILE), join(dir, NODE_KEY_FILE));

@@ -25,6 +25,7 @@ import { BackupScheduler } from './backup-scheduler.js';
 import { bootstrapIdentity } from './bootstrap.js';
 import { makeAdminToken } from './bootstrap-admin.js';
 import { clientEdge } from './client-edge.js';
+import type { ClusterBackupSource } from './cluster-backup.js';
 import { type NodeConfig, nodeRequiresAuth } from './config.js';
 import { collectDashboard, type DashboardView } from './dashboard.js';
 import { type NodePanel, nodePanel } from './dashboard-panel.js';
@@ -38,6 +39,7 @@ import {
   meshRequestBytes,
   type PeerAnswer,
 } from './forwarding.js';
+import { GroupBackupFetcher } from './group-backup-fetch.js';
 import { GroupHost } from './group-host.js';
 import {
   type GroupsView,
@@ -119,6 +121,8 @@ export class ConclaveNode {
   private services = new ServiceStack([], () => undefined);
   private edge: Edge | undefined;
   private joinRequester: JoinRequester | undefined;
+  /** Backups of groups this node does not run, from their members (undefined without a mesh). */
+  private readonly backupFetcher: GroupBackupFetcher | undefined;
   /** Runs the raft groups besides group 1 (group 1's catalog names them). */
   private groupHost: GroupHost | undefined;
   /** Watches carried from the members of groups this node does not run, by group id. */
@@ -178,6 +182,17 @@ export class ConclaveNode {
     const { config, mesh, peers } = parts;
     const main = this.main;
     const refuseIfStopping = () => this.refuseIfStopping();
+    this.backupFetcher =
+      mesh === undefined
+        ? undefined
+        : new GroupBackupFetcher({
+            name: config.name,
+            mesh,
+            peers,
+            groups: parts.groups,
+            membersOf: (id) => main.storage.state.groups.groups.find((g) => g.id === id)?.members ?? [],
+            logger: this.logger,
+          });
     const forwarder = new LeaderForwarder({
       name: config.name,
       waitForLeader: (timeoutMs) => main.driver.waitForLeader(timeoutMs),
@@ -247,6 +262,7 @@ export class ConclaveNode {
     this.admin = new MemberAdmin({
       name: config.name,
       group: main,
+      backupSource: this.backupSource(),
       forwarder,
       hasMesh: mesh !== undefined,
       selfPeerId: mesh?.peerId ?? '',
@@ -654,6 +670,17 @@ export class ConclaveNode {
     );
   }
 
+  /** What a backup from this node covers: every raft group (cluster-backup.ts). */
+  private backupSource(): ClusterBackupSource {
+    const fetcher = this.backupFetcher;
+    return {
+      clusterId: this.parts.clusterId,
+      main: this.main,
+      groups: this.parts.groups,
+      ...(fetcher === undefined ? {} : { fetchGroup: (id: number, dest: string) => fetcher.fetch(id, dest) }),
+    };
+  }
+
   /** The backup service (backup-scheduler.ts) on `dir`. */
   private backupService(dir: string): Service {
     const { config } = this.parts;
@@ -663,6 +690,7 @@ export class ConclaveNode {
       name: config.name,
       clusterId: this.parts.clusterId,
       group: this.main,
+      source: this.backupSource(),
       write: (op) => this.kv.write(op),
       logger: this.logger,
       dir,
@@ -760,6 +788,7 @@ export class ConclaveNode {
   /** A snapshot from the leader, for the group it names. */
   async receiveSnapshot(incoming: IncomingSnapshot): Promise<void> {
     const name = this.parts.peers.nameOf(incoming.from);
+    if (name !== undefined && (await this.backupFetcher?.receive(name, incoming))) return;
     const group = this.parts.groups.get(incoming.groupId);
     if (name === undefined || group === undefined) {
       throw Object.assign(new Error('snapshot from an unidentified peer or for an unknown group'), {
@@ -904,6 +933,15 @@ export class ConclaveNode {
       );
     }
     if (request.type === 'groups') return encodePeerMessage(localGroupStatuses(this.parts.groups));
+    if (request.type === 'groupBackup') {
+      this.refuseIfStopping();
+      if (this.backupFetcher === undefined || peers.nameOf(from) === undefined) {
+        throw Object.assign(new Error('only a member may ask for a group backup'), {
+          code: 'PERMISSION_DENIED',
+        });
+      }
+      return encodePeerMessage(await this.backupFetcher.serve(from, request.group, request.id));
+    }
     // One hop only: a forwarded request is carried out here or refused, never forwarded again.
     if (request.type === 'write') {
       return encodePeerMessage(

@@ -82,6 +82,8 @@ export type PeerRequest =
   | { readonly type: 'members' }
   /** From any member: the raft groups the answering node runs, as it sees them (LocalGroupStatus[]). */
   | { readonly type: 'groups' }
+  /** From a member: a backup of `group`, streamed back on a snapshot stream with header `{ backup: id }` (group-backup-fetch.ts). */
+  | { readonly type: 'groupBackup'; readonly group: number; readonly id: string }
   | ({ readonly type: 'admin' } & AdminAction)
   | JoinRequest;
 
@@ -146,6 +148,13 @@ export function decodePeerRequest(payload: Uint8Array): PeerRequest {
     return { type, founding };
   }
   if (type === 'members' || type === 'directory' || type === 'groups') return { type };
+  if (type === 'groupBackup') {
+    const { group, id } = request;
+    if (!Number.isSafeInteger(group) || (group as number) < 1)
+      refuse('a groupBackup request has a bad group');
+    if (typeof id !== 'string' || id === '' || id.length > 64) refuse('a groupBackup request has a bad id');
+    return { type, group: group as number, id };
+  }
   if (type === 'panel') {
     const since = request.since;
     if (!Number.isSafeInteger(since) || (since as number) < -1) refuse('a panel request has a bad since');

@@ -71,6 +71,7 @@ export async function restoreDataDir(
       engine: options.engine,
       file: backup.file,
       ...(options.address ? { address: options.address } : {}),
+      progress,
     });
     await refuseIfHoldsData(dataDir);
     if (await exists(dataDir)) await rmdir(dataDir);

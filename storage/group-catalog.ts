@@ -124,6 +124,22 @@ export function withGroup(catalog: GroupCatalog, record: GroupRecord): GroupCata
   return { ...catalog, groups: [...catalog.groups, record] };
 }
 
+/**
+ * The catalog with the founding members of the groups in `groups` replaced by `members` (a
+ * restore into new nodes: the groups restored with them are founded by them now). Other
+ * groups keep theirs.
+ */
+export function withFounders(
+  catalog: GroupCatalog,
+  groups: ReadonlySet<number>,
+  members: readonly string[],
+): GroupCatalog {
+  return {
+    ...catalog,
+    groups: catalog.groups.map((g) => (groups.has(g.id) ? { ...g, members: [...members] } : g)),
+  };
+}
+
 /** Checks a decoded catalog's shape; throws an Error naming what is wrong (the caller maps it to DATA_CORRUPT). */
 export function checkCatalog(value: unknown): GroupCatalog {
   const groups = (value as { groups?: unknown } | null)?.groups;

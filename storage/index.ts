@@ -1,6 +1,7 @@
 // storage/'s public surface: what src/ opens, and the formats and errors it passes on.
 
 export * from './access.js';
+export { type BackupSection, BackupSet, type BackupSetCount, writeBackupSet } from './backup-set.js';
 export * from './commands.js';
 export {
   STORAGE_DEFAULTS,
@@ -33,6 +34,7 @@ export {
   type MemberRole,
 } from './member-context.js';
 export {
+  BACKUP_SET_FORMAT_VERSION,
   SNAPSHOT_FORMAT_VERSION,
   type SnapshotFileInfo,
   type SnapshotHeader,

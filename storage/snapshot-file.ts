@@ -93,11 +93,22 @@ export async function writeSnapshotFile(
 }
 
 function encodePreambleAndHeader(header: SnapshotHeader): Uint8Array {
+  return encodeHeaderBlock(SNAPSHOT_FORMAT_VERSION, header);
+}
+
+/**
+ * @internal The preamble and checksummed JSON header a snapshot file and a backup set
+ * (backup-set.ts) both start with, for format `version`.
+ */
+export function encodeHeaderBlock(version: number, header: unknown): Uint8Array {
   const json = encoder.encode(JSON.stringify(header));
+  if (json.length > HEADER_MAX_BYTES) {
+    throw new RangeError(`a file header of ${json.length} bytes exceeds ${HEADER_MAX_BYTES}`);
+  }
   const out = new Uint8Array(PREAMBLE_BYTES + json.length + 4);
   const view = new DataView(out.buffer);
   out.set(MAGIC, 0);
-  view.setUint32(8, SNAPSHOT_FORMAT_VERSION);
+  view.setUint32(8, version);
   view.setUint32(12, json.length);
   out.set(json, PREAMBLE_BYTES);
   view.setUint32(PREAMBLE_BYTES + json.length, crc32c(out.subarray(0, PREAMBLE_BYTES + json.length)));
@@ -189,51 +200,40 @@ export class SnapshotReader {
     private readonly file: FileHandle,
     readonly path: string,
     readonly header: SnapshotHeader,
+    /** The file's size (a whole file), or where the section ends in it. */
     readonly size: number,
     headerEnd: number,
+    private readonly sectioned: boolean,
   ) {
     this.position = headerEnd;
   }
 
-  /** Opens `path` and verifies magic, format version and header. Throws SnapshotFileError. */
-  static async open(path: string): Promise<SnapshotReader> {
+  /**
+   * Opens `path` and verifies magic, format version and header. Throws SnapshotFileError. With
+   * `section`, reads the snapshot image of `length` bytes at `offset` (one group of a backup
+   * set, backup-set.ts) and ends it there instead of at the end of the file.
+   */
+  static async open(path: string, section?: { offset: number; length: number }): Promise<SnapshotReader> {
     const file = await open(path, 'r');
     try {
-      const size = (await file.stat()).size;
-      const preamble = await readAt(file, path, 0, PREAMBLE_BYTES, 'the preamble');
-      if (!equalBytes(preamble.subarray(0, 8), MAGIC)) {
+      const size = section === undefined ? (await file.stat()).size : section.offset + section.length;
+      const block = await readHeaderBlock(file, path, section?.offset ?? 0);
+      if (block.version === BACKUP_SET_FORMAT_VERSION) {
         throw new SnapshotFileError(
           'SNAPSHOT_NOT_A_SNAPSHOT',
           path,
-          'the file does not start with the snapshot magic',
+          'the file is a backup of several raft groups (a backup set), not one group snapshot',
         );
       }
-      const view = new DataView(preamble.buffer, preamble.byteOffset, preamble.byteLength);
-      const version = view.getUint32(8);
-      if (version > SNAPSHOT_FORMAT_VERSION) {
+      if (block.version > SNAPSHOT_FORMAT_VERSION) {
         throw new SnapshotFileError(
           'SNAPSHOT_NEWER_FORMAT',
           path,
-          `format version ${version} is newer than ${SNAPSHOT_FORMAT_VERSION}, the newest this build reads`,
+          `format version ${block.version} is newer than ${SNAPSHOT_FORMAT_VERSION}, the newest this build reads`,
         );
       }
-      if (version === 0) throw new SnapshotFileError('SNAPSHOT_CORRUPT', path, 'format version 0');
-      const headerLength = view.getUint32(12);
-      if (headerLength > HEADER_MAX_BYTES) {
-        throw new SnapshotFileError(
-          'SNAPSHOT_CORRUPT',
-          path,
-          `header length ${headerLength} exceeds ${HEADER_MAX_BYTES}`,
-        );
-      }
-      const rest = await readAt(file, path, PREAMBLE_BYTES, headerLength + 4, 'the header');
-      const json = rest.subarray(0, headerLength);
-      const expected = new DataView(rest.buffer, rest.byteOffset + headerLength, 4).getUint32(0);
-      if (crc32c(json, crc32c(preamble)) !== expected) {
-        throw new SnapshotFileError('SNAPSHOT_CORRUPT', path, 'header checksum mismatch');
-      }
-      const header = parseHeader(json, path);
-      return new SnapshotReader(file, path, header, size, PREAMBLE_BYTES + headerLength + 4);
+      const header = parseHeader(block.json, path);
+      return new SnapshotReader(file, path, header, size, block.end, section !== undefined);
     } catch (error) {
       await file.close();
       throw error;
@@ -316,6 +316,14 @@ export class SnapshotReader {
   }
 
   private async read(length: number, what: string): Promise<Uint8Array> {
+    if (this.position + length > this.size) {
+      // Past a section's end (a whole file's end is found by the read itself).
+      throw new SnapshotFileError(
+        'SNAPSHOT_TRUNCATED',
+        this.path,
+        `the ${this.sectioned ? 'section' : 'file'} ends at byte ${this.size} inside ${what} (${this.position + length - this.size} bytes missing)`,
+      );
+    }
     const bytes = await readAt(this.file, this.path, this.position, length, what);
     this.position += length;
     return bytes;
@@ -324,6 +332,58 @@ export class SnapshotReader {
   private corrupt(detail: string): never {
     throw new SnapshotFileError('SNAPSHOT_CORRUPT', this.path, detail);
   }
+}
+
+/** The format version of a backup set (backup-set.ts), which shares the preamble; a snapshot image is version 1. */
+export const BACKUP_SET_FORMAT_VERSION = 2;
+
+/**
+ * @internal Reads and checks the preamble and header at `offset`: the magic (NOT_A_SNAPSHOT),
+ * a version this build knows (NEWER_FORMAT above BACKUP_SET_FORMAT_VERSION, CORRUPT for 0),
+ * the header's length and checksum (CORRUPT), TRUNCATED if the file ends inside them. Returns
+ * the version, the header's JSON bytes and where the header block ends.
+ */
+export async function readHeaderBlock(
+  file: FileHandle,
+  path: string,
+  offset: number,
+): Promise<{ version: number; json: Uint8Array; end: number }> {
+  const preamble = await readAt(file, path, offset, PREAMBLE_BYTES, 'the preamble');
+  if (!equalBytes(preamble.subarray(0, 8), MAGIC)) {
+    throw new SnapshotFileError(
+      'SNAPSHOT_NOT_A_SNAPSHOT',
+      path,
+      offset === 0
+        ? 'the file does not start with the snapshot magic'
+        : `no snapshot magic at byte ${offset}, where a group's section should start`,
+    );
+  }
+  const view = new DataView(preamble.buffer, preamble.byteOffset, preamble.byteLength);
+  const version = view.getUint32(8);
+  const newest = Math.max(SNAPSHOT_FORMAT_VERSION, BACKUP_SET_FORMAT_VERSION);
+  if (version > newest) {
+    throw new SnapshotFileError(
+      'SNAPSHOT_NEWER_FORMAT',
+      path,
+      `format version ${version} is newer than ${newest}, the newest this build reads`,
+    );
+  }
+  if (version === 0) throw new SnapshotFileError('SNAPSHOT_CORRUPT', path, 'format version 0');
+  const headerLength = view.getUint32(12);
+  if (headerLength > HEADER_MAX_BYTES) {
+    throw new SnapshotFileError(
+      'SNAPSHOT_CORRUPT',
+      path,
+      `header length ${headerLength} exceeds ${HEADER_MAX_BYTES}`,
+    );
+  }
+  const rest = await readAt(file, path, offset + PREAMBLE_BYTES, headerLength + 4, 'the header');
+  const json = rest.subarray(0, headerLength);
+  const expected = new DataView(rest.buffer, rest.byteOffset + headerLength, 4).getUint32(0);
+  if (crc32c(json, crc32c(preamble)) !== expected) {
+    throw new SnapshotFileError('SNAPSHOT_CORRUPT', path, 'header checksum mismatch');
+  }
+  return { version, json, end: offset + PREAMBLE_BYTES + headerLength + 4 };
 }
 
 async function readAt(

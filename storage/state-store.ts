@@ -75,6 +75,7 @@ import {
   type GroupCatalog,
   groupOfRealm,
   placeRealm,
+  withFounders,
   withGroup,
 } from './group-catalog.js';
 import { type Json, jsonEqual, mergePatch } from './json.js';
@@ -733,6 +734,7 @@ export class RealmStateStore {
     path: string,
     membership?: Membership,
     addresses?: Readonly<Record<string, string>>,
+    founders?: { readonly groups: ReadonlySet<number>; readonly members: readonly string[] },
   ): Promise<PreparedWrite> {
     const generation = this.state.generation + 1;
     const [asideStart, asideEnd] = generationRange(this.group, generation);
@@ -779,6 +781,15 @@ export class RealmStateStore {
           true,
         );
         switched = { ...loaded, meta: replaced };
+      }
+      if (founders !== undefined && founders.groups.size > 0) {
+        // Group 1 restored with the other groups: their founders are the restored nodes now.
+        const groups = withFounders(switched.groups, founders.groups, founders.members);
+        await this.engine.write(
+          [{ type: 'put', key: groupsKey(this.group, generation), value: encodeJson(groups) }],
+          true,
+        );
+        switched = { ...switched, groups };
       }
       const previous = this.state.generation;
       return {

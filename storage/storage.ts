@@ -148,7 +148,12 @@ export class NodeStorage {
   async restoreGroup(
     group: number,
     path: string,
-    options: { membership?: Membership; addresses?: Readonly<Record<string, string>> } = {},
+    options: {
+      membership?: Membership;
+      addresses?: Readonly<Record<string, string>>;
+      /** Group 1 only: the catalog's groups restored beside it, whose founders become `membership`'s voters. */
+      restoredGroups?: ReadonlySet<number>;
+    } = {},
   ): Promise<GroupStorage> {
     const reader = await SnapshotReader.open(path);
     try {
@@ -167,6 +172,9 @@ export class NodeStorage {
       allowForeignCluster: true,
       ...(options.membership ? { membership: options.membership } : {}),
       ...(options.addresses ? { addresses: options.addresses } : {}),
+      ...(options.restoredGroups && options.membership
+        ? { founders: { groups: options.restoredGroups, members: options.membership.voters } }
+        : {}),
     });
     // Raft starts from this hard state: at the file's term (so that its next leader's entries
     // come after the file's in term order) with everything in the file committed.
@@ -413,6 +421,7 @@ export class GroupStorage {
       allowForeignCluster?: boolean;
       membership?: Membership;
       addresses?: Readonly<Record<string, string>>;
+      founders?: { readonly groups: ReadonlySet<number>; readonly members: readonly string[] };
     },
   ): Promise<SnapshotHeader> {
     const reader = await SnapshotReader.open(path);
@@ -458,6 +467,7 @@ export class GroupStorage {
           path,
           options.membership,
           options.membership ? options.addresses : undefined,
+          options.founders,
         );
         invariant(reader.complete, 'snapshot import finished before the end record');
         const membership = options.membership ?? header.membership;

@@ -198,13 +198,6 @@ async function download(
   process.stderr.write(`conclave: ${status.name} is writing the backup (revision ${status.revision})…\n`);
   const response = await client.download(endpoint, '/v1/backup', idleMs);
   const written = Date.now() - started;
-  const missing = response.headers['conclave-backup-missing-groups'];
-  if (typeof missing === 'string' && missing !== '') {
-    process.stderr.write(
-      `conclave: warning: the file holds raft group 1 only; the realms placed in groups ${missing} are not in it ` +
-        '(backing up every group is not built yet)\n',
-    );
-  }
   const transferStarted = Date.now();
   const total = Number(response.headers['content-length'] ?? response.headers['conclave-backup-bytes'] ?? 0);
   const handle = await open(partial, 'w', 0o600);
@@ -350,7 +343,13 @@ async function restore(args: RestoreArgs): Promise<void> {
     [
       `restored ${report.backup.file} into ${report.dataDir}: ${args.name} is the only voter of cluster ${report.clusterId}` +
         (args['keep-cluster-id'] ? ' (the backup’s id)' : ' (a new cluster)'),
-      `  it holds revision ${report.backup.revision} at index ${report.backup.index}`,
+      `  it holds revision ${report.backup.revision} at index ${report.backup.index}` +
+        (report.backup.groups.length > 1
+          ? `, and raft groups ${report.backup.groups
+              .slice(1)
+              .map((g) => g.group)
+              .join(', ')} (each with it as the only voter)`
+          : ''),
       `Start it: conclave start --name ${args.name} --data-dir ${report.dataDir} --initial-cluster ${args.name}=${peer ?? 'ITS_PEER_ADDRESS'} (and its other settings);`,
       `other members start with an EMPTY data directory and --join ${peer ?? 'ITS_PEER_ADDRESS'}, then conclave members add NAME --peer ADDRESS.`,
     ].join('\n'),
@@ -361,6 +360,11 @@ function describe(summary: BackupSummary): string {
   return (
     `${summary.file}: OK, cluster ${summary.clusterId}, group ${summary.group}, index ${summary.index} (term ${summary.term}), ` +
     `revision ${summary.revision}, written ${summary.createdAt}, ${summary.bytes} bytes in ${summary.chunks} chunks ` +
-    `(${summary.records} records), sha256 ${summary.sha256}`
+    `(${summary.records} records), sha256 ${summary.sha256}` +
+    (summary.groups.length > 1
+      ? `; ${summary.groups.length} raft groups: ${summary.groups
+          .map((g) => `group ${g.group} at index ${g.index}, revision ${g.revision} (${g.records} records)`)
+          .join('; ')}`
+      : '')
   );
 }

@@ -191,6 +191,13 @@ function printReport(args: OfflineArgs, report: NewClusterReport, what: string):
         `The old cluster may have had writes past revision ${report.revision}.`,
       `  committed entries applied from its log now: ${report.appliedFromLog}; uncommitted entries discarded: ${report.discarded}`,
       `  the data directory as it was: ${report.previousDataDir} (delete it once the new cluster is verified)`,
+      ...(report.groups.length > 1 ? [`  raft groups carried over: ${report.groups.join(', ')}`] : []),
+      ...(report.missingGroups.length > 0
+        ? [
+            `  WARNING: raft groups ${report.missingGroups.join(', ')} did not run on ${report.name}; the realms placed in them are not in the new cluster ` +
+              '(restore them from a backup of the old cluster instead, if it has one)',
+          ]
+        : []),
       `Start it with --initial-cluster ${report.name}=${address} instead of --join/--role (its other settings as before),`,
       `then grow it: start each new node with an EMPTY data directory and --join ${address}, and run conclave members add NAME --peer ADDRESS.`,
       'Nodes of the old cluster are refused by the new one, and it by them.',

@@ -95,7 +95,21 @@ t.test('group routing fields decode as sent (issue 20)', async (t) => {
     { type: 'client', call: 'write', op: { type: 'openSession' }, route: { realm: 'shop' } },
     { type: 'write', op: { type: 'put' }, group: 3 },
     { type: 'groups' },
+    { type: 'groupBackup', group: 3, id: 'b9a1' },
   ]) {
     t.same(decodePeerRequest(encodePeerMessage(good)), good, JSON.stringify(good));
+  }
+  for (const bad of [
+    { type: 'groupBackup', group: 0, id: 'x' },
+    { type: 'groupBackup', group: '2', id: 'x' },
+    { type: 'groupBackup', group: 2 },
+    { type: 'groupBackup', group: 2, id: '' },
+    { type: 'groupBackup', group: 2, id: 'x'.repeat(65) },
+  ]) {
+    t.throws(
+      () => decodePeerRequest(encodePeerMessage(bad)),
+      { code: 'INVALID_ARGUMENT' },
+      JSON.stringify(bad),
+    );
   }
 });

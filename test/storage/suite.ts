@@ -976,10 +976,18 @@ function snapshotTests(engine: EngineKind): void {
         [
           'newer format',
           variant('newer', (b) => {
-            b.writeUInt32BE(2, 8);
+            b.writeUInt32BE(3, 8);
             return b;
           }),
           'SNAPSHOT_NEWER_FORMAT',
+        ],
+        [
+          'a backup set (format 2) where one group is expected',
+          variant('set', (b) => {
+            b.writeUInt32BE(2, 8);
+            return withHeader({})(b); // The header checksum covers the version.
+          }),
+          'SNAPSHOT_NOT_A_SNAPSHOT',
         ],
         ['cut in the preamble', variant('cut1', (b) => b.subarray(0, 10)), 'SNAPSHOT_TRUNCATED'],
         ['cut in the header', variant('cut2', (b) => b.subarray(0, headerEnd - 2)), 'SNAPSHOT_TRUNCATED'],
