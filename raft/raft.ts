@@ -152,9 +152,24 @@ export class Raft {
     return this.membership.voters.includes(id);
   }
 
-  /** A node may campaign only if it is a voter (learners and removed nodes never disrupt). */
+  /**
+   * A node may campaign only if it is a voter (learners and removed nodes never disrupt), or if
+   * the change that removed it is in its log but not known committed and it was a voter before
+   * it. The second case is a leader that appended its own removal and lost its leadership (a
+   * crash, a step-down) before the change committed: in a cluster of two voters the other
+   * cannot be elected without its vote, and it refuses that vote to a log shorter than its own,
+   * so if it did not campaign neither would ever lead. It campaigns under the membership in its
+   * log, in which it is no voter (its own vote does not count), and once leader steps down as
+   * soon as it has applied that change (onApplied). Single-server changes keep this safe: any
+   * majority of the old membership meets any majority of the new.
+   */
   private promotable(): boolean {
-    return this.isVoter(this.id);
+    if (this.isVoter(this.id)) return true;
+    const current = this.memberships.current;
+    return (
+      current.index > this.log.committed &&
+      this.memberships.at(current.index - 1).membership.voters.includes(this.id)
+    );
   }
 
   // ---- Application API -----------------------------------------------------------------
@@ -336,8 +351,10 @@ export class Raft {
     if (this.role !== Role.Leader) return;
     this.uncommittedBytes = Math.max(0, this.uncommittedBytes - entriesBytes(entries));
     // §4.2.2: a leader that is not in the membership it committed steps down once it is
-    // committed (it has managed the cluster meanwhile without counting itself).
-    if (!this.isVoter(this.id) && entries.some((entry) => entry.type === EntryType.MembershipChange)) {
+    // committed (it has managed the cluster meanwhile without counting itself); so does one
+    // elected after losing its leadership with its removal pending (promotable), once it has
+    // applied that removal.
+    if (!this.isVoter(this.id) && this.log.applied >= this.membershipIndex) {
       this.becomeFollower(this.term, NONE);
     }
   }

@@ -15,6 +15,8 @@ interface Mutant {
   readonly file: string;
   readonly find: string;
   readonly replace: string;
+  /** Run the simulator of several groups per node (test/sim/groups-simulation.ts), whose shapes this bug needs. */
+  readonly groups?: boolean;
 }
 
 const MUTANTS: Mutant[] = [
@@ -53,6 +55,13 @@ const MUTANTS: Mutant[] = [
     file: 'raft/raft.js',
     find: 'return this.memberships.current.membership;',
     replace: 'return this.memberships.at(Math.max(this.log.applied, this.memberships.baseIndex)).membership;',
+  },
+  {
+    name: 'a leader that appended its own removal and lost its leadership never campaigns again (groups seed 20)',
+    file: 'raft/raft.js',
+    find: 'if (this.isVoter(this.id))\n            return true;\n        const current',
+    replace: 'return this.isVoter(this.id);\n        const current',
+    groups: true,
   },
   {
     name: 'a membership change truncated from the log stays in effect (§4.1)',
@@ -132,7 +141,12 @@ function main(): void {
       writeFileSync(target, source.replace(mutant.find, mutant.replace));
       const run = spawnSync(
         process.execPath,
-        [join(workdir, 'dist', 'test', 'sim', 'cli.js'), '--seeds', String(seeds), '--steps', String(steps)],
+        [
+          join(workdir, 'dist', 'test', 'sim', 'cli.js'),
+          '--seeds',
+          String(seeds),
+          ...(mutant.groups ? ['--groups'] : ['--steps', String(steps)]),
+        ],
         { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 },
       );
       const failedSeeds = (run.stdout.match(/^seed \d+ FAILED:/gm) ?? []).length;
@@ -149,7 +163,7 @@ function main(): void {
       if (failedSeeds < floor) weak++;
       const verdict = !caught ? 'MISSED' : failedSeeds < floor ? 'weak  ' : 'caught';
       console.log(
-        `${verdict}  sim ${String(failedSeeds).padStart(4)}/${seeds} seeds  ` +
+        `${verdict}  sim${mutant.groups ? ' (groups)' : ''} ${String(failedSeeds).padStart(4)}/${seeds} seeds  ` +
           `paper tests ${failedFiles}/${paperTests.length} files  ${mutant.name}`,
       );
     } finally {

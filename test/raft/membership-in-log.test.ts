@@ -59,6 +59,42 @@ function restarted(
   });
 }
 
+/** Like restarted(), with its storage, so that a test can persist what the node's Readies hold. */
+function restartedWithStorage(
+  id: string,
+  membership: Membership,
+  entries: Entry[],
+  term: number,
+): { raw: RawNode; storage: MemoryStorage } {
+  const storage = MemoryStorage.bootstrap(membership);
+  storage.append(entries);
+  storage.setHardState({ term, vote: '', commit: 2 });
+  const raw = new RawNode({
+    id,
+    storage,
+    prng: new SeededPrng(1),
+    applied: 2,
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    preVote: false,
+  });
+  return { raw, storage };
+}
+
+/** Persists every pending Ready of the node, then returns what it sends. */
+function persistAndDrain(node: { raw: RawNode; storage: MemoryStorage }): Message[] {
+  const out: Message[] = [];
+  while (node.raw.hasReady()) {
+    const rd = node.raw.ready();
+    if (rd.snapshot) node.storage.applySnapshot(rd.snapshot);
+    node.storage.append(rd.entries);
+    if (rd.hardState) node.storage.setHardState(rd.hardState);
+    out.push(...rd.messages, ...rd.messagesAfterPersist);
+    node.raw.advance(rd);
+  }
+  return out;
+}
+
 /** Every message the node has to send, persisted or not. */
 function drain(raw: RawNode): Message[] {
   const out: Message[] = [];
@@ -69,6 +105,8 @@ function drain(raw: RawNode): Message[] {
   }
   return out;
 }
+
+const isCampaign = (m: Message): boolean => m.type === MessageType.PreVote || m.type === MessageType.Vote;
 
 function grant(raw: RawNode, from: string, term: number): void {
   const result = raw.step(message({ type: MessageType.VoteResponse, from, to: raw.id, term }));
@@ -205,3 +243,59 @@ t.test('§4.1 after a restart the membership is rebuilt from the log above the a
   t.same(net.status('2').appliedMembership.voters, ['1', '2', '3'], 'it has applied only the old one');
   t.end();
 });
+
+t.test(
+  '§4.2.2 groups seed 20: a leader of two voters that appended its own removal and lost its leadership campaigns again, and steps down once it applied the removal',
+  (t) => {
+    // {n1,n3}; n3 led term 2 and appended its removal at index 3, then restarted before it
+    // committed. n1 (log to 2, the old membership) needs n3's vote and cannot get it: n3's log
+    // is longer. Before the fix n3, no voter in its own log's membership, never campaigned: no
+    // leader, ever.
+    const both: Membership = { voters: ['n1', 'n3'], learners: [] };
+    const n3 = restartedWithStorage('n3', both, [normal(2, 2), change(3, 2, remove('n3'))], 2);
+    const n1 = restartedWithStorage('n1', both, [normal(2, 2)], 2);
+    t.same(n3.raw.status().membership.voters, ['n1'], 'its log says it is removed');
+    for (let i = 0; i < 30; i++) n3.raw.tick();
+    let queue = persistAndDrain(n3);
+    t.same(
+      queue.filter(isCampaign).map((m) => m.to),
+      ['n1'],
+      'with the removal not known committed, it asks the one voter of that membership',
+    );
+    const nodes = new Map([
+      ['n1', n1],
+      ['n3', n3],
+    ]);
+    let led = false;
+    for (let round = 0; round < 50 && queue.length > 0; round++) {
+      for (const m of queue) {
+        const result = nodes.get(m.to)?.raw.step(m);
+        if (result !== undefined && !result.ok) throw result.error;
+      }
+      queue = [...persistAndDrain(n1), ...persistAndDrain(n3)];
+      if (n3.raw.status().role === Role.Leader) led = true;
+    }
+    t.ok(led, "n1's vote is a quorum of {n1}: n3 led, without counting itself");
+    t.ok(n1.raw.status().commitIndex >= 3, 'n1 holds the removal, committed');
+    t.same(n1.raw.status().membership.voters, ['n1']);
+    t.not(n3.raw.status().role, Role.Leader, 'n3 applied it and stepped down');
+    for (let i = 0; i < 30; i++) n3.raw.tick();
+    t.same(persistAndDrain(n3).filter(isCampaign), [], 'and never campaigns again');
+    for (let i = 0; i < 30; i++) n1.raw.tick();
+    persistAndDrain(n1);
+    t.equal(n1.raw.status().role, Role.Leader, 'n1, the one voter left, leads');
+
+    // A learner removed (never a voter) does not campaign, committed or not.
+    const learner = restarted(
+      'n4',
+      { voters: ['n1'], learners: ['n4'] },
+      [normal(2, 2), change(3, 2, remove('n4'))],
+      2,
+      2,
+      2,
+    );
+    for (let i = 0; i < 30; i++) learner.tick();
+    t.same(drain(learner).filter(isCampaign), [], 'a removed learner stays quiet');
+    t.end();
+  },
+);

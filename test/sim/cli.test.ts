@@ -20,6 +20,15 @@ t.test('one seed prints its statistics', async (t) => {
   t.match(run.stdout, /sim: 1 seeds, 0 violations/);
 });
 
+t.test('--groups runs the simulator of several groups per node, in jobs too', async (t) => {
+  const one = sim('--groups', '--seed', '5', '--steps', '800');
+  t.equal(one.status, 0, one.stderr);
+  t.match(one.stdout, /^seed 5: \{"crashes":\d+.*"groups":\d+/m);
+  const jobs = sim('--groups', '--seeds', '4', '--steps', '800', '--jobs', '2');
+  t.equal(jobs.status, 0, jobs.stderr);
+  t.match(jobs.stdout.trim().split('\n').at(-1), /^sim: 4 seeds, 0 violations$/);
+});
+
 t.test('bad flags are refused with exit code 2 and a reason', async (t) => {
   for (const [args, reason] of [
     [['--jobs', '0'], /--jobs must be between 1 and 64/],

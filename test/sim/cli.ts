@@ -1,8 +1,9 @@
-// The simulator's command line: `npm run sim -- --seeds N [--seed S] [--steps K] [--jobs J] [--verbose]`.
+// The simulator's command line: `npm run sim -- --seeds N [--seed S] [--steps K] [--jobs J] [--groups] [--verbose]`.
 
 import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { GROUPS_SIMULATION_DEFAULTS, runGroupsSimulation } from './groups-simulation.js';
 import { runSimulation, SIMULATION_DEFAULTS } from './simulation.js';
 
 interface CliOptions {
@@ -11,9 +12,11 @@ interface CliOptions {
   steps: number;
   jobs: number;
   verbose: boolean;
+  /** Several raft groups per node (groups-simulation.ts) instead of one. */
+  groups: boolean;
 }
 
-const USAGE = 'use --seeds N, --seed S, --steps K, --jobs J, --verbose';
+const USAGE = 'use --seeds N, --seed S, --steps K, --jobs J, --groups, --verbose';
 
 function parseArgs(argv: string[]): CliOptions {
   const options: CliOptions = {
@@ -22,12 +25,18 @@ function parseArgs(argv: string[]): CliOptions {
     steps: SIMULATION_DEFAULTS.steps,
     jobs: 1,
     verbose: false,
+    groups: false,
   };
   let seedsGiven = false;
+  let stepsGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     if (flag === '--verbose') {
       options.verbose = true;
+      continue;
+    }
+    if (flag === '--groups') {
+      options.groups = true;
       continue;
     }
     if (!['--seeds', '--seed', '--steps', '--jobs'].includes(flag))
@@ -49,12 +58,14 @@ function parseArgs(argv: string[]): CliOptions {
     } else if (flag === '--steps') {
       if (number < 1) throw new Error('--steps must be at least 1');
       options.steps = number;
+      stepsGiven = true;
     } else {
       if (number < 1 || number > 64) throw new Error('--jobs must be between 1 and 64');
       options.jobs = number;
     }
   }
   if (options.jobs > 1 && options.verbose) throw new Error('--verbose runs in one process: drop --jobs');
+  if (options.groups && !stepsGiven) options.steps = GROUPS_SIMULATION_DEFAULTS.steps;
   return options;
 }
 
@@ -62,13 +73,16 @@ function parseArgs(argv: string[]): CliOptions {
 function runHere(options: CliOptions): number {
   let violations = 0;
   for (let seed = options.seed; seed < options.seed + options.seeds; seed++) {
-    const result = runSimulation({ seed, steps: options.steps, verbose: options.verbose });
+    const run = options.groups ? runGroupsSimulation : runSimulation;
+    const result = run({ seed, steps: options.steps, verbose: options.verbose });
     if (options.verbose || options.seeds === 1) console.log(`seed ${seed}: ${JSON.stringify(result.stats)}`);
     if (result.violations.length > 0) {
       violations += result.violations.length;
       console.log(`seed ${seed} FAILED:`);
       for (const violation of result.violations) console.log(`  ${violation}`);
-      console.log(`  replay: npm run sim -- --seed ${seed} --steps ${options.steps} --verbose`);
+      console.log(
+        `  replay: npm run sim -- --seed ${seed} --steps ${options.steps}${options.groups ? ' --groups' : ''} --verbose`,
+      );
     }
   }
   return violations;
@@ -89,6 +103,7 @@ async function runInJobs(options: CliOptions): Promise<number> {
       String(count),
       '--steps',
       String(options.steps),
+      ...(options.groups ? ['--groups'] : []),
     ];
     children.push(
       new Promise((resolve, reject) => {
