@@ -35,6 +35,8 @@ const FAULT_KILL_BEFORE_ANSWER = process.env.CONCLAVE_FAULT_KILL_BEFORE_ANSWER;
 
 export interface MemberKvInit {
   readonly name: string;
+  /** Throws unless every member can apply what needs `feature` (checked on the leader before proposing it). */
+  readonly requireFeature?: (feature: string) => void;
   /** Group 1: the definition, sessions without a realm, status and readiness. */
   readonly group: RaftGroup;
   readonly forwarder: LeaderForwarder;
@@ -111,6 +113,8 @@ export class MemberKv implements KvService {
   /** Proposes on this node's copy of group `groupId`, which should lead (raft refuses with NOT_LEADER otherwise). */
   async proposeHere(op: Operation, session?: SessionRef, groupId = FIRST_GROUP): Promise<CommandResult> {
     this.init.refuseIfStopping();
+    // Group 1's catalog entries: an older member would refuse them and its state would differ.
+    if (op.type === 'createGroup' || op.type === 'placeRealm') this.init.requireFeature?.('groups');
     const group = this.groupHere(groupId, 'realm' in op ? op.realm : undefined);
     const command = encodeCommand({
       v: COMMAND_VERSION,

@@ -59,6 +59,7 @@ import {
   decodePeerRequest,
   encodePeerMessage,
   type JoinAnswer,
+  NODE_FEATURES,
   type PeerRequest,
 } from './peer-protocol.js';
 import { ProxyPeers } from './proxy-serving.js';
@@ -80,6 +81,17 @@ type GroupHooks = Pick<RaftGroupInit, 'onMembershipApplied' | 'onSnapshotApplied
 
 /** How long `groups list` waits for each member's report. */
 const GROUPS_ASK_TIMEOUT_MS = 2000;
+
+/** The features a peer's identify answer names (none from an older build, or a malformed list). */
+function featuresOf(answer: { readonly features?: unknown }): string[] {
+  return Array.isArray(answer.features)
+    ? answer.features.filter((f): f is string => typeof f === 'string')
+    : [];
+}
+
+/** What this node says it can do; CONCLAVE_FAULT_FEATURES=none makes it answer as a build without any (tests of version skew). */
+const ADVERTISED_FEATURES: readonly string[] =
+  process.env.CONCLAVE_FAULT_FEATURES === 'none' ? [] : NODE_FEATURES;
 
 /** The raft group every realm lives in today; frames and keys already carry it. */
 const GROUP = 1;
@@ -240,6 +252,7 @@ export class ConclaveNode {
       placedRealms: () => Object.keys(main.storage.state.groups.placements ?? {}),
       membersOf: (id) => main.storage.state.groups.groups.find((g) => g.id === id)?.members ?? [],
       remote: (id, call, mayApply) => this.carryToGroup(id, call, mayApply),
+      requireFeature: (feature) => this.requireFeature(feature),
       requestTimeoutMs: config.requestTimeoutMs,
       refuseIfStopping,
       notReadyReason: () => {
@@ -670,6 +683,30 @@ export class ConclaveNode {
     );
   }
 
+  /**
+   * Throws CONFLICT (reason VERSION_SKEW) unless every other member of group 1 said it has
+   * `feature` since this process started: an older node would refuse the entry as an unknown
+   * command, and its copy of the state would then differ from the others'.
+   */
+  private requireFeature(feature: string): void {
+    const { membership } = this.main.storage.state;
+    const lacking: string[] = [];
+    for (const name of [...membership.voters, ...membership.learners]) {
+      if (name === this.config.name) continue;
+      const features = this.parts.peers.featuresOf(name);
+      if (features === undefined) lacking.push(`${name} (not heard from since this node started)`);
+      else if (!features.has(feature)) lacking.push(`${name} (an older version)`);
+    }
+    if (lacking.length === 0) return;
+    throw Object.assign(
+      new Error(
+        `every member must run a version with ${feature} first; not known to: ${lacking.join(', ')}. ` +
+          'Upgrade (or start) those nodes, then retry',
+      ),
+      { code: 'CONFLICT', reason: 'VERSION_SKEW' },
+    );
+  }
+
   /** What a backup from this node covers: every raft group (cluster-backup.ts). */
   private backupSource(): ClusterBackupSource {
     const fetcher = this.backupFetcher;
@@ -834,8 +871,26 @@ export class ConclaveNode {
    */
   async identify(peer: string): Promise<void> {
     const { mesh, peers, seen } = this.parts;
-    if (!mesh || peers.nameOf(peer) !== undefined || this.proxies.has(peer) || this.identifying.has(peer))
+    const bound = peers.nameOf(peer);
+    if (mesh !== undefined && bound !== undefined && !this.identifying.has(peer)) {
+      // Known already: a new connection may be a restarted process of another version, so what
+      // it said before no longer counts (requireFeature refuses) until it answers again.
+      peers.forgetFeatures(bound);
+      this.identifying.add(peer);
+      try {
+        const answer = await identifyPeer(mesh, peer, {
+          attempts: 3,
+          timeoutMs: 2000,
+          backoffMs: () => 100,
+          keepGoing: () => !this.stopping,
+        });
+        if (answer?.name === bound) peers.setFeatures(bound, featuresOf(answer));
+      } finally {
+        this.identifying.delete(peer);
+      }
       return;
+    }
+    if (!mesh || bound !== undefined || this.proxies.has(peer) || this.identifying.has(peer)) return;
     this.identifying.add(peer);
     try {
       const answer = await identifyPeer(mesh, peer, {
@@ -862,6 +917,7 @@ export class ConclaveNode {
         this.logger.error('peer.record_failed', { peer, name: answer.name, error: (error as Error).message });
         return;
       }
+      peers.setFeatures(answer.name, featuresOf(answer));
       if (peers.bind(peer, answer.name)) this.removal.noticeIfNotMember(peer, answer.name);
     } finally {
       this.identifying.delete(peer);
@@ -898,6 +954,7 @@ export class ConclaveNode {
           name: this.config.name,
           commitIndex: this.main.driver.status().commitIndex,
           clusterId,
+          features: ADVERTISED_FEATURES,
           ...(request.founding === undefined ? {} : { seenPeer: seen.peerOf(request.founding) ?? null }),
         });
     }

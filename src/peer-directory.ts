@@ -10,6 +10,7 @@ import type { Logger } from '../net/index.js';
 export class PeerDirectory {
   private readonly nameByPeer = new Map<string, string>();
   private readonly peerByName = new Map<string, string>();
+  private readonly featuresByName = new Map<string, ReadonlySet<string>>();
 
   constructor(private readonly logger: Logger) {}
 
@@ -28,6 +29,21 @@ export class PeerDirectory {
     this.nameByPeer.set(peer, name);
     this.peerByName.set(name, peer);
     return true;
+  }
+
+  /** Records the features `name` said it has (its identify answer; [] from an older build). */
+  setFeatures(name: string, features: readonly string[]): void {
+    this.featuresByName.set(name, new Set(features));
+  }
+
+  /** Forgets what `name` said it has (a new connection: perhaps another process). */
+  forgetFeatures(name: string): void {
+    this.featuresByName.delete(name);
+  }
+
+  /** The features `name` said it has, or undefined if it has not answered since this process started. */
+  featuresOf(name: string): ReadonlySet<string> | undefined {
+    return this.featuresByName.get(name);
   }
 
   /** Forgets `name` (a removed member): the name may come back later with another peer id. */

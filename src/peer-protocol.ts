@@ -104,9 +104,15 @@ export interface JoinAnswer {
   readonly done: 'added' | 'promoted' | 'already';
 }
 
+/** What this build can do that older ones cannot: sent in identify answers, required before proposing what needs it. */
+export const NODE_FEATURES = ['groups'] as const;
+export type NodeFeature = (typeof NODE_FEATURES)[number];
+
 export interface IdentifyAnswer {
   readonly name: string;
   readonly commitIndex: number;
+  /** Absent from older builds: they have none of NODE_FEATURES. */
+  readonly features?: readonly string[];
   readonly clusterId?: string;
   /** Set by a founder's temporary mesh (founding-check.ts): not a member yet, do not record it. */
   readonly founding?: true;
