@@ -50,7 +50,9 @@ const FLAG_REJECT = 1;
 const FLAG_CONTEXT = 2;
 const FLAG_SNAPSHOT = 4;
 const FLAG_REPLY_ONLY_ON_REJECT = 8;
-const KNOWN_FLAGS = FLAG_REJECT | FLAG_CONTEXT | FLAG_SNAPSHOT | FLAG_REPLY_ONLY_ON_REJECT;
+/** Sent only in raft groups other than group 1, which run only on builds that know it (the groups feature). */
+const FLAG_QUIESCE = 16;
+const KNOWN_FLAGS = FLAG_REJECT | FLAG_CONTEXT | FLAG_SNAPSHOT | FLAG_REPLY_ONLY_ON_REJECT | FLAG_QUIESCE;
 const MAX_MESSAGE_TYPE = MessageType.SnapshotStatus;
 const MAX_ENTRY_TYPE = EntryType.MembershipChange;
 /** The fewest bytes a message takes: type, two ids, five varints, flags, entry count. */
@@ -141,6 +143,7 @@ function writeMessage(writer: Writer, message: Message, idOf: (nodeId: string) =
   if (message.context !== undefined) flags |= FLAG_CONTEXT;
   if (message.snapshot !== undefined) flags |= FLAG_SNAPSHOT;
   if (message.replyOnlyOnReject === true) flags |= FLAG_REPLY_ONLY_ON_REJECT;
+  if (message.quiesce === true) flags |= FLAG_QUIESCE;
   writer
     .uint8(message.type)
     .varint(idOf(message.from))
@@ -251,6 +254,7 @@ function readMessage(reader: Reader, ids: readonly string[], limits: RaftCodecLi
   if ((flags & FLAG_CONTEXT) !== 0) message.context = reader.bytesField('context', reader.remaining);
   if ((flags & FLAG_SNAPSHOT) !== 0) message.snapshot = readSnapshot(reader, ids);
   if ((flags & FLAG_REPLY_ONLY_ON_REJECT) !== 0) message.replyOnlyOnReject = true;
+  if ((flags & FLAG_QUIESCE) !== 0) message.quiesce = true;
   return message;
 }
 

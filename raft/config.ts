@@ -37,6 +37,14 @@ export interface RaftConfigInput {
   readonly preVote?: boolean;
   /** A leader steps down if it has not heard from a quorum within an election timeout (§6.2). */
   readonly checkQuorum?: boolean;
+  /**
+   * Heartbeat ticks a leader stays idle (nothing uncommitted, every follower holding its whole
+   * log, no read, transfer or change pending) before it quiesces the group: it tells the
+   * followers, and then neither side ticks until a message or the application wakes it. 0 never
+   * quiesces. With it the application must wake a follower whose leader it believes gone (the
+   * leader's process down or cut off), or the group would never elect again.
+   */
+  readonly quiesceAfterTicks?: number;
 }
 
 export type RaftConfig = Required<RaftConfigInput>;
@@ -54,6 +62,7 @@ export const RAFT_DEFAULTS = {
   learnerCatchUpMaxLagEntries: 100,
   preVote: true,
   checkQuorum: true,
+  quiesceAfterTicks: 0,
 } as const;
 
 const GIB = 1024 * 1024 * 1024;
@@ -82,6 +91,7 @@ export function validateRaftConfig(input: RaftConfigInput): RaftConfig {
   integerIn(config, 'maxCommittedBytesPerReady', 1, 64 * GIB);
   integerIn(config, 'maxPendingReadIndex', 1, 10_000_000);
   integerIn(config, 'learnerCatchUpMaxLagEntries', 0, Number.MAX_SAFE_INTEGER);
+  integerIn(config, 'quiesceAfterTicks', 0, 1_000_000);
   for (const flag of ['preVote', 'checkQuorum'] as const) {
     if (typeof config[flag] !== 'boolean')
       throw new RaftConfigError(flag, `must be a boolean, got ${String(config[flag])}`);

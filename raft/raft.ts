@@ -77,6 +77,15 @@ export class Raft {
   private uncommittedBytes = 0;
   private appendBroadcastPending = false;
   private readonly readIndexQueue = new ReadIndexQueue();
+  /**
+   * Quiescence (config.quiesceAfterTicks): a quiesced node does not tick. A leader quiesces
+   * after that many idle heartbeat ticks and waits for each recently active follower to say it
+   * quiesced too (`quiesceAcks`); one that has not within two ticks wakes the leader again.
+   */
+  private quiesced = false;
+  private idleTicks = 0;
+  private quiesceWait = 0;
+  private quiesceAwaited: Set<NodeId> | undefined;
   /** ReadIndex requests held until the leader has committed an entry of its term. */
   private pendingReadIndex: Message[] = [];
 
@@ -175,8 +184,31 @@ export class Raft {
   // ---- Application API -----------------------------------------------------------------
 
   tick(): void {
+    if (this.quiesced) {
+      // A leader still waiting for followers to quiesce gives up after two ticks and wakes.
+      if (this.quiesceAwaited !== undefined && ++this.quiesceWait >= 2) this.wake();
+      return;
+    }
     if (this.role === Role.Leader) this.tickHeartbeat();
     else this.tickElection();
+  }
+
+  /** Whether this node is quiesced (it neither ticks nor sends heartbeats until woken). */
+  get isQuiesced(): boolean {
+    return this.quiesced;
+  }
+
+  /**
+   * Ends quiescence: the node ticks again (a follower's election timer resumes where it stopped).
+   * The application calls it for a follower whose leader it believes gone; any message other
+   * than quiescence's own, and any proposal, read or transfer, also wakes the node.
+   */
+  wake(): void {
+    if (!this.quiesced) return;
+    this.quiesced = false;
+    this.idleTicks = 0;
+    this.quiesceWait = 0;
+    this.quiesceAwaited = undefined;
   }
 
   /**
@@ -195,6 +227,7 @@ export class Raft {
 
   /** Appends `data` as a new entry at the leader. Returns its index and term. */
   propose(data: Uint8Array): Result<{ index: number; term: number }> {
+    this.wake();
     if (this.role !== Role.Leader) return fail('NOT_LEADER', `${this.id} is ${this.role}`, this.lead);
     if (this.leadTransferee !== NONE) {
       return fail('TRANSFER_IN_PROGRESS', `leadership is moving to ${this.leadTransferee}`, this.lead);
@@ -253,6 +286,7 @@ export class Raft {
    * of Ongaro's 2015 errata). A learner is promoted only once caught up.
    */
   proposeMembershipChange(change: MembershipChange): Result<{ index: number; term: number }> {
+    this.wake();
     const refused = this.membershipChangeRefusal();
     if (refused !== undefined) return { ok: false, error: refused };
     const problem = membershipChangeProblem(this.membership, change);
@@ -282,6 +316,7 @@ export class Raft {
    * same context once a quorum has confirmed the leadership; contexts must be unique.
    */
   readIndex(context: Uint8Array): Result<void> {
+    this.wake();
     if (this.role === Role.Leader) {
       if (this.readIndexQueue.size + this.pendingReadIndex.length >= this.config.maxPendingReadIndex) {
         return fail('READ_INDEX_LIMIT', `${this.config.maxPendingReadIndex} reads are already pending`);
@@ -296,6 +331,7 @@ export class Raft {
 
   /** Starts handing leadership to voter `to` (§3.10); abandoned after an election timeout. */
   transferLeadership(to: NodeId): Result<void> {
+    this.wake();
     if (this.role !== Role.Leader) return fail('NOT_LEADER', `${this.id} is ${this.role}`, this.lead);
     if (!this.isVoter(to)) return fail('INVALID_TRANSFER_TARGET', `${to} is not a voter`);
     if (to === this.id) return ok(undefined);
@@ -369,6 +405,7 @@ export class Raft {
     this.lead = NONE;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
+    this.wake();
     this.randomizedElectionTimeout =
       this.config.electionTicks + this.config.prng.nextInt(this.config.electionTicks);
     this.abortLeaderTransfer();
@@ -448,8 +485,48 @@ export class Raft {
     }
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
+      const quiesceAfter = this.config.quiesceAfterTicks;
+      this.idleTicks = quiesceAfter > 0 && this.idle() ? this.idleTicks + 1 : 0;
+      if (quiesceAfter > 0 && this.idleTicks >= quiesceAfter) {
+        this.quiesce();
+        return;
+      }
       this.bcastHeartbeat(this.readIndexQueue.lastContext());
     }
+  }
+
+  /**
+   * Whether the group has nothing to do: every entry committed and held by every follower, no
+   * read, transfer or membership change pending. A follower that went silent holds the whole
+   * log too if nothing was written since; it needs no heartbeat, and wakes the group when it
+   * campaigns.
+   */
+  private idle(): boolean {
+    const last = this.log.lastIndex();
+    if (
+      this.log.committed !== last ||
+      this.leadTransferee !== NONE ||
+      this.readIndexQueue.size > 0 ||
+      this.pendingReadIndex.length > 0 ||
+      this.pendingMembershipIndex > this.log.committed
+    ) {
+      return false;
+    }
+    for (const [id, pr] of this.progress) if (id !== this.id && pr.match !== last) return false;
+    return true;
+  }
+
+  /** Sends the last heartbeats, flagged, and stops ticking; the recently active followers must answer. */
+  private quiesce(): void {
+    this.quiesced = true;
+    this.idleTicks = 0;
+    this.quiesceWait = 0;
+    this.quiesceAwaited = new Set();
+    for (const [id, pr] of this.progress) {
+      if (id !== this.id && pr.recentActive) this.quiesceAwaited.add(id);
+    }
+    if (this.quiesceAwaited.size === 0) this.quiesceAwaited = undefined;
+    this.bcastHeartbeat(undefined, true);
   }
 
   // ---- Elections -------------------------------------------------------------------------
@@ -519,6 +596,7 @@ export class Raft {
   // ---- Stepping --------------------------------------------------------------------------
 
   private stepMessage(m: Message): void {
+    if (this.quiesced && !this.keepsQuiet(m)) this.wake();
     if (m.term > this.term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         const force = m.context !== undefined && bytesEqual(m.context, TRANSFER_CONTEXT);
@@ -586,6 +664,22 @@ export class Raft {
         this.stepFollower(m);
         return;
     }
+  }
+
+  /**
+   * Messages that leave a quiesced node quiesced: quiescence's own heartbeats and answers, and
+   * answers to what the leader sent before it quiesced. A quiesced leader counts the followers'
+   * answers to its last heartbeats; once every awaited one has quiesced it stops waiting.
+   */
+  private keepsQuiet(m: Message): boolean {
+    if (m.type === MessageType.Heartbeat) return m.quiesce === true;
+    if (m.type === MessageType.HeartbeatResponse) {
+      if (m.quiesce !== true) return false;
+      this.quiesceAwaited?.delete(m.from);
+      if (this.quiesceAwaited?.size === 0) this.quiesceAwaited = undefined;
+      return true;
+    }
+    return m.type === MessageType.AppendResponse && !m.reject;
   }
 
   private handleVoteRequest(m: Message): void {
@@ -683,6 +777,8 @@ export class Raft {
       case MessageType.Heartbeat:
         this.electionElapsed = 0;
         this.lead = m.from;
+        // The leader is idle and stops its heartbeats: stop the election timer with it.
+        if (m.quiesce === true) this.quiesced = true;
         this.handleHeartbeat(m);
         return;
       case MessageType.Snapshot:
@@ -738,6 +834,7 @@ export class Raft {
       type: MessageType.HeartbeatResponse,
       to: m.from,
       ...(m.context ? { context: m.context } : {}),
+      ...(this.quiesced ? { quiesce: true } : {}),
     });
   }
 
@@ -936,7 +1033,7 @@ export class Raft {
     for (const m of pending) this.handleReadIndex(m);
   }
 
-  private bcastHeartbeat(context: Uint8Array | undefined): void {
+  private bcastHeartbeat(context: Uint8Array | undefined, quiesce = false): void {
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
       this.send({
@@ -945,6 +1042,7 @@ export class Raft {
         // Never tell a follower to commit past what it is known to hold.
         commit: Math.min(pr.match, this.log.committed),
         ...(context ? { context } : {}),
+        ...(quiesce ? { quiesce } : {}),
       });
     }
   }
@@ -1050,6 +1148,7 @@ export class Raft {
       snapshot: m.snapshot,
       context: m.context,
       replyOnlyOnReject: m.replyOnlyOnReject === true ? true : undefined,
+      quiesce: m.quiesce === true ? true : undefined,
     };
     if (AFTER_PERSIST.has(stamped.type)) this.messagesAfterPersist.push(stamped);
     else this.messages.push(stamped);
@@ -1068,6 +1167,10 @@ function messageProblem(m: Message, self: NodeId): string | undefined {
   }
   if (m.replyOnlyOnReject !== undefined && typeof m.replyOnlyOnReject !== 'boolean') {
     return 'replyOnlyOnReject is not a boolean';
+  }
+  if (m.quiesce !== undefined && typeof m.quiesce !== 'boolean') return 'quiesce is not a boolean';
+  if (m.quiesce === true && m.type !== MessageType.Heartbeat && m.type !== MessageType.HeartbeatResponse) {
+    return `quiesce on a message of type ${m.type}`;
   }
   if (!Array.isArray(m.entries)) return 'entries is not an array';
   if (m.context !== undefined && !(m.context instanceof Uint8Array)) return 'context is not bytes';

@@ -55,6 +55,8 @@ export interface RaftStatus {
    * when one may be proposed.
    */
   readonly membershipChangeRefusal: RaftErrorCode | undefined;
+  /** Quiesced (config.quiesceAfterTicks): not ticking until a message or wake(). */
+  readonly quiesced: boolean;
   /** Only on the leader. */
   readonly progress?: ReadonlyMap<NodeId, ProgressStatus>;
 }
@@ -100,6 +102,14 @@ export class RawNode {
   /** Advances logical time by one tick. */
   tick(): void {
     this.raft.tick();
+  }
+
+  /**
+   * Ends quiescence (config.quiesceAfterTicks): call it when this node's leader looks gone (its
+   * process down or cut off), so that the node's election timer runs again.
+   */
+  wake(): void {
+    this.raft.wake();
   }
 
   /** Starts an election now (used by tests and by a single node at boot). */
@@ -258,6 +268,7 @@ export class RawNode {
       appliedMembershipIndex: raft.appliedMembership().index,
       leadTransferee: raft.leadTransferee,
       membershipChangeRefusal: raft.membershipChangeRefusalCode(),
+      quiesced: raft.isQuiesced,
     };
     if (raft.role !== 'leader') return base;
     const progress = new Map<NodeId, ProgressStatus>();

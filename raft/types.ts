@@ -106,6 +106,12 @@ export interface Message {
    * costs every write a second round of answers that each wake the leader for nothing.
    */
   readonly replyOnlyOnReject?: boolean;
+  /**
+   * Heartbeat: the leader is idle (everything committed and held by every follower) and stops
+   * its heartbeats; the follower stops its election timer until any other message arrives or
+   * the application wakes it (RawNode.wake). HeartbeatResponse: the follower did so.
+   */
+  readonly quiesce?: boolean;
 }
 
 export enum Role {

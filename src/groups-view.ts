@@ -17,6 +17,8 @@ export interface LocalGroupStatus {
   readonly learners: readonly string[];
   /** The realms in the group's state, in name order. */
   readonly realms: readonly string[];
+  /** Idle and quiesced here: no ticks, no heartbeats (absent from older builds). */
+  readonly quiesced?: boolean;
 }
 
 /** What one node reported, or why it did not. */
@@ -40,6 +42,8 @@ export interface GroupView {
   readonly lag: Readonly<Record<string, number>>;
   /** Founding members that did not answer or do not run the group (yet). */
   readonly missing: readonly string[];
+  /** The leader (or the member shown) reports the group quiesced: idle, sending no heartbeats. */
+  readonly quiesced: boolean;
 }
 
 export interface GroupsView {
@@ -65,6 +69,7 @@ export function localGroupStatuses(groups: ReadonlyMap<number, RaftGroup>): Loca
         voters: state.membership.voters,
         learners: state.membership.learners,
         realms: state.realms(),
+        quiesced: raft.quiesced,
       };
     });
 }
@@ -121,6 +126,7 @@ export function mergeGroupViews(
         realms: best?.status.realms ?? [],
         lag,
         missing: founding.filter((m) => !answered.has(m)),
+        quiesced: best?.status.quiesced === true,
       };
     });
   return { groups, unreachable };

@@ -93,6 +93,14 @@ function featuresOf(answer: { readonly features?: unknown }): string[] {
 const ADVERTISED_FEATURES: readonly string[] =
   process.env.CONCLAVE_FAULT_FEATURES === 'none' ? [] : NODE_FEATURES;
 
+/** The election timeout in ticks of the heartbeat interval, as raft-group.ts rounds it. */
+function electionTicksOf(config: NodeConfig): number {
+  return Math.max(3, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
+}
+
+/** How often (in ticks) the node looks for quiesced groups whose leader is not connected. */
+const ORPHAN_CHECK_TICKS = 5;
+
 /** The raft group every realm lives in today; frames and keys already carry it. */
 const GROUP = 1;
 
@@ -163,6 +171,8 @@ export class ConclaveNode {
     },
   };
   private spareKeeper: SpareKeeper | undefined;
+  /** Stops the periodic check for quiesced groups without a leader (wakeOrphanedGroups). */
+  private stopOrphanCheck: (() => void) | undefined;
   private stopping = false;
   /** Between a stop's start and its refusals: /readyz says not ready, requests are still served. */
   private draining = false;
@@ -356,6 +366,9 @@ export class ConclaveNode {
           electionTimeoutMs: config.electionTimeoutMs,
           snapshotEntries: config.snapshotEntries,
           logRetainEntries: config.logRetainEntries,
+          // Groups besides group 1 quiesce after an election timeout of idleness; group 1 never
+          // does: its heartbeats keep the members' view of each other (removal, spares) alive.
+          ...(id === GROUP ? {} : { quiesceAfterTicks: electionTicksOf(config) }),
           ...hooks,
           transport,
         });
@@ -385,6 +398,7 @@ export class ConclaveNode {
             raft: (from, batch) => self.node?.receiveRaft(from, batch.groupId, batch.messages),
             request: (from, payload, context) => self.node!.servePeer(from, payload, context.signal),
             peerUp: (peer) => void self.node?.identify(peer),
+            peerDown: (peer) => self.node?.wakeOrphanedGroups(peer),
             snapshot: (incoming) => self.node!.receiveSnapshot(incoming),
           },
         });
@@ -427,6 +441,10 @@ export class ConclaveNode {
       node.services = node.buildServices();
       // A failed start stops what had started (in reverse); the storage is closed below.
       await node.services.start();
+      let orphanTicks = 0;
+      node.stopOrphanCheck = clock.add(() => {
+        if (++orphanTicks % ORPHAN_CHECK_TICKS === 0) node.wakeOrphanedGroups();
+      });
       node.adminToken = node.startAdminToken();
       return node;
     } catch (error) {
@@ -707,6 +725,31 @@ export class ConclaveNode {
     );
   }
 
+  /**
+   * Wakes every quiesced group this node follows whose leader looks gone: its process is not
+   * connected (the mesh's connection closed: a crash closes it at once, a cut link within the
+   * mesh's ping interval), or no leader is known. With `peer`, only the groups led by that
+   * peer's node (its connection just went down). Quiesced groups send no heartbeats, so this is
+   * what lets them elect a new leader.
+   */
+  wakeOrphanedGroups(peer?: string): void {
+    const { mesh, peers, groups } = this.parts;
+    const downName = peer === undefined ? undefined : peers.nameOf(peer);
+    if (peer !== undefined && downName === undefined) return;
+    for (const [id, group] of groups) {
+      if (id === GROUP) continue;
+      const status = group.driver.status();
+      if (!status.quiesced || status.role === Role.Leader) continue;
+      if (downName !== undefined) {
+        if (status.leader === downName) group.driver.wake();
+        continue;
+      }
+      const leaderPeer = status.leader === '' ? undefined : peers.peerOf(status.leader);
+      if (leaderPeer === undefined || mesh === undefined || !mesh.isConnected(leaderPeer))
+        group.driver.wake();
+    }
+  }
+
   /** What a backup from this node covers: every raft group (cluster-backup.ts). */
   private backupSource(): ClusterBackupSource {
     const fetcher = this.backupFetcher;
@@ -773,6 +816,7 @@ export class ConclaveNode {
       await new Promise((resolve) => setTimeout(resolve, this.config.drainDelayMs));
     }
     this.stopping = true;
+    this.stopOrphanCheck?.();
     this.logger.info('node.stopping', {});
     await this.handOverLeadership();
     // Watches end with UNAVAILABLE (resume elsewhere) before the edge closes their sockets.

@@ -215,6 +215,13 @@ export class RaftDriver<Result> {
     return this.node.status();
   }
 
+  /** Ends the group's quiescence here (its leader looks gone): the election timer runs again. */
+  wake(): void {
+    if (this.stopped) return;
+    this.node.wake();
+    this.schedule();
+  }
+
   /** Why the group failed (a write to storage was refused, say), or undefined while it runs. */
   get failure(): Error | undefined {
     return this.failureCause;

@@ -45,6 +45,12 @@ export interface RaftGroupInit {
   readonly snapshotEntries: number;
   /** Entries kept before a snapshot, so that followers a little behind catch up from the log. */
   readonly logRetainEntries: number;
+  /**
+   * Idle heartbeat ticks before the group quiesces when this node leads it (raft's
+   * quiesceAfterTicks); 0 or absent: never. The node must then wake the group where its leader
+   * looks gone (ConclaveNode.wakeOrphanedGroups).
+   */
+  readonly quiesceAfterTicks?: number;
   /** After a membership entry is applied. */
   readonly onMembershipApplied?: () => void;
   /** After a snapshot is installed (its address book may be new). */
@@ -86,6 +92,7 @@ export class RaftGroup implements Service {
       applied: storage.state.appliedIndex,
       electionTicks: Math.max(3, Math.round(init.electionTimeoutMs / tickMs)),
       heartbeatTicks: 1,
+      ...(init.quiesceAfterTicks ? { quiesceAfterTicks: init.quiesceAfterTicks } : {}),
     });
     this.driver = new RaftDriver<CommandResult>({
       node,

@@ -29,7 +29,7 @@ function printGroups(view: GroupsView): void {
       view.groups.map((g) => [
         String(g.id),
         g.voters.join(','),
-        g.leader === '' ? '(none)' : g.leader,
+        g.leader === '' ? '(none)' : `${g.leader}${g.quiesced ? ' (idle)' : ''}`,
         String(g.term),
         String(g.commitIndex),
         g.realms.length === 0 ? '-' : g.realms.join(','),

@@ -64,6 +64,9 @@ function sampleMessages(): Message[] {
       commit: 9,
       replyOnlyOnReject: true,
     }),
+    // Quiescence: the leader's last heartbeat and the follower's answer.
+    message({ type: MessageType.Heartbeat, from: 'n1', to: 'n3', term: 5, commit: 12, quiesce: true }),
+    message({ type: MessageType.HeartbeatResponse, from: 'n3', to: 'n1', term: 5, quiesce: true }),
     message({ type: MessageType.ReadIndex, from: 'é節🙂', to: '', context: new Uint8Array(0) }),
     message({
       type: MessageType.Snapshot,
@@ -111,6 +114,8 @@ t.test('a batch round-trips every message type, every field, and extreme values'
     1,
     'the reply-only-on-reject flag round-trips',
   );
+  t.equal(decoded.messages.filter((m) => m.quiesce === true).length, 2, 'so does the quiesce flag');
+  t.equal(decoded.messages[0]!.quiesce, undefined);
 });
 
 t.test('node ids are written once per frame, so a big batch pays for them once', async (t) => {

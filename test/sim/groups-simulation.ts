@@ -114,6 +114,9 @@ class GroupsSimulation {
       maxMessageBytes: this.prng.chance(0.4) ? 96 : 128 + this.prng.nextInt(4096),
       maxInflightMessages: 1 + this.prng.nextInt(16),
     };
+    // Idle groups quiesce in half the seeds (as a node's groups but group 1 do): each process
+    // then wakes a group's follower whose leader it believes gone (wakeOrphans).
+    if (this.prng.chance(0.5)) this.raftOptions.quiesceAfterTicks = 1 + this.prng.nextInt(6);
     this.rates = {
       crash: this.prng.nextFloat() * 0.03,
       flashCrash: this.prng.nextFloat() * 0.05,
@@ -166,6 +169,7 @@ class GroupsSimulation {
         groups: this.groups.length,
         applied: this.groups.reduce((sum, g) => sum + g.checker.appliedCount, 0),
         terms: this.groups.reduce((sum, g) => sum + g.checker.termsWithLeader, 0),
+        quiesceAfterTicks: this.raftOptions.quiesceAfterTicks ?? 0,
         preVote: String(this.raftOptions.preVote),
         checkQuorum: String(this.raftOptions.checkQuorum),
         messages: this.network.sent,
@@ -245,7 +249,32 @@ class GroupsSimulation {
 
   /** Each process ticks every group it runs, together (one clock per node, as tick-clock.ts). */
   private tickAll(): void {
+    this.wakeOrphans();
     for (const node of this.allNodes()) node.tick(this.step);
+  }
+
+  /**
+   * What a node's group host does for quiesced groups (src/): a follower whose leader's process
+   * is down, no longer leads, or is cut off from it in either direction is woken, so that its
+   * election timer runs again. (A paused leader keeps its connections, so it wakes nobody.)
+   */
+  private wakeOrphans(): void {
+    for (const group of this.groups) {
+      for (const node of group.nodes.values()) {
+        const status = node.raft?.status();
+        if (status === undefined || !status.quiesced || status.role === 'leader') continue;
+        const leader = status.leader === '' ? undefined : group.nodes.get(status.leader);
+        if (
+          leader === undefined ||
+          !leader.isLeader() ||
+          this.network.isCut(leader.id, node.id) ||
+          this.network.isCut(node.id, leader.id)
+        ) {
+          node.raft!.wake();
+          this.stats.wakes = (this.stats.wakes ?? 0) + 1;
+        }
+      }
+    }
   }
 
   private exchange(): void {
@@ -306,9 +335,14 @@ class GroupsSimulation {
     node.kv.apply(command);
   }
 
-  /** Per tick, each group's leader takes a write with some chance. */
+  /**
+   * Per tick, each group's leader takes a write with some chance. With quiescence on, groups
+   * take turns being idle for 40 ticks (so that they quiesce, and writes wake them).
+   */
   private propose(): void {
+    const turn = Math.floor(this.step / (40 * STEPS_PER_TICK));
     for (const group of this.groups) {
+      if (this.raftOptions.quiesceAfterTicks && (turn + group.id) % 2 === 0) continue;
       if (!this.prng.chance(this.rates.write)) continue;
       const leader = this.latestLeader(group);
       if (!leader?.raft || leader.isPaused(this.step)) continue;

@@ -34,6 +34,8 @@ export interface SimRaftOptions {
   heartbeatTicks: number;
   maxMessageBytes: number;
   maxInflightMessages: number;
+  /** Idle heartbeat ticks before a leader quiesces its group; 0 or absent: never. */
+  quiesceAfterTicks?: number;
 }
 
 interface Persisting {
@@ -103,6 +105,7 @@ export class SimNode {
       maxInflightMessages: this.options.maxInflightMessages,
       preVote: this.options.preVote,
       checkQuorum: this.options.checkQuorum,
+      ...(this.options.quiesceAfterTicks ? { quiesceAfterTicks: this.options.quiesceAfterTicks } : {}),
     });
   }
 
