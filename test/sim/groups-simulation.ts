@@ -208,15 +208,33 @@ class GroupsSimulation {
     for (; this.step < deadline && !this.failed() && done.size < this.groups.length; this.step++) {
       if (this.step % STEPS_PER_TICK === 0) {
         this.tickAll();
+        if (this.options.verbose && this.step % (50 * STEPS_PER_TICK) === 0) {
+          for (const group of this.groups.filter((g) => !done.has(g.id))) this.log(this.describe(group));
+        }
         for (const group of this.groups) {
           if (done.has(group.id)) continue;
+          // Propose again if the probe's leader lost its term, or a leader of a later term exists
+          // (a removed leader without CheckQuorum may believe it leads an old term forever).
           const probe = probes.get(group.id);
-          if (probe?.node.isLeader() && probe.node.raft?.status().term === probe.term) continue;
           const leader = this.latestLeader(group);
+          if (
+            probe?.node === leader &&
+            probe?.node.isLeader() &&
+            probe.node.raft?.status().term === probe.term
+          ) {
+            continue;
+          }
           const proposal = leader?.raft?.propose(
             encodeCommand({ kind: 'put', op: 0, key: `g${group.id}/liveness`, value: `${this.step}` }),
           );
-          if (leader && proposal?.ok) probes.set(group.id, { node: leader, ...proposal.value });
+          if (leader && proposal?.ok) {
+            probes.set(group.id, { node: leader, ...proposal.value });
+            this.log(
+              `group ${group.id}: liveness probe at ${proposal.value.index} (term ${proposal.value.term}) on ${leader.id}`,
+            );
+          } else if (leader && proposal && !proposal.ok) {
+            this.log(`group ${group.id}: liveness probe refused by ${leader.id}: ${proposal.error.code}`);
+          }
         }
       }
       this.exchange();
@@ -231,18 +249,7 @@ class GroupsSimulation {
       const stuck = this.groups.filter((g) => !done.has(g.id));
       this.violations.push(
         `liveness: groups ${stuck.map((g) => g.id).join(', ')} committed nothing within ${this.options.livenessTicks} ticks after healing: ` +
-          stuck
-            .map((g) =>
-              [...g.nodes.values()]
-                .map((n) => {
-                  const st = n.raft?.status();
-                  return st
-                    ? `${n.id} ${st.role} t${st.term} vote ${st.vote || '-'} lead ${st.leader || '-'} commit ${st.commitIndex} applied ${st.appliedIndex} last ${st.lastIndex} voters ${st.membership.voters}@${st.membershipIndex}`
-                    : `${n.id} down`;
-                })
-                .join('; '),
-            )
-            .join(' | '),
+          stuck.map((g) => this.describe(g)).join(' | '),
       );
     }
   }
@@ -272,6 +279,7 @@ class GroupsSimulation {
         ) {
           node.raft!.wake();
           this.stats.wakes = (this.stats.wakes ?? 0) + 1;
+          this.log(`group ${group.id}: wake ${node.id} (leader ${status.leader || 'none'})`);
         }
       }
     }
@@ -486,6 +494,18 @@ class GroupsSimulation {
   }
 
   // ---- Helpers ---------------------------------------------------------------------------
+
+  /** Every member of `group` as it stands: role, term, vote, leader, log, membership, quiescence. */
+  private describe(group: SimGroup): string {
+    return `group ${group.id}: ${[...group.nodes.values()]
+      .map((n) => {
+        const st = n.raft?.status();
+        return st
+          ? `${n.id} ${st.role}${st.quiesced ? ' (quiesced)' : ''} t${st.term} vote ${st.vote || '-'} lead ${st.leader || '-'} commit ${st.commitIndex} applied ${st.appliedIndex} last ${st.lastIndex} voters ${st.membership.voters}@${st.membershipIndex}`
+          : `${n.id} down`;
+      })
+      .join('; ')}`;
+  }
 
   private addNode(group: SimGroup, process: NodeId, founder: boolean, membership: Membership): void {
     const node = new SimNode(
