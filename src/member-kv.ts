@@ -87,6 +87,7 @@ export class MemberKv implements KvService {
     this.refuseIfCutOff('writes');
     if (DEFINITION_OP_TYPES.has(op.type)) this.refuseIfReadOnly();
     const id = this.groupOfWrite(op, route);
+    await this.groupStarting(id);
     const remote = this.remoteFor(id);
     if (remote !== undefined) {
       return (await remote(
@@ -128,7 +129,9 @@ export class MemberKv implements KvService {
   }
 
   async get(realm: string, key: string, consistency: Consistency): Promise<ServedRead<Document>> {
-    const remote = this.remoteFor(this.init.groupOfRealm?.(realm) ?? FIRST_GROUP);
+    const groupId = this.init.groupOfRealm?.(realm) ?? FIRST_GROUP;
+    await this.groupStarting(groupId);
+    const remote = this.remoteFor(groupId);
     if (remote !== undefined) {
       return (await remote({ call: 'get', realm, key, consistency }, false)) as ServedRead<Document>;
     }
@@ -142,7 +145,9 @@ export class MemberKv implements KvService {
     options: ListOptions,
     consistency: Consistency,
   ): Promise<ServedRead<{ documents: Document[]; more: boolean }>> {
-    const remote = this.remoteFor(this.init.groupOfRealm?.(realm) ?? FIRST_GROUP);
+    const groupId = this.init.groupOfRealm?.(realm) ?? FIRST_GROUP;
+    await this.groupStarting(groupId);
+    const remote = this.remoteFor(groupId);
     if (remote !== undefined) {
       return (await remote({ call: 'list', realm, options, consistency }, false)) as ServedRead<{
         documents: Document[];
@@ -186,6 +191,22 @@ export class MemberKv implements KvService {
   }
 
   /** How to reach group `id` if this node does not run it and may carry calls on; undefined otherwise. */
+  /**
+   * Waits (up to the request timeout, at most 5 s) while group `id` names this node a member
+   * but is not started here yet: right after a group is created, or a realm placed in it, its
+   * members start it as they apply group 1's catalog, a moment after the call that made it.
+   */
+  private async groupStarting(id: number): Promise<void> {
+    if (id === FIRST_GROUP || this.init.groupById === undefined || this.init.groupById(id) !== undefined)
+      return;
+    if (!(this.init.membersOf?.(id) ?? []).includes(this.init.name)) return;
+    const deadline = Date.now() + Math.min(this.init.requestTimeoutMs, 5000);
+    while (this.init.groupById(id) === undefined && Date.now() < deadline) {
+      this.init.refuseIfStopping();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
   private remoteFor(id: number): ((call: ClientCall, mayApply: boolean) => Promise<unknown>) | undefined {
     const remote = this.init.remote;
     if (remote === undefined || id === FIRST_GROUP || this.init.groupById?.(id) !== undefined)
