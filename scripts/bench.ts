@@ -3,7 +3,11 @@
 // usage: npm run bench -- [--quick] [--seconds S] [--rounds N] [--failovers N] [--cases put1,...,failover] [--out DIR]
 // Default: 5 rounds x 5 s per case and system, 5 failover rounds (about 7 minutes on 2 cores);
 // --quick: 1 round x 2 s, 3 failover rounds (about 1 minute). --cases runs a subset
-// (put1,put16,put64,put256,http64,get64,watch,failover).
+// (put1,put16,put64,put256,http64,get64,watch,failover,groups).
+// groups: Conclave alone (etcd has no raft groups), after the comparison with both clusters
+// stopped: 256 loops writing to 1, 2, 4 and 8 realms in one group against each on its own
+// group (scripts/bench-group-writes.ts); its rows are printed and saved, not part of the worst
+// ratio.
 //
 // Method.
 //  - Two clusters of three members each run at the same time on 127.0.0.1, every member a
@@ -62,7 +66,7 @@
 //  - Errors are counted per system and case and printed; a run never hides them.
 // The table and the settings are also written as JSON to bench/results/.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequestRaw } from 'node:http';
 import { cpus } from 'node:os';
@@ -108,7 +112,17 @@ interface Options {
   readonly out: string;
 }
 
-const CASE_IDS = ['put1', 'put16', 'put64', 'put256', 'http64', 'get64', 'watch', 'failover'] as const;
+const CASE_IDS = [
+  'put1',
+  'put16',
+  'put64',
+  'put256',
+  'http64',
+  'get64',
+  'watch',
+  'failover',
+  'groups',
+] as const;
 type CaseId = (typeof CASE_IDS)[number];
 
 const DEFAULT_OPTIONS: Options = {
@@ -1051,6 +1065,14 @@ async function main(): Promise<void> {
     if (selected('watch')) cases.push(...(await runWatch(benches, options)));
     if (selected('failover')) cases.push(await runFailover(benches, options));
 
+    let groupWrites: string[] | undefined;
+    if (selected('groups')) {
+      // Alone on the machine: the comparison's clusters go first.
+      await Promise.all(pools.splice(0).map((h) => h.close().catch(() => undefined)));
+      await Promise.all([conclave.stop(), etcdSystem.stop()]);
+      groupWrites = await runGroupWrites(options.seconds);
+    }
+
     const wallSeconds = (performance.now() - wallStarted) / 1000;
     const worst = worstRatio(cases);
     const lines = table(cases);
@@ -1070,6 +1092,13 @@ async function main(): Promise<void> {
           `${c.name} ${fmt(median(c.conclave.runs.map((r) => r.generatorCores ?? 0)), 2)}/${fmt(median(c.etcd.runs.map((r) => r.generatorCores ?? 0)), 2)}`,
       );
     console.log(`Load generator CPU in cores (of ${cpus().length}), Conclave/etcd runs: ${cpu.join('; ')}`);
+    if (groupWrites !== undefined) {
+      console.log('');
+      console.log(
+        'Conclave alone, 256 loops writing to N realms: all in group 1, or each in a raft group of its own (not in the worst ratio):',
+      );
+      for (const line of groupWrites) console.log(line);
+    }
     const failover = cases.find((c) => c.name.startsWith('failover'));
     if (failover) {
       console.log(
@@ -1116,6 +1145,7 @@ async function main(): Promise<void> {
           },
           table: lines,
           cases,
+          ...(groupWrites === undefined ? {} : { groupWrites }),
           worst,
           wallSeconds,
         },
@@ -1137,6 +1167,42 @@ async function main(): Promise<void> {
 // Small helpers.
 
 /** One HTTP request on `agent`'s keep-alive connection; resolves the body, rejects on a non-2xx answer. */
+/**
+ * Runs bench:group-writes (its own 3-node cluster) for 1, 2, 4 and 8 realms and returns its
+ * table rows; a failure is returned as a row saying so, so the comparison's results still land.
+ */
+function runGroupWrites(seconds: number): Promise<string[]> {
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'bench-group-writes.js');
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [
+        script,
+        '--realms',
+        '1,2,4,8',
+        '--clients',
+        '256',
+        '--seconds',
+        String(Math.max(1, Math.round(seconds))),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => {
+      out += text;
+    });
+    child.stderr.setEncoding('utf8').on('data', (text: string) => {
+      err += text;
+    });
+    child.on('error', (error) => resolve([`bench:group-writes did not run: ${error.message}`]));
+    child.on('close', (code) => {
+      const rows = out.split('\n').filter((line) => line.startsWith('|'));
+      resolve(code === 0 ? rows : [...rows, `bench:group-writes exited ${code}: ${err.trim().slice(-500)}`]);
+    });
+  });
+}
+
 function httpRequest(agent: HttpAgent, url: string, method: string, body: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const request = httpRequestRaw(
