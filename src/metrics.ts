@@ -30,6 +30,8 @@ export interface RaftSource {
   readonly definitionVersion: () => number;
   readonly sessions: () => number;
   readonly watches: () => number;
+  /** The raft groups this node runs (group 1 included), and how many of them are quiesced. */
+  readonly groups?: () => { readonly running: number; readonly quiesced: number };
   /** ms since the epoch of the last successful scheduled backup, if any. */
   readonly lastBackupSuccess: () => number | undefined;
   readonly writeQueue: () => WriteQueueStats;
@@ -426,6 +428,15 @@ export class NodeMetrics {
     gauge('conclave_definition_version', 'The realm definition version applied here', raft.definitionVersion);
     gauge('conclave_sessions', 'Open client sessions', raft.sessions);
     gauge('conclave_watches', 'Watch subscriptions served by this node', raft.watches);
+    if (raft.groups !== undefined) {
+      const groups = raft.groups;
+      gauge('conclave_raft_groups', 'Raft groups this node runs, group 1 included', () => groups().running);
+      gauge(
+        'conclave_raft_groups_quiesced',
+        'Raft groups quiesced here: idle, neither ticking nor sending heartbeats',
+        () => groups().quiesced,
+      );
+    }
     gauge(
       'conclave_backup_last_success_timestamp_seconds',
       'When the last scheduled backup succeeded (unix seconds)',

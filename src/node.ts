@@ -547,6 +547,11 @@ export class ConclaveNode {
           definitionVersion: () => state.access.version,
           sessions: () => state.sessionCount,
           watches: () => group.hub.subscriptions,
+          groups: () => {
+            let quiesced = 0;
+            for (const g of this.parts.groups.values()) if (g.driver.status().quiesced) quiesced++;
+            return { running: this.parts.groups.size, quiesced };
+          },
           lastBackupSuccess: () => state.meta.backups?.lastSuccess?.at,
           writeQueue: () => storage.queue.stats,
           databaseDir: join(config.dataDir, 'db'),

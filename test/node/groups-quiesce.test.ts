@@ -51,6 +51,9 @@ t.test('idle groups quiesce, writes wake them, and a dead leader does not strand
   );
   t.pass('groups 2 and 3 quiesced once idle');
   t.equal(view?.groups.find((g) => g.id === 1)?.quiesced, false, 'group 1 never quiesces');
+  const metrics = await (await fetch(`${a.url}/metrics`)).text();
+  t.match(metrics, /^conclave_raft_groups\{node="n1"\} 3$/m, 'metrics: three groups run here');
+  t.match(metrics, /^conclave_raft_groups_quiesced\{node="n1"\} 2$/m, 'metrics: two of them quiesced');
 
   // A write wakes its group; it commits as usual, and the group quiesces again afterwards.
   const started = Date.now();
