@@ -20,9 +20,8 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { link, open, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { syncDir } from './durable-fs.js';
+import { open, rm } from 'node:fs/promises';
+import { linkIntoPlace } from './durable-fs.js';
 import { SnapshotFileError, StorageError } from './errors.js';
 import { GROUPS_MAX } from './group-catalog.js';
 import { MAX_GROUP_ID } from './keys.js';
@@ -237,15 +236,7 @@ export async function writeBackupSet(
     } finally {
       await target.close();
     }
-    try {
-      await link(temp, path); // Unlike rename, fails if the target appeared meanwhile.
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw new StorageError('FILE_EXISTS', `backup target ${path} exists`);
-      }
-      throw error;
-    }
-    await syncDir(dirname(path));
+    await linkIntoPlace(temp, path);
     return size;
   } finally {
     await rm(temp, { force: true });

@@ -24,12 +24,12 @@
 
 import { randomBytes } from 'node:crypto';
 import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Entry, Membership, Snapshot } from '../raft/types.js';
 import { decodeJson, encodeJson, fromUtf8, utf8 } from './codec.js';
 import type { CommandResult } from './commands.js';
 import { type StorageConfig, type StorageConfigInput, validateStorageConfig } from './config.js';
-import { exists, syncDir } from './durable-fs.js';
+import { exists, linkIntoPlace, syncDir } from './durable-fs.js';
 import { createEngine, type EngineKind, type KvEngine, type WriteOp } from './engine.js';
 import { invariant, SnapshotFileError, StorageError } from './errors.js';
 import { MAX_GROUP_ID, nodeKey, prefixEnd } from './keys.js';
@@ -387,15 +387,7 @@ export class GroupStorage {
         records,
         this.node.config.snapshotChunkBytes,
       );
-      try {
-        await link(temp, path); // Unlike rename, fails if the target appeared meanwhile.
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-          throw new StorageError('FILE_EXISTS', `backup target ${path} exists`);
-        }
-        throw error;
-      }
-      await syncDir(dirname(path));
+      await linkIntoPlace(temp, path);
       return info;
     } finally {
       await rm(temp, { force: true });

@@ -6,6 +6,7 @@ import t from 'tap';
 import { type ClusterNode, freePort } from '../../scripts/local-cluster.js';
 import { Client } from '../../src/client/index.js';
 import type { GroupsView } from '../../src/groups-view.js';
+import { groupsOf } from './groups-http.js';
 import { cli } from './process-helpers.js';
 import { runningCluster } from './running-cluster.js';
 import { waitFor } from './watch-delivery.js';
@@ -13,15 +14,6 @@ import { waitFor } from './watch-delivery.js';
 interface Summary {
   revision: number;
   groups: { group: number; index: number; revision: number; records: number }[];
-}
-
-async function groupsOf(url: string): Promise<GroupsView | undefined> {
-  try {
-    const response = await fetch(`${url}/v1/groups`, { signal: AbortSignal.timeout(5000) });
-    return response.ok ? ((await response.json()) as GroupsView) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 t.test(
@@ -98,7 +90,7 @@ t.test(
     cluster.start(r1);
     await waitFor(
       'r1 to lead every group',
-      async () => (await groupsOf(r1.url))?.groups.every((g) => g.leader === 'r1') === true,
+      async () => (await groupsOf(r1))?.groups.every((g) => g.leader === 'r1') === true,
       60_000,
     );
     const answer = await fetch(`${r1.url}/v1/groups`, { signal: AbortSignal.timeout(10_000) });

@@ -12,28 +12,10 @@ import {
   type KvOutput,
   kvModel,
 } from '../lib/linearizability.js';
+import { groupsOf, postJson } from './groups-http.js';
 import { runKvClients } from './kv-history.js';
 import { runningCluster } from './running-cluster.js';
 import { waitFor } from './watch-delivery.js';
-
-async function groupsOf(node: ClusterNode): Promise<GroupsView | undefined> {
-  try {
-    const response = await fetch(`${node.url}/v1/groups`, { signal: AbortSignal.timeout(5000) });
-    return response.ok ? ((await response.json()) as GroupsView) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function post(node: ClusterNode, path: string, body: unknown): Promise<void> {
-  const response = await fetch(`${node.url}${path}`, {
-    method: 'POST',
-    body: JSON.stringify(body),
-    headers: { 'content-type': 'application/json' },
-    signal: AbortSignal.timeout(30_000),
-  });
-  if (!response.ok) throw new Error(`POST ${path}: ${response.status} ${await response.text()}`);
-}
 
 function leadersPerNode(view: GroupsView): Map<string, number> {
   const counts = new Map<string, number>();
@@ -44,8 +26,8 @@ function leadersPerNode(view: GroupsView): Map<string, number> {
 t.test('8 groups besides group 1, 16 realms: kill -9 and restart of a node', async (t) => {
   const cluster = await runningCluster(t, 3);
   const [a, b, c] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
-  for (let i = 0; i < 8; i++) await post(a, '/v1/groups', {});
-  for (let i = 0; i < 16; i++) await post(a, '/v1/realms', { name: `r${i}`, group: 'auto' });
+  for (let i = 0; i < 8; i++) await postJson(a, '/v1/groups', {});
+  for (let i = 0; i < 16; i++) await postJson(a, '/v1/realms', { name: `r${i}`, group: 'auto' });
   await waitFor('every group to have a leader', async () => {
     const view = await groupsOf(a);
     return view !== undefined && view.groups.length === 9 && view.groups.every((g) => g.leader !== '');
@@ -117,8 +99,8 @@ t.test(
   async (t) => {
     const cluster = await runningCluster(t, 3);
     const [a] = cluster.nodes as [ClusterNode];
-    for (let i = 0; i < 4; i++) await post(a, '/v1/groups', {});
-    for (let i = 0; i < 4; i++) await post(a, '/v1/realms', { name: `r${i}`, group: i + 2 });
+    for (let i = 0; i < 4; i++) await postJson(a, '/v1/groups', {});
+    for (let i = 0; i < 4; i++) await postJson(a, '/v1/realms', { name: `r${i}`, group: i + 2 });
     await waitFor('every group to have a leader', async () => {
       const view = await groupsOf(a);
       return view !== undefined && view.groups.length === 5 && view.groups.every((g) => g.leader !== '');

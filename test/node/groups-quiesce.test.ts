@@ -4,37 +4,19 @@ import t from 'tap';
 import type { ClusterNode } from '../../scripts/local-cluster.js';
 import { Client } from '../../src/client/index.js';
 import type { GroupsView } from '../../src/groups-view.js';
+import { groupsOf, postJson } from './groups-http.js';
 import { runningCluster } from './running-cluster.js';
 import { waitFor } from './watch-delivery.js';
-
-async function groupsOf(node: ClusterNode): Promise<GroupsView | undefined> {
-  try {
-    const response = await fetch(`${node.url}/v1/groups`, { signal: AbortSignal.timeout(5000) });
-    return response.ok ? ((await response.json()) as GroupsView) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function post(node: ClusterNode, path: string, body: unknown): Promise<void> {
-  const response = await fetch(`${node.url}${path}`, {
-    method: 'POST',
-    body: JSON.stringify(body),
-    headers: { 'content-type': 'application/json' },
-    signal: AbortSignal.timeout(30_000),
-  });
-  if (!response.ok) throw new Error(`POST ${path}: ${response.status} ${await response.text()}`);
-}
 
 t.test('idle groups quiesce, writes wake them, and a dead leader does not strand them', async (t) => {
   const cluster = await runningCluster(t, 3);
   const [a, b, c] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
-  await post(a, '/v1/groups', {});
-  await post(a, '/v1/groups', {});
+  await postJson(a, '/v1/groups', {});
+  await postJson(a, '/v1/groups', {});
   // At once: the members are still starting the groups as they apply the catalog; the realm
   // calls wait for that instead of answering UNAVAILABLE.
-  await post(a, '/v1/realms', { name: 'two', group: 2 });
-  await post(a, '/v1/realms', { name: 'three', group: 3 });
+  await postJson(a, '/v1/realms', { name: 'two', group: 2 });
+  await postJson(a, '/v1/realms', { name: 'three', group: 3 });
   const client = new Client({ endpoints: [a.url, b.url, c.url] });
   t.teardown(() => client.close());
   await client.put('two', 'k', 1);
