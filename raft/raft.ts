@@ -80,7 +80,7 @@ export class Raft {
   /**
    * Quiescence (config.quiesceAfterTicks): a quiesced node does not tick. A leader quiesces
    * after that many idle heartbeat ticks and waits for each recently active follower to say it
-   * quiesced too (`quiesceAcks`); one that has not within two ticks wakes the leader again.
+   * quiesced too (`quiesceAwaited`); one that has not within two ticks wakes the leader again.
    */
   private quiesced = false;
   private idleTicks = 0;
