@@ -129,6 +129,13 @@ export type Operation =
   | CreateGroup
   /** Group 1 records that `realm` lives in `group` (group-catalog.ts placeRealm); the realm is then created there. */
   | { readonly type: 'placeRealm'; readonly realm: string; readonly group: number }
+  /** Group 1 records that `node` should (add) or should no longer (remove) run group `group` (group-catalog.ts changeGroupMember). */
+  | {
+      readonly type: 'groupMember';
+      readonly group: number;
+      readonly node: string;
+      readonly change: 'add' | 'remove';
+    }
   | DefinitionOp
   | { readonly type: 'openSession' }
   | { readonly type: 'closeSession' }
@@ -199,6 +206,7 @@ export type OpResult =
   | { readonly type: 'createRealm'; readonly realm: string }
   | { readonly type: 'createGroup'; readonly group: number; readonly members: readonly string[] }
   | { readonly type: 'placeRealm'; readonly realm: string; readonly group: number }
+  | { readonly type: 'groupMember'; readonly group: number; readonly members: readonly string[] }
   /** A definition operation: the definition's version after it. */
   | { readonly type: 'definition'; readonly version: number; readonly created?: readonly string[] }
   | { readonly type: 'openSession'; readonly session: number }
@@ -357,6 +365,17 @@ function checkOperation(value: unknown, limits: CommandLimits): Operation {
         type: 'placeRealm',
         realm: checkRealm(fields.realm),
         group: checkCount(fields.group, 'placeRealm.group', 2),
+      };
+    }
+    case 'groupMember': {
+      const fields = checkObject(value, 'groupMember', ['type', 'group', 'node', 'change']);
+      if (fields.change !== 'add' && fields.change !== 'remove')
+        invalid('groupMember.change must be "add" or "remove"');
+      return {
+        type: 'groupMember',
+        group: checkCount(fields.group, 'groupMember.group', 2),
+        node: checkText(fields.node, 'groupMember.node', 64),
+        change: fields.change,
       };
     }
     case 'createGroup': {

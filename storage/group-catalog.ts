@@ -27,6 +27,60 @@ export interface GroupRecord {
   readonly members: readonly string[];
   /** The cluster revision (group 1's) when it was created. */
   readonly createRevision: number;
+  /** Members added after the group was founded (they start with empty storage and take a snapshot). */
+  readonly joined?: readonly string[];
+  /** Members removed since (founders or joiners); never added back under the same name. */
+  readonly left?: readonly string[];
+}
+
+/** A group's members now: its founders and joiners, less those that left. */
+export function currentMembers(record: GroupRecord): string[] {
+  const left = new Set(record.left ?? []);
+  return [...record.members, ...(record.joined ?? [])].filter((m) => !left.has(m));
+}
+
+/**
+ * The catalog with `node` added to or removed from group `group`'s members, or the refusal:
+ * NOT_FOUND for an unknown group; INVALID_ARGUMENT for a node that is not a voter of group 1
+ * (adding), that was removed from the group before (adding again), or that is not a member
+ * (removing); CONFLICT when the group would exceed `max` members or lose its last one. The
+ * catalog only records who should run the group: the raft membership change itself goes
+ * through the group's own leader.
+ */
+export function changeGroupMember(
+  catalog: GroupCatalog,
+  voters: readonly string[],
+  op: { readonly group: number; readonly node: string; readonly change: 'add' | 'remove' },
+  max: number,
+): GroupCatalog | CommandError {
+  const record = catalog.groups.find((g) => g.id === op.group);
+  if (record === undefined)
+    return commandError('NOT_FOUND', `no group ${op.group} (conclave groups list shows them)`);
+  const current = currentMembers(record);
+  let next: GroupRecord;
+  if (op.change === 'add') {
+    if (!voters.includes(op.node))
+      return commandError('INVALID_ARGUMENT', `${op.node} is not a voter of group 1`);
+    if (current.includes(op.node)) return catalog; // Added already: a retried call.
+    if ((record.left ?? []).includes(op.node)) {
+      return commandError(
+        'INVALID_ARGUMENT',
+        `${op.node} left group ${op.group} before; a node does not rejoin a group`,
+      );
+    }
+    if (current.length >= max)
+      return commandError('CONFLICT', `group ${op.group} has ${current.length} members, the limit`);
+    next = { ...record, joined: [...(record.joined ?? []), op.node] };
+  } else {
+    if (!current.includes(op.node)) {
+      if ((record.left ?? []).includes(op.node)) return catalog; // Removed already: a retried call.
+      return commandError('INVALID_ARGUMENT', `${op.node} is not a member of group ${op.group}`);
+    }
+    if (current.length === 1)
+      return commandError('CONFLICT', `${op.node} is the last member of group ${op.group}`);
+    next = { ...record, left: [...(record.left ?? []), op.node] };
+  }
+  return { ...catalog, groups: catalog.groups.map((g) => (g.id === op.group ? next : g)) };
 }
 
 /** The catalog as stored: groups in id order, and where realms outside group 1 live. */
@@ -152,7 +206,12 @@ export function checkCatalog(value: unknown): GroupCatalog {
       (r.id as number) <= FIRST_GROUP ||
       !Array.isArray(r.members) ||
       !r.members.every((m) => typeof m === 'string') ||
-      !Number.isSafeInteger(r.createRevision)
+      !Number.isSafeInteger(r.createRevision) ||
+      !(
+        r.joined === undefined ||
+        (Array.isArray(r.joined) && r.joined.every((m) => typeof m === 'string'))
+      ) ||
+      !(r.left === undefined || (Array.isArray(r.left) && r.left.every((m) => typeof m === 'string')))
     ) {
       throw new Error(`a group record does not decode: ${JSON.stringify(g)}`);
     }

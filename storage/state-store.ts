@@ -60,6 +60,7 @@ import {
   type DocOp,
   type DocResult,
   decodeCommand,
+  GROUP_MEMBERS_MAX,
   invalidArgument,
   type Operation,
 } from './commands.js';
@@ -68,8 +69,10 @@ import { DocCache } from './doc-cache.js';
 import type { KvEngine, WriteOp } from './engine.js';
 import { invariant, SnapshotFileError, StorageError } from './errors.js';
 import {
+  changeGroupMember,
   checkCatalog,
   createGroupRecord,
+  currentMembers,
   EMPTY_CATALOG,
   FIRST_GROUP,
   type GroupCatalog,
@@ -1172,6 +1175,7 @@ class ApplyBatch {
         return this.failed(commandError('INVALID_ARGUMENT', `${op.type} outside its session handling`));
       case 'placeRealm':
       case 'createGroup':
+      case 'groupMember':
         return this.catalogOp(op);
       case 'backupClaim': {
         const ledger = this.meta.backups;
@@ -1215,7 +1219,9 @@ class ApplyBatch {
   }
 
   /** A change to group 1's catalog of groups (group-catalog.ts); refused in any other group. */
-  private catalogOp(op: Extract<Operation, { type: 'placeRealm' } | { type: 'createGroup' }>): CommandResult {
+  private catalogOp(
+    op: Extract<Operation, { type: 'placeRealm' } | { type: 'createGroup' } | { type: 'groupMember' }>,
+  ): CommandResult {
     if (this.group !== FIRST_GROUP) {
       return this.failed(
         commandError('INVALID_ARGUMENT', `${op.type} goes through group ${FIRST_GROUP}, not ${this.group}`),
@@ -1228,6 +1234,18 @@ class ApplyBatch {
       this.groupsDirty ||= placed !== this.groups;
       this.groups = placed;
       return { ok: true, revision, result: { type: 'placeRealm', realm: op.realm, group: op.group } };
+    }
+    if (op.type === 'groupMember') {
+      const changed = changeGroupMember(this.groups, this.meta.membership.voters, op, GROUP_MEMBERS_MAX);
+      if ('code' in changed) return this.failed(changed);
+      this.groupsDirty ||= changed !== this.groups;
+      this.groups = changed;
+      const record = changed.groups.find((g) => g.id === op.group)!;
+      return {
+        ok: true,
+        revision,
+        result: { type: 'groupMember', group: op.group, members: currentMembers(record) },
+      };
     }
     const record = createGroupRecord(this.groups, this.meta.membership.voters, op, revision);
     if ('code' in record) return this.failed(record);

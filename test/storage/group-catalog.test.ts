@@ -160,3 +160,46 @@ t.test('applyDefinition refuses a definition naming a realm placed in another gr
   t.same(group.state.realms(), ['default'], 'no realm shop in group 1');
   t.equal(group.state.access.version, version, 'the definition did not change');
 });
+
+t.test('groupMember: a group gains and loses members in the catalog; bad changes are refused', async (t) => {
+  const node = await new Disk(t, 'memory').open();
+  const group = await node.bootstrapGroup(1, FIVE);
+  await applyOps(group, [{ type: 'createGroup', members: ['n1', 'n2', 'n3'] }] as Operation[]);
+  const results = await applyOps(group, [
+    { type: 'groupMember', group: 2, node: 'n4', change: 'add' },
+    { type: 'groupMember', group: 2, node: 'n4', change: 'add' },
+    { type: 'groupMember', group: 2, node: 'n1', change: 'remove' },
+    { type: 'groupMember', group: 2, node: 'n1', change: 'remove' },
+    { type: 'groupMember', group: 2, node: 'n1', change: 'add' },
+    { type: 'groupMember', group: 2, node: 'stranger', change: 'add' },
+    { type: 'groupMember', group: 2, node: 'n5', change: 'remove' },
+    { type: 'groupMember', group: 9, node: 'n5', change: 'add' },
+  ] as Operation[]);
+  t.same(
+    results.map((r) => (r.ok ? r.result : r.error.code)),
+    [
+      { type: 'groupMember', group: 2, members: ['n1', 'n2', 'n3', 'n4'] },
+      { type: 'groupMember', group: 2, members: ['n1', 'n2', 'n3', 'n4'] },
+      { type: 'groupMember', group: 2, members: ['n2', 'n3', 'n4'] },
+      { type: 'groupMember', group: 2, members: ['n2', 'n3', 'n4'] },
+      'INVALID_ARGUMENT',
+      'INVALID_ARGUMENT',
+      'INVALID_ARGUMENT',
+      'NOT_FOUND',
+    ],
+    'add, a retried add, remove, a retried remove; no rejoin, no stranger, no non-member, no unknown group',
+  );
+  const [record] = group.state.groups.groups;
+  t.same(
+    [record?.members, record?.joined, record?.left],
+    [['n1', 'n2', 'n3'], ['n4'], ['n1']],
+    'founders kept apart',
+  );
+  const last = await new Disk(t, 'memory').open();
+  const g1 = await last.bootstrapGroup(1, FIVE);
+  await applyOps(g1, [{ type: 'createGroup', members: ['n1'] }] as Operation[]);
+  const [refused] = await applyOps(g1, [
+    { type: 'groupMember', group: 2, node: 'n1', change: 'remove' },
+  ] as Operation[]);
+  t.match(refused, { ok: false, error: { code: 'CONFLICT', message: /last member/ } });
+});
