@@ -133,7 +133,7 @@ export function adminRoutes(api: ClientApi, admin: AdminService, enabled: boolea
       }
       return handler(request);
     });
-  const nameParam = (request: EdgeRequest): string => checkName(request.params.name, 'the member name');
+  const nameParam = (request: EdgeRequest): string => checkNodeName(request.params.name, 'the member name');
   return [
     route('GET', '/v1/members', 'none', async (r) => {
       parseQuery(r.query, []);
@@ -142,7 +142,7 @@ export function adminRoutes(api: ClientApi, admin: AdminService, enabled: boolea
     route('POST', '/v1/members', 'json', async (r) => {
       parseQuery(r.query, []);
       const body = objectBody(r.body, ['name', 'peer', 'role']);
-      const name = checkName(body.name, 'name');
+      const name = checkNodeName(body.name, 'name');
       const role = body.role ?? 'learner';
       if (!isLearnerRole(role)) {
         throw new EdgeError(
@@ -202,7 +202,7 @@ export function adminRoutes(api: ClientApi, admin: AdminService, enabled: boolea
     route('POST', '/v1/leader/transfer', 'json', async (r) => {
       parseQuery(r.query, []);
       const body = objectBody(r.body, ['to']);
-      const to = checkName(body.to, 'to');
+      const to = checkNodeName(body.to, 'to');
       return { status: 200, body: await admin.transferLeadership(to) };
     }),
   ];
@@ -211,7 +211,8 @@ export function adminRoutes(api: ClientApi, admin: AdminService, enabled: boolea
 /** A member's mesh address as members dial it. */
 const MESH_ADDRESS = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/[0-9]{1,5}(\/p2p\/[A-Za-z0-9]+)?$/;
 
-function checkName(value: unknown, what: string): string {
+/** A node name from a request, or INVALID_ARGUMENT naming `what`. */
+export function checkNodeName(value: unknown, what: string): string {
   if (typeof value !== 'string' || !NAME_PATTERN.test(value)) {
     throw new EdgeError(
       'INVALID_ARGUMENT',

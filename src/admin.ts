@@ -3,7 +3,7 @@
 import { rm } from 'node:fs/promises';
 import type { Logger } from '../net/index.js';
 import { MembershipChangeType, RaftError, Role } from '../raft/index.js';
-import { encodeMemberContext, type LearnerRole, type MemberRole } from '../storage/index.js';
+import { currentMembers, encodeMemberContext, type LearnerRole, type MemberRole } from '../storage/index.js';
 import type { AdminService, BackupFile, MembersView, MemberView } from './admin-api.js';
 import { type ClusterBackupSource, writeClusterBackup } from './cluster-backup.js';
 import type { ClusterMember } from './config.js';
@@ -251,12 +251,28 @@ export class MemberAdmin implements AdminService {
             timeoutMs,
           );
           return {};
-        case 'remove':
+        case 'remove': {
+          // A node removed from group 1 stops; the groups it is in would lose a member they
+          // count on (a group of two could not even commit its removal). Move them first.
+          const holding = this.init.group.storage.state.groups.groups
+            .filter((g) => currentMembers(g).includes(request.name))
+            .map((g) => g.id);
+          if (holding.length > 0) {
+            throw Object.assign(
+              new Error(
+                `${request.name} is a member of raft group${holding.length > 1 ? 's' : ''} ${holding.join(', ')}; ` +
+                  `move ${holding.length > 1 ? 'them' : 'it'} first: conclave groups members add ${holding[0]} <another voter>, ` +
+                  `then conclave groups members remove ${holding[0]} ${request.name}`,
+              ),
+              { code: 'CONFLICT', reason: 'GROUP_MEMBER' },
+            );
+          }
           await driver.proposeMembershipChange(
             { type: MembershipChangeType.RemoveNode, nodeId: request.name },
             timeoutMs,
           );
           return {};
+        }
         case 'transfer': {
           const { voters, learners } = driver.status().membership;
           if (!voters.includes(request.name) && !learners.includes(request.name)) {

@@ -1,13 +1,21 @@
 // The raft groups a node runs besides group 1 (HA and scaled mode): opened from storage at start, created as group 1's catalog names this node.
 
 /*
- * Group 1's catalog (storage/group-catalog.ts) lists every other group and its founding
- * members. Each node named there bootstraps the group's storage with those members as voters
- * (the same snapshot at index 1, term 1 on each of them, without the default realm) and runs
- * it; raft elects its leader. A node that was down when the group was created does the same
- * when it next applies the catalog (at start, or when it catches up), and a group it already
- * holds is opened from storage. Messages for a group a node does not run yet are dropped by
- * the node; raft repeats them.
+ * Group 1's catalog (storage/group-catalog.ts) lists every other group and its members. Each
+ * founding member bootstraps the group's storage with the founders as voters (the same
+ * snapshot at index 1, term 1 on each of them, without the default realm) and runs it; raft
+ * elects its leader. A node added later (`groups members add`) creates the group's storage
+ * empty and runs it: the group's leader adds it as a learner (group-members.ts) and sends it a
+ * snapshot. A node that was down when the group was created or it was added does the same when
+ * it next applies the catalog (at start, or when it catches up), and a group it already holds
+ * is opened from storage. Messages for a group a node does not run yet are dropped by the
+ * node; raft repeats them.
+ *
+ * A node the catalog removed from a group keeps running it until the removal is committed:
+ * until its own applied membership leaves it out, or the group's leader reports an applied
+ * membership without it at an index at least this node's (so a removal lies between them).
+ * Stopping earlier could leave a group of two unable to commit the removal. Then it stops the
+ * group and deletes its copy (NodeStorage.deleteGroup). checkLeaving() runs that check.
  *
  * Contract: reconcile() may be called at any time and as often as wanted (after every apply of
  * group 1); calls run one at a time and do nothing when the catalog did not change. A group
@@ -17,7 +25,8 @@
 
 import type { Logger } from '../net/index.js';
 import type { GroupCatalog, GroupStorage, NodeStorage } from '../storage/index.js';
-import { FIRST_GROUP } from '../storage/index.js';
+import { currentMembers, FIRST_GROUP } from '../storage/index.js';
+import type { LocalGroupStatus } from './groups-view.js';
 import type { RaftGroup } from './raft-group.js';
 import type { Service } from './service.js';
 
@@ -33,6 +42,8 @@ export interface GroupHostInit {
   readonly makeGroup: (id: number, storage: GroupStorage) => RaftGroup;
   /** The node's groups by id, group 1 in it: the host adds the others. */
   readonly groups: Map<number, RaftGroup>;
+  /** Group `id` as its leader reports it (asked over the mesh); undefined if no member says it leads. */
+  readonly leaderReport: (id: number) => Promise<LocalGroupStatus | undefined>;
   readonly logger: Logger;
 }
 
@@ -41,6 +52,7 @@ export class GroupHost implements Service {
   private chain: Promise<void> = Promise.resolve();
   private seen: GroupCatalog | undefined;
   private stopped = false;
+  private leaving = false;
   private readonly started: RaftGroup[] = [];
 
   constructor(private readonly init: GroupHostInit) {}
@@ -59,13 +71,17 @@ export class GroupHost implements Service {
     const catalog = this.init.catalog();
     if (catalog === this.seen) return;
     this.seen = catalog;
+    const me = this.init.name;
     this.chain = this.chain.then(async () => {
       for (const record of catalog.groups) {
         if (this.stopped) return;
-        if (this.init.groups.has(record.id) || !record.members.includes(this.init.name)) continue;
+        if (this.init.groups.has(record.id) || !currentMembers(record).includes(me)) continue;
         const held = (await this.init.storage.groupIds()).includes(record.id);
+        const founder = record.members.includes(me) && !(record.joined ?? []).includes(me);
         await this.run(record.id, () => {
           if (held) return this.init.storage.openGroup(record.id);
+          // A joiner learns everything from the group's leader, as a node joining group 1 does.
+          if (!founder) return this.init.storage.createGroup(record.id);
           const book = this.init.addresses();
           const addresses = Object.fromEntries(
             record.members.filter((m) => book[m] !== undefined).map((m) => [m, book[m]!]),
@@ -78,6 +94,61 @@ export class GroupHost implements Service {
           );
         });
       }
+    });
+  }
+
+  /**
+   * Stops and deletes each group this node runs that the catalog says it left, once the
+   * group's removal of it is committed (see the header). Runs one at a time with reconcile().
+   */
+  checkLeaving(): Promise<void> {
+    if (this.stopped || this.leaving) return Promise.resolve();
+    const me = this.init.name;
+    const gone = this.init
+      .catalog()
+      .groups.filter((g) => (g.left ?? []).includes(me) && this.init.groups.has(g.id))
+      .map((g) => g.id);
+    if (gone.length === 0) return Promise.resolve();
+    this.leaving = true;
+    const run = this.chain.then(async () => {
+      for (const id of gone) {
+        const group = this.init.groups.get(id);
+        if (group === undefined || this.stopped) continue;
+        if (!(await this.removalCommitted(group))) continue;
+        await this.leave(group);
+      }
+    });
+    this.chain = run.catch((error) =>
+      this.init.logger.error('group.leave_failed', { error: (error as Error).message }),
+    );
+    return this.chain.finally(() => {
+      this.leaving = false;
+    });
+  }
+
+  private async removalCommitted(group: RaftGroup): Promise<boolean> {
+    const me = this.init.name;
+    const state = group.storage.state;
+    const { voters, learners } = state.membership;
+    if (!voters.includes(me) && !learners.includes(me)) return true;
+    const leader = await this.init.leaderReport(group.id).catch(() => undefined);
+    return (
+      leader !== undefined &&
+      leader.appliedIndex >= state.appliedIndex &&
+      !leader.voters.includes(me) &&
+      !leader.learners.includes(me)
+    );
+  }
+
+  private async leave(group: RaftGroup): Promise<void> {
+    await group.stop();
+    const at = this.started.indexOf(group);
+    if (at >= 0) this.started.splice(at, 1);
+    this.init.groups.delete(group.id);
+    await this.init.storage.deleteGroup(group.id);
+    this.init.logger.info('group.left', {
+      group: group.id,
+      detail: 'removed from the group; its copy here is deleted',
     });
   }
 

@@ -1,4 +1,4 @@
-// The admin HTTP routes of raft groups (HA and scaled mode): list them, create one.
+// The admin HTTP routes of raft groups (HA and scaled mode): list them, create one, add and remove members.
 
 /*
  * Routes (JSON; cluster-admin callers, on members that run the `admin` service):
@@ -12,12 +12,27 @@
  *                        groups), and each member starts it (group-host.ts). Answers once the
  *                        catalog entry is committed, before the new group has elected.
  *
+ *   POST   /v1/groups/:id/members          body {"node": name} -> {"group", "members"}: group 1's
+ *                        catalog adds the node (a voter of group 1) to group :id; the node
+ *                        creates the group empty, and the group's leader adds it as a learner
+ *                        and promotes it once caught up (group-members.ts). Answers once the
+ *                        catalog entry is committed; `groups list` shows the rest.
+ *   DELETE /v1/groups/:id/members/:node   -> {"group", "members"}: the catalog removes it; the
+ *                        group's leader removes it from the raft membership (handing leadership
+ *                        away first if it is the one), and the node deletes its copy.
+ *
  * Errors as the client API's: INVALID_ARGUMENT for a member that is not a voter of group 1, a
- * repeated or empty list, more than 7; TOO_LARGE past the group limit; the usual leader and
- * availability codes. A create whose answer is lost is indeterminate: `groups list` tells.
+ * repeated or empty list, more than 7, a node removed from the group before (a node does not
+ * rejoin a group; add another), a node that is not a member; NOT_FOUND for an unknown group;
+ * CONFLICT for a group at 7 members or losing its last one, and (reason VERSION_SKEW) while
+ * a member of group 1 runs a version without group membership changes; TOO_LARGE past the
+ * group limit; the usual leader and availability codes. Adding or removing again what is
+ * done already succeeds (a retried call). A call whose answer is lost is indeterminate:
+ * `groups list` tells.
  */
 
 import { EdgeError, type EdgeRoute } from '../net/index.js';
+import { checkNodeName, objectBody } from './admin-api.js';
 import { NEEDS_CLUSTER_ADMIN } from './auth.js';
 import type { ClientApi } from './client-api.js';
 import type { GroupsView } from './groups-view.js';
@@ -68,5 +83,51 @@ export function groupsRoutes(api: ClientApi, groups: GroupsService, enabled: boo
       if (result.result.type !== 'createGroup') throw new Error(`createGroup answered ${result.result.type}`);
       return { status: 201, body: { group: result.result.group, members: result.result.members } };
     }),
+    guardedRoute(api, 'POST', '/v1/groups/:id/members', 'json', NEEDS_CLUSTER_ADMIN, async (request) => {
+      checkEnabled();
+      parseQuery(request.query, []);
+      const node = checkNodeName(objectBody(request.body, ['node']).node, 'node');
+      return { status: 200, body: await changeMember(api, groupParam(request.params.id), node, 'add') };
+    }),
+    guardedRoute(
+      api,
+      'DELETE',
+      '/v1/groups/:id/members/:node',
+      'none',
+      NEEDS_CLUSTER_ADMIN,
+      async (request) => {
+        checkEnabled();
+        parseQuery(request.query, []);
+        const node = checkNodeName(request.params.node, 'the node name');
+        return {
+          status: 200,
+          body: await changeMember(api, groupParam(request.params.id), node, 'remove'),
+        };
+      },
+    ),
   ];
+}
+
+/** A group id from the path: an integer from 2 (group 1's membership is `conclave members`). */
+function groupParam(value: string | undefined): number {
+  const id = Number(value);
+  if (value === undefined || !/^[0-9]{1,10}$/.test(value) || !Number.isSafeInteger(id) || id < 2) {
+    throw new EdgeError(
+      'INVALID_ARGUMENT',
+      `the group must be a group id from 2 (group 1's members are changed with conclave members), got ${JSON.stringify(value)}`,
+    );
+  }
+  return id;
+}
+
+async function changeMember(
+  api: ClientApi,
+  group: number,
+  node: string,
+  change: 'add' | 'remove',
+): Promise<{ group: number; members: readonly string[] }> {
+  const result = await api.propose({ type: 'groupMember', group, node, change });
+  if (!result.ok) throw new EdgeError(result.error.code, result.error.message);
+  if (result.result.type !== 'groupMember') throw new Error(`groupMember answered ${result.result.type}`);
+  return { group, members: result.result.members };
 }

@@ -1,6 +1,6 @@
 // What `conclave groups list` shows: each raft group's members, leader, term, realms and lag, merged from what every member reports of the groups it runs.
 
-import type { GroupCatalog } from '../storage/index.js';
+import { currentMembers, type GroupCatalog } from '../storage/index.js';
 import type { RaftGroup } from './raft-group.js';
 
 /** One group as one node runs it (the answer to a peer's `groups` request). */
@@ -30,7 +30,7 @@ export interface NodeReport {
 
 export interface GroupView {
   readonly id: number;
-  /** The voters as the leader (or, without one, the most advanced member) sees them; the founders if no member answered. */
+  /** The voters as the leader (or, without one, the most advanced member) sees them; the catalog's members if no member answered. */
   readonly voters: readonly string[];
   readonly learners: readonly string[];
   /** '' while no member that answered knows a leader. */
@@ -40,7 +40,7 @@ export interface GroupView {
   readonly realms: readonly string[];
   /** Per member that answered: entries it has not applied of the commit index shown. */
   readonly lag: Readonly<Record<string, number>>;
-  /** Founding members that did not answer or do not run the group (yet). */
+  /** Members (per the catalog) that did not answer or do not run the group (yet). */
   readonly missing: readonly string[];
   /** The leader (or the member shown) reports the group quiesced: idle, sending no heartbeats. */
   readonly quiesced: boolean;
@@ -97,12 +97,12 @@ export function mergeGroupViews(
       byGroup.set(status.id, list);
     }
   }
-  const founders = new Map<number, readonly string[]>([[1, firstGroupVoters]]);
-  for (const record of catalog.groups) founders.set(record.id, record.members);
-  for (const id of byGroup.keys()) if (!founders.has(id)) founders.set(id, []);
-  const groups = [...founders.entries()]
+  const expected = new Map<number, readonly string[]>([[1, firstGroupVoters]]);
+  for (const record of catalog.groups) expected.set(record.id, currentMembers(record));
+  for (const id of byGroup.keys()) if (!expected.has(id)) expected.set(id, []);
+  const groups = [...expected.entries()]
     .sort((a, b) => a[0] - b[0])
-    .map(([id, founding]): GroupView => {
+    .map(([id, members]): GroupView => {
       const seen = byGroup.get(id) ?? [];
       const best =
         seen.find((s) => s.status.role === 'leader') ??
@@ -118,14 +118,14 @@ export function mergeGroupViews(
       const answered = new Set(seen.map((s) => s.node));
       return {
         id,
-        voters: best?.status.voters ?? founding,
+        voters: best?.status.voters ?? members,
         learners: best?.status.learners ?? [],
         leader: best?.status.role === 'leader' ? best.node : (best?.status.leader ?? ''),
         term: best?.status.term ?? 0,
         commitIndex,
         realms: best?.status.realms ?? [],
         lag,
-        missing: founding.filter((m) => !answered.has(m)),
+        missing: members.filter((m) => !answered.has(m)),
         quiesced: best?.status.quiesced === true,
       };
     });

@@ -116,6 +116,7 @@ export class MemberKv implements KvService {
     this.init.refuseIfStopping();
     // Group 1's catalog entries: an older member would refuse them and its state would differ.
     if (op.type === 'createGroup' || op.type === 'placeRealm') this.init.requireFeature?.('groups');
+    if (op.type === 'groupMember') this.init.requireFeature?.('groupMembers');
     const group = this.groupHere(groupId, 'realm' in op ? op.realm : undefined);
     const command = encodeCommand({
       v: COMMAND_VERSION,

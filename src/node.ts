@@ -18,7 +18,13 @@ const LEADER_TRAFFIC: ReadonlySet<MessageType> = new Set([
   MessageType.Snapshot,
 ]);
 
-import { type GroupStorage, groupOfRealm, NodeStorage, type Operation } from '../storage/index.js';
+import {
+  type GroupStorage,
+  groupMembers,
+  groupOfRealm,
+  NodeStorage,
+  type Operation,
+} from '../storage/index.js';
 import { MemberAdmin } from './admin.js';
 import { accessViewOf, StateGate } from './auth.js';
 import { BackupScheduler } from './backup-scheduler.js';
@@ -41,6 +47,7 @@ import {
 } from './forwarding.js';
 import { GroupBackupFetcher } from './group-backup-fetch.js';
 import { GroupHost } from './group-host.js';
+import { GroupMembershipKeeper } from './group-members.js';
 import {
   type GroupsView,
   type LocalGroupStatus,
@@ -157,7 +164,7 @@ export class ConclaveNode {
         return this.remoteWatches(id).subscribe(realm, prefix, fromRevision, sink);
       }
       if (group === undefined) {
-        const members = this.main.storage.state.groups.groups.find((g) => g.id === id)?.members ?? [];
+        const members = groupMembers(this.main.storage.state.groups, id);
         return Promise.resolve({
           ok: false,
           error: wsError(
@@ -173,6 +180,8 @@ export class ConclaveNode {
   private spareKeeper: SpareKeeper | undefined;
   /** Stops the periodic check for quiesced groups without a leader (wakeOrphanedGroups). */
   private stopOrphanCheck: (() => void) | undefined;
+  /** Brings the raft membership of the groups this node leads to the catalog's (group-members.ts). */
+  private groupMembership: GroupMembershipKeeper | undefined;
   private stopping = false;
   /** Between a stop's start and its refusals: /readyz says not ready, requests are still served. */
   private draining = false;
@@ -212,7 +221,7 @@ export class ConclaveNode {
             mesh,
             peers,
             groups: parts.groups,
-            membersOf: (id) => main.storage.state.groups.groups.find((g) => g.id === id)?.members ?? [],
+            membersOf: (id) => groupMembers(main.storage.state.groups, id),
             logger: this.logger,
           });
     const forwarder = new LeaderForwarder({
@@ -260,7 +269,7 @@ export class ConclaveNode {
         return known;
       },
       placedRealms: () => Object.keys(main.storage.state.groups.placements ?? {}),
-      membersOf: (id) => main.storage.state.groups.groups.find((g) => g.id === id)?.members ?? [],
+      membersOf: (id) => groupMembers(main.storage.state.groups, id),
       remote: (id, call, mayApply) => this.carryToGroup(id, call, mayApply),
       requireFeature: (feature) => this.requireFeature(feature),
       requestTimeoutMs: config.requestTimeoutMs,
@@ -421,6 +430,15 @@ export class ConclaveNode {
         addresses: () => raftGroup.storage.state.meta.addresses ?? {},
         makeGroup: (id, groupStorage) => makeGroup(id, groupStorage),
         groups: node.parts.groups,
+        leaderReport: (id) => node.groupLeaderReport(id),
+        logger: log,
+      });
+      node.groupMembership = new GroupMembershipKeeper({
+        name: config.name,
+        groups: node.parts.groups,
+        main: () => raftGroup,
+        proposeInFirstGroup: (op) => node.kv.proposeHere(op),
+        requestTimeoutMs: config.requestTimeoutMs,
         logger: log,
       });
       node.joinRequester = node.buildJoinRequester();
@@ -443,7 +461,10 @@ export class ConclaveNode {
       await node.services.start();
       let orphanTicks = 0;
       node.stopOrphanCheck = clock.add(() => {
-        if (++orphanTicks % ORPHAN_CHECK_TICKS === 0) node.wakeOrphanedGroups();
+        if (++orphanTicks % ORPHAN_CHECK_TICKS !== 0) return;
+        node.wakeOrphanedGroups();
+        node.groupMembership?.round();
+        void node.groupHost?.checkLeaving();
       });
       node.adminToken = node.startAdminToken();
       return node;
@@ -1072,7 +1093,7 @@ export class ConclaveNode {
   /** The members of group `id` this node can reach over the mesh, for polls (WatchMembers). */
   private groupMembers(id: number): WatchMembers {
     const reachable = (): { peer: string; name: string }[] => {
-      const founders = this.main.storage.state.groups.groups.find((g) => g.id === id)?.members ?? [];
+      const founders = groupMembers(this.main.storage.state.groups, id);
       return founders
         .filter((name) => name !== this.config.name)
         .map((name) => ({ name, peer: this.parts.peers.peerOf(name) }))
@@ -1106,7 +1127,7 @@ export class ConclaveNode {
    */
   private async carryToGroup(id: number, call: ClientCall, mayApply: boolean): Promise<unknown> {
     const { mesh, peers } = this.parts;
-    const founders = this.main.storage.state.groups.groups.find((g) => g.id === id)?.members ?? [];
+    const founders = groupMembers(this.main.storage.state.groups, id);
     const reachable = founders.filter(
       (name) => name !== this.config.name && peers.peerOf(name) !== undefined,
     );
@@ -1172,6 +1193,38 @@ export class ConclaveNode {
       ...(await Promise.all(asked)),
     ];
     return mergeGroupViews(state.groups, state.membership.voters, reports);
+  }
+
+  /**
+   * Group `id` as the member that leads it reports it: the catalog's other members are asked
+   * (in parallel, each within GROUPS_ASK_TIMEOUT_MS); undefined when none says it leads.
+   */
+  async groupLeaderReport(id: number): Promise<LocalGroupStatus | undefined> {
+    const { mesh, peers } = this.parts;
+    if (mesh === undefined) return undefined;
+    const record = this.main.storage.state.groups.groups.find((g) => g.id === id);
+    if (record === undefined) return undefined;
+    const names = [...new Set([...record.members, ...(record.joined ?? [])])].filter(
+      (name) => name !== this.config.name,
+    );
+    const answers = await Promise.all(
+      names.map(async (name) => {
+        const peer = peers.peerOf(name);
+        if (peer === undefined) return undefined;
+        try {
+          const groups = await forward<LocalGroupStatus[]>(
+            mesh,
+            peer,
+            { type: 'groups' },
+            { timeoutMs: GROUPS_ASK_TIMEOUT_MS, target: name, mayApply: false },
+          );
+          return Array.isArray(groups) ? groups.find((g) => g.id === id && g.role === 'leader') : undefined;
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    return answers.filter((a): a is LocalGroupStatus => a !== undefined).sort((a, b) => b.term - a.term)[0];
   }
 
   // ---- Membership and the address book --------------------------------------------------------

@@ -104,8 +104,11 @@ export interface JoinAnswer {
   readonly done: 'added' | 'promoted' | 'already';
 }
 
-/** What this build can do that older ones cannot: sent in identify answers, required before proposing what needs it. */
-export const NODE_FEATURES = ['groups'] as const;
+/**
+ * What this build can do that older ones cannot: sent in identify answers, required before
+ * proposing what needs it. `groups`: createGroup and placeRealm; `groupMembers`: groupMember.
+ */
+export const NODE_FEATURES = ['groups', 'groupMembers'] as const;
 export type NodeFeature = (typeof NODE_FEATURES)[number];
 
 export interface IdentifyAnswer {

@@ -6,8 +6,11 @@
  * when the operator named no members, which voters found it. A node named in a group's
  * members creates that group's storage (bootstrapped with these members as voters, at index
  * 1 and term 1, the same on each of them) and runs it; raft then elects the group's leader.
- * Later changes to a group's membership live in that group's own log, not here: the catalog
- * says who founded a group, not who is in it now.
+ * Members added or removed later (`groups members add|remove`) are recorded here too, as
+ * `joined` and `left`: the catalog says who should run a group; the group's own log says who
+ * is in its raft membership, and the group's leader brings the latter to the former
+ * (group-members.ts in src/). A joiner starts with empty storage and takes a snapshot; a node
+ * that left deletes its copy once the group has removed it.
  */
 
 import { type CommandError, type CreateGroup, commandError } from './commands.js';
@@ -92,6 +95,12 @@ export interface GroupCatalog {
 
 export const EMPTY_CATALOG: GroupCatalog = { groups: [] };
 
+/** The members group `id` has now per the catalog ([] for a group it does not list, and for group 1). */
+export function groupMembers(catalog: GroupCatalog, id: number): string[] {
+  const record = catalog.groups.find((g) => g.id === id);
+  return record === undefined ? [] : currentMembers(record);
+}
+
 /** The group holding `realm` per the catalog: its placement, or group 1. */
 export function groupOfRealm(catalog: GroupCatalog, realm: string): number {
   const placed = catalog.placements;
@@ -156,13 +165,13 @@ export function createGroupRecord(
 }
 
 /**
- * `count` voters (or all, if fewer), those founding the fewest groups first, ties by name:
+ * `count` voters (or all, if fewer), those in the fewest groups first, ties by name:
  * spreads groups, and so their leaders, over the nodes.
  */
 export function pickMembers(catalog: GroupCatalog, voters: readonly string[], count: number): string[] {
   const load = new Map<string, number>(voters.map((v) => [v, 0]));
   for (const group of catalog.groups) {
-    for (const member of group.members) {
+    for (const member of currentMembers(group)) {
       const n = load.get(member);
       if (n !== undefined) load.set(member, n + 1);
     }
@@ -180,8 +189,8 @@ export function withGroup(catalog: GroupCatalog, record: GroupRecord): GroupCata
 
 /**
  * The catalog with the founding members of the groups in `groups` replaced by `members` (a
- * restore into new nodes: the groups restored with them are founded by them now). Other
- * groups keep theirs.
+ * restore into new nodes: the groups restored with them are founded by them now, and no
+ * earlier joiner or leaver counts). Other groups keep theirs.
  */
 export function withFounders(
   catalog: GroupCatalog,
@@ -190,7 +199,9 @@ export function withFounders(
 ): GroupCatalog {
   return {
     ...catalog,
-    groups: catalog.groups.map((g) => (groups.has(g.id) ? { ...g, members: [...members] } : g)),
+    groups: catalog.groups.map((g) =>
+      groups.has(g.id) ? { id: g.id, members: [...members], createRevision: g.createRevision } : g,
+    ),
   };
 }
 

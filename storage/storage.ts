@@ -32,7 +32,7 @@ import { type StorageConfig, type StorageConfigInput, validateStorageConfig } fr
 import { exists, linkIntoPlace, syncDir } from './durable-fs.js';
 import { createEngine, type EngineKind, type KvEngine, type WriteOp } from './engine.js';
 import { invariant, SnapshotFileError, StorageError } from './errors.js';
-import { MAX_GROUP_ID, nodeKey, prefixEnd } from './keys.js';
+import { groupRange, MAX_GROUP_ID, nodeKey, prefixEnd } from './keys.js';
 import { type LogUpdate, RaftLogStore } from './log-store.js';
 import {
   type SnapshotFileInfo,
@@ -47,6 +47,8 @@ import { type PreparedWrite, WriteQueue } from './write-queue.js';
 export const STORAGE_FORMAT_VERSION = 1;
 
 const MARKER_FILE = 'conclave-storage.json';
+/** Keys deleted per write when a group is deleted. */
+const DELETE_BATCH = 10_000;
 const SNAPSHOT_NAME = /^(\d+)-(\d+)\.snap$/;
 
 interface Marker {
@@ -103,14 +105,52 @@ export class NodeStorage {
     return new NodeStorage(config, engine, queue);
   }
 
-  /** The ids of the groups this node holds, ascending. */
+  /**
+   * The ids of the groups this node holds, ascending. A group whose deletion a crash
+   * interrupted (deleteGroup) is not listed: its deletion is finished first.
+   */
   async groupIds(): Promise<number[]> {
     const ids: number[] = [];
+    const unfinished: number[] = [];
     const start = nodeKey('group/');
-    for await (const [key] of this.engine.iterate(start, prefixEnd(start))) {
-      ids.push(Number(fromUtf8(key.subarray(start.length))));
+    for await (const [key, value] of this.engine.iterate(start, prefixEnd(start))) {
+      const id = Number(fromUtf8(key.subarray(start.length)));
+      if (decodeJson<{ deleting?: unknown } | null>(value, `group ${id}'s record`)?.deleting === true)
+        unfinished.push(id);
+      else ids.push(id);
     }
+    for (const id of unfinished) await this.deleteGroup(id);
     return ids;
+  }
+
+  /**
+   * Deletes every record and snapshot file of group `group`, which must not be group 1 nor
+   * be in use (a node that left the group: its owner stopped it first; an open GroupStorage
+   * object of it must not be used again). The group's record is
+   * marked first, so a deletion a crash interrupts is finished at the next groupIds(); the
+   * data goes in batches of DELETE_BATCH keys, the record last. Deleting a group this node
+   * does not hold does nothing.
+   */
+  async deleteGroup(group: number): Promise<void> {
+    this.assertOpen();
+    invariant(group !== 1, 'group 1 is never deleted');
+    // The caller stopped the group: nothing reads or writes its storage object any more.
+    this.groups.delete(group);
+    const recordKey = groupRecordKey(group);
+    const [record] = await this.engine.getMany([recordKey]);
+    if (record === undefined) return;
+    await this.queue.submit([{ type: 'put', key: recordKey, value: encodeJson({ group, deleting: true }) }]);
+    const [start, end] = groupRange(group);
+    for (;;) {
+      const batch: WriteOp[] = [];
+      for await (const [key] of this.engine.iterate(start, end, { limit: DELETE_BATCH })) {
+        batch.push({ type: 'del', key: new Uint8Array(key) });
+      }
+      if (batch.length === 0) break;
+      await this.queue.submit(batch);
+    }
+    await rm(join(this.config.dataDir, 'snapshots', `g${group}`), { recursive: true, force: true });
+    await this.queue.submit([{ type: 'del', key: recordKey }]);
   }
 
   /**
