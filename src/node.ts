@@ -96,9 +96,14 @@ function featuresOf(answer: { readonly features?: unknown }): string[] {
     : [];
 }
 
-/** What this node says it can do; CONCLAVE_FAULT_FEATURES=none makes it answer as a build without any (tests of version skew). */
-const ADVERTISED_FEATURES: readonly string[] =
-  process.env.CONCLAVE_FAULT_FEATURES === 'none' ? [] : NODE_FEATURES;
+/**
+ * What this node says it can do. For tests of version skew, CONCLAVE_FAULT_FEATURES makes it
+ * answer as an older build: `none`, or the comma-separated features that build had.
+ */
+const ADVERTISED_FEATURES: readonly string[] = ((fault) =>
+  fault === undefined ? NODE_FEATURES : fault === 'none' ? [] : fault.split(','))(
+  process.env.CONCLAVE_FAULT_FEATURES,
+);
 
 /** The election timeout in ticks of the heartbeat interval, as raft-group.ts rounds it. */
 function electionTicksOf(config: NodeConfig): number {

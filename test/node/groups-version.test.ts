@@ -33,8 +33,9 @@ t.test('a member of an older version blocks groups add until it is upgraded', as
   await waitFor(
     'the leader to learn that c answers as an older build',
     async () => {
+      // Until c answers identify, the refusal names it as not heard from: wait for its answer.
       refused = await post(a, '/v1/groups', {});
-      return refused.status === 409;
+      return refused.status === 409 && /an older version/.test(JSON.stringify(refused.body));
     },
     30_000,
   );
@@ -67,4 +68,24 @@ t.test('a member of an older version blocks groups add until it is upgraded', as
   );
   const ok = await post(a, '/v1/realms', { name: 'shop', group: 2 });
   t.equal(ok.status, 201, `the realm is placed (${JSON.stringify(ok.body)})`);
+
+  // A build with groups but without group membership changes: groups add goes through, groups
+  // members add is refused naming c, and nothing changes in group 2.
+  await cluster.kill(c, 'SIGKILL');
+  cluster.start(c, { CONCLAVE_FAULT_FEATURES: 'groups' });
+  let memberRefused: { status: number; body: unknown } | undefined;
+  await waitFor(
+    'the leader to learn that c answers without groupMembers',
+    async () => {
+      memberRefused = await post(a, '/v1/groups/2/members', { node: a.name });
+      return memberRefused.status === 409 && /an older version/.test(JSON.stringify(memberRefused.body));
+    },
+    30_000,
+  );
+  t.match(
+    memberRefused?.body,
+    { code: 'CONFLICT', message: new RegExp(`with groupMembers first.*${c.name} \\(an older version\\)`) },
+    'groups members add is refused, naming c',
+  );
+  t.equal((await post(a, '/v1/groups', {})).status, 201, 'while groups add goes through');
 });
