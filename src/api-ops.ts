@@ -94,6 +94,8 @@ export type ApiOp =
   | { readonly op: 'openSession'; readonly realm?: string }
   | { readonly op: 'closeSession'; readonly session: SessionRef; readonly realm?: string }
   | { readonly op: 'status' }
+  /** Where `realm`'s writes go: its raft group and that group's leader (KvService.route). */
+  | { readonly op: 'route'; readonly realm: string }
   /** The process answers (HTTP /healthz). */
   | { readonly op: 'health' }
   /** The node is ready to serve (HTTP /readyz). */
@@ -120,6 +122,7 @@ export interface ApiResults {
   readonly openSession: { readonly session: number };
   readonly closeSession: Readonly<Record<string, never>>;
   readonly status: NodeStatus;
+  readonly route: { readonly realm: string; readonly group: number; readonly leader: string };
   readonly health: { readonly status: 'ok' };
   readonly ready: { readonly ready: true };
 }

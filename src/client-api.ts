@@ -71,6 +71,7 @@ export function needOf(op: ApiOp): Need {
     case 'openSession':
     case 'closeSession':
     case 'status':
+    case 'route':
       return NEEDS_USER;
     case 'health':
     case 'ready':
@@ -161,6 +162,10 @@ export class ClientApi {
           return await this.closeSession(op);
         case 'status':
           return { ok: true, result: this.service.status() };
+        case 'route': {
+          const route = (await this.service.route?.(op.realm)) ?? { group: 0, leader: '' };
+          return { ok: true, result: { realm: op.realm, ...route } };
+        }
         case 'health':
           return HEALTH_OK;
         case 'ready':

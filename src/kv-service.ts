@@ -121,6 +121,13 @@ export interface KvService {
   /** The realm definition; a definition edit is a write() of a definition operation. */
   definition(consistency: Consistency): Promise<ServedRead<DefinitionView>>;
   status(): NodeStatus;
+  /**
+   * The raft group holding `realm` (group 1 for one not placed elsewhere, or not existing) and
+   * the name of the node leading it, as this node knows ('' when it knows none). Absent where
+   * it cannot be told (a proxy: its clients do not know the members' names). Never throws for
+   * an unknown realm.
+   */
+  route?(realm: string): Promise<{ group: number; leader: string }>;
   /** 200 only with a known leader and applied state close to it. */
   ready(): { ready: boolean; reason?: string };
 }

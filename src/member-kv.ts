@@ -48,7 +48,9 @@ export interface MemberKvInit {
   readonly forwarderFor?: (id: number) => LeaderForwarder;
   /** The realms placed outside group 1 (group 1's catalog). */
   readonly placedRealms?: () => readonly string[];
-  /** The founding members of group `id`, named in the error for a group this node does not run. */
+  /** The leader of group `id`, which this node does not run, as its members say ('' if none does). */
+  readonly remoteLeader?: (id: number) => Promise<string>;
+  /** The members of group `id` (the catalog's), named in the error for a group this node does not run. */
   readonly membersOf?: (id: number) => readonly string[];
   /**
    * Carries a client call for group `id`, which this node does not run, to a member that runs
@@ -280,6 +282,14 @@ export class MemberKv implements KvService {
         .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1)),
     };
     return this.withStaleness({ ok: true, revision: state.revision, value: view }, consistency);
+  }
+
+  async route(realm: string): Promise<{ group: number; leader: string }> {
+    this.init.refuseIfStopping();
+    const id = this.init.groupOfRealm?.(realm) ?? FIRST_GROUP;
+    const group = id === FIRST_GROUP ? this.init.group : this.init.groupById?.(id);
+    if (group !== undefined) return { group: id, leader: group.driver.status().leader };
+    return { group: id, leader: (await this.init.remoteLeader?.(id)) ?? '' };
   }
 
   /**

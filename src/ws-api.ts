@@ -351,6 +351,7 @@ const KNOWN_OPS: ReadonlySet<string> = new Set([
   'openSession',
   'closeSession',
   'status',
+  'route',
   'watch',
   'unwatch',
   'auth',
@@ -370,6 +371,7 @@ const FIELDS = {
   openSession: ['realm'],
   closeSession: ['session', 'realm'],
   status: [],
+  route: ['realm'],
 } as const satisfies Readonly<Record<string, readonly string[]>>;
 
 /** A request's fields as an operation; throws EdgeError for an unknown op or a bad field. */
@@ -472,6 +474,8 @@ function decodeRequest(op: string, fields: Fields): ApiOp {
     }
     case 'status':
       return STATUS;
+    case 'route':
+      return { op: name, realm: requiredString('realm', fields.realm) };
   }
 }
 

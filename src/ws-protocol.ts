@@ -27,6 +27,9 @@
  *   watch    {realm, prefix?, fromRevision?}               -> {watch, revision}
  *   unwatch  {watch}                                       -> {}
  *   status   {}                                            -> NodeStatus (kv-service.ts)
+ *   route    {realm}                                       -> {realm, group, leader}: the raft group holding the
+ *            realm and the name of the node leading it as the answering node knows ('' unknown;
+ *            group 0 from a node that cannot tell, a proxy); clients send writes straight there
  *   auth     {token}                                       -> {user, clusterAdmin}
  *
  * Tokens: where the node requires one (see README, Users and tokens), a connection's requests
@@ -150,6 +153,7 @@ export type WsRequest = { readonly id: RequestId } & (
   | { readonly op: 'watch'; readonly realm: string; readonly prefix?: string; readonly fromRevision?: number }
   | { readonly op: 'unwatch'; readonly watch: number }
   | { readonly op: 'status' }
+  | { readonly op: 'route'; readonly realm: string }
 );
 
 export type WsOp = WsRequest['op'];

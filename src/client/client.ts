@@ -9,7 +9,8 @@ import { ConclaveError, closedError, errorFromWire, invalidArgument, withIndeter
 import { LeaderAffinity, leaderView, probeStatus } from './leader-affinity.js';
 import type { Link } from './link.js';
 import { type ClientOptions, type ResolvedOptions, resolveOptions } from './options.js';
-import { exchange } from './retry.js';
+import { RealmRouter } from './realm-router.js';
+import { exchange, type Transport } from './retry.js';
 import { type RequestBody, Rpc } from './rpc.js';
 import { Sessions } from './session.js';
 import type {
@@ -74,6 +75,8 @@ export class Client {
   private readonly watchRoutes = new Map<Link, Map<number, WatchStream>>();
   private readonly strayWatches = new WeakMap<Link, Set<number>>();
   private readonly affinity: LeaderAffinity | undefined;
+  /** Sends each realm's writes to its raft group's leader (realm-router.ts); with preferLeader. */
+  private readonly router: RealmRouter | undefined;
   /** Aborted by close(): ends leader checks in flight. */
   private readonly lifetime = new AbortController();
   private closing: Promise<void> | undefined;
@@ -140,6 +143,29 @@ export class Client {
           LEADER_CHECK_INTERVAL_MS,
         )
       : undefined;
+    this.router = this.options.preferLeader
+      ? new RealmRouter(
+          {
+            route: (realm) => this.askRoute(realm),
+            nameAt: async (url) =>
+              (
+                await probeStatus(url, this.options.connectTimeoutMs, this.lifetime.signal, {
+                  ca: this.options.ca,
+                  token: this.options.token,
+                })
+              )?.name,
+            connect: (url) => this.connectionTo(url),
+            now: () => performance.now(),
+          },
+          this.options.urls,
+          LEADER_CHECK_INTERVAL_MS,
+        )
+      : undefined;
+  }
+
+  /** Writes sent straight to their realm's group leader, and route lookups (see ClientOptions.preferLeader). */
+  get realmRouting(): { readonly routedWrites: number; readonly lookups: number } {
+    return { routedWrites: this.router?.routedWrites ?? 0, lookups: this.router?.lookups ?? 0 };
   }
 
   /** Leader checks done and connection moves they made (see ClientOptions.preferLeader). */
@@ -310,7 +336,7 @@ export class Client {
     this.rpc.rejectAll(closedError());
     for (const watch of [...this.watches]) watch.shutdown();
     this.watchRoutes.clear();
-    this.closing = this.connection.close();
+    this.closing = Promise.all([this.connection.close(), this.router?.close()]).then(() => undefined);
     return this.closing;
   }
 
@@ -344,10 +370,70 @@ export class Client {
     const withSession = build();
     this.rpc.checkSize(withSession({ id: 1, seq: 1 }));
     this.affinity?.noteWrite();
+    const routed = this.router?.connectionFor(realm);
+    const transport = routed === undefined ? this.host : this.routedTransport(routed, realm);
     const ctx = this.beginCall();
     try {
       // One session per realm: a realm lives in one raft group, and so must its writes' session.
-      return await runWrite(this.host, this.sessions, ctx, withSession, reader, realm);
+      return await runWrite(transport, this.sessions, ctx, withSession, reader, realm);
+    } finally {
+      ctx.finish();
+    }
+  }
+
+  /** The attempt loop's transport over a routed connection: giving up a link forgets the realm's route. */
+  private routedTransport(connection: Connection, realm: string): Transport {
+    return {
+      open: (signal) => connection.open(signal),
+      call: (link, body, signal, hooks) => this.rpc.call(link, body, signal, hooks),
+      drop: (link) => {
+        this.router?.forget(realm);
+        connection.drop(link);
+      },
+      connectFailure: () => connection.lastFailure,
+      backoffMs: (round) => this.host.backoffMs(round),
+      sleep,
+    };
+  }
+
+  /** A connection that dials `url` first and fails over to the other endpoints in their order. */
+  private connectionTo(url: string): Connection {
+    const urls = this.options.urls;
+    const at = urls.indexOf(url);
+    return new Connection(
+      {
+        urls: [...urls.slice(at), ...urls.slice(0, at)],
+        connectTimeoutMs: this.options.connectTimeoutMs,
+        backoffBaseMs: this.options.backoffBaseMs,
+        backoffMaxMs: this.options.backoffMaxMs,
+        ca: this.options.ca,
+        token: this.options.token,
+      },
+      {
+        onMessage: (link, text) => this.receive(link, text),
+        onLost: (link) => this.onLost(link),
+      },
+    );
+  }
+
+  /** The `route` of `realm` from the node of the main connection; 'unsupported' from a node without the op. */
+  private async askRoute(
+    realm: string,
+  ): Promise<{ group: number; leader: string } | undefined | 'unsupported'> {
+    const ctx = this.beginCall();
+    try {
+      const link = await this.connection.open(ctx.signal);
+      const answer = await this.rpc.call(link, { op: 'route', realm }, ctx.signal);
+      if (!answer.ok) {
+        return answer.error.code === 'INVALID_ARGUMENT' && /unknown op/.test(answer.error.message)
+          ? 'unsupported'
+          : undefined;
+      }
+      const { group, leader } = (answer.result ?? {}) as { group?: unknown; leader?: unknown };
+      if (typeof group !== 'number' || typeof leader !== 'string' || group < 1) return undefined;
+      return { group, leader };
+    } catch {
+      return undefined;
     } finally {
       ctx.finish();
     }

@@ -27,7 +27,9 @@ export interface ClientOptions {
   readonly watchBufferEvents?: number;
   /**
    * A client that writes moves its connection to the leader, among its endpoints, saving each
-   * write the hop from a follower to the leader (see leader-affinity.ts). Default true.
+   * write the hop from a follower to the leader (see leader-affinity.ts), and sends the writes
+   * of a realm whose raft group another endpoint leads over a connection to that endpoint
+   * (realm-router.ts). Default true.
    */
   readonly preferLeader?: boolean;
   /**

@@ -1,0 +1,101 @@
+// The client library sends each realm's writes straight to its raft group's leader (issue 20): counted by the requests the nodes forward to each other.
+
+import t from 'tap';
+import type { ClusterNode } from '../../scripts/local-cluster.js';
+import { Client } from '../../src/client/index.js';
+import { groupsOf } from './groups-http.js';
+import { cli } from './process-helpers.js';
+import { runningCluster } from './running-cluster.js';
+import { waitFor } from './watch-delivery.js';
+
+const WRITES = 200;
+
+/** Requests every node has sent to peers (forwarded writes among them), summed over `nodes`. */
+async function requestsSent(nodes: readonly ClusterNode[]): Promise<number> {
+  let total = 0;
+  for (const node of nodes) {
+    const text = await (await fetch(`${node.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+    const line = text.split('\n').find((l) => l.startsWith('conclave_mesh_rpc_requests_sent_total'));
+    total += Number(line?.split(' ').pop() ?? Number.NaN);
+  }
+  return total;
+}
+
+t.test(
+  "writes go straight to each realm's group leader; a client without routing has them forwarded",
+  async (t) => {
+    const cluster = await runningCluster(t, 3);
+    const nodes = cluster.nodes as ClusterNode[];
+    const admin = (...args: string[]) => cli([...args, '--endpoints', nodes[0]!.url]);
+    for (let i = 0; i < 3; i++) t.equal((await admin('groups', 'add')).code, 0, `group ${i + 2}`);
+    // Wait for a group led by another node than group 1's leader (the nodes spread leadership).
+    let pick: { group: number; leader: string; firstLeader: string } | undefined;
+    await waitFor(
+      'a group led by another node than group 1',
+      async () => {
+        const view = await groupsOf(nodes[0]!);
+        const first = view?.groups.find((g) => g.id === 1)?.leader ?? '';
+        const other = view?.groups.find(
+          (g) => g.id > 1 && g.leader !== '' && first !== '' && g.leader !== first,
+        );
+        pick =
+          other === undefined ? undefined : { group: other.id, leader: other.leader, firstLeader: first };
+        return pick !== undefined;
+      },
+      30_000,
+    );
+    const { group, leader, firstLeader } = pick!;
+    t.equal((await admin('realms', 'create', 'shop', '--group', String(group))).code, 0);
+    const home = nodes.find((n) => n.name !== leader && n.name !== firstLeader)!;
+    t.comment(
+      `group 1 led by ${firstLeader}, group ${group} by ${leader}; the clients start at ${home.name}`,
+    );
+
+    // Without routing, at the node that leads neither group, every write is forwarded.
+    const plain = new Client({ endpoints: [home.url], preferLeader: false });
+    t.teardown(() => plain.close());
+    await plain.put('shop', 'warm', 0);
+    await plain.put('default', 'warm', 0);
+    const before = await requestsSent(nodes);
+    for (let i = 0; i < WRITES; i++) {
+      await plain.put('shop', `p${i}`, i);
+      await plain.put('default', `p${i}`, i);
+    }
+    const forwarded = (await requestsSent(nodes)) - before;
+    t.ok(
+      forwarded >= 2 * WRITES,
+      `without routing ${forwarded} requests went between nodes for ${2 * WRITES} writes`,
+    );
+
+    // With every endpoint, the client learns both routes and writes to each leader directly.
+    const routed = new Client({
+      endpoints: [home.url, ...nodes.filter((n) => n !== home).map((n) => n.url)],
+    });
+    t.teardown(() => routed.close());
+    await routed.put('shop', 'warm', 1);
+    await routed.put('default', 'warm', 1);
+    await waitFor(
+      'the routes and names to be learned',
+      async () => {
+        await routed.put('shop', 'warm', 2);
+        await routed.put('default', 'warm', 2);
+        return routed.realmRouting.routedWrites >= 4;
+      },
+      10_000,
+    );
+    const start = await requestsSent(nodes);
+    for (let i = 0; i < WRITES; i++) {
+      await routed.put('shop', `r${i}`, i);
+      await routed.put('default', `r${i}`, i);
+    }
+    const hops = (await requestsSent(nodes)) - start;
+    t.ok(hops < WRITES / 5, `with routing ${hops} requests went between nodes for ${2 * WRITES} writes`);
+    t.ok(
+      routed.realmRouting.routedWrites >= 2 * WRITES,
+      `${routed.realmRouting.routedWrites} writes were routed`,
+    );
+    const shop = await routed.list('shop', 'r', { limit: 1000 });
+    t.equal(shop.documents.length, WRITES, 'every routed write of shop is there');
+    t.same((await plain.get('default', `r${WRITES - 1}`)).value, WRITES - 1, 'and of default');
+  },
+);
