@@ -19,6 +19,7 @@ const LEADER_TRAFFIC: ReadonlySet<MessageType> = new Set([
 ]);
 
 import {
+  currentMembers,
   type GroupStorage,
   groupMembers,
   groupOfRealm,
@@ -320,6 +321,20 @@ export class ConclaveNode {
       gate: this.gate,
       watches: this.realmWatches,
       addresses: () => main.storage.state.meta.addresses ?? {},
+      groupRoutes: () => {
+        const catalog = main.storage.state.groups;
+        if (catalog.groups.length === 0) return undefined;
+        const leaders: Record<string, string> = {};
+        for (const [id, group] of parts.groups) {
+          const leader = group.driver.status().leader;
+          if (id !== GROUP && leader !== '') leaders[String(id)] = leader;
+        }
+        return {
+          placements: catalog.placements ?? {},
+          members: Object.fromEntries(catalog.groups.map((g) => [String(g.id), currentMembers(g)])),
+          leaders,
+        };
+      },
       raftStatus: () => main.driver.status(),
       logger: this.logger,
     });

@@ -153,8 +153,9 @@ export class ProxyKv implements KvService, AdminService {
     const { members, requestTimeoutMs } = this.init;
     const deadline = Date.now() + requestTimeoutMs;
     let avoid: string | undefined;
+    const realm = realmOfCall(call);
     for (;;) {
-      const member = await members.pick(deadline, avoid);
+      const member = await members.pickFor(realm, call.call === 'write', deadline, avoid);
       try {
         const answer = await members.send<PeerAnswer<T>>(
           member.peer,
@@ -216,4 +217,13 @@ export class ProxyKv implements KvService, AdminService {
       }
     }
   }
+}
+
+/** The realm a client call reads or writes, if it names one (definition edits and listings name none). */
+function realmOfCall(call: ClientCall): string | undefined {
+  if (call.call === 'get' || call.call === 'list') return call.realm;
+  if (call.call !== 'write') return undefined;
+  // A session's open and close name their realm in the route; a document write in its op.
+  const realm = call.route?.realm ?? (call.op as { realm?: unknown } | null)?.realm;
+  return typeof realm === 'string' ? realm : undefined;
 }

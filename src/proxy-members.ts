@@ -4,7 +4,7 @@ import type { Logger, Mesh } from '../net/index.js';
 import { type ForwardOptions, forward } from './forwarding.js';
 import { identifyPeer } from './identify.js';
 import type { PeerRequest } from './peer-protocol.js';
-import type { DirectoryAnswer } from './proxy-serving.js';
+import type { DirectoryAnswer, GroupRoutes } from './proxy-serving.js';
 import { DriverError } from './raft-driver.js';
 
 export interface ProxyMembersInit {
@@ -39,6 +39,8 @@ export class ProxyMembers {
   private readonly dialed = new Set<string>();
   private currentPeer: string | undefined;
   private viewNow: ClusterView = { leader: '', term: 0, commitIndex: 0, voters: [], learners: [], at: 0 };
+  /** Where realms beyond group 1 live, as the member last said (empty without groups). */
+  private routes: GroupRoutes = { placements: {}, members: {}, leaders: {} };
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly waiters = new Set<() => void>();
@@ -128,6 +130,34 @@ export class ProxyMembers {
     }
   }
 
+  /**
+   * The member to send a call of `realm` to: for a write, the leader of the realm's raft group
+   * when it is known and reachable (group 1's from the directory, another group's from the
+   * member that runs it); otherwise, for a realm outside group 1, a reachable member of its
+   * group (the one in use if it is one), since others refuse such calls from a proxy. Falls
+   * back to pick() (without a realm, or with no such member reachable).
+   */
+  async pickFor(
+    realm: string | undefined,
+    write: boolean,
+    deadline: number,
+    avoid?: string,
+  ): Promise<{ peer: string; name: string }> {
+    if (realm !== undefined) {
+      const placed = this.routes.placements[realm];
+      const group = typeof placed === 'number' ? placed : 1;
+      const leader = group === 1 ? this.viewNow.leader : (this.routes.leaders[String(group)] ?? '');
+      const members = group === 1 ? [] : [...(this.routes.members[String(group)] ?? [])];
+      const current = this.current;
+      if (members.includes(current)) members.unshift(current);
+      for (const name of [...(write && leader !== '' ? [leader] : []), ...members]) {
+        const peer = this.peerOf(name);
+        if (peer !== undefined && peer !== avoid) return { peer, name };
+      }
+    }
+    return this.pick(deadline, avoid);
+  }
+
   /** The peer id of the member named `name`, if identified and connected. */
   peerOf(name: string): string | undefined {
     for (const [peer, member] of this.byPeer) if (member === name && this.usable(peer)) return peer;
@@ -182,6 +212,7 @@ export class ProxyMembers {
         : [],
       at: Date.now(),
     };
+    this.routes = routesOf(answer.groups);
     this.follow(answer.addresses ?? {});
   }
 
@@ -242,4 +273,26 @@ export class ProxyMembers {
     this.currentPeer = next;
     return { peer: next, name: this.byPeer.get(next)! };
   }
+}
+
+/** The group routes of a directory answer, checked field by field (an older member sends none). */
+function routesOf(value: unknown): GroupRoutes {
+  const empty: GroupRoutes = { placements: {}, members: {}, leaders: {} };
+  if (typeof value !== 'object' || value === null) return empty;
+  const { placements, members, leaders } = value as Record<string, unknown>;
+  const record = (x: unknown): Record<string, unknown> =>
+    typeof x === 'object' && x !== null && !Array.isArray(x) ? (x as Record<string, unknown>) : {};
+  return {
+    placements: Object.fromEntries(
+      Object.entries(record(placements)).filter((e): e is [string, number] => Number.isSafeInteger(e[1])),
+    ),
+    members: Object.fromEntries(
+      Object.entries(record(members))
+        .filter((e): e is [string, unknown[]] => Array.isArray(e[1]))
+        .map(([id, names]) => [id, names.filter((n): n is string => typeof n === 'string')]),
+    ),
+    leaders: Object.fromEntries(
+      Object.entries(record(leaders)).filter((e): e is [string, string] => typeof e[1] === 'string'),
+    ),
+  };
 }

@@ -21,6 +21,18 @@ export interface DirectoryAnswer {
   readonly learners: readonly string[];
   /** Mesh addresses of the members, by name (the replicated address book). */
   readonly addresses: Readonly<Record<string, string>>;
+  /** Where realms live beyond group 1 (absent from older versions, and without groups). */
+  readonly groups?: GroupRoutes;
+}
+
+/** The raft groups besides group 1 as a member knows them: for a proxy to send each call where it belongs. */
+export interface GroupRoutes {
+  /** Realm name -> its group, for realms placed outside group 1. */
+  readonly placements: Readonly<Record<string, number>>;
+  /** Group id -> its members (group 1's catalog). */
+  readonly members: Readonly<Record<string, readonly string[]>>;
+  /** Group id -> its leader, for the groups the answering member runs and knows a leader of. */
+  readonly leaders: Readonly<Record<string, string>>;
 }
 
 /** A watch poll's page: the events, where the next poll starts, and the member's revision when it began. */
@@ -46,6 +58,8 @@ export interface ProxyPeersInit {
   readonly gate: Gate;
   readonly watches: Watches;
   readonly addresses: () => Readonly<Record<string, string>>;
+  /** The groups besides group 1, if any (undefined: none). */
+  readonly groupRoutes?: () => GroupRoutes | undefined;
   readonly raftStatus: () => RaftStatus;
   readonly logger: Logger;
 }
@@ -109,7 +123,9 @@ export class ProxyPeers {
 
   private directory(): DirectoryAnswer {
     const raft = this.init.raftStatus();
+    const groups = this.init.groupRoutes?.();
     return {
+      ...(groups === undefined ? {} : { groups }),
       name: this.init.name,
       leader: raft.leader,
       term: raft.term,

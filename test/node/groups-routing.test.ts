@@ -99,3 +99,50 @@ t.test(
     t.same((await plain.get('default', `r${WRITES - 1}`)).value, WRITES - 1, 'and of default');
   },
 );
+
+t.test("a stateless proxy sends each call to the realm's group: its leader for writes", async (t) => {
+  const cluster = await runningCluster(t, 3);
+  const nodes = cluster.nodes as ClusterNode[];
+  const first = (await groupsOf(nodes[0]!))?.groups.find((g) => g.id === 1)?.leader ?? '';
+  t.not(first, '', 'group 1 has a leader');
+  const b = nodes.find((n) => n.name !== first)!;
+  const admin = (...args: string[]) => cli([...args, '--endpoints', nodes[0]!.url]);
+  t.equal((await admin('groups', 'add', '--members', b.name)).code, 0, `group 2 on ${b.name} alone`);
+  t.equal((await admin('realms', 'create', 'shop', '--group', '2')).code, 0);
+  const proxy = await cluster.addProxy();
+  cluster.startProxy(proxy, 'api', cluster.nodes);
+  await waitFor('the proxy to be ready', async () => {
+    const response = await fetch(`${proxy.url}/readyz`).catch(() => undefined);
+    return response?.status === 200;
+  });
+  const client = new Client({ endpoints: [proxy.url] });
+  t.teardown(() => client.close());
+  // The proxy learns the placements from its member's directory (refreshed every second).
+  await waitFor(
+    'the proxy to write to shop',
+    async () => {
+      try {
+        await client.put('shop', 'warm', 0);
+        await client.put('default', 'warm', 0);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    20_000,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  const start = await requestsSent(nodes);
+  for (let i = 0; i < WRITES; i++) {
+    await client.put('shop', `s${i}`, i);
+    await client.put('default', `d${i}`, i);
+  }
+  const hops = (await requestsSent(nodes)) - start;
+  t.ok(hops < WRITES / 5, `members passed on ${hops} requests for ${2 * WRITES} writes through the proxy`);
+  t.equal(
+    (await client.list('shop', 's', { limit: 1000 })).documents.length,
+    WRITES,
+    'every write of shop is there',
+  );
+  t.same((await client.get('default', `d${WRITES - 1}`)).value, WRITES - 1, 'and of default');
+});
