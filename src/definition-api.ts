@@ -110,6 +110,12 @@ export function definitionRoutes(api: ClientApi, kv: KvService, limits: CommandL
     realmAdmin('GET', '/v1/realms/:realm/definition', 'none', async (r, realm) => {
       const view = await read(r);
       const record = view.realms.find((entry) => entry.name === realm);
+      if (record === undefined && view.unreachableRealms?.includes(realm)) {
+        throw new EdgeError(
+          'UNAVAILABLE',
+          `realm ${realm} lives in a raft group none of whose members answered; retry later (conclave groups list)`,
+        );
+      }
       if (record === undefined) throw new EdgeError('NOT_FOUND', `no realm ${realm}`);
       const grants: Record<string, Level> = {};
       for (const [name, user] of Object.entries(view.definition.users)) {

@@ -72,6 +72,11 @@ export interface DefinitionView {
     readonly documents: number;
     readonly settings: RealmSettings;
   }[];
+  /**
+   * Realms placed in raft groups none of whose members could be read (their records are not
+   * in `realms`). Absent when every group answered.
+   */
+  readonly unreachableRealms?: readonly string[];
   readonly tokens: readonly {
     readonly id: string;
     readonly user: string;
@@ -120,6 +125,11 @@ export interface KvService {
   placeRealm?(realm: string, group: number | 'auto'): Promise<{ group: number; result: CommandResult }>;
   /** The realm definition; a definition edit is a write() of a definition operation. */
   definition(consistency: Consistency): Promise<ServedRead<DefinitionView>>;
+  /**
+   * The records of those of `realms` that live in raft groups this node runs besides group 1
+   * (read at `consistency`); the others are left out. Absent on a proxy.
+   */
+  realmRecords?(realms: readonly string[], consistency: Consistency): Promise<DefinitionView['realms']>;
   status(): NodeStatus;
   /**
    * The raft group holding `realm` (group 1 for one not placed elsewhere, or not existing) and

@@ -48,6 +48,11 @@ export interface MemberKvInit {
   readonly forwarderFor?: (id: number) => LeaderForwarder;
   /** The realms placed outside group 1 (group 1's catalog). */
   readonly placedRealms?: () => readonly string[];
+  /**
+   * Carries a read-only call (realmRecords) for group `id` to one of its members, which answers
+   * it from its own state. Kept by withoutRemote(): the answer is never carried further.
+   */
+  readonly carryRead?: (id: number, call: ClientCall) => Promise<unknown>;
   /** The leader of group `id`, which this node does not run, as its members say ('' if none does). */
   readonly remoteLeader?: (id: number) => Promise<string>;
   /** The members of group `id` (the catalog's), named in the error for a group this node does not run. */
@@ -88,6 +93,24 @@ export class MemberKv implements KvService {
     this.init.refuseIfStopping();
     this.refuseIfCutOff('writes');
     if (DEFINITION_OP_TYPES.has(op.type)) this.refuseIfReadOnly();
+    if (
+      op.type === 'applyDefinition' &&
+      route === undefined &&
+      (this.init.placedRealms?.() ?? []).length > 0
+    ) {
+      return this.applyWithPlacedRealms(op, session);
+    }
+    if (op.type === 'deleteRealm' && route === undefined) {
+      const placed = this.init.groupOfRealm?.(op.realm) ?? FIRST_GROUP;
+      if (placed !== FIRST_GROUP) {
+        // Its group deletes it (refusing while it holds documents), then group 1 forgets the
+        // placement and the grants. Gone from its group already (a retry after a lost
+        // answer, or a failure between the two): group 1's step alone.
+        const deleted = await this.write(op, undefined, { group: placed });
+        if (!deleted.ok && deleted.error.code !== 'NOT_FOUND') return deleted;
+        return this.write({ type: 'unplaceRealm', realm: op.realm }, undefined, { group: FIRST_GROUP });
+      }
+    }
     const id = this.groupOfWrite(op, route);
     await this.groupStarting(id);
     const remote = this.remoteFor(id);
@@ -113,12 +136,73 @@ export class MemberKv implements KvService {
     return result;
   }
 
+  /**
+   * Applies a definition while realms live in other raft groups: those must all be in it (a
+   * definition does not delete them: `realms delete` does), their settings go to their groups
+   * first (one realmSettings each where they change), then group 1 applies the rest at once.
+   * Not atomic across groups: a failure after some settings changed leaves those changed, and
+   * applying the file again finishes the work.
+   */
+  private async applyWithPlacedRealms(
+    op: Extract<Operation, { type: 'applyDefinition' }>,
+    session: SessionRef | undefined,
+  ): Promise<CommandResult> {
+    const placed = this.init.placedRealms?.() ?? [];
+    const target = op.definition.realms;
+    const missing = placed.filter((realm) => !Object.hasOwn(target, realm));
+    if (missing.length > 0) {
+      throw Object.assign(
+        new Error(
+          `realm${missing.length > 1 ? 's' : ''} ${missing.join(', ')} live${missing.length > 1 ? '' : 's'} in another raft group: ` +
+            'a definition does not delete such realms; keep them in the file, or delete them first with conclave realms delete',
+        ),
+        { code: 'CONFLICT' },
+      );
+    }
+    if (op.ifVersion !== undefined && op.ifVersion !== this.state.access.version) {
+      throw Object.assign(
+        new Error(`the definition is at version ${this.state.access.version}, not ${op.ifVersion}`),
+        { code: 'CONFLICT' },
+      );
+    }
+    const current = await this.placedRealmRecords('linearizable');
+    if (current.unreachableRealms !== undefined) {
+      throw new DriverError(
+        'UNAVAILABLE',
+        `the raft groups of ${current.unreachableRealms.join(', ')} did not answer; retry later (conclave groups list)`,
+      );
+    }
+    for (const record of current.realms) {
+      const wanted = target[record.name] ?? {};
+      if (JSON.stringify(wanted) === JSON.stringify(record.settings)) continue;
+      const changed = await this.write({ type: 'realmSettings', realm: record.name, settings: wanted });
+      if (!changed.ok) return changed;
+    }
+    const rest = Object.fromEntries(Object.entries(target).filter(([realm]) => !placed.includes(realm)));
+    return this.write({ ...op, definition: { ...op.definition, realms: rest } }, session, {
+      group: FIRST_GROUP,
+    });
+  }
+
+  /** Whether `op` gives a grant on a realm placed outside group 1 (older nodes refuse those). */
+  private grantsOnPlacedRealms(op: Operation): boolean {
+    const placed = this.init.placedRealms?.() ?? [];
+    if (placed.length === 0) return false;
+    if (op.type === 'grant') return placed.includes(op.realm);
+    if (op.type !== 'applyDefinition') return false;
+    return Object.values(op.definition.users).some((user) =>
+      Object.keys(user.grants).some((realm) => placed.includes(realm)),
+    );
+  }
+
   /** Proposes on this node's copy of group `groupId`, which should lead (raft refuses with NOT_LEADER otherwise). */
   async proposeHere(op: Operation, session?: SessionRef, groupId = FIRST_GROUP): Promise<CommandResult> {
     this.init.refuseIfStopping();
     // Group 1's catalog entries: an older member would refuse them and its state would differ.
     if (op.type === 'createGroup' || op.type === 'placeRealm') this.init.requireFeature?.('groups');
     if (op.type === 'groupMember') this.init.requireFeature?.('groupMembers');
+    if (op.type === 'unplaceRealm' || this.grantsOnPlacedRealms(op))
+      this.init.requireFeature?.('placedRealms');
     const group = this.groupHere(groupId, 'realm' in op ? op.realm : undefined);
     const command = encodeCommand({
       v: COMMAND_VERSION,
@@ -227,6 +311,8 @@ export class MemberKv implements KvService {
       case 'delete':
       case 'txn':
       case 'createRealm':
+      // A placed realm's record, settings included, lives in its group (its grants in group 1).
+      case 'realmSettings':
         return this.init.groupOfRealm?.(op.realm) ?? FIRST_GROUP;
       case 'openSession':
       case 'closeSession':
@@ -262,26 +348,103 @@ export class MemberKv implements KvService {
 
   async definition(consistency: Consistency): Promise<ServedRead<DefinitionView>> {
     await this.readBarrier(consistency);
+    const placed = await this.placedRealmRecords(consistency);
     const state = this.state;
-    const definition = state.definition();
+    const own = state.definition();
+    // The placed realms' settings, from their groups: an export names every realm.
+    const definition = {
+      ...own,
+      realms: { ...own.realms, ...Object.fromEntries(placed.realms.map((r) => [r.name, r.settings])) },
+    };
     const view: DefinitionView = {
       version: state.access.version,
       definition,
-      realms: state.realms().map((name) => {
-        const record = state.realm(name)!;
-        return {
-          name,
-          createRevision: record.createRevision,
-          documents: record.documents ?? 0,
-          settings: record.settings ?? {},
-        };
-      }),
+      realms: [
+        ...state.realms().map((name) => {
+          const record = state.realm(name)!;
+          return {
+            name,
+            createRevision: record.createRevision,
+            documents: record.documents ?? 0,
+            settings: record.settings ?? {},
+          };
+        }),
+        ...placed.realms,
+      ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+      ...(placed.unreachableRealms === undefined ? {} : { unreachableRealms: placed.unreachableRealms }),
       tokens: state
         .tokens()
         .map(({ hash: _hash, ...token }) => token)
         .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1)),
     };
     return this.withStaleness({ ok: true, revision: state.revision, value: view }, consistency);
+  }
+
+  /**
+   * The records of the realms placed outside group 1, from their groups: this node's copy of a
+   * group it runs, a member's for the others (asked with realmRecords, which a member answers
+   * from its own groups only, so nothing is carried further). Realms whose group could not be
+   * read are named in `unreachableRealms`.
+   */
+  private async placedRealmRecords(
+    consistency: Consistency,
+  ): Promise<{ realms: DefinitionView['realms']; unreachableRealms?: string[] }> {
+    const byGroup = new Map<number, string[]>();
+    for (const realm of this.init.placedRealms?.() ?? []) {
+      const id = this.init.groupOfRealm?.(realm) ?? FIRST_GROUP;
+      if (id !== FIRST_GROUP) byGroup.set(id, [...(byGroup.get(id) ?? []), realm]);
+    }
+    const realms: DefinitionView['realms'][number][] = [];
+    const unreachable: string[] = [];
+    await Promise.all(
+      [...byGroup].map(async ([id, names]) => {
+        try {
+          const records =
+            this.init.groupById?.(id) !== undefined
+              ? await this.realmRecords(names, consistency)
+              : this.init.carryRead === undefined
+                ? undefined
+                : ((await this.init.carryRead(id, {
+                    call: 'realmRecords',
+                    realms: names,
+                    consistency,
+                  })) as DefinitionView['realms']);
+          if (records === undefined || !Array.isArray(records)) unreachable.push(...names);
+          else realms.push(...records.filter((r) => names.includes(r.name)));
+        } catch {
+          unreachable.push(...names);
+        }
+      }),
+    );
+    return unreachable.length === 0 ? { realms } : { realms, unreachableRealms: unreachable.sort() };
+  }
+
+  async realmRecords(names: readonly string[], consistency: Consistency): Promise<DefinitionView['realms']> {
+    this.init.refuseIfStopping();
+    const out: DefinitionView['realms'][number][] = [];
+    const byGroup = new Map<number, string[]>();
+    for (const name of names) {
+      const id = this.init.groupOfRealm?.(name) ?? FIRST_GROUP;
+      if (id !== FIRST_GROUP && this.init.groupById?.(id) !== undefined) {
+        byGroup.set(id, [...(byGroup.get(id) ?? []), name]);
+      }
+    }
+    for (const [id, list] of byGroup) {
+      const group = this.init.groupById?.(id);
+      if (group === undefined) continue;
+      await this.readBarrier(consistency, group);
+      for (const name of list) {
+        const record = group.storage.state.realm(name);
+        if (record === undefined) continue;
+        out.push({
+          name,
+          createRevision: record.createRevision,
+          documents: record.documents ?? 0,
+          settings: record.settings ?? {},
+        });
+      }
+    }
+    return out;
   }
 
   async route(realm: string): Promise<{ group: number; leader: string }> {

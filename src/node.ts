@@ -276,6 +276,7 @@ export class ConclaveNode {
       },
       placedRealms: () => Object.keys(main.storage.state.groups.placements ?? {}),
       membersOf: (id) => groupMembers(main.storage.state.groups, id),
+      carryRead: (id, call) => this.carryToGroup(id, call, false),
       remoteLeader: async (id) => (await this.groupLeaderReport(id))?.leader ?? '',
       remote: (id, call, mayApply) => this.carryToGroup(id, call, mayApply),
       requireFeature: (feature) => this.requireFeature(feature),

@@ -28,6 +28,11 @@ export type ClientCall =
     }
   | { readonly call: 'realms'; readonly consistency: Consistency }
   | { readonly call: 'definition'; readonly consistency: Consistency }
+  /**
+   * The records of `realms` in the groups the answering member runs (KvService.realmRecords),
+   * for a node assembling the definition view; answered from local state, never carried on.
+   */
+  | { readonly call: 'realmRecords'; readonly realms: readonly string[]; readonly consistency: Consistency }
   /** Places a realm in a raft group (KvService.placeRealm), for a proxy's `realms create --group`. */
   | { readonly call: 'placeRealm'; readonly realm: string; readonly group: number | 'auto' }
   /** Who a token belongs to (auth.ts Gate); `require`: the proxy requires a token regardless. */
@@ -106,9 +111,10 @@ export interface JoinAnswer {
 
 /**
  * What this build can do that older ones cannot: sent in identify answers, required before
- * proposing what needs it. `groups`: createGroup and placeRealm; `groupMembers`: groupMember.
+ * proposing what needs it. `groups`: createGroup and placeRealm; `groupMembers`: groupMember;
+ * `placedRealms`: unplaceRealm, and grants on realms placed outside group 1.
  */
-export const NODE_FEATURES = ['groups', 'groupMembers'] as const;
+export const NODE_FEATURES = ['groups', 'groupMembers', 'placedRealms'] as const;
 export type NodeFeature = (typeof NODE_FEATURES)[number];
 
 export interface IdentifyAnswer {
@@ -266,6 +272,16 @@ function decodeClientCall(request: Record<string, unknown>): { type: 'client' } 
   if (!CONSISTENCIES.has(consistency)) refuse('a client read needs a consistency');
   const level = consistency as Consistency;
   if (call === 'realms' || call === 'definition') return { type: 'client', call, consistency: level };
+  if (call === 'realmRecords') {
+    const realms = request.realms;
+    if (
+      !Array.isArray(realms) ||
+      realms.length > 10_000 ||
+      !realms.every((r) => typeof r === 'string' && r.length <= 64)
+    )
+      refuse('a realmRecords call needs a list of realm names');
+    return { type: 'client', call, realms: realms as string[], consistency: level };
+  }
   if (typeof realm !== 'string') refuse('a client read needs a realm');
   if (call === 'get') {
     if (typeof key !== 'string') refuse('a client get needs a key');

@@ -131,11 +131,11 @@ export class ProxyMembers {
   }
 
   /**
-   * The member to send a call of `realm` to: for a write, the leader of the realm's raft group
-   * when it is known and reachable (group 1's from the directory, another group's from the
-   * member that runs it); otherwise, for a realm outside group 1, a reachable member of its
-   * group (the one in use if it is one), since others refuse such calls from a proxy. Falls
-   * back to pick() (without a realm, or with no such member reachable).
+   * The member to send a call of `realm` to. For a realm outside group 1: for a write, the
+   * group's leader when known (from the member that runs it) and reachable; otherwise a
+   * reachable member of its group (the one in use if it is one), since others refuse such calls
+   * from a proxy. Everything else goes to the member in use, as pick() chooses (it forwards
+   * group 1's writes to their leader).
    */
   async pickFor(
     realm: string | undefined,
@@ -143,11 +143,11 @@ export class ProxyMembers {
     deadline: number,
     avoid?: string,
   ): Promise<{ peer: string; name: string }> {
-    if (realm !== undefined) {
-      const placed = this.routes.placements[realm];
-      const group = typeof placed === 'number' ? placed : 1;
-      const leader = group === 1 ? this.viewNow.leader : (this.routes.leaders[String(group)] ?? '');
-      const members = group === 1 ? [] : [...(this.routes.members[String(group)] ?? [])];
+    const placed = realm === undefined ? undefined : this.routes.placements[realm];
+    if (typeof placed === 'number' && placed > 1) {
+      const group = String(placed);
+      const leader = this.routes.leaders[group] ?? '';
+      const members = [...(this.routes.members[group] ?? [])];
       const current = this.current;
       if (members.includes(current)) members.unshift(current);
       for (const name of [...(write && leader !== '' ? [leader] : []), ...members]) {

@@ -111,6 +111,11 @@ export class ProxyPeers {
         return kv.realms(request.consistency);
       case 'definition':
         return kv.definition(request.consistency);
+      case 'realmRecords':
+        if (kv.realmRecords === undefined) {
+          return Promise.reject(new DriverError('UNAVAILABLE', 'this node holds no realm records'));
+        }
+        return kv.realmRecords(request.realms, request.consistency);
       case 'principal':
         return Promise.resolve(this.init.gate.principal(request.token ?? undefined, request.require));
       case 'placeRealm':

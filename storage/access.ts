@@ -139,6 +139,11 @@ export interface DefinitionWork {
   readonly dirtyTokens: Set<string>;
   readonly dirtyRealms: Set<string>;
   accessDirty: boolean;
+  /**
+   * Group 1 only: the realms placed in other raft groups (group-catalog.ts). Users may hold
+   * grants on them, though their records live in those groups.
+   */
+  readonly placed?: ReadonlySet<string>;
 }
 
 /** What the apply batch provides: creating a realm takes a revision and a history event. */
@@ -246,7 +251,7 @@ export function applyDefinitionOp(
     case 'grant': {
       const record = user(op.user);
       if (record === undefined) return notFound(`no user ${op.user}`);
-      if (!work.realms.has(op.realm)) return notFound(`no realm ${op.realm}`);
+      if (!work.realms.has(op.realm) && !work.placed?.has(op.realm)) return notFound(`no realm ${op.realm}`);
       const { [op.realm]: _old, ...grants } = record.grants;
       const next = op.level === null ? grants : { ...grants, [op.realm]: op.level };
       return bump({ ...access.users, [op.user]: { ...record, grants: next } });
@@ -351,7 +356,7 @@ function applyWhole(
   if (Object.keys(target.users).length > USERS_MAX) return tooLarge(`more than ${USERS_MAX} users`);
   for (const [name, record] of Object.entries(target.users)) {
     for (const realm of Object.keys(record.grants)) {
-      if (!targetRealms.has(realm)) {
+      if (!targetRealms.has(realm) && !work.placed?.has(realm)) {
         return {
           ok: false,
           error: {
@@ -396,7 +401,8 @@ function withSettings(record: RealmRecord, settings: RealmSettings): RealmRecord
   return Object.keys(settings).length === 0 ? rest : { ...rest, settings };
 }
 
-function withoutRealm(
+/** The users with every grant on `realm` taken away (a new object; the old one is left as it was). */
+export function withoutRealm(
   users: Readonly<Record<string, UserRecord>>,
   realm: string,
 ): Record<string, UserRecord> {

@@ -129,6 +129,11 @@ export type Operation =
   | CreateGroup
   /** Group 1 records that `realm` lives in `group` (group-catalog.ts placeRealm); the realm is then created there. */
   | { readonly type: 'placeRealm'; readonly realm: string; readonly group: number }
+  /**
+   * Group 1 forgets where `realm` was placed and every grant on it, once its group deleted it
+   * (`realms delete` of a placed realm; group-catalog.ts unplaceRealm).
+   */
+  | { readonly type: 'unplaceRealm'; readonly realm: string }
   /** Group 1 records that `node` should (add) or should no longer (remove) run group `group` (group-catalog.ts changeGroupMember). */
   | {
       readonly type: 'groupMember';
@@ -366,6 +371,10 @@ function checkOperation(value: unknown, limits: CommandLimits): Operation {
         realm: checkRealm(fields.realm),
         group: checkCount(fields.group, 'placeRealm.group', 2),
       };
+    }
+    case 'unplaceRealm': {
+      const fields = checkObject(value, 'unplaceRealm', ['type', 'realm']);
+      return { type: 'unplaceRealm', realm: checkRealm(fields.realm) };
     }
     case 'groupMember': {
       const fields = checkObject(value, 'groupMember', ['type', 'group', 'node', 'change']);

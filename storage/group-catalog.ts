@@ -182,6 +182,19 @@ export function pickMembers(catalog: GroupCatalog, voters: readonly string[], co
     .map(([name]) => name);
 }
 
+/**
+ * The catalog without `realm`'s placement (its group deleted it: `realms delete`), or NOT_FOUND
+ * when it is placed nowhere.
+ */
+export function unplaceRealm(catalog: GroupCatalog, realm: string): GroupCatalog | CommandError {
+  const placed = catalog.placements;
+  if (placed === undefined || !Object.hasOwn(placed, realm)) {
+    return commandError('NOT_FOUND', `no realm ${realm}`);
+  }
+  const { [realm]: _gone, ...rest } = placed;
+  return { ...catalog, placements: rest };
+}
+
 /** The catalog with `record` added (a new object; the old one is left as it was). */
 export function withGroup(catalog: GroupCatalog, record: GroupRecord): GroupCatalog {
   return { ...catalog, groups: [...catalog.groups, record] };

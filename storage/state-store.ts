@@ -36,6 +36,7 @@ import {
   type RealmRecord,
   type RealmSettings,
   type TokenRecord,
+  withoutRealm,
 } from './access.js';
 import {
   decodeDoc,
@@ -78,6 +79,7 @@ import {
   type GroupCatalog,
   groupOfRealm,
   placeRealm,
+  unplaceRealm,
   withFounders,
   withGroup,
 } from './group-catalog.js';
@@ -1176,6 +1178,7 @@ class ApplyBatch {
       case 'placeRealm':
       case 'createGroup':
       case 'groupMember':
+      case 'unplaceRealm':
         return this.catalogOp(op);
       case 'backupClaim': {
         const ledger = this.meta.backups;
@@ -1220,7 +1223,10 @@ class ApplyBatch {
 
   /** A change to group 1's catalog of groups (group-catalog.ts); refused in any other group. */
   private catalogOp(
-    op: Extract<Operation, { type: 'placeRealm' } | { type: 'createGroup' } | { type: 'groupMember' }>,
+    op: Extract<
+      Operation,
+      { type: 'placeRealm' } | { type: 'createGroup' } | { type: 'groupMember' } | { type: 'unplaceRealm' }
+    >,
   ): CommandResult {
     if (this.group !== FIRST_GROUP) {
       return this.failed(
@@ -1234,6 +1240,17 @@ class ApplyBatch {
       this.groupsDirty ||= placed !== this.groups;
       this.groups = placed;
       return { ok: true, revision, result: { type: 'placeRealm', realm: op.realm, group: op.group } };
+    }
+    if (op.type === 'unplaceRealm') {
+      const unplaced = unplaceRealm(this.groups, op.realm);
+      if ('code' in unplaced) return this.failed(unplaced);
+      this.groups = unplaced;
+      this.groupsDirty = true;
+      // The grants on it go with it, as deleteRealm takes them in the realm's own group.
+      const version = this.access.version + 1;
+      this.access = { ...this.access, version, users: withoutRealm(this.access.users, op.realm) };
+      this.accessDirty = true;
+      return { ok: true, revision, result: { type: 'definition', version } };
     }
     if (op.type === 'groupMember') {
       const changed = changeGroupMember(this.groups, this.meta.membership.voters, op, GROUP_MEMBERS_MAX);
@@ -1309,6 +1326,7 @@ class ApplyBatch {
       dirtyTokens: this.dirtyTokens,
       dirtyRealms: this.dirtyRealms,
       accessDirty: false,
+      ...(this.group === FIRST_GROUP ? { placed: new Set(Object.keys(this.groups.placements ?? {})) } : {}),
     };
     const outcome = applyDefinitionOp(
       work,

@@ -118,6 +118,8 @@ const BODY_EXCERPT_CHARS = 200;
 export class ApiClient {
   private readonly order: string[];
   private readonly deadline: number;
+  /** What the last failed attempt answered, for the message of a TIMEOUT. */
+  private lastFailure: string | undefined;
 
   constructor(
     endpoints: readonly string[],
@@ -156,8 +158,15 @@ export class ApiClient {
           this.prefer(endpoint);
           return outcome.body as T;
         }
-        if (outcome.kind === 'final') throw outcome.error;
+        if (outcome.kind === 'final') {
+          // Out of time before this attempt: say what the last one answered.
+          if (outcome.error.code === 'TIMEOUT' && this.lastFailure !== undefined && failures.length === 0) {
+            throw new ApiError('TIMEOUT', `${outcome.error.message}; the last answer: ${this.lastFailure}`);
+          }
+          throw outcome.error;
+        }
         failures.push(`${endpoint}: ${outcome.error.message}`);
+        this.lastFailure = `${endpoint}: ${outcome.error.code}: ${outcome.error.message}`;
         if (outcome.kind === 'retry') lastRetryable = outcome.error;
         if (outcome.kind === 'elsewhere') notHere ??= outcome.error;
         if (outcome.error.code === 'TLS_ERROR') tlsErrors.push(outcome.error);

@@ -203,3 +203,51 @@ t.test('groupMember: a group gains and loses members in the catalog; bad changes
   ] as Operation[]);
   t.match(refused, { ok: false, error: { code: 'CONFLICT', message: /last member/ } });
 });
+
+t.test('placed realms in group 1: grants on them, a definition granting them, unplaceRealm', async (t) => {
+  const node = await new Disk(t, 'memory').open();
+  const group = await node.bootstrapGroup(1, THREE);
+  await applyOps(group, [
+    { type: 'createGroup' },
+    { type: 'placeRealm', realm: 'shop', group: 2 },
+    { type: 'addUser', user: 'alice', clusterAdmin: false },
+  ] as Operation[]);
+  const [granted, unknown] = await applyOps(group, [
+    { type: 'grant', user: 'alice', realm: 'shop', level: 'write' },
+    { type: 'grant', user: 'alice', realm: 'nowhere', level: 'read' },
+  ] as Operation[]);
+  t.match(granted, { ok: true }, 'a grant on a placed realm is taken');
+  t.match(unknown, { ok: false, error: { code: 'NOT_FOUND' } }, 'one on a realm placed nowhere is not');
+  const [applied] = await applyOps(group, [
+    {
+      type: 'applyDefinition',
+      definition: {
+        auth: false,
+        realms: { default: {} },
+        users: { alice: { clusterAdmin: false, grants: { shop: 'read' } } },
+      },
+    },
+  ] as Operation[]);
+  t.match(applied, { ok: true }, 'a definition may grant a placed realm it does not list');
+  t.same(group.state.definition().users.alice?.grants, { shop: 'read' });
+  const version = group.state.access.version;
+  const [unplaced, again, bad] = await applyOps(group, [
+    { type: 'unplaceRealm', realm: 'shop' },
+    { type: 'unplaceRealm', realm: 'shop' },
+    { type: 'unplaceRealm', realm: 'Bad Name' },
+  ] as Operation[]);
+  t.match(unplaced, { ok: true, result: { type: 'definition', version: version + 1 } }, 'unplaced');
+  t.same(group.state.groups.placements, {}, 'the placement is gone');
+  t.same(group.state.definition().users.alice?.grants, {}, 'and the grants on it');
+  t.match(
+    again,
+    { ok: false, error: { code: 'NOT_FOUND', message: /no realm shop/ } },
+    'a second time: NOT_FOUND',
+  );
+  t.match(bad, { ok: false, error: { code: 'INVALID_ARGUMENT' } });
+  const other = await (await new Disk(t, 'memory').open()).bootstrapGroup(2, THREE, undefined, {
+    defaultRealm: false,
+  });
+  const [elsewhere] = await applyOps(other, [{ type: 'unplaceRealm', realm: 'shop' }] as Operation[]);
+  t.match(elsewhere, { ok: false, error: { code: 'INVALID_ARGUMENT', message: /through group 1/ } });
+});
