@@ -42,6 +42,12 @@ export interface GroupHostInit {
   readonly makeGroup: (id: number, storage: GroupStorage) => RaftGroup;
   /** The node's groups by id, group 1 in it: the host adds the others. */
   readonly groups: Map<number, RaftGroup>;
+  /**
+   * Whether this node is a satellite or disaster-recovery replica of group 1: it then runs
+   * every group as a learner (its leader adds it: group-members.ts), so that it serves and keeps
+   * every realm, not only group 1's.
+   */
+  readonly observer: () => boolean;
   /** Group `id` as its leader reports it (asked over the mesh); undefined if no member says it leads. */
   readonly leaderReport: (id: number) => Promise<LocalGroupStatus | undefined>;
   readonly logger: Logger;
@@ -51,6 +57,7 @@ export class GroupHost implements Service {
   readonly name = 'raft groups';
   private chain: Promise<void> = Promise.resolve();
   private seen: GroupCatalog | undefined;
+  private seenObserver = false;
   private stopped = false;
   private leaving = false;
   private readonly started: RaftGroup[] = [];
@@ -69,13 +76,16 @@ export class GroupHost implements Service {
   reconcile(): void {
     if (this.stopped) return;
     const catalog = this.init.catalog();
-    if (catalog === this.seen) return;
+    const observer = this.init.observer();
+    if (catalog === this.seen && observer === this.seenObserver) return;
     this.seen = catalog;
+    this.seenObserver = observer;
     const me = this.init.name;
     this.chain = this.chain.then(async () => {
       for (const record of catalog.groups) {
         if (this.stopped) return;
-        if (this.init.groups.has(record.id) || !currentMembers(record).includes(me)) continue;
+        const runs = currentMembers(record).includes(me) || (observer && !(record.left ?? []).includes(me));
+        if (this.init.groups.has(record.id) || !runs) continue;
         const held = (await this.init.storage.groupIds()).includes(record.id);
         const founder = record.members.includes(me) && !(record.joined ?? []).includes(me);
         await this.run(record.id, () => {

@@ -48,21 +48,27 @@ export interface LeaderView {
 }
 
 /**
- * The next step from `view` toward `desired` (the catalog's members), or undefined when they
+ * The next step from `view` toward `desired` (the catalog's members) and `observers` (group 1's
+ * satellites and DR replicas, learners of every group, never promoted), or undefined when they
  * agree or no step can be taken now. Order: add missing nodes as learners; promote a desired
- * learner that holds everything committed; remove a member the catalog dropped (a voter only
- * if a voter stays); for the leader itself, hand leadership to the most advanced voter that
- * stays first. Pure.
+ * learner that holds everything committed; remove a member that is neither (a voter only if a
+ * voter stays); for the leader itself, hand leadership to the most advanced voter that stays
+ * first. Pure.
  */
-export function nextMembershipStep(view: LeaderView, desired: readonly string[]): MembershipStep | undefined {
+export function nextMembershipStep(
+  view: LeaderView,
+  desired: readonly string[],
+  observers: readonly string[] = [],
+): MembershipStep | undefined {
   const inRaft = new Set([...view.voters, ...view.learners]);
   const wanted = new Set(desired);
-  for (const node of desired) if (!inRaft.has(node)) return { kind: 'addLearner', node };
+  const watching = new Set(observers.filter((o) => !wanted.has(o)));
+  for (const node of [...desired, ...watching]) if (!inRaft.has(node)) return { kind: 'addLearner', node };
   for (const node of view.learners) {
     if (wanted.has(node) && (view.match.get(node) ?? 0) >= view.commitIndex) return { kind: 'promote', node };
   }
   for (const node of [...view.learners, ...view.voters]) {
-    if (wanted.has(node)) continue;
+    if (wanted.has(node) || (watching.has(node) && view.learners.includes(node))) continue;
     if (node !== view.self) {
       const votersLeft = view.voters.filter((v) => v !== node);
       if (votersLeft.length > 0) return { kind: 'remove', node };
@@ -148,6 +154,11 @@ export class GroupMembershipKeeper {
         });
       }
     }
+    // Satellites and DR replicas of group 1 learn every group (group-host.ts runs them there).
+    const roles = main.storage.state.meta.roles ?? {};
+    const observers = main.storage.state.membership.learners.filter(
+      (name) => roles[name] === 'satellite' || roles[name] === 'dr',
+    );
     for (const [id, group] of this.init.groups) {
       if (id === 1 || this.busy.has(id)) continue;
       if (!catalog.groups.some((g) => g.id === id)) continue;
@@ -164,6 +175,7 @@ export class GroupMembershipKeeper {
           match,
         },
         groupMembers(catalog, id),
+        observers,
       );
       if (step === undefined) continue;
       this.busy.add(id);
@@ -212,12 +224,18 @@ export class GroupMembershipKeeper {
     try {
       switch (step.kind) {
         case 'addLearner': {
-          const address = this.init.main().storage.state.meta.addresses?.[step.node] ?? '';
+          const meta = this.init.main().storage.state.meta;
+          const address = meta.addresses?.[step.node] ?? '';
+          const role = meta.roles?.[step.node];
           await driver.proposeMembershipChange(
             {
               type: MembershipChangeType.AddLearner,
               nodeId: step.node,
-              context: encodeMemberContext({ address, role: 'learner' }),
+              // A satellite or DR replica keeps its role in every group (it is never promoted).
+              context: encodeMemberContext({
+                address,
+                role: role === 'satellite' || role === 'dr' ? role : 'learner',
+              }),
             },
             timeoutMs,
           );

@@ -452,6 +452,10 @@ export class ConclaveNode {
         addresses: () => raftGroup.storage.state.meta.addresses ?? {},
         makeGroup: (id, groupStorage) => makeGroup(id, groupStorage),
         groups: node.parts.groups,
+        observer: () => {
+          const role = raftGroup.storage.state.meta.roles?.[config.name];
+          return role === 'satellite' || role === 'dr';
+        },
         leaderReport: (id) => node.groupLeaderReport(id),
         logger: log,
       });

@@ -1,4 +1,4 @@
-// bench:group-writes puts over N realms in one group and on N groups and prints both side by side; a bad flag is refused with exit code 2.
+// bench:group-writes puts over N realms in one group and on N groups (with and without routing clients) and prints them side by side; a bad flag is refused with exit code 2.
 
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -6,7 +6,7 @@ import t from 'tap';
 
 const SCRIPT = fileURLToPath(new URL('../../scripts/bench-group-writes.js', import.meta.url));
 
-t.test('1 and 2 realms, 8 loops, a second each: a row per count with both layouts', async (t) => {
+t.test('1 and 2 realms, 8 loops, a second each: a row per count with the three layouts', async (t) => {
   const run = spawnSync(process.execPath, [SCRIPT, '--realms', '2,1', '--clients', '8', '--seconds', '1'], {
     encoding: 'utf8',
     timeout: 180_000,
@@ -16,7 +16,12 @@ t.test('1 and 2 realms, 8 loops, a second each: a row per count with both layout
   t.equal(rows.length, 2, `one row per count, in order (${run.stdout})`);
   const cell = '\\d+/s, [0-9.]+/[0-9.]+ ms, \\d+ µs';
   for (const [i, n] of [1, 2].entries()) {
-    t.match(rows[i], new RegExp(`^\\| ${n} \\| ${cell} \\| ${cell} \\| [0-9.]+ \\| (n\\d \\d+(, )?)+ \\|$`));
+    t.match(
+      rows[i],
+      new RegExp(
+        `^\\| ${n} \\| ${cell} \\| ${cell} \\| [0-9.]+ \\| ${cell} \\| [0-9.]+ \\| (n\\d \\d+(, )?)+ \\|$`,
+      ),
+    );
   }
 });
 

@@ -131,3 +131,30 @@ t.test('nextCatalogRepair', async (t) => {
     'the replacement is the voter outside the group in the fewest groups',
   );
 });
+
+t.test('nextMembershipStep with observers (satellites and DR replicas of group 1)', async (t) => {
+  t.same(
+    nextMembershipStep(view({}), ['n1', 'n2', 'n3'], ['d1']),
+    { kind: 'addLearner', node: 'd1' },
+    'an observer is added as a learner',
+  );
+  t.equal(
+    nextMembershipStep(view({ learners: ['d1'], match: new Map([['d1', 100]]) }), ['n1', 'n2', 'n3'], ['d1']),
+    undefined,
+    'and never promoted, caught up or not',
+  );
+  t.same(
+    nextMembershipStep(view({ learners: ['d1'] }), ['n1', 'n2', 'n3'], []),
+    { kind: 'remove', node: 'd1' },
+    'a learner that is no observer any more is removed',
+  );
+  t.same(
+    nextMembershipStep(
+      view({ learners: ['n4'], match: new Map([['n4', 100]]) }),
+      ['n1', 'n2', 'n3', 'n4'],
+      ['n4'],
+    ),
+    { kind: 'promote', node: 'n4' },
+    'a node the catalog names is a member, even if it is also listed as an observer',
+  );
+});
