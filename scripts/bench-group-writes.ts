@@ -8,10 +8,10 @@
 // over up to 6 client objects put 256-byte JSON documents round-robin over the N realms for S
 // seconds (default 8) after a second of warm-up. The client objects' endpoints start at
 // different nodes and do not follow the leader (as behind a load balancer): a node passes a
-// write to its group's leader. A third column runs the spread layout again with clients that
-// route (preferLeader, the default: each realm's writes go to its group's leader,
-// src/client/realm-router.ts). Prints puts/s, p50 and p99, and the CPU of the three processes
-// per put (utime + stime over the window), layouts side by side.
+// write to its group's leader. Then both layouts again with clients that route (preferLeader,
+// the default: each realm's writes go to its group's leader, src/client/realm-router.ts).
+// Prints puts/s, p50 and p99, and the CPU of the three processes per put (utime + stime over
+// the window), layouts side by side.
 
 import { Client } from '../src/client/index.js';
 import { ascending, percentile, serverCpuMs } from './bench-stats.js';
@@ -123,9 +123,9 @@ async function main(): Promise<void> {
     );
     console.log('');
     console.log(
-      '| realms | all in group 1 | one group each | throughput ratio | one group each, routed clients | ratio to group 1 | leaders per node |',
+      '| realms | all in group 1 | one group each | throughput ratio | all in group 1, routing clients | one group each, routing clients | throughput ratio | leaders per node |',
     );
-    console.log('|---|---|---|---|---|---|---|');
+    console.log('|---|---|---|---|---|---|---|---|');
     for (const n of options.counts) {
       while (groups < n + 1) {
         await nodeCall(first, 'POST', '/v1/groups', {});
@@ -147,11 +147,12 @@ async function main(): Promise<void> {
       }
       const a = await measure(cluster, one, options);
       const b = await measure(cluster, spread, options);
-      const c = await measure(cluster, spread, options, true);
+      const c = await measure(cluster, one, options, true);
+      const d = await measure(cluster, spread, options, true);
       const cell = (m: Measured) =>
         `${m.putsPerSecond.toFixed(0)}/s, ${m.p50.toFixed(1)}/${m.p99.toFixed(1)} ms, ${m.cpuUsPerPut.toFixed(0)} µs`;
       console.log(
-        `| ${n} | ${cell(a)} | ${cell(b)} | ${(b.putsPerSecond / a.putsPerSecond).toFixed(2)} | ${cell(c)} | ${(c.putsPerSecond / a.putsPerSecond).toFixed(2)} | ${[
+        `| ${n} | ${cell(a)} | ${cell(b)} | ${(b.putsPerSecond / a.putsPerSecond).toFixed(2)} | ${cell(c)} | ${cell(d)} | ${(d.putsPerSecond / c.putsPerSecond).toFixed(2)} | ${[
           ...leaders,
         ]
           .sort()

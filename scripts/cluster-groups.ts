@@ -6,23 +6,39 @@ interface GroupsList {
   readonly groups: readonly { readonly id: number; readonly leader: string }[];
 }
 
-/** A JSON request to `node` (30 s deadline); throws naming the route and the answer unless 2xx. */
+/**
+ * A JSON request to `node` (30 s deadline); an answer that says it is retryable and did not
+ * happen (a leader moving, say; not indeterminate) is asked again after 200 ms. Throws naming
+ * the route and the answer unless 2xx.
+ */
 export async function nodeCall<T>(
   node: ClusterNode,
   method: string,
   path: string,
   body?: unknown,
 ): Promise<T> {
-  const response = await fetch(`${node.url}${path}`, {
-    method,
-    signal: AbortSignal.timeout(30_000),
-    ...(body === undefined
-      ? {}
-      : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return JSON.parse(text) as T;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const response = await fetch(`${node.url}${path}`, {
+      method,
+      signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
+      ...(body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
+    const text = await response.text();
+    if (response.ok) return JSON.parse(text) as T;
+    let answer: { retryable?: unknown; indeterminate?: unknown } = {};
+    try {
+      answer = JSON.parse(text) as typeof answer;
+    } catch {
+      // Not JSON: not retried.
+    }
+    if (answer.retryable !== true || answer.indeterminate === true || Date.now() >= deadline) {
+      throw new Error(`${method} ${path}: ${response.status} ${text}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 /**
