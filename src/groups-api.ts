@@ -3,7 +3,7 @@
 /*
  * Routes (JSON; cluster-admin callers, on members that run the `admin` service):
  *
- *   GET  /v1/groups   -> GroupsView: group 1 and every group of its catalog, each with its
+ *   GET  /v1/groups[?detail=true] -> GroupsView: group 1 and every group of its catalog, each with its
  *                        voters, leader, term, commit index, realms and each member's lag, as
  *                        the members report them (groups-view.ts); members that did not answer
  *                        in `unreachable`
@@ -41,7 +41,8 @@ import { parseQuery } from './http-query.js';
 
 /** What the routes need from the node. */
 export interface GroupsService {
-  list(): Promise<GroupsView>;
+  /** With `detail`, each node's own report as well (`reports`: role, commit, applied, quiesced per group). */
+  list(detail: boolean): Promise<GroupsView>;
 }
 
 export function groupsRoutes(api: ClientApi, groups: GroupsService, enabled: boolean): EdgeRoute[] {
@@ -56,8 +57,15 @@ export function groupsRoutes(api: ClientApi, groups: GroupsService, enabled: boo
   return [
     guardedRoute(api, 'GET', '/v1/groups', 'none', NEEDS_CLUSTER_ADMIN, async (request) => {
       checkEnabled();
-      parseQuery(request.query, []);
-      return { status: 200, body: await groups.list() };
+      const query = parseQuery(request.query, ['detail']);
+      const detail = query.get('detail');
+      if (detail !== undefined && detail !== 'true' && detail !== 'false') {
+        throw new EdgeError(
+          'INVALID_ARGUMENT',
+          `detail must be true or false, got ${JSON.stringify(detail)}`,
+        );
+      }
+      return { status: 200, body: await groups.list(detail === 'true') };
     }),
     guardedRoute(api, 'POST', '/v1/groups', 'json', NEEDS_CLUSTER_ADMIN, async (request) => {
       checkEnabled();

@@ -50,6 +50,8 @@ export interface GroupsView {
   readonly groups: readonly GroupView[];
   /** Nodes that were asked and did not answer, with why. */
   readonly unreachable: Readonly<Record<string, string>>;
+  /** With `?detail=true`: what each node reported of the groups it runs (for diagnosis). */
+  readonly reports?: readonly NodeReport[];
 }
 
 /** The status of every group `groups` holds, in id order. */

@@ -671,7 +671,7 @@ export class ConclaveNode {
       dashboard: (since) => this.dashboard(since),
       gate: this.gate,
       admin: this.admin,
-      groups: { list: () => this.groupsView() },
+      groups: { list: (detail) => this.groupsView(detail) },
       watches: this.realmWatches,
       limits: storage.config,
       logger: this.logger,
@@ -1192,7 +1192,7 @@ export class ConclaveNode {
    * of group 1 asked over the mesh (in parallel, each within GROUPS_ASK_TIMEOUT_MS; one that
    * does not answer is listed as unreachable, never waited for longer).
    */
-  async groupsView(): Promise<GroupsView> {
+  async groupsView(detail = false): Promise<GroupsView> {
     const { mesh, peers } = this.parts;
     const state = this.main.storage.state;
     const others = [...state.membership.voters, ...state.membership.learners].filter(
@@ -1218,7 +1218,8 @@ export class ConclaveNode {
       { node: this.config.name, groups: localGroupStatuses(this.parts.groups) },
       ...(await Promise.all(asked)),
     ];
-    return mergeGroupViews(state.groups, state.membership.voters, reports);
+    const view = mergeGroupViews(state.groups, state.membership.voters, reports);
+    return detail ? { ...view, reports } : view;
   }
 
   /**

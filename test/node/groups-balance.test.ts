@@ -79,10 +79,22 @@ t.test('8 groups besides group 1, 16 realms: kill -9 and restart of a node', asy
       return Math.max(...counts.values()) <= 4 && (counts.get(c.name) ?? 0) >= 2;
     },
     60_000,
-  ).catch((error: unknown) => {
-    // Say what was seen last: which group lagged, or who led what.
+  ).catch(async (error: unknown) => {
+    // Say what was seen last: which group lagged, or who led what, and what each node reports
+    // of the lagging groups (role, commit, applied, quiesced).
     const seen = last?.groups.map((g) => ({ id: g.id, leader: g.leader, term: g.term, lag: g.lag }));
-    throw new Error(`${(error as Error).message}; last view from ${c.name}: ${JSON.stringify(seen)}`);
+    const lagging = new Set(last?.groups.filter((g) => g.lag[c.name] !== 0).map((g) => g.id));
+    const detail = await fetch(`${c.url}/v1/groups?detail=true`)
+      .then((r) => r.json() as Promise<GroupsView>)
+      .catch(() => undefined);
+    const reports = detail?.reports?.map((r) => ({
+      node: r.node,
+      groups: r.groups?.filter((g) => lagging.has(g.id)),
+      error: r.error,
+    }));
+    throw new Error(
+      `${(error as Error).message}; last view from ${c.name}: ${JSON.stringify(seen)}; reports of the lagging groups: ${JSON.stringify(reports)}`,
+    );
   });
   const after = leadersPerNode((await groupsOf(c))!);
   t.ok(

@@ -43,6 +43,20 @@ t.test(
     const grown = await groupOn(n2, 2);
     t.same([...(grown?.voters ?? [])].sort(), [n1.name, n2.name, n3.name], 'group 2 has three voters');
     t.same(grown?.learners, [], 'and no learner');
+    // The diagnosis view: each node's own report.
+    const detail = (await (await fetch(`${n2.url}/v1/groups?detail=true`)).json()) as {
+      reports?: { node: string; groups?: { id: number; appliedIndex: number; quiesced?: boolean }[] }[];
+    };
+    t.same(
+      detail.reports?.map((r) => r.node).sort(),
+      [n1.name, n2.name, n3.name, n4.name],
+      'groups?detail=true has every node report',
+    );
+    t.ok(
+      detail.reports?.find((r) => r.node === n3.name)?.groups?.some((g) => g.id === 2 && g.appliedIndex > 0),
+      'n3 reports group 2 with its applied index',
+    );
+    t.equal((await fetch(`${n2.url}/v1/groups?detail=yes`)).status, 400, 'a bad detail value: 400');
 
     // A node in a group is not removed from the cluster until its groups are moved.
     const refused = await admin(n2, 'members', 'remove', n3.name);
