@@ -450,7 +450,13 @@ export class ConclaveNode {
         storage,
         catalog: () => raftGroup.storage.state.groups,
         addresses: () => raftGroup.storage.state.meta.addresses ?? {},
-        makeGroup: (id, groupStorage) => makeGroup(id, groupStorage),
+        makeGroup: (id, groupStorage) => {
+          const group = makeGroup(id, groupStorage);
+          // As for group 1: a group whose storage refused a write is in an unknown state; the
+          // process exits (75) for its supervisor, rather than keep a group that never applies.
+          group.driver.onFailure((error) => self.node?.fatal(error));
+          return group;
+        },
         groups: node.parts.groups,
         observer: () => {
           const role = raftGroup.storage.state.meta.roles?.[config.name];

@@ -106,3 +106,64 @@ t.test(
     t.equal((await put('after', { n: 2 })).status, 200, 'and it takes writes again');
   },
 );
+
+t.test(
+  'a raft group besides group 1 that fails on a full disk takes the node down with 75 too',
+  { skip: root ? false : 'needs root to mount a small tmpfs' },
+  async (t) => {
+    const mountPoint = mkdtempSync(join(tmpdir(), 'conclave-diskfull-'));
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', mountPoint]);
+    if (mounted.status !== 0) {
+      t.skip(`cannot mount a tmpfs: ${mounted.stderr}`, () => {});
+      return;
+    }
+    const children: ChildProcess[] = [];
+    t.teardown(() => {
+      for (const child of children)
+        if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
+      spawnSync('umount', ['-l', mountPoint]);
+      rmSync(mountPoint, { recursive: true, force: true });
+    });
+    const dataDir = join(mountPoint, 'data');
+    mkdirSync(dataDir);
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const node = startNode(dataDir, port);
+    children.push(node.child);
+    await node.serving;
+    const post = (path: string, body: unknown) =>
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    t.equal((await post('/v1/groups', {})).status, 201, 'group 2 on the node');
+    let placed = 0;
+    for (let i = 0; i < 50 && placed !== 201; i++) {
+      placed = (await post('/v1/realms', { name: 'shop', group: 2 })).status;
+      if (placed !== 201) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    t.equal(placed, 201, 'shop placed in group 2');
+    const free = Number(
+      spawnSync('df', ['-B1', '--output=avail', mountPoint], { encoding: 'utf8' })
+        .stdout.trim()
+        .split('\n')[1],
+    );
+    writeFileSync(join(mountPoint, 'filler'), Buffer.alloc(Math.max(0, free - 3 * MIB)));
+    const big = { blob: 'x'.repeat(200 * 1024) };
+    for (let i = 0; i < 200; i++) {
+      const answer = await fetch(`${base}/v1/realms/shop/kv/big-${i}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(big),
+      }).catch(() => undefined);
+      if (answer === undefined || answer.status !== 200) break;
+    }
+    t.equal(
+      await exitCode(node.child, 10_000),
+      75,
+      'the node exits 75, not a group that never applies again',
+    );
+    t.match(node.output(), /raft group failed.*exiting with code 75/s, 'and says so');
+  },
+);
