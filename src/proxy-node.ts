@@ -94,7 +94,16 @@ export class ProxyNode {
         return self.node?.stopping ? 'stopping' : undefined;
       },
     });
-    const watches = new ProxyWatches(members, log, { requestTimeoutMs: config.requestTimeoutMs });
+    // A placed realm's polls go to a member of its group (the others refuse a proxy's call for it).
+    const watches = new ProxyWatches(
+      {
+        pick: (deadline, avoid, realm) => members.pickFor(realm, false, deadline, avoid),
+        send: (peer, name, request, options) => members.send(peer, name, request, options),
+        moveOff: (peer) => members.moveOff(peer),
+      },
+      log,
+      { requestTimeoutMs: config.requestTimeoutMs },
+    );
     // The members check every write again; these refuse what they would refuse before it travels.
     const limits = { ...STORAGE_DEFAULTS, commandMaxBytes: Math.max(config.maxRequestBytes * 2, 64 * 1024) };
     const gate = new ProxyGate((token, require) => kv.principal(token, require));

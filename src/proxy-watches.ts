@@ -20,7 +20,8 @@ import type { WsError } from './ws-protocol.js';
  * one failed.
  */
 export interface WatchMembers {
-  pick(deadline: number, avoid?: string): Promise<{ peer: string; name: string }>;
+  /** A member to poll for `realm`'s events (one of its raft group's, where that is known). */
+  pick(deadline: number, avoid?: string, realm?: string): Promise<{ peer: string; name: string }>;
   send<T>(
     peer: string,
     name: string,
@@ -148,7 +149,7 @@ export class ProxyWatches implements Watches {
       }
       let member: { peer: string; name: string };
       try {
-        member = await this.members.pick(deadline, avoid);
+        member = await this.members.pick(deadline, avoid, request.realm);
       } catch {
         return { ok: false, error: wsError('UNAVAILABLE', last) };
       }

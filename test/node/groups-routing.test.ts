@@ -116,6 +116,18 @@ t.test(
       20_000,
     );
     await new Promise((resolve) => setTimeout(resolve, 2500));
+    // A watch of shop through the proxy polls the group's member; it sees every write below.
+    const watcher = new Client({ endpoints: [proxy.url] });
+    t.teardown(() => watcher.close());
+    const from = (await client.put('shop', 'mark', 0)).revision + 1;
+    const events: string[] = [];
+    const watch = watcher.watch('shop', 's', { fromRevision: from });
+    const watched = (async () => {
+      for await (const event of watch) {
+        events.push(event.key);
+        if (events.length >= WRITES) break;
+      }
+    })();
     const start = await requestsSent(nodes);
     for (let i = 0; i < WRITES; i++) await client.put('shop', `s${i}`, i);
     const hops = (await requestsSent(nodes)) - start;
@@ -123,6 +135,13 @@ t.test(
       hops < WRITES / 5,
       `members passed on ${hops} requests for ${WRITES} writes of shop through the proxy`,
     );
+    await Promise.race([watched, new Promise((resolve) => setTimeout(resolve, 20_000))]);
+    t.same(
+      events,
+      Array.from({ length: WRITES }, (_, i) => `s${i}`),
+      'the watch through the proxy saw every write of shop, in order',
+    );
+    watch.close();
     // Group 1's writes go to the proxy's member, which passes them to the leader, as before.
     for (let i = 0; i < WRITES; i++) await client.put('default', `d${i}`, i);
     t.equal(
