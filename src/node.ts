@@ -1199,33 +1199,35 @@ export class ConclaveNode {
    * does not answer is listed as unreachable, never waited for longer).
    */
   async groupsView(detail = false): Promise<GroupsView> {
-    const { mesh, peers } = this.parts;
     const state = this.main.storage.state;
     const others = [...state.membership.voters, ...state.membership.learners].filter(
       (name) => name !== this.config.name,
     );
-    const asked = others.map(async (name): Promise<NodeReport> => {
-      const peer = peers.peerOf(name);
-      if (mesh === undefined || peer === undefined) return { node: name, error: 'not connected' };
-      try {
-        const groups = await forward<LocalGroupStatus[]>(
-          mesh,
-          peer,
-          { type: 'groups' },
-          { timeoutMs: GROUPS_ASK_TIMEOUT_MS, target: name, mayApply: false },
-        );
-        if (!Array.isArray(groups)) return { node: name, error: 'answered in an unknown shape' };
-        return { node: name, groups };
-      } catch (error) {
-        return { node: name, error: (error as Error).message };
-      }
-    });
     const reports = [
       { node: this.config.name, groups: localGroupStatuses(this.parts.groups) },
-      ...(await Promise.all(asked)),
+      ...(await Promise.all(others.map((name) => this.askGroups(name)))),
     ];
     const view = mergeGroupViews(state.groups, state.membership.voters, reports);
     return detail ? { ...view, reports } : view;
+  }
+
+  /** What member `name` reports of the groups it runs (its `groups` answer), within GROUPS_ASK_TIMEOUT_MS. */
+  private async askGroups(name: string): Promise<NodeReport> {
+    const { mesh, peers } = this.parts;
+    const peer = peers.peerOf(name);
+    if (mesh === undefined || peer === undefined) return { node: name, error: 'not connected' };
+    try {
+      const groups = await forward<LocalGroupStatus[]>(
+        mesh,
+        peer,
+        { type: 'groups' },
+        { timeoutMs: GROUPS_ASK_TIMEOUT_MS, target: name, mayApply: false },
+      );
+      if (!Array.isArray(groups)) return { node: name, error: 'answered in an unknown shape' };
+      return { node: name, groups };
+    } catch (error) {
+      return { node: name, error: (error as Error).message };
+    }
   }
 
   /**
@@ -1233,29 +1235,13 @@ export class ConclaveNode {
    * (in parallel, each within GROUPS_ASK_TIMEOUT_MS); undefined when none says it leads.
    */
   async groupLeaderReport(id: number): Promise<LocalGroupStatus | undefined> {
-    const { mesh, peers } = this.parts;
-    if (mesh === undefined) return undefined;
     const record = this.main.storage.state.groups.groups.find((g) => g.id === id);
-    if (record === undefined) return undefined;
+    if (this.parts.mesh === undefined || record === undefined) return undefined;
     const names = [...new Set([...record.members, ...(record.joined ?? [])])].filter(
       (name) => name !== this.config.name,
     );
-    const answers = await Promise.all(
-      names.map(async (name) => {
-        const peer = peers.peerOf(name);
-        if (peer === undefined) return undefined;
-        try {
-          const groups = await forward<LocalGroupStatus[]>(
-            mesh,
-            peer,
-            { type: 'groups' },
-            { timeoutMs: GROUPS_ASK_TIMEOUT_MS, target: name, mayApply: false },
-          );
-          return Array.isArray(groups) ? groups.find((g) => g.id === id && g.role === 'leader') : undefined;
-        } catch {
-          return undefined;
-        }
-      }),
+    const answers = (await Promise.all(names.map((name) => this.askGroups(name)))).map((report) =>
+      report.groups?.find((g) => g.id === id && g.role === 'leader'),
     );
     return answers.filter((a): a is LocalGroupStatus => a !== undefined).sort((a, b) => b.term - a.term)[0];
   }

@@ -86,20 +86,7 @@ export class Client {
   constructor(options: ClientOptions) {
     this.options = resolveOptions(options);
     this.rpc = new Rpc((link, push) => this.route(link, push), this.options.maxRequestBytes);
-    this.connection = new Connection(
-      {
-        urls: this.options.urls,
-        connectTimeoutMs: this.options.connectTimeoutMs,
-        backoffBaseMs: this.options.backoffBaseMs,
-        backoffMaxMs: this.options.backoffMaxMs,
-        ca: this.options.ca,
-        token: this.options.token,
-      },
-      {
-        onMessage: (link, text) => this.receive(link, text),
-        onLost: (link) => this.onLost(link),
-      },
-    );
+    this.connection = this.connectionOver(this.options.urls);
     this.host = {
       open: (signal) => this.connection.open(signal),
       call: (link, body, signal, hooks) => this.rpc.call(link, body, signal, hooks),
@@ -400,9 +387,14 @@ export class Client {
   private connectionTo(url: string): Connection {
     const urls = this.options.urls;
     const at = urls.indexOf(url);
+    return this.connectionOver([...urls.slice(at), ...urls.slice(0, at)]);
+  }
+
+  /** A connection over `urls` (dialed in that order), its messages and losses routed by link. */
+  private connectionOver(urls: readonly string[]): Connection {
     return new Connection(
       {
-        urls: [...urls.slice(at), ...urls.slice(0, at)],
+        urls,
         connectTimeoutMs: this.options.connectTimeoutMs,
         backoffBaseMs: this.options.backoffBaseMs,
         backoffMaxMs: this.options.backoffMaxMs,

@@ -4,7 +4,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { freePort } from '../../scripts/local-cluster.js';
 import { watchServing } from './wait-serving.js';
 
@@ -34,26 +34,45 @@ function exitCode(child: ChildProcess, timeoutMs: number): Promise<number | null
   });
 }
 
+/**
+ * A 48 MiB tmpfs with a data directory in it, unmounted (and its node processes killed) when
+ * the test ends; undefined (the test skipped) if it cannot be mounted.
+ */
+function smallDisk(t: Test): { mountPoint: string; dataDir: string; children: ChildProcess[] } | undefined {
+  const mountPoint = mkdtempSync(join(tmpdir(), 'conclave-diskfull-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', mountPoint]);
+  if (mounted.status !== 0) {
+    t.skip(`cannot mount a tmpfs: ${mounted.stderr}`, () => {});
+    return undefined;
+  }
+  const children: ChildProcess[] = [];
+  t.teardown(() => {
+    for (const child of children)
+      if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
+    spawnSync('umount', ['-l', mountPoint]);
+    rmSync(mountPoint, { recursive: true, force: true });
+  });
+  const dataDir = join(mountPoint, 'data');
+  mkdirSync(dataDir);
+  return { mountPoint, dataDir, children };
+}
+
+/** Fills the disk at `mountPoint` with a file, leaving 3 MiB free. */
+function fillBut3MiB(mountPoint: string): void {
+  const free = Number(
+    spawnSync('df', ['-B1', '--output=avail', mountPoint], { encoding: 'utf8' }).stdout.trim().split('\n')[1],
+  );
+  writeFileSync(join(mountPoint, 'filler'), Buffer.alloc(Math.max(0, free - 3 * MIB)));
+}
+
 const root = process.getuid?.() === 0;
 t.test(
   'a node whose disk fills stops serving and exits 75; with space back it restarts with its data',
   { skip: root ? false : 'needs root to mount a small tmpfs' },
   async (t) => {
-    const mountPoint = mkdtempSync(join(tmpdir(), 'conclave-diskfull-'));
-    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', mountPoint]);
-    if (mounted.status !== 0) {
-      t.skip(`cannot mount a tmpfs: ${mounted.stderr}`, () => {});
-      return;
-    }
-    const children: ChildProcess[] = [];
-    t.teardown(() => {
-      for (const child of children)
-        if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
-      spawnSync('umount', ['-l', mountPoint]);
-      rmSync(mountPoint, { recursive: true, force: true });
-    });
-    const dataDir = join(mountPoint, 'data');
-    mkdirSync(dataDir);
+    const disk = smallDisk(t);
+    if (disk === undefined) return;
+    const { mountPoint, dataDir, children } = disk;
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const first = startNode(dataDir, port);
@@ -68,12 +87,7 @@ t.test(
     t.equal((await put('kept', { n: 1 })).status, 200, 'a write before the disk fills');
 
     // Leave a few MiB free, then write until the node refuses.
-    const free = Number(
-      spawnSync('df', ['-B1', '--output=avail', mountPoint], { encoding: 'utf8' })
-        .stdout.trim()
-        .split('\n')[1],
-    );
-    writeFileSync(join(mountPoint, 'filler'), Buffer.alloc(Math.max(0, free - 3 * MIB)));
+    fillBut3MiB(mountPoint);
     const big = { blob: 'x'.repeat(200 * 1024) };
     let refused: { status: number; body: { code?: string; message?: string } } | undefined;
     for (let i = 0; i < 200 && refused === undefined; i++) {
@@ -111,21 +125,9 @@ t.test(
   'a raft group besides group 1 that fails on a full disk takes the node down with 75 too',
   { skip: root ? false : 'needs root to mount a small tmpfs' },
   async (t) => {
-    const mountPoint = mkdtempSync(join(tmpdir(), 'conclave-diskfull-'));
-    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', mountPoint]);
-    if (mounted.status !== 0) {
-      t.skip(`cannot mount a tmpfs: ${mounted.stderr}`, () => {});
-      return;
-    }
-    const children: ChildProcess[] = [];
-    t.teardown(() => {
-      for (const child of children)
-        if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
-      spawnSync('umount', ['-l', mountPoint]);
-      rmSync(mountPoint, { recursive: true, force: true });
-    });
-    const dataDir = join(mountPoint, 'data');
-    mkdirSync(dataDir);
+    const disk = smallDisk(t);
+    if (disk === undefined) return;
+    const { mountPoint, dataDir, children } = disk;
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const node = startNode(dataDir, port);
@@ -144,12 +146,7 @@ t.test(
       if (placed !== 201) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     t.equal(placed, 201, 'shop placed in group 2');
-    const free = Number(
-      spawnSync('df', ['-B1', '--output=avail', mountPoint], { encoding: 'utf8' })
-        .stdout.trim()
-        .split('\n')[1],
-    );
-    writeFileSync(join(mountPoint, 'filler'), Buffer.alloc(Math.max(0, free - 3 * MIB)));
+    fillBut3MiB(mountPoint);
     const big = { blob: 'x'.repeat(200 * 1024) };
     for (let i = 0; i < 200; i++) {
       const answer = await fetch(`${base}/v1/realms/shop/kv/big-${i}`, {
