@@ -10,6 +10,7 @@ import {
   type ListOptions,
   type MemberRole,
   type Operation,
+  type RealmRecord,
   type SessionRef,
 } from '../storage/index.js';
 import type { LeaderForwarder } from './forwarding.js';
@@ -359,18 +360,9 @@ export class MemberKv implements KvService {
     const view: DefinitionView = {
       version: state.access.version,
       definition,
-      realms: [
-        ...state.realms().map((name) => {
-          const record = state.realm(name)!;
-          return {
-            name,
-            createRevision: record.createRevision,
-            documents: record.documents ?? 0,
-            settings: record.settings ?? {},
-          };
-        }),
-        ...placed.realms,
-      ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+      realms: [...state.realms().map((name) => realmEntry(name, state.realm(name)!)), ...placed.realms].sort(
+        (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+      ),
       ...(placed.unreachableRealms === undefined ? {} : { unreachableRealms: placed.unreachableRealms }),
       tokens: state
         .tokens()
@@ -389,11 +381,7 @@ export class MemberKv implements KvService {
   private async placedRealmRecords(
     consistency: Consistency,
   ): Promise<{ realms: DefinitionView['realms']; unreachableRealms?: string[] }> {
-    const byGroup = new Map<number, string[]>();
-    for (const realm of this.init.placedRealms?.() ?? []) {
-      const id = this.init.groupOfRealm?.(realm) ?? FIRST_GROUP;
-      if (id !== FIRST_GROUP) byGroup.set(id, [...(byGroup.get(id) ?? []), realm]);
-    }
+    const byGroup = this.placedByGroup(this.init.placedRealms?.() ?? []);
     const realms: DefinitionView['realms'][number][] = [];
     const unreachable: string[] = [];
     await Promise.all(
@@ -422,29 +410,26 @@ export class MemberKv implements KvService {
   async realmRecords(names: readonly string[], consistency: Consistency): Promise<DefinitionView['realms']> {
     this.init.refuseIfStopping();
     const out: DefinitionView['realms'][number][] = [];
-    const byGroup = new Map<number, string[]>();
-    for (const name of names) {
-      const id = this.init.groupOfRealm?.(name) ?? FIRST_GROUP;
-      if (id !== FIRST_GROUP && this.init.groupById?.(id) !== undefined) {
-        byGroup.set(id, [...(byGroup.get(id) ?? []), name]);
-      }
-    }
-    for (const [id, list] of byGroup) {
+    for (const [id, list] of this.placedByGroup(names)) {
       const group = this.init.groupById?.(id);
-      if (group === undefined) continue;
+      if (group === undefined) continue; // Not run here: left out.
       await this.readBarrier(consistency, group);
       for (const name of list) {
         const record = group.storage.state.realm(name);
-        if (record === undefined) continue;
-        out.push({
-          name,
-          createRevision: record.createRevision,
-          documents: record.documents ?? 0,
-          settings: record.settings ?? {},
-        });
+        if (record !== undefined) out.push(realmEntry(name, record));
       }
     }
     return out;
+  }
+
+  /** `names` by the raft group holding each, those of group 1 left out. */
+  private placedByGroup(names: readonly string[]): Map<number, string[]> {
+    const byGroup = new Map<number, string[]>();
+    for (const name of names) {
+      const id = this.init.groupOfRealm?.(name) ?? FIRST_GROUP;
+      if (id !== FIRST_GROUP) byGroup.set(id, [...(byGroup.get(id) ?? []), name]);
+    }
+    return byGroup;
   }
 
   async route(realm: string): Promise<{ group: number; leader: string }> {
@@ -586,4 +571,14 @@ export class MemberKv implements KvService {
       },
     };
   }
+}
+
+/** A realm's entry in the definition view. */
+function realmEntry(name: string, record: RealmRecord): DefinitionView['realms'][number] {
+  return {
+    name,
+    createRevision: record.createRevision,
+    documents: record.documents ?? 0,
+    settings: record.settings ?? {},
+  };
 }

@@ -23,6 +23,16 @@ function startNode(
   return { child, ...watchServing(child, 20_000) };
 }
 
+/** `started`, once it serves; its process is killed when the test ends (`children`). */
+async function serving<T extends { child: ChildProcess; serving: Promise<void> }>(
+  started: T,
+  children: ChildProcess[],
+): Promise<T> {
+  children.push(started.child);
+  await started.serving;
+  return started;
+}
+
 function exitCode(child: ChildProcess, timeoutMs: number): Promise<number | null | 'running'> {
   return new Promise((resolve) => {
     if (child.exitCode !== null) return resolve(child.exitCode);
@@ -75,9 +85,7 @@ t.test(
     const { mountPoint, dataDir, children } = disk;
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    const first = startNode(dataDir, port);
-    children.push(first.child);
-    await first.serving;
+    const first = await serving(startNode(dataDir, port), children);
     const put = (key: string, value: unknown) =>
       fetch(`${base}/v1/realms/default/kv/${key}`, {
         method: 'PUT',
@@ -111,9 +119,7 @@ t.test(
 
     // Space comes back; the restarted node serves what it acknowledged.
     rmSync(join(mountPoint, 'filler'));
-    const second = startNode(dataDir, port);
-    children.push(second.child);
-    await second.serving;
+    await serving(startNode(dataDir, port), children);
     const kept = await fetch(`${base}/v1/realms/default/kv/kept`);
     t.equal(kept.status, 200, 'the acknowledged write survived');
     t.same(((await kept.json()) as { value: unknown }).value, { n: 1 });
@@ -130,9 +136,7 @@ t.test(
     const { mountPoint, dataDir, children } = disk;
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    const node = startNode(dataDir, port);
-    children.push(node.child);
-    await node.serving;
+    const node = await serving(startNode(dataDir, port), children);
     const post = (path: string, body: unknown) =>
       fetch(`${base}${path}`, {
         method: 'POST',
