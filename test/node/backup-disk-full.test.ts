@@ -96,6 +96,10 @@ t.test(
     t.match(failure?.error, /ENOSPC/, 'the service reports its failure in the status');
     const text = await run(process.execPath, [CLI, 'status', '--endpoints', base]);
     t.match(text.stdout, /backups: .*no success yet; last failure \d+ s ago by node1: .*ENOSPC/);
+    // A backup runs every second: stop the node so that none is being written when the directory is read.
+    const exited = new Promise((resolve) => child!.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
     t.same(readdirSync(mountPoint), ['existing.snap'], 'no partial or damaged file is left');
     t.equal(
       readFileSync(join(mountPoint, 'existing.snap'), 'utf8'),
